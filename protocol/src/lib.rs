@@ -1,0 +1,47 @@
+//! The distroweb protocol: a pure, deterministic state machine for one peer.
+//!
+//! A node tracks the content whose hash is close to its id, finds the trackers
+//! of other content through a Kademlia-style DHT, and speaks one wire format.
+//! The same code runs inside the simulator and in the live TCP node.
+//!
+//! This crate never reads the clock, draws OS randomness, spawns threads, opens
+//! sockets or files, or iterates a hash map: time and a seed come from the driver,
+//! and outputs are pulled with `poll_*` (see [`Node`] for the drain contract).
+//! `clippy.toml` in this crate bans the offending APIs.
+//!
+//! Start reading at [`Node`]; the rest, in dependency order:
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Every tunable, with the bound it sets.
+pub mod config;
+/// Peers: an id plus an address of the driver's choosing.
+pub mod contact;
+/// Distance metrics (XOR, Hamming) over ids.
+pub mod distance;
+/// Outputs to the driver: transmits and events.
+pub mod event;
+/// 256-bit ids for nodes and content.
+pub mod id;
+/// The node state machine.
+pub mod node;
+/// Query ids, kinds, results, statistics; the iterative walk.
+pub mod query;
+/// Provider records this node tracks, and the keys it provides.
+pub mod records;
+/// The k-bucket routing table.
+pub mod routing;
+/// The driver's notion of time.
+pub mod time;
+/// The wire format and its bounded codec.
+pub mod wire;
+
+pub use config::{Config, ConfigError, Strategy};
+pub use contact::{Address, Contact};
+pub use distance::{Distance, Metric};
+pub use event::{Event, Misbehaviour, Transmit};
+pub use id::{Id, ParseIdError};
+pub use node::{CommandError, Counters, Node};
+pub use query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
+pub use time::Time;
+pub use wire::{Body, DecodeError, EncodeError, Message, RpcId, TrafficClass};

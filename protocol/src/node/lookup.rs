@@ -1,0 +1,421 @@
+//! Commands that start queries, and the driving of queries to their end.
+
+use crate::config::Strategy;
+use crate::contact::{Address, Contact};
+use crate::event::Event;
+use crate::id::Id;
+use crate::query::closest::{ClosestPeers, Step};
+use crate::query::{Phase, Query, QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
+use crate::time::Time;
+use crate::wire::{Body, RouteWant};
+
+use super::{CommandError, Node, Purpose};
+
+impl<A: Address> Node<A> {
+    /// Joins the network through peers at `seeds` (their ids need not be known),
+    /// then walks towards its own id so that its neighbours learn of it.
+    ///
+    /// Implementation note: joins use the iterative walk under both strategies; a
+    /// recursive walk would not introduce the newcomer to the nodes near its id.
+    pub fn bootstrap(&mut self, now: Time, seeds: &[A]) -> Result<QueryId, CommandError> {
+        let q = self.start(now, QueryKind::Bootstrap, self.id, Strategy::Iterative)?;
+        let mut sent = 0;
+        for seed in seeds {
+            let body = Body::FindNode { target: self.id };
+            if self.send_request(now, seed.clone(), None, body, Purpose::Query(q), false) {
+                sent += 1;
+            }
+        }
+        if let Some(query) = self.queries.get_mut(&q) {
+            query.stats.requests += sent;
+            if let Phase::Iterative { seeds_pending, .. } = &mut query.phase {
+                *seeds_pending = sent as usize;
+            }
+        }
+        self.drive(now, q);
+        Ok(q)
+    }
+
+    /// Finds the `k` nodes closest to `target`.
+    pub fn find_node(&mut self, now: Time, target: Id) -> Result<QueryId, CommandError> {
+        let q = self.start(now, QueryKind::FindNode, target, self.config.strategy)?;
+        self.launch(now, q);
+        Ok(q)
+    }
+
+    /// Finds peers that hold `key`.
+    pub fn find_providers(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
+        let q = self.start(now, QueryKind::FindProviders, key, self.config.strategy)?;
+        let local = self
+            .providers
+            .get(now, &key, self.config.max_providers_returned);
+        let enough = self.config.providers_enough;
+        let max = self.config.max_providers_returned;
+        if let Some(query) = self.queries.get_mut(&q) {
+            query.add_providers(local, max);
+            if query.providers.len() >= enough {
+                // This node tracks the key itself: no hop needed.
+                query.completed_depth = None;
+                self.finish(now, q);
+                return Ok(q);
+            }
+        }
+        self.launch(now, q);
+        Ok(q)
+    }
+
+    /// Announces that this node holds `key`: stores a provider record at the `r`
+    /// closest nodes, and republishes it every `republish_interval` until
+    /// [`Node::stop_providing`].
+    pub fn announce(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
+        if !self.provided.contains(&key) && self.provided.len() >= self.config.max_provided_keys {
+            return Err(CommandError::TooManyProvided {
+                max: self.config.max_provided_keys,
+            });
+        }
+        let q = self.start(now, QueryKind::Announce, key, self.config.strategy)?;
+        self.provided
+            .insert(key, now + self.config.republish_interval);
+        self.launch(now, q);
+        Ok(q)
+    }
+
+    /// Stops announcing `key`; records already stored elsewhere lapse at their TTL.
+    pub fn stop_providing(&mut self, key: &Id) -> bool {
+        self.provided.remove(key)
+    }
+
+    /// Registers a query and sets it on its walk.
+    pub(super) fn start(
+        &mut self,
+        now: Time,
+        kind: QueryKind,
+        target: Id,
+        strategy: Strategy,
+    ) -> Result<QueryId, CommandError> {
+        if self.queries.len() >= self.config.max_queries {
+            return Err(CommandError::TooManyQueries {
+                max: self.config.max_queries,
+            });
+        }
+        let id = self.new_query_id();
+        self.table.mark_refreshed(&target, now);
+        let phase = match strategy {
+            Strategy::Iterative => {
+                let mut peers = ClosestPeers::new(
+                    target,
+                    self.config.metric,
+                    self.config.k,
+                    self.config.alpha,
+                    self.config.max_lookup_candidates,
+                );
+                for c in self.table.closest(&target, self.config.k) {
+                    peers.add(c, 0);
+                }
+                Phase::Iterative {
+                    peers,
+                    seeds_pending: 0,
+                }
+            }
+            Strategy::Recursive => Phase::Recursive,
+        };
+        let deadline = now + self.config.query_timeout;
+        self.queries.insert(
+            id,
+            Query {
+                kind,
+                strategy,
+                target,
+                deadline,
+                stats: QueryStats {
+                    started: now,
+                    ..QueryStats::default()
+                },
+                phase,
+                providers: Vec::new(),
+                completed_depth: None,
+                internal: kind == QueryKind::Refresh,
+            },
+        );
+        self.query_deadlines.insert((deadline, id));
+        Ok(id)
+    }
+
+    /// Sets a registered query on its walk.
+    pub(super) fn launch(&mut self, now: Time, q: QueryId) {
+        let Some(query) = self.queries.get(&q) else {
+            return;
+        };
+        match query.strategy {
+            Strategy::Iterative => self.drive(now, q),
+            Strategy::Recursive => {
+                let want = match query.kind {
+                    QueryKind::FindProviders => RouteWant::Providers,
+                    _ => RouteWant::Closest,
+                };
+                let target = query.target;
+                self.start_route(now, q, target, want);
+            }
+        }
+    }
+
+    /// Moves an iterative query forward: sends requests while it may, finishes it
+    /// when the walk is over.
+    pub(super) fn drive(&mut self, now: Time, q: QueryId) {
+        loop {
+            let Some(query) = self.queries.get_mut(&q) else {
+                return;
+            };
+            let Phase::Iterative {
+                peers,
+                seeds_pending,
+            } = &mut query.phase
+            else {
+                return;
+            };
+            if *seeds_pending > 0 {
+                return;
+            }
+            let body = match query.kind {
+                QueryKind::FindProviders => Body::GetProviders { key: query.target },
+                _ => Body::FindNode {
+                    target: query.target,
+                },
+            };
+            match peers.next() {
+                Step::Contact(c) => {
+                    query.stats.requests += 1;
+                    let id = c.id;
+                    if !self.send_request(now, c.addr, Some(id), body, Purpose::Query(q), false) {
+                        // Over the pending-request bound: skip this peer rather than stall.
+                        self.query_request_failed(now, q, Some(id));
+                        return;
+                    }
+                }
+                Step::Wait => return,
+                Step::Finished => {
+                    self.walk_done(now, q);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A reply to one of a query's requests.
+    pub(super) fn query_reply(
+        &mut self,
+        now: Time,
+        q: QueryId,
+        sender: Contact<A>,
+        seed: bool,
+        closer: Vec<Contact<A>>,
+        providers: Vec<Contact<A>>,
+    ) {
+        let own = self.id;
+        let max = self.config.max_providers_returned;
+        let enough = self.config.providers_enough;
+        let Some(query) = self.queries.get_mut(&q) else {
+            return;
+        };
+        query.stats.replies += 1;
+        let Phase::Iterative {
+            peers,
+            seeds_pending,
+        } = &mut query.phase
+        else {
+            return;
+        };
+        let depth = if seed {
+            *seeds_pending = seeds_pending.saturating_sub(1);
+            peers.add_succeeded(sender, 0);
+            0
+        } else {
+            match peers.on_success(&sender.id) {
+                Some(d) => d,
+                // A late reply to a peer the walk already gave up on.
+                None => return,
+            }
+        };
+        for c in closer {
+            if c.id != own {
+                peers.add(c, depth + 1);
+            }
+        }
+        if !providers.is_empty() {
+            query.add_providers(providers, max);
+            if query.kind == QueryKind::FindProviders && query.providers.len() >= enough {
+                query.completed_depth = Some(depth);
+                self.finish(now, q);
+                return;
+            }
+        }
+        self.drive(now, q);
+    }
+
+    /// A query's request failed (`to_id` is `None` for a bootstrap seed).
+    pub(super) fn query_request_failed(&mut self, now: Time, q: QueryId, to_id: Option<Id>) {
+        let Some(query) = self.queries.get_mut(&q) else {
+            return;
+        };
+        query.stats.failures += 1;
+        match &mut query.phase {
+            Phase::Iterative {
+                peers,
+                seeds_pending,
+            } => {
+                match to_id {
+                    None => *seeds_pending = seeds_pending.saturating_sub(1),
+                    Some(id) => peers.on_failure(&id),
+                }
+                self.drive(now, q);
+            }
+            Phase::Storing { .. } => self.stored_ack(now, q, false),
+            Phase::Recursive => {}
+        }
+    }
+
+    /// The walk of an iterative query is over: finish it, or (announce) store.
+    fn walk_done(&mut self, now: Time, q: QueryId) {
+        let Some(query) = self.queries.get_mut(&q) else {
+            return;
+        };
+        let Phase::Iterative { peers, .. } = &query.phase else {
+            return;
+        };
+        let closest = peers.succeeded(self.config.k);
+        if query.completed_depth.is_none() {
+            query.completed_depth = closest.first().map(|(_, d)| *d);
+        }
+        let contacts: Vec<Contact<A>> = closest.into_iter().map(|(c, _)| c).collect();
+        let kind = query.kind;
+        if kind == QueryKind::Bootstrap {
+            self.join_refresh(now);
+        }
+        if kind == QueryKind::Announce {
+            self.store_at(now, q, contacts);
+        } else {
+            self.finish_with(now, q, Some(contacts));
+        }
+    }
+
+    /// Second phase of an announce: ask the `r` closest of `closest` (and this
+    /// node, if it is one of them) to record us as a provider.
+    pub(super) fn store_at(&mut self, now: Time, q: QueryId, closest: Vec<Contact<A>>) {
+        let Some(query) = self.queries.get(&q) else {
+            return;
+        };
+        let key = query.target;
+        let r = self.config.replication;
+        let metric = self.config.metric;
+        let own_distance = metric.distance(&self.id, &key);
+        let mut targets: Vec<Contact<A>> = closest
+            .into_iter()
+            .filter(|c| c.id != self.id)
+            .take(r)
+            .collect();
+        let mut stored = 0;
+        let self_is_close = targets.len() < r
+            || targets
+                .last()
+                .is_some_and(|c| metric.distance(&c.id, &key) > own_distance);
+        if self_is_close {
+            self.providers.add(now, key, self.contact());
+            stored += 1;
+            if targets.len() >= r {
+                targets.pop();
+            }
+        }
+        let mut pending = 0;
+        for c in targets {
+            let body = Body::AddProvider { key };
+            if self.send_request(now, c.addr, Some(c.id), body, Purpose::Query(q), false) {
+                pending += 1;
+            }
+        }
+        if let Some(query) = self.queries.get_mut(&q) {
+            query.stats.requests += pending as u32;
+            query.phase = Phase::Storing { pending, stored };
+        }
+        if pending == 0 {
+            self.finish(now, q);
+        }
+    }
+
+    /// An acknowledgement (or failure) of a provider record.
+    pub(super) fn stored_ack(&mut self, now: Time, q: QueryId, ok: bool) {
+        let Some(query) = self.queries.get_mut(&q) else {
+            return;
+        };
+        let Phase::Storing { pending, stored } = &mut query.phase else {
+            return;
+        };
+        *pending = pending.saturating_sub(1);
+        if ok {
+            *stored += 1;
+        }
+        if *pending == 0 {
+            self.finish(now, q);
+        }
+    }
+
+    /// Ends a query from whatever it has gathered.
+    pub(super) fn finish(&mut self, now: Time, q: QueryId) {
+        self.finish_with(now, q, None);
+    }
+
+    pub(super) fn finish_with(&mut self, now: Time, q: QueryId, closest: Option<Vec<Contact<A>>>) {
+        let Some(query) = self.queries.get(&q) else {
+            return;
+        };
+        let result = match (query.kind, &query.phase) {
+            (_, Phase::Storing { stored, .. }) if *stored > 0 => {
+                Ok(QueryOutput::Announced { stored: *stored })
+            }
+            (_, Phase::Storing { .. }) => Err(QueryError::NoPeers),
+            (QueryKind::FindProviders, _) if !query.providers.is_empty() => {
+                Ok(QueryOutput::Providers(query.providers.clone()))
+            }
+            (QueryKind::FindProviders, _) => Err(QueryError::NotFound),
+            (QueryKind::Bootstrap, _) if !self.table.is_empty() => Ok(QueryOutput::Bootstrapped {
+                contacts: self.table.len(),
+            }),
+            (_, _) => match closest {
+                Some(c) if !c.is_empty() => Ok(QueryOutput::Closest(c)),
+                _ => Err(QueryError::NoPeers),
+            },
+        };
+        self.complete(now, q, result);
+    }
+
+    pub(super) fn fail_query(&mut self, now: Time, q: QueryId, error: QueryError) {
+        self.complete(now, q, Err(error));
+    }
+
+    /// Removes the query and reports it (unless it was internal).
+    pub(super) fn complete(
+        &mut self,
+        now: Time,
+        q: QueryId,
+        result: Result<QueryOutput<A>, QueryError>,
+    ) {
+        let Some(mut query) = self.queries.remove(&q) else {
+            return;
+        };
+        self.query_deadlines.remove(&(query.deadline, q));
+        query.stats.finished = now;
+        if query.strategy == Strategy::Iterative {
+            query.stats.hops = query.completed_depth.map_or(0, |d| d + 1);
+            query.stats.messages = query.stats.requests + query.stats.replies;
+        }
+        if query.internal {
+            return;
+        }
+        self.push_event(Event::QueryFinished {
+            id: q,
+            kind: query.kind,
+            target: query.target,
+            result,
+            stats: query.stats,
+        });
+    }
+}

@@ -1,0 +1,443 @@
+//! The protocol node: one peer's whole state machine, driven from outside.
+
+mod lookup;
+mod maintenance;
+mod requests;
+mod route;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::config::{Config, ConfigError};
+use crate::contact::{Address, Contact};
+use crate::event::{Event, Misbehaviour, Transmit};
+use crate::id::Id;
+use crate::query::{Query, QueryId};
+use crate::records::{Provided, ProviderStore};
+use crate::routing::{Observed, RoutingTable};
+use crate::time::Time;
+use crate::wire::{Body, Message, Route, RpcId};
+
+/// Why a command was refused. The node's state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// `max_queries` queries are already running.
+    #[error("too many queries running (at most {max})")]
+    TooManyQueries {
+        /// The configured bound.
+        max: usize,
+    },
+    /// `max_provided_keys` keys are already announced by this node.
+    #[error("already providing the most keys allowed ({max})")]
+    TooManyProvided {
+        /// The configured bound.
+        max: usize,
+    },
+}
+
+/// Counters of what the node did, for experiments and status pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages handed to the driver.
+    pub messages_sent: u64,
+    /// Messages received from the driver.
+    pub messages_received: u64,
+    /// Requests sent that expected a reply.
+    pub requests_sent: u64,
+    /// Requests that got no reply in time (or could not be sent).
+    pub requests_failed: u64,
+    /// Requests from peers that this node answered.
+    pub requests_answered: u64,
+    /// Messages dropped because a peer misbehaved.
+    pub misbehaviour: u64,
+    /// Outgoing messages dropped because the transmit queue was full.
+    pub transmits_dropped: u64,
+    /// Events dropped because the event queue was full.
+    pub events_dropped: u64,
+}
+
+/// Why a pending request was sent, so its reply (or timeout) reaches the right place.
+#[derive(Debug)]
+enum Purpose<A> {
+    /// A request on behalf of a query.
+    Query(QueryId),
+    /// A ping to the head of a full bucket, deciding whether it may be evicted.
+    EvictionPing,
+    /// A recursive route forwarded to the next hop, awaiting its acknowledgement.
+    Forward(Box<Forward<A>>),
+}
+
+/// A recursive route this node forwarded and is responsible for until acknowledged.
+#[derive(Debug)]
+struct Forward<A> {
+    route: Route<A>,
+    /// Next hops already tried, in order.
+    tried: Vec<Id>,
+}
+
+#[derive(Debug)]
+struct Pending<A> {
+    to: A,
+    /// `None` for a bootstrap seed whose id we do not know yet.
+    to_id: Option<Id>,
+    deadline: Time,
+    purpose: Purpose<A>,
+}
+
+/// One distroweb peer as a pure state machine (sans-IO, the quinn-proto shape).
+///
+/// The node never reads the clock, never draws OS randomness and never touches a
+/// socket: time arrives as `now` with every input, randomness comes from the seed
+/// given to [`Node::new`], and messages leave through [`Node::poll_transmit`].
+/// Same inputs in the same order give the same outputs, bit for bit.
+///
+/// # The drain contract
+///
+/// After every input (`handle_message`, `handle_timeout`, `handle_send_failed`)
+/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`), the
+/// driver must:
+/// 1. call [`Node::poll_transmit`] until it returns `None`, sending each message;
+/// 2. call [`Node::poll_event`] until it returns `None`;
+/// 3. read [`Node::poll_timeout`] and arrange to call [`Node::handle_timeout`] then.
+///
+/// Queues are bounded: outputs left undrained past their bound are dropped and
+/// counted in [`Counters`]. Calling `handle_timeout` early is harmless.
+#[derive(Debug)]
+pub struct Node<A> {
+    config: Config,
+    id: Id,
+    addr: A,
+    rng: ChaCha12Rng,
+    table: RoutingTable<A>,
+    providers: ProviderStore<A>,
+    provided: Provided,
+    queries: BTreeMap<QueryId, Query<A>>,
+    query_deadlines: BTreeSet<(Time, QueryId)>,
+    next_query: u64,
+    pending: BTreeMap<RpcId, Pending<A>>,
+    pending_deadlines: BTreeSet<(Time, RpcId)>,
+    /// Forwards in `pending`, counted against `max_forwards`.
+    forwards: usize,
+    next_rpc: u64,
+    next_maintenance: Time,
+    transmits: VecDeque<Transmit<A>>,
+    events: VecDeque<Event<A>>,
+    counters: Counters,
+}
+
+impl<A: Address> Node<A> {
+    /// A node with id `id`, reachable by peers at `addr`, whose randomness all
+    /// derives from `seed`.
+    pub fn new(config: Config, id: Id, addr: A, seed: u64, now: Time) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut rng = ChaCha12Rng::seed_from_u64(seed);
+        // Stagger maintenance so that nodes started together do not refresh together.
+        let jitter = rng.next_u64() % micros(config.maintenance_interval).max(1);
+        let next_maintenance =
+            now + config.maintenance_interval + core::time::Duration::from_micros(jitter);
+        Ok(Node {
+            table: RoutingTable::new(id, config.metric, config.table()),
+            providers: ProviderStore::new(
+                config.max_provider_keys,
+                config.max_providers_per_key,
+                config.provider_ttl,
+            ),
+            config,
+            id,
+            addr,
+            rng,
+            provided: Provided::default(),
+            queries: BTreeMap::new(),
+            query_deadlines: BTreeSet::new(),
+            next_query: 0,
+            pending: BTreeMap::new(),
+            pending_deadlines: BTreeSet::new(),
+            forwards: 0,
+            next_rpc: 0,
+            next_maintenance,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The address peers reach this node at.
+    pub fn addr(&self) -> &A {
+        &self.addr
+    }
+
+    /// This node as a contact.
+    pub fn contact(&self) -> Contact<A> {
+        Contact::new(self.id, self.addr.clone())
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The routing table.
+    pub fn routing_table(&self) -> &RoutingTable<A> {
+        &self.table
+    }
+
+    /// The provider records this node tracks for others.
+    pub fn provider_store(&self) -> &ProviderStore<A> {
+        &self.providers
+    }
+
+    /// Keys this node announces as their provider, in id order.
+    pub fn provided_keys(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.provided.keys()
+    }
+
+    /// What the node has done so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Queries still running.
+    pub fn queries_running(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Adds a peer known out of band (e.g. remembered from an earlier run) as if it
+    /// had just been heard from.
+    pub fn add_contact(&mut self, now: Time, contact: Contact<A>) {
+        self.observe(now, contact);
+    }
+
+    /// Handles one message from the peer at `from`.
+    pub fn handle_message(&mut self, now: Time, from: A, msg: Message<A>) {
+        self.counters.messages_received += 1;
+        let sender = Contact::new(msg.sender, from);
+        if sender.id == self.id {
+            self.misbehaved(sender, Misbehaviour::ClaimsOurId);
+            return;
+        }
+        match msg.body {
+            Body::Ping => {
+                self.observe(now, sender.clone());
+                self.reply(sender.addr, msg.rpc, Body::Pong);
+            }
+            Body::FindNode { target } => self.on_find_node(now, sender, msg.rpc, target),
+            Body::GetProviders { key } => self.on_get_providers(now, sender, msg.rpc, key),
+            Body::AddProvider { key } => self.on_add_provider(now, sender, msg.rpc, key),
+            Body::Route(route) => self.on_route(now, sender, msg.rpc, route),
+            Body::RouteReply(reply) => self.on_route_reply(now, sender, reply),
+            reply @ (Body::Pong
+            | Body::Nodes { .. }
+            | Body::Providers { .. }
+            | Body::ProviderAdded { .. }
+            | Body::RouteAck) => self.on_reply(now, sender, msg.rpc, reply),
+        }
+    }
+
+    /// Handles the passage of time: request and query deadlines, maintenance.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(&(deadline, rpc)) = self.pending_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.pending_deadlines.pop_first();
+            if let Some(p) = self.pending.remove(&rpc) {
+                self.request_failed(now, p);
+            }
+        }
+        while let Some(&(deadline, id)) = self.query_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.query_deadlines.pop_first();
+            self.fail_query(now, id, crate::query::QueryError::Timeout);
+        }
+        if now >= self.next_maintenance {
+            self.next_maintenance = now + self.config.maintenance_interval;
+            self.maintain(now);
+        }
+    }
+
+    /// Handles the driver's report that a message to `to` could not be delivered
+    /// (no connection, connection reset, peer gone). Every request awaiting a reply
+    /// from `to` fails now instead of at its deadline.
+    pub fn handle_send_failed(&mut self, now: Time, to: A) {
+        let failed: Vec<RpcId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.to == to)
+            .map(|(rpc, _)| *rpc)
+            .collect();
+        for rpc in failed {
+            if let Some(p) = self.pending.remove(&rpc) {
+                self.pending_deadlines.remove(&(p.deadline, rpc));
+                self.request_failed(now, p);
+            }
+        }
+    }
+
+    /// The next message to send, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<A>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let mut t = self.next_maintenance;
+        if let Some(&(d, _)) = self.pending_deadlines.first() {
+            t = t.min(d);
+        }
+        if let Some(&(d, _)) = self.query_deadlines.first() {
+            t = t.min(d);
+        }
+        Some(t)
+    }
+
+    // ---- plumbing shared by the handlers ----
+
+    /// Notes that `contact` is alive; pings the head of a full bucket if needed.
+    fn observe(&mut self, now: Time, contact: Contact<A>) {
+        if let Observed::PingNeeded(head) = self.table.observe(contact, now) {
+            // Eviction pings are bounded by the number of buckets (one each), so
+            // they bypass `max_pending_requests`.
+            self.send_request(
+                now,
+                head.addr,
+                Some(head.id),
+                Body::Ping,
+                Purpose::EvictionPing,
+                true,
+            );
+        }
+    }
+
+    fn transmit(&mut self, to: A, body: Body<A>, rpc: RpcId) {
+        if self.transmits.len() >= self.config.max_transmit_queue {
+            self.counters.transmits_dropped += 1;
+            return;
+        }
+        self.counters.messages_sent += 1;
+        self.transmits.push_back(Transmit {
+            to,
+            msg: Message {
+                sender: self.id,
+                rpc,
+                body,
+            },
+        });
+    }
+
+    fn reply(&mut self, to: A, rpc: RpcId, body: Body<A>) {
+        self.counters.requests_answered += 1;
+        self.transmit(to, body, rpc);
+    }
+
+    /// Sends a request and remembers it until its reply or deadline. Returns
+    /// `false` (sending nothing) when `max_pending_requests` are already out.
+    fn send_request(
+        &mut self,
+        now: Time,
+        to: A,
+        to_id: Option<Id>,
+        body: Body<A>,
+        purpose: Purpose<A>,
+        exempt: bool,
+    ) -> bool {
+        if !exempt && self.pending.len() >= self.config.max_pending_requests {
+            return false;
+        }
+        let rpc = RpcId(self.next_rpc);
+        self.next_rpc += 1;
+        let deadline = now + self.config.request_timeout;
+        if matches!(purpose, Purpose::Forward(_)) {
+            self.forwards += 1;
+        }
+        self.pending.insert(
+            rpc,
+            Pending {
+                to: to.clone(),
+                to_id,
+                deadline,
+                purpose,
+            },
+        );
+        self.pending_deadlines.insert((deadline, rpc));
+        self.counters.requests_sent += 1;
+        self.transmit(to, body, rpc);
+        true
+    }
+
+    /// Takes the pending request `rpc` if `sender` is who it was sent to.
+    fn take_pending(&mut self, rpc: RpcId, sender: &Contact<A>) -> Option<Pending<A>> {
+        let p = self.pending.get(&rpc)?;
+        if p.to != sender.addr || p.to_id.is_some_and(|id| id != sender.id) {
+            return None;
+        }
+        let p = self.pending.remove(&rpc)?;
+        self.pending_deadlines.remove(&(p.deadline, rpc));
+        if matches!(p.purpose, Purpose::Forward(_)) {
+            self.forwards -= 1;
+        }
+        Some(p)
+    }
+
+    /// A request got no reply: the contact is charged a failure and its purpose
+    /// moves on without it.
+    fn request_failed(&mut self, now: Time, p: Pending<A>) {
+        self.counters.requests_failed += 1;
+        if let Some(id) = p.to_id {
+            self.table.record_failure(&id);
+        }
+        match p.purpose {
+            Purpose::EvictionPing => {}
+            Purpose::Query(q) => self.query_request_failed(now, q, p.to_id),
+            Purpose::Forward(f) => {
+                self.forwards -= 1;
+                self.forward_failed(now, *f);
+            }
+        }
+    }
+
+    /// Drops a message from a misbehaving peer, charges it, and reports it.
+    fn misbehaved(&mut self, peer: Contact<A>, reason: Misbehaviour) {
+        self.counters.misbehaviour += 1;
+        self.table.record_failure(&peer.id);
+        self.push_event(Event::PeerMisbehaved { peer, reason });
+    }
+
+    fn push_event(&mut self, event: Event<A>) {
+        if self.events.len() >= self.config.max_event_queue {
+            self.events.pop_front();
+            self.counters.events_dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    fn random_id(&mut self) -> Id {
+        Id::random(&mut self.rng)
+    }
+
+    fn new_query_id(&mut self) -> QueryId {
+        let id = QueryId(self.next_query);
+        self.next_query += 1;
+        id
+    }
+}
+
+fn micros(d: core::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,100 @@
+//! Answering peers' requests, and matching their replies to ours.
+
+use crate::contact::{Address, Contact};
+use crate::event::Misbehaviour;
+use crate::id::Id;
+use crate::time::Time;
+use crate::wire::{Body, RpcId};
+
+use super::{Node, Purpose};
+
+impl<A: Address> Node<A> {
+    /// The `k` contacts closest to `target`, leaving out the peer that asked
+    /// (it knows itself).
+    fn closest_for(&self, target: &Id, asker: &Id) -> Vec<Contact<A>> {
+        let mut closer = self.table.closest(target, self.config.k + 1);
+        closer.retain(|c| c.id != *asker);
+        closer.truncate(self.config.k);
+        closer
+    }
+
+    pub(super) fn on_find_node(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, target: Id) {
+        let closer = self.closest_for(&target, &sender.id);
+        self.observe(now, sender.clone());
+        self.reply(sender.addr, rpc, Body::Nodes { closer });
+    }
+
+    pub(super) fn on_get_providers(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
+        let providers = self
+            .providers
+            .get(now, &key, self.config.max_providers_returned);
+        let closer = self.closest_for(&key, &sender.id);
+        self.observe(now, sender.clone());
+        self.reply(
+            sender.addr,
+            rpc,
+            Body::Providers {
+                key,
+                providers,
+                closer,
+            },
+        );
+    }
+
+    pub(super) fn on_add_provider(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
+        // The record names the sender at the address it sent from: a peer can only
+        // announce itself, never a third party.
+        self.providers.add(now, key, sender.clone());
+        self.observe(now, sender.clone());
+        self.reply(sender.addr, rpc, Body::ProviderAdded { key });
+    }
+
+    /// A reply: valid only from the peer we asked, and of the kind we asked for.
+    pub(super) fn on_reply(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, body: Body<A>) {
+        let Some(p) = self.take_pending(rpc, &sender) else {
+            self.misbehaved(sender, Misbehaviour::UnsolicitedReply);
+            return;
+        };
+        let k = self.config.k;
+        let max_providers = self.config.max_providers_returned;
+        let seed = p.to_id.is_none();
+        match (p.purpose, body) {
+            (Purpose::EvictionPing, Body::Pong) => self.observe(now, sender),
+            (Purpose::Forward(f), Body::RouteAck) => {
+                self.forward_acked(&f);
+                self.observe(now, sender);
+            }
+            (Purpose::Query(q), Body::Nodes { closer }) if closer.len() <= k => {
+                self.observe(now, sender.clone());
+                self.query_reply(now, q, sender, seed, closer, Vec::new());
+            }
+            (
+                Purpose::Query(q),
+                Body::Providers {
+                    providers, closer, ..
+                },
+            ) if closer.len() <= k && providers.len() <= max_providers => {
+                self.observe(now, sender.clone());
+                self.query_reply(now, q, sender, seed, closer, providers);
+            }
+            (Purpose::Query(q), Body::ProviderAdded { .. }) => {
+                self.observe(now, sender);
+                self.stored_ack(now, q, true);
+            }
+            (purpose, body) => {
+                let reason = match body {
+                    Body::Nodes { .. } | Body::Providers { .. } => Misbehaviour::OversizedList,
+                    _ => Misbehaviour::WrongReply,
+                };
+                // The request is answered, though uselessly: let its purpose move on.
+                let to_id = (!seed).then_some(sender.id);
+                self.misbehaved(sender, reason);
+                match purpose {
+                    Purpose::Query(q) => self.query_request_failed(now, q, to_id),
+                    Purpose::Forward(f) => self.forward_failed(now, *f),
+                    Purpose::EvictionPing => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Queries: what a lookup is for, how far it got, and how it ended.
+//!
+//! The walk itself lives in [`closest`] (iterative) and in the node's route
+//! handling (recursive); this module holds the bookkeeping both share.
+
+pub(crate) mod closest;
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Strategy;
+use crate::contact::Contact;
+use crate::id::Id;
+use crate::time::Time;
+use crate::wire::RouteFailure;
+
+use closest::ClosestPeers;
+
+/// Names a query started by a command; unique within one node's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QueryId(pub u64);
+
+/// What a query was started for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum QueryKind {
+    /// Joining the network through seed addresses.
+    Bootstrap,
+    /// Finding the nodes closest to an id.
+    FindNode,
+    /// Finding the providers of a key.
+    FindProviders,
+    /// Storing a provider record for a key at the closest nodes.
+    Announce,
+    /// Keeping a bucket fresh (internal; never reported as an event).
+    Refresh,
+}
+
+impl fmt::Display for QueryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueryKind::Bootstrap => "bootstrap",
+            QueryKind::FindNode => "find_node",
+            QueryKind::FindProviders => "find_providers",
+            QueryKind::Announce => "announce",
+            QueryKind::Refresh => "refresh",
+        })
+    }
+}
+
+/// Counts that describe one query's cost, for experiments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryStats {
+    /// Requests this node sent for the query.
+    pub requests: u32,
+    /// Replies this node received for it.
+    pub replies: u32,
+    /// Requests that timed out or could not be sent.
+    pub failures: u32,
+    /// Iterative: 1 + the depth of the peer whose reply completed the lookup (a
+    /// contact from our own table has depth 0, one learned from a depth-d reply
+    /// d + 1). Recursive: forwards from the origin to the answering node.
+    pub hops: u32,
+    /// Messages the query caused: for iterative, requests plus replies; for
+    /// recursive, also the forwards, acknowledgements and replies along the path.
+    pub messages: u32,
+    /// When the query started.
+    pub started: Time,
+    /// When it ended.
+    pub finished: Time,
+}
+
+/// What a successful query found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryOutput<A> {
+    /// The node joined; its routing table now holds this many contacts.
+    Bootstrapped {
+        /// Live contacts in the routing table.
+        contacts: usize,
+    },
+    /// The closest nodes to the target, closest first.
+    Closest(Vec<Contact<A>>),
+    /// Peers that hold the key.
+    Providers(Vec<Contact<A>>),
+    /// The record was stored at this many nodes (this node included, if it is one of the closest).
+    Announced {
+        /// Nodes that acknowledged the record.
+        stored: usize,
+    },
+}
+
+/// Why a query failed.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
+)]
+pub enum QueryError {
+    /// The lookup finished without finding any provider.
+    #[error("no provider found")]
+    NotFound,
+    /// No peer was known, or none answered.
+    #[error("no peer answered")]
+    NoPeers,
+    /// The query ran past its deadline.
+    #[error("query timed out")]
+    Timeout,
+    /// A recursive lookup failed on its way.
+    #[error("recursive route failed: {0}")]
+    Route(RouteFailure),
+}
+
+/// How a query walks, and where it is.
+#[derive(Debug)]
+pub(crate) enum Phase<A> {
+    /// Iterative walk; `seeds_pending` counts bootstrap seeds yet to answer.
+    Iterative {
+        peers: ClosestPeers<A>,
+        seeds_pending: usize,
+    },
+    /// Recursive walk: waiting for the reply to come back down the path.
+    Recursive,
+    /// Announce after its lookup: waiting for provider-record acknowledgements.
+    Storing { pending: usize, stored: usize },
+}
+
+/// A query in progress.
+#[derive(Debug)]
+pub(crate) struct Query<A> {
+    pub kind: QueryKind,
+    pub strategy: Strategy,
+    pub target: Id,
+    pub deadline: Time,
+    pub stats: QueryStats,
+    pub phase: Phase<A>,
+    /// Providers found so far (provider lookups), deduplicated by id.
+    pub providers: Vec<Contact<A>>,
+    /// Depth of the peer whose reply completed the lookup, once known.
+    pub completed_depth: Option<u32>,
+    /// Started by the node itself (refresh, republish): no event when it ends.
+    pub internal: bool,
+}
+
+impl<A> Query<A> {
+    /// Adds providers not seen before, up to `max` in all.
+    pub fn add_providers(&mut self, found: impl IntoIterator<Item = Contact<A>>, max: usize) {
+        for p in found {
+            if self.providers.len() >= max {
+                break;
+            }
+            if !self.providers.iter().any(|q| q.id == p.id) {
+                self.providers.push(p);
+            }
+        }
+    }
+}

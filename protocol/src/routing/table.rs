@@ -1,0 +1,436 @@
+//! The k-bucket routing table.
+
+use core::time::Duration;
+
+use crate::contact::{Address, Contact};
+use crate::distance::{Distance, Metric};
+use crate::id::Id;
+use crate::time::Time;
+
+use super::bucket::{Bucket, Entry};
+
+/// The bounds and policies of a [`RoutingTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// `k`: the most live contacts a bucket holds.
+    pub k: usize,
+    /// The most stand-in contacts a full bucket caches for when one of its entries goes.
+    pub replacement_cache: usize,
+    /// Unanswered requests in a row after which a contact is dropped.
+    pub max_failures: u8,
+}
+
+/// What [`RoutingTable::observe`] did with a contact that showed signs of life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed<A> {
+    /// The contact was known; it is now the freshest in its bucket.
+    Refreshed,
+    /// The contact was new and had room.
+    Inserted,
+    /// The bucket is full: the contact waits in the replacement cache, and the
+    /// bucket's least-recently-seen contact should be pinged; if that ping fails,
+    /// report it with [`RoutingTable::record_failure`] and the stand-in takes its place.
+    PingNeeded(Contact<A>),
+    /// The bucket is full and a liveness ping is already out; the contact waits in
+    /// the replacement cache.
+    Cached,
+    /// The contact is this node itself and was ignored.
+    OwnId,
+}
+
+/// Kademlia's routing table: contacts sorted into buckets by their distance from
+/// the node, at most `k` per bucket, long-lived contacts preferred.
+///
+/// Buckets are stored sparsely (only those in use), so a node in a network of
+/// 100,000 holds a few hundred contacts, not 256 empty buckets.
+#[derive(Clone, Debug)]
+pub struct RoutingTable<A> {
+    own: Id,
+    metric: Metric,
+    config: TableConfig,
+    /// Buckets in use, sorted by index.
+    buckets: Vec<Bucket<A>>,
+    len: usize,
+}
+
+impl<A: Address> RoutingTable<A> {
+    /// An empty table for the node `own`.
+    pub fn new(own: Id, metric: Metric, config: TableConfig) -> Self {
+        RoutingTable {
+            own,
+            metric,
+            config,
+            buckets: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// The id of the node that owns this table.
+    pub fn own_id(&self) -> Id {
+        self.own
+    }
+
+    /// The metric that sorts contacts into buckets.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of live contacts (stand-ins not counted).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table holds no live contact.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of buckets that hold a contact or a stand-in.
+    pub fn buckets_in_use(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn bucket_slot(&self, index: usize) -> Result<usize, usize> {
+        self.buckets
+            .binary_search_by_key(&(index as u16), |b| b.index)
+    }
+
+    /// The contact with this id, if the table holds it.
+    pub fn get(&self, id: &Id) -> Option<&Contact<A>> {
+        let index = self.metric.bucket_index(&self.own, id)?;
+        let bucket = &self.buckets[self.bucket_slot(index).ok()?];
+        bucket.position(id).map(|p| &bucket.entries[p].contact)
+    }
+
+    /// Whether the table holds a live contact with this id.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Every live contact, bucket by bucket from the closest, least-recently seen
+    /// first within a bucket: a deterministic order.
+    pub fn contacts(&self) -> impl Iterator<Item = &Contact<A>> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.entries.iter().map(|e| &e.contact))
+    }
+
+    /// Records that `contact` is alive (it sent us something, or answered).
+    pub fn observe(&mut self, contact: Contact<A>, now: Time) -> Observed<A> {
+        let Some(index) = self.metric.bucket_index(&self.own, &contact.id) else {
+            return Observed::OwnId;
+        };
+        let slot = match self.bucket_slot(index) {
+            Ok(slot) => slot,
+            Err(slot) => {
+                self.buckets.insert(slot, Bucket::new(index as u16, now));
+                slot
+            }
+        };
+        let config = self.config;
+        let bucket = &mut self.buckets[slot];
+        if let Some(pos) = bucket.position(&contact.id) {
+            let mut entry = bucket.entries.remove(pos);
+            entry.contact.addr = contact.addr;
+            entry.last_seen = now;
+            entry.failures = 0;
+            if bucket.pinging == Some(entry.contact.id) {
+                bucket.pinging = None;
+            }
+            bucket.entries.push(entry);
+            return Observed::Refreshed;
+        }
+        if bucket.entries.len() < config.k {
+            bucket.replacements.retain(|(c, _)| c.id != contact.id);
+            bucket.entries.push(Entry {
+                contact,
+                last_seen: now,
+                failures: 0,
+            });
+            self.len += 1;
+            return Observed::Inserted;
+        }
+        bucket.cache_replacement(contact, now, config.replacement_cache);
+        if bucket.pinging.is_some() || config.replacement_cache == 0 {
+            return Observed::Cached;
+        }
+        let head = bucket.entries[0].contact.clone();
+        bucket.pinging = Some(head.id);
+        Observed::PingNeeded(head)
+    }
+
+    /// Records that a request to `id` went unanswered. Returns the contact if it
+    /// was dropped: after `max_failures` failures in a row, or at once if it was
+    /// being pinged for eviction.
+    pub fn record_failure(&mut self, id: &Id) -> Option<Contact<A>> {
+        let index = self.metric.bucket_index(&self.own, id)?;
+        let slot = self.bucket_slot(index).ok()?;
+        let max_failures = self.config.max_failures;
+        let bucket = &mut self.buckets[slot];
+        let Some(pos) = bucket.position(id) else {
+            // A stand-in that failed is no stand-in.
+            bucket.replacements.retain(|(c, _)| c.id != *id);
+            return None;
+        };
+        let entry = &mut bucket.entries[pos];
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures < max_failures && bucket.pinging != Some(*id) {
+            return None;
+        }
+        let had = bucket.entries.len();
+        let removed = bucket.remove_at(pos);
+        self.len = self.len + bucket.entries.len() - had;
+        if bucket.is_unused() {
+            self.buckets.remove(slot);
+        }
+        Some(removed)
+    }
+
+    /// Forgets `id` entirely (e.g. a peer that misbehaved).
+    pub fn remove(&mut self, id: &Id) -> Option<Contact<A>> {
+        let index = self.metric.bucket_index(&self.own, id)?;
+        let slot = self.bucket_slot(index).ok()?;
+        let bucket = &mut self.buckets[slot];
+        bucket.replacements.retain(|(c, _)| c.id != *id);
+        let removed = match bucket.position(id) {
+            Some(pos) => {
+                let had = bucket.entries.len();
+                let removed = bucket.remove_at(pos);
+                self.len = self.len + bucket.entries.len() - had;
+                Some(removed)
+            }
+            None => None,
+        };
+        if self.buckets[slot].is_unused() {
+            self.buckets.remove(slot);
+        }
+        removed
+    }
+
+    /// The `n` live contacts closest to `target`, closest first.
+    pub fn closest(&self, target: &Id, n: usize) -> Vec<Contact<A>> {
+        let mut all: Vec<(Distance, &Contact<A>)> = self
+            .contacts()
+            .map(|c| (self.metric.distance(&c.id, target), c))
+            .collect();
+        if all.len() > n && n > 0 {
+            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+            all.truncate(n);
+        }
+        all.truncate(n);
+        // Ids in the table are unique, so distances are too and the order is total.
+        all.sort_unstable_by_key(|(d, _)| *d);
+        all.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Notes that a lookup for `target` just ran, so its bucket needs no refresh.
+    pub fn mark_refreshed(&mut self, target: &Id, now: Time) {
+        if let Some(index) = self.metric.bucket_index(&self.own, target) {
+            if let Ok(slot) = self.bucket_slot(index) {
+                self.buckets[slot].last_refreshed = now;
+            }
+        }
+    }
+
+    /// Indices of the buckets in use that no lookup has touched for `interval`.
+    pub fn stale_buckets(&self, now: Time, interval: Duration) -> Vec<usize> {
+        self.buckets
+            .iter()
+            .filter(|b| now.saturating_since(b.last_refreshed) >= interval)
+            .map(|b| b.index as usize)
+            .collect()
+    }
+
+    /// The bucket index that `id` falls into, if it is not our own id.
+    pub fn bucket_index(&self, id: &Id) -> Option<usize> {
+        self.metric.bucket_index(&self.own, id)
+    }
+
+    /// Sizes of the buckets in use as `(index, live contacts, stand-ins)`.
+    pub fn bucket_sizes(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.buckets
+            .iter()
+            .map(|b| (b.index as usize, b.entries.len(), b.replacements.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config(k: usize) -> TableConfig {
+        TableConfig {
+            k,
+            replacement_cache: 3,
+            max_failures: 2,
+        }
+    }
+
+    fn id_from(byte: u8, last: u8) -> Id {
+        let mut b = [0u8; 32];
+        b[0] = byte;
+        b[31] = last;
+        Id::from_bytes(b)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Observe([u8; 32]),
+        Fail(usize),
+        Remove(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => any::<[u8; 32]>().prop_map(Op::Observe),
+            // Ids close to the owner's so that they collide in the small buckets.
+            3 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| {
+                let mut x = [0u8; 32];
+                x[0] = a & 0x03;
+                x[31] = b;
+                Op::Observe(x)
+            }),
+            2 => any::<usize>().prop_map(Op::Fail),
+            1 => any::<usize>().prop_map(Op::Remove),
+        ]
+    }
+
+    fn metric() -> impl Strategy<Value = Metric> {
+        prop_oneof![Just(Metric::Xor), Just(Metric::Hamming)]
+    }
+
+    proptest! {
+        #[test]
+        fn invariants_hold_under_any_operations(
+            m in metric(),
+            k in 1usize..6,
+            ops in proptest::collection::vec(op(), 0..200),
+            target in any::<[u8; 32]>(),
+            n in 0usize..40,
+        ) {
+            let own = Id::ZERO;
+            let mut table: RoutingTable<u32> = RoutingTable::new(own, m, config(k));
+            let mut seen: Vec<Id> = Vec::new();
+            for (t, op) in ops.into_iter().enumerate() {
+                let now = Time::from_secs(t as u64);
+                match op {
+                    Op::Observe(bytes) => {
+                        let id = Id::from_bytes(bytes);
+                        seen.push(id);
+                        let _ = table.observe(Contact::new(id, t as u32), now);
+                    }
+                    Op::Fail(i) if !seen.is_empty() => { table.record_failure(&seen[i % seen.len()]); }
+                    Op::Remove(i) if !seen.is_empty() => { table.remove(&seen[i % seen.len()]); }
+                    _ => {}
+                }
+                // No self, buckets within k, every contact in its right bucket, len consistent.
+                prop_assert!(!table.contains(&own));
+                let mut count = 0;
+                for b in &table.buckets {
+                    prop_assert!(b.entries.len() <= k);
+                    prop_assert!(b.replacements.len() <= 3);
+                    for e in &b.entries {
+                        prop_assert_eq!(m.bucket_index(&own, &e.contact.id), Some(b.index as usize));
+                    }
+                    count += b.entries.len();
+                }
+                prop_assert_eq!(count, table.len());
+                let mut ids: Vec<Id> = table.contacts().map(|c| c.id).collect();
+                ids.sort();
+                ids.dedup();
+                prop_assert_eq!(ids.len(), table.len());
+                prop_assert!(table.buckets.windows(2).all(|w| w[0].index < w[1].index));
+            }
+            // closest: sorted by distance, the right size, and nothing closer left out.
+            let target = Id::from_bytes(target);
+            let closest = table.closest(&target, n);
+            prop_assert_eq!(closest.len(), n.min(table.len()));
+            prop_assert!(closest.windows(2).all(|w| m.distance(&w[0].id, &target) < m.distance(&w[1].id, &target)));
+            if let Some(last) = closest.last() {
+                let worst = m.distance(&last.id, &target);
+                let included: Vec<Id> = closest.iter().map(|c| c.id).collect();
+                for c in table.contacts() {
+                    if !included.contains(&c.id) {
+                        prop_assert!(m.distance(&c.id, &target) > worst);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn full_bucket_pings_head_and_keeps_it_when_it_answers() {
+        let own = Id::ZERO;
+        let mut t: RoutingTable<u32> = RoutingTable::new(own, Metric::Xor, config(2));
+        // Ids 0x80.., all in bucket 255.
+        let a = id_from(0x80, 1);
+        let b = id_from(0x81, 2);
+        let c = id_from(0x82, 3);
+        let d = id_from(0x83, 4);
+        assert_eq!(
+            t.observe(Contact::new(a, 1), Time::ZERO),
+            Observed::Inserted
+        );
+        assert_eq!(
+            t.observe(Contact::new(b, 2), Time::ZERO),
+            Observed::Inserted
+        );
+        assert_eq!(
+            t.observe(Contact::new(c, 3), Time::ZERO),
+            Observed::PingNeeded(Contact::new(a, 1))
+        );
+        assert_eq!(t.observe(Contact::new(d, 4), Time::ZERO), Observed::Cached);
+        // a answers: it stays, the newcomers wait.
+        assert_eq!(
+            t.observe(Contact::new(a, 1), Time::from_secs(1)),
+            Observed::Refreshed
+        );
+        assert!(t.contains(&a) && t.contains(&b) && !t.contains(&c));
+        // Now b is the head; the next newcomer triggers a ping to b, which fails.
+        let e = id_from(0x84, 5);
+        assert_eq!(
+            t.observe(Contact::new(e, 5), Time::from_secs(2)),
+            Observed::PingNeeded(Contact::new(b, 2))
+        );
+        assert_eq!(t.record_failure(&b), Some(Contact::new(b, 2)));
+        // The freshest stand-in took b's place.
+        assert!(t.contains(&e) && t.contains(&a) && !t.contains(&b));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn repeated_failures_drop_a_contact() {
+        let mut t: RoutingTable<u32> = RoutingTable::new(Id::ZERO, Metric::Xor, config(4));
+        let a = id_from(0x80, 1);
+        t.observe(Contact::new(a, 1), Time::ZERO);
+        assert_eq!(t.record_failure(&a), None);
+        assert!(t.contains(&a));
+        assert_eq!(t.record_failure(&a), Some(Contact::new(a, 1)));
+        assert!(t.is_empty());
+        assert_eq!(t.buckets_in_use(), 0);
+    }
+
+    #[test]
+    fn an_answer_resets_the_failure_count() {
+        let mut t: RoutingTable<u32> = RoutingTable::new(Id::ZERO, Metric::Xor, config(4));
+        let a = id_from(0x80, 1);
+        t.observe(Contact::new(a, 1), Time::ZERO);
+        t.record_failure(&a);
+        t.observe(Contact::new(a, 1), Time::ZERO);
+        assert_eq!(t.record_failure(&a), None);
+        assert!(t.contains(&a));
+    }
+
+    #[test]
+    fn stale_buckets_are_reported_until_refreshed() {
+        let mut t: RoutingTable<u32> = RoutingTable::new(Id::ZERO, Metric::Xor, config(4));
+        let a = id_from(0x80, 1);
+        t.observe(Contact::new(a, 1), Time::ZERO);
+        let hour = Duration::from_secs(3600);
+        assert!(t.stale_buckets(Time::from_secs(10), hour).is_empty());
+        assert_eq!(t.stale_buckets(Time::from_secs(3600), hour), vec![255]);
+        t.mark_refreshed(&id_from(0xff, 0), Time::from_secs(3600));
+        assert!(t.stale_buckets(Time::from_secs(3700), hour).is_empty());
+    }
+}

@@ -1,0 +1,543 @@
+//! The wire format: every message two nodes exchange, and its binary codec.
+//!
+//! Encoding is postcard (serde, varint integers, no field names), so both drivers
+//! share one byte format. Decoding is bounded: every list has a cap checked
+//! before its elements are read, nothing is preallocated beyond what the input
+//! holds, and every failure is a typed [`DecodeError`].
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::contact::Contact;
+use crate::id::Id;
+
+/// The largest encoded message a node accepts, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// The most contacts or providers one list in a message may carry.
+pub const MAX_LIST_LEN: usize = 64;
+/// The most nodes a recursive route may carry in its path.
+pub const MAX_ROUTE_PATH: usize = 64;
+
+/// Matches a reply to its request; chosen by the requester.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RpcId(pub u64);
+
+/// One message between two nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: Serialize + DeserializeOwned")]
+pub struct Message<A> {
+    /// The sender's node id.
+    pub sender: Id,
+    /// The request this message is, or answers.
+    pub rpc: RpcId,
+    /// What it says.
+    pub body: Body<A>,
+}
+
+/// What a message says. Requests come first, each followed by its reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: Serialize + DeserializeOwned")]
+pub enum Body<A> {
+    /// Are you alive?
+    Ping,
+    /// Yes.
+    Pong,
+    /// Which nodes do you know closest to `target`?
+    FindNode {
+        /// The id to get close to.
+        target: Id,
+    },
+    /// The nodes I know closest to the target.
+    Nodes {
+        /// Closest first, at most `k`.
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        closer: Vec<Contact<A>>,
+    },
+    /// Who holds `key`, or who is closer to it?
+    GetProviders {
+        /// The content id.
+        key: Id,
+    },
+    /// The providers I track for the key, and the nodes I know closest to it.
+    Providers {
+        /// The content id asked about.
+        key: Id,
+        /// Peers that announced they hold it.
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        providers: Vec<Contact<A>>,
+        /// Closest first, at most `k`.
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        closer: Vec<Contact<A>>,
+    },
+    /// Record that I (the sender, at the address I sent from) hold `key`.
+    AddProvider {
+        /// The content id.
+        key: Id,
+    },
+    /// The provider record for `key` is stored.
+    ProviderAdded {
+        /// The content id.
+        key: Id,
+    },
+    /// A recursive lookup on its way to the node responsible for the target.
+    Route(Route<A>),
+    /// Hop-by-hop receipt of a [`Body::Route`], so a hop can route around a dead peer.
+    RouteAck,
+    /// The outcome of a recursive lookup, travelling back down its path.
+    RouteReply(RouteReply<A>),
+}
+
+/// What a recursive lookup wants from the responsible node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteWant {
+    /// The nodes closest to the target.
+    Closest,
+    /// Providers of the target key (any node on the way that tracks it may answer).
+    Providers,
+}
+
+/// A recursive lookup in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: Serialize + DeserializeOwned")]
+pub struct Route<A> {
+    /// The origin's tag for this lookup.
+    pub tag: u64,
+    /// The id being looked up.
+    pub target: Id,
+    /// What the origin wants.
+    pub want: RouteWant,
+    /// Every node the request has passed through, the origin first.
+    #[serde(deserialize_with = "capped::<_, A, MAX_ROUTE_PATH>")]
+    pub path: Vec<Contact<A>>,
+}
+
+/// Why a recursive lookup stopped short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RouteFailure {
+    /// The request came back to a node already on its path.
+    Loop,
+    /// A hop knew closer peers but none of them acknowledged the request.
+    DeadEnd,
+    /// The path reached the hop limit.
+    HopLimit,
+    /// A hop was too busy forwarding for others.
+    Busy,
+}
+
+impl fmt::Display for RouteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteFailure::Loop => "routing loop",
+            RouteFailure::DeadEnd => "dead end",
+            RouteFailure::HopLimit => "hop limit reached",
+            RouteFailure::Busy => "hop too busy",
+        })
+    }
+}
+
+/// How a recursive lookup ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: Serialize + DeserializeOwned")]
+pub enum RouteOutcome<A> {
+    /// The last node on the path answered.
+    Found {
+        /// The nodes it knows closest to the target, itself included, closest first.
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        closest: Vec<Contact<A>>,
+        /// Providers it tracks for the target (empty when not asked).
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        providers: Vec<Contact<A>>,
+    },
+    /// The lookup failed at the last node on the path.
+    Failed(RouteFailure),
+}
+
+/// The answer to a recursive lookup on its way back to the origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: Serialize + DeserializeOwned")]
+pub struct RouteReply<A> {
+    /// The origin's tag.
+    pub tag: u64,
+    /// The id that was looked up.
+    pub target: Id,
+    /// The path the request took, origin first, answering node last.
+    #[serde(deserialize_with = "capped::<_, A, MAX_ROUTE_PATH>")]
+    pub path: Vec<Contact<A>>,
+    /// How it ended.
+    pub outcome: RouteOutcome<A>,
+}
+
+/// What a message is for, so drivers can account for traffic by purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TrafficClass {
+    /// Keeping the overlay alive: pings, node lookups, provider records.
+    Maintenance,
+    /// Finding who holds content.
+    Lookup,
+}
+
+impl<A> Body<A> {
+    /// Whether this body asks for a reply.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Body::Ping
+                | Body::FindNode { .. }
+                | Body::GetProviders { .. }
+                | Body::AddProvider { .. }
+                | Body::Route(_)
+        )
+    }
+
+    /// What the message is for.
+    pub fn class(&self) -> TrafficClass {
+        match self {
+            Body::Ping
+            | Body::Pong
+            | Body::FindNode { .. }
+            | Body::Nodes { .. }
+            | Body::AddProvider { .. }
+            | Body::ProviderAdded { .. } => TrafficClass::Maintenance,
+            Body::GetProviders { .. }
+            | Body::Providers { .. }
+            | Body::Route(_)
+            | Body::RouteAck
+            | Body::RouteReply(_) => TrafficClass::Lookup,
+        }
+    }
+
+    /// A short name for logs and per-kind counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::Ping => "ping",
+            Body::Pong => "pong",
+            Body::FindNode { .. } => "find_node",
+            Body::Nodes { .. } => "nodes",
+            Body::GetProviders { .. } => "get_providers",
+            Body::Providers { .. } => "providers",
+            Body::AddProvider { .. } => "add_provider",
+            Body::ProviderAdded { .. } => "provider_added",
+            Body::Route(_) => "route",
+            Body::RouteAck => "route_ack",
+            Body::RouteReply(_) => "route_reply",
+        }
+    }
+}
+
+/// Why bytes are not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input ended in the middle of a message.
+    #[error("message is truncated")]
+    Truncated,
+    /// A field holds a value outside its bounds: an unknown variant, a bad
+    /// integer, or a list over its cap.
+    #[error("message is malformed: {0}")]
+    Malformed(&'static str),
+    /// A whole message was read and bytes were left over.
+    #[error("{0} unexpected bytes after the message")]
+    TrailingBytes(usize),
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoding would exceed [`MAX_MESSAGE_BYTES`]; the peer would refuse it.
+    #[error("encoded message exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The serializer failed (a bug: our own types always serialise).
+    #[error("serializer failed: {0}")]
+    Serializer(&'static str),
+}
+
+impl<A: Serialize + DeserializeOwned> Message<A> {
+    /// Encodes the message into a fresh buffer.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let bytes = postcard::to_allocvec(self).map_err(|e| match e {
+            postcard::Error::SerializeBufferFull => EncodeError::TooLarge {
+                max: MAX_MESSAGE_BYTES,
+            },
+            _ => EncodeError::Serializer("postcard"),
+        })?;
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(EncodeError::TooLarge {
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The length of [`Message::encode`]'s output, without allocating it.
+    pub fn encoded_len(&self) -> usize {
+        postcard::experimental::serialized_size(self).unwrap_or(usize::MAX)
+    }
+
+    /// Decodes one whole message; `bytes` must hold exactly one.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let (msg, rest) = postcard::take_from_bytes(bytes).map_err(decode_error)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes(rest.len()));
+        }
+        Ok(msg)
+    }
+}
+
+fn decode_error(e: postcard::Error) -> DecodeError {
+    use postcard::Error as E;
+    match e {
+        E::DeserializeUnexpectedEnd => DecodeError::Truncated,
+        E::DeserializeBadVarint => DecodeError::Malformed("bad varint"),
+        E::DeserializeBadBool => DecodeError::Malformed("bad bool"),
+        E::DeserializeBadChar => DecodeError::Malformed("bad char"),
+        E::DeserializeBadUtf8 => DecodeError::Malformed("bad utf-8"),
+        E::DeserializeBadOption => DecodeError::Malformed("bad option tag"),
+        E::DeserializeBadEnum => DecodeError::Malformed("unknown variant"),
+        E::DeserializeBadEncoding => DecodeError::Malformed("bad encoding"),
+        E::SerdeDeCustom => DecodeError::Malformed("value out of bounds"),
+        _ => DecodeError::Malformed("undecodable"),
+    }
+}
+
+/// Deserialises a list of at most `N` elements, refusing longer ones before
+/// reading them and growing the list only as elements actually arrive.
+fn capped<'de, D, A, const N: usize>(d: D) -> Result<Vec<Contact<A>>, D::Error>
+where
+    D: Deserializer<'de>,
+    A: DeserializeOwned,
+{
+    struct CappedVisitor<A, const N: usize>(PhantomData<A>);
+
+    impl<'de, A: DeserializeOwned, const N: usize> Visitor<'de> for CappedVisitor<A, N> {
+        type Value = Vec<Contact<A>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {N} contacts")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            if seq.size_hint().is_some_and(|n| n > N) {
+                return Err(de::Error::invalid_length(
+                    seq.size_hint().unwrap_or(0),
+                    &self,
+                ));
+            }
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if out.len() == N {
+                    return Err(de::Error::invalid_length(N + 1, &self));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_seq(CappedVisitor::<A, N>(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> impl Strategy<Value = Id> {
+        any::<[u8; 32]>().prop_map(Id::from_bytes)
+    }
+
+    fn contacts(max: usize) -> impl Strategy<Value = Vec<Contact<u32>>> {
+        proptest::collection::vec(
+            (id(), any::<u32>()).prop_map(|(i, a)| Contact::new(i, a)),
+            0..=max,
+        )
+    }
+
+    fn route_failure() -> impl Strategy<Value = RouteFailure> {
+        prop_oneof![
+            Just(RouteFailure::Loop),
+            Just(RouteFailure::DeadEnd),
+            Just(RouteFailure::HopLimit),
+            Just(RouteFailure::Busy),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Body<u32>> {
+        prop_oneof![
+            Just(Body::Ping),
+            Just(Body::Pong),
+            id().prop_map(|target| Body::FindNode { target }),
+            contacts(MAX_LIST_LEN).prop_map(|closer| Body::Nodes { closer }),
+            id().prop_map(|key| Body::GetProviders { key }),
+            (id(), contacts(MAX_LIST_LEN), contacts(MAX_LIST_LEN)).prop_map(
+                |(key, providers, closer)| Body::Providers {
+                    key,
+                    providers,
+                    closer
+                }
+            ),
+            id().prop_map(|key| Body::AddProvider { key }),
+            id().prop_map(|key| Body::ProviderAdded { key }),
+            (any::<u64>(), id(), any::<bool>(), contacts(MAX_ROUTE_PATH)).prop_map(
+                |(tag, target, p, path)| Body::Route(Route {
+                    tag,
+                    target,
+                    want: if p {
+                        RouteWant::Providers
+                    } else {
+                        RouteWant::Closest
+                    },
+                    path
+                })
+            ),
+            Just(Body::RouteAck),
+            (
+                any::<u64>(),
+                id(),
+                contacts(MAX_ROUTE_PATH),
+                contacts(MAX_LIST_LEN),
+                contacts(MAX_LIST_LEN)
+            )
+                .prop_map(|(tag, target, path, closest, providers)| Body::RouteReply(
+                    RouteReply {
+                        tag,
+                        target,
+                        path,
+                        outcome: RouteOutcome::Found { closest, providers },
+                    }
+                )),
+            (any::<u64>(), id(), contacts(4), route_failure()).prop_map(
+                |(tag, target, path, f)| {
+                    Body::RouteReply(RouteReply {
+                        tag,
+                        target,
+                        path,
+                        outcome: RouteOutcome::Failed(f),
+                    })
+                }
+            ),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = Message<u32>> {
+        (id(), any::<u64>(), body()).prop_map(|(sender, rpc, body)| Message {
+            sender,
+            rpc: RpcId(rpc),
+            body,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(m in message()) {
+            let bytes = m.encode().unwrap();
+            prop_assert_eq!(bytes.len(), m.encoded_len());
+            prop_assert_eq!(Message::<u32>::decode(&bytes), Ok(m));
+        }
+
+        #[test]
+        fn socket_addresses_round_trip(m in message(), port in any::<u16>(), v6 in any::<bool>()) {
+            use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+            let addr: SocketAddr = if v6 {
+                (Ipv6Addr::LOCALHOST, port).into()
+            } else {
+                (Ipv4Addr::LOCALHOST, port).into()
+            };
+            let msg = Message {
+                sender: m.sender,
+                rpc: m.rpc,
+                body: Body::Nodes { closer: vec![Contact::new(m.sender, addr)] },
+            };
+            prop_assert_eq!(Message::<SocketAddr>::decode(&msg.encode().unwrap()), Ok(msg));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Message::<u32>::decode(&bytes);
+            let _ = Message::<std::net::SocketAddr>::decode(&bytes);
+        }
+
+        #[test]
+        fn truncation_is_an_error(m in message(), cut in any::<prop::sample::Index>()) {
+            let bytes = m.encode().unwrap();
+            let cut = cut.index(bytes.len());
+            prop_assert!(Message::<u32>::decode(&bytes[..cut]).is_err());
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(m in message(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = m.encode().unwrap();
+            for (i, b) in flips {
+                let i = i.index(bytes.len());
+                bytes[i] ^= b;
+            }
+            let _ = Message::<u32>::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn over_long_list_is_refused() {
+        let sender = Id::ZERO;
+        let closer: Vec<Contact<u32>> = (0..=MAX_LIST_LEN as u32)
+            .map(|i| Contact::new(sender, i))
+            .collect();
+        // Encoding has no cap (we would never send this); decoding refuses it.
+        let bytes = postcard::to_allocvec(&Message {
+            sender,
+            rpc: RpcId(1),
+            body: Body::Nodes { closer },
+        })
+        .unwrap();
+        assert_eq!(
+            Message::<u32>::decode(&bytes),
+            Err(DecodeError::Malformed("value out of bounds"))
+        );
+    }
+
+    #[test]
+    fn huge_declared_length_is_refused_without_allocating() {
+        // sender (32 bytes), rpc varint, variant 3 (Nodes), then a length of u32::MAX.
+        let mut bytes = vec![0u8; 32];
+        bytes.extend_from_slice(&[1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(Message::<u32>::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn oversized_frame_and_trailing_bytes_are_typed() {
+        assert!(matches!(
+            Message::<u32>::decode(&vec![0u8; MAX_MESSAGE_BYTES + 1]),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        let mut bytes = Message::<u32> {
+            sender: Id::ZERO,
+            rpc: RpcId(7),
+            body: Body::Ping,
+        }
+        .encode()
+        .unwrap();
+        bytes.push(0);
+        assert_eq!(
+            Message::<u32>::decode(&bytes),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        assert_eq!(Message::<u32>::decode(&[]), Err(DecodeError::Truncated));
+    }
+}
