@@ -1,5 +1,46 @@
 //! The live node's transport: tokio TCP connections around one protocol `Node`.
-//! A single task owns the `Node` (an actor) and everyone else talks to it through a command handle;
-//! the node is never shared behind a lock, and this crate holds no protocol logic.
+//!
+//! A single task owns the `Node` (an actor) and everyone else talks to it through
+//! a [`NodeHandle`]; the node is never shared behind a lock, and this crate holds
+//! no protocol logic. Peers speak length-prefixed frames carrying protocol's
+//! codec, after a hello that carries the protocol version, the node id and the
+//! address it listens at.
+//!
+//! Start reading at [`LiveNode::start`]; then, from the wire up:
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// Real time to protocol time.
+mod clock;
+/// Every transport tunable and its bound.
+pub mod config;
+/// One established connection's task.
+mod connection;
+/// Outbound connections.
+mod dial;
+/// The node task that owns the protocol state machine.
+mod driver;
+/// Errors starting or talking to a node.
+mod error;
+/// Length-prefixed frames with a hard size limit.
+pub mod frame;
+/// The command handle.
+mod handle;
+/// The hello exchanged when a connection opens.
+pub mod handshake;
+/// Inbound connections.
+mod listener;
+/// Start and stop.
+mod live;
+/// Transport counters.
+pub mod stats;
+/// Node snapshots for status pages and metrics.
+pub mod status;
+
+pub use config::NetConfig;
+pub use error::{NetError, StartError};
+pub use handle::{NodeHandle, QueryDone};
+pub use handshake::PROTOCOL_VERSION;
+pub use live::LiveNode;
+pub use stats::TransportCounters;
+pub use status::{QueryRecord, Status};

@@ -1,0 +1,316 @@
+//! The node task: the only owner of the protocol `Node`.
+//!
+//! It waits on three things — transport inputs, commands and one timer — feeds
+//! each to the node with the current time, and then drains the node as its
+//! contract demands: transmits, then events, then the next deadline. The timer
+//! is re-armed only when that deadline changes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use distroweb_protocol::{Event, Node, QueryId, Time, Transmit};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Sleep;
+
+use crate::clock::Clock;
+use crate::connection::{ConnId, Established, Input, Shared};
+use crate::dial;
+use crate::error::NetError;
+use crate::frame;
+use crate::handle::{Command, QueryCommand, QueryDone};
+use crate::stats::TransportStats;
+use crate::status::{output_size, QueryRecord, Status};
+
+/// A connection the node task can write to.
+#[derive(Debug)]
+struct Conn {
+    id: ConnId,
+    frames: mpsc::Sender<Bytes>,
+}
+
+/// A finished query and when it finished.
+#[derive(Debug)]
+struct Finished {
+    record: QueryRecord,
+    at: Time,
+}
+
+/// The node task's state.
+pub(crate) struct Driver {
+    node: Node<SocketAddr>,
+    clock: Clock,
+    shared: Arc<Shared>,
+    /// The address the listener is bound to.
+    listen: SocketAddr,
+    inputs: mpsc::Receiver<Input>,
+    commands: mpsc::Receiver<Command>,
+    /// The connection used to reach each peer, by the peer's address.
+    conns: BTreeMap<SocketAddr, Conn>,
+    /// Frames waiting for a dial in progress, by peer address.
+    dialing: BTreeMap<SocketAddr, Vec<Bytes>>,
+    /// Callers waiting for their query to finish (bounded by the node's `max_queries`).
+    waiters: BTreeMap<QueryId, oneshot::Sender<Result<QueryDone, NetError>>>,
+    recent: VecDeque<Finished>,
+    /// Peers found unreachable while draining; reported to the node afterwards.
+    unreachable: Vec<SocketAddr>,
+    /// The deadline the timer is armed for.
+    armed: Option<Time>,
+}
+
+impl Driver {
+    pub fn new(
+        node: Node<SocketAddr>,
+        clock: Clock,
+        shared: Arc<Shared>,
+        listen: SocketAddr,
+        inputs: mpsc::Receiver<Input>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        Driver {
+            node,
+            clock,
+            shared,
+            listen,
+            inputs,
+            commands,
+            conns: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            recent: VecDeque::new(),
+            unreachable: Vec::new(),
+            armed: None,
+        }
+    }
+
+    /// Runs until `shutdown` turns true (or its sender is dropped).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let sleep = tokio::time::sleep_until(self.clock.instant(Time::MAX));
+        tokio::pin!(sleep);
+        self.drain(sleep.as_mut());
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(input) = self.inputs.recv() => self.on_input(input),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                () = &mut sleep => {
+                    self.armed = None;
+                    self.node.handle_timeout(self.clock.now());
+                }
+            }
+            self.drain(sleep.as_mut());
+        }
+        // Dropping the waiters tells every caller the node stopped.
+        tracing::debug!(waiting = self.waiters.len(), "node task stopped");
+    }
+
+    /// The drain contract: transmits, then events, then the timer.
+    fn drain(&mut self, mut sleep: Pin<&mut Sleep>) {
+        loop {
+            while let Some(t) = self.node.poll_transmit() {
+                self.send(t);
+            }
+            while let Some(e) = self.node.poll_event() {
+                self.on_event(e);
+            }
+            if self.unreachable.is_empty() {
+                break;
+            }
+            let now = self.clock.now();
+            for peer in std::mem::take(&mut self.unreachable) {
+                self.node.handle_send_failed(now, peer);
+            }
+        }
+        let next = self.node.poll_timeout();
+        if next != self.armed {
+            self.armed = next;
+            sleep
+                .as_mut()
+                .reset(self.clock.instant(next.unwrap_or(Time::MAX)));
+        }
+    }
+
+    fn send(&mut self, t: Transmit<SocketAddr>) {
+        let payload = match t.msg.encode() {
+            Ok(p) if p.len() <= self.shared.config.max_frame_bytes => p,
+            Ok(p) => {
+                tracing::warn!(to = %t.to, len = p.len(), "dropping a message over the frame limit");
+                return self.dropped(1);
+            }
+            Err(e) => {
+                tracing::warn!(to = %t.to, "dropping an unencodable message: {e}");
+                return self.dropped(1);
+            }
+        };
+        let frame = frame::encode(&payload);
+        let to = t.to;
+        let frame = match self.conns.get(&to) {
+            None => frame,
+            Some(c) => match c.frames.try_send(frame) {
+                Ok(()) => return,
+                // The peer reads slower than we write: drop, as a lossy network
+                // would; the protocol's timeouts and retries take it from here.
+                Err(TrySendError::Full(_)) => return self.dropped(1),
+                Err(TrySendError::Closed(frame)) => {
+                    self.conns.remove(&to);
+                    frame
+                }
+            },
+        };
+        if let Some(waiting) = self.dialing.get_mut(&to) {
+            if waiting.len() < self.shared.config.max_frames_while_dialing {
+                waiting.push(frame);
+            } else {
+                self.dropped(1);
+            }
+            return;
+        }
+        match dial::start(&self.shared, to) {
+            Ok(()) => {
+                self.dialing.insert(to, vec![frame]);
+            }
+            Err(e) => {
+                tracing::debug!(peer = %to, "cannot send: {e}");
+                self.dropped(1);
+                self.unreachable.push(to);
+            }
+        }
+    }
+
+    fn dropped(&self, n: usize) {
+        TransportStats::add(&self.shared.stats.frames_dropped, n);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Message { from, msg } => self.node.handle_message(now, from, msg),
+            Input::Up(est) => self.on_up(est),
+            Input::Down { conn, peer, reason } => {
+                if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
+                    self.conns.remove(&peer);
+                    // Requests awaiting this peer will get no answer on this
+                    // connection; let them fail now rather than at their deadline.
+                    tracing::trace!(%peer, "reporting closed connection: {reason}");
+                    self.unreachable.push(peer);
+                }
+            }
+            Input::DialFailed { peer } => {
+                if let Some(frames) = self.dialing.remove(&peer) {
+                    self.dropped(frames.len());
+                }
+                if !self.conns.contains_key(&peer) {
+                    self.unreachable.push(peer);
+                }
+            }
+        }
+    }
+
+    fn on_up(&mut self, est: Established) {
+        let Established { conn, peer, frames } = est;
+        for frame in self.dialing.remove(&peer).into_iter().flatten() {
+            if frames.try_send(frame).is_err() {
+                self.dropped(1);
+            }
+        }
+        // A newer connection replaces an older one; the older keeps reading until idle.
+        self.conns.insert(peer, Conn { id: conn, frames });
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = self.clock.now();
+        match command {
+            Command::Query { what, reply } => {
+                let started = match what {
+                    QueryCommand::Bootstrap(seeds) => self.node.bootstrap(now, &seeds),
+                    QueryCommand::FindNode(target) => self.node.find_node(now, target),
+                    QueryCommand::FindProviders(key) => self.node.find_providers(now, key),
+                    QueryCommand::Announce(key) => self.node.announce(now, key),
+                };
+                match started {
+                    Ok(q) => {
+                        self.waiters.insert(q, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Refused(e)));
+                    }
+                }
+            }
+            Command::AddContact(contact) => self.node.add_contact(now, contact),
+            Command::Status(reply) => {
+                let _ = reply.send(self.status(now));
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event<SocketAddr>) {
+        let now = self.clock.now();
+        match event {
+            Event::QueryFinished {
+                id,
+                kind,
+                target,
+                result,
+                stats,
+            } => {
+                tracing::debug!(?kind, target = %target.short(), ok = result.is_ok(), hops = stats.hops, "query finished");
+                if self.recent.len() >= self.shared.config.recent_queries {
+                    self.recent.pop_back();
+                }
+                self.recent.push_front(Finished {
+                    record: QueryRecord {
+                        kind,
+                        target,
+                        outcome: result.as_ref().map(output_size).map_err(|e| *e),
+                        hops: stats.hops,
+                        requests: stats.requests,
+                        elapsed: stats.finished.saturating_since(stats.started),
+                        age: Default::default(),
+                    },
+                    at: now,
+                });
+                if let Some(reply) = self.waiters.remove(&id) {
+                    let done = result
+                        .map(|output| QueryDone { output, stats })
+                        .map_err(NetError::Query);
+                    let _ = reply.send(done);
+                }
+            }
+            Event::PeerMisbehaved { peer, reason } => {
+                tracing::warn!(peer = %peer.addr, peer_id = %peer.id.short(), ?reason, "peer misbehaved");
+            }
+        }
+    }
+
+    fn status(&self, now: Time) -> Status {
+        let table = self.node.routing_table();
+        Status {
+            id: self.node.id(),
+            listen: self.listen,
+            advertised: *self.node.addr(),
+            uptime: now.saturating_since(Time::ZERO),
+            peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
+            routing_table_len: table.len(),
+            buckets_in_use: table.buckets_in_use(),
+            connected_peers: self.conns.len(),
+            open_connections: self.shared.open_connections(),
+            provided_keys: self.node.provided_keys().count(),
+            tracked_keys: self.node.provider_store().key_count(),
+            tracked_records: self.node.provider_store().record_count(),
+            queries_running: self.node.queries_running(),
+            counters: *self.node.counters(),
+            transport: self.shared.stats.snapshot(),
+            recent: self
+                .recent
+                .iter()
+                .map(|f| QueryRecord {
+                    age: now.saturating_since(f.at),
+                    ..f.record.clone()
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Transport counters, shared by the connection tasks and read by the status page.
+//!
+//! Atomics rather than messages to the node task: counting a frame must not cost
+//! a trip through the node's input queue.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($(#[doc = $doc:literal] $name:ident),* $(,)?) => {
+        /// Live transport counters; cheap to bump from any task.
+        #[derive(Debug, Default)]
+        pub struct TransportStats {
+            $(#[doc = $doc] pub $name: AtomicU64,)*
+        }
+
+        /// A copy of [`TransportStats`] at one moment.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct TransportCounters {
+            $(#[doc = $doc] pub $name: u64,)*
+        }
+
+        impl TransportStats {
+            /// The counters' current values.
+            pub fn snapshot(&self) -> TransportCounters {
+                TransportCounters {
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+
+        impl TransportCounters {
+            /// Every counter as `(name, value)`, for metrics exporters.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Inbound connections that completed the handshake.
+    connections_accepted,
+    /// Outbound connections that completed the handshake.
+    connections_dialed,
+    /// Inbound connections refused because `max_connections` were open.
+    connections_refused,
+    /// Dials that failed (refused, timed out, handshake failed, or over the cap).
+    dials_failed,
+    /// Handshakes that failed, in either direction.
+    handshakes_failed,
+    /// Handshakes refused because the peer spoke another protocol version.
+    version_mismatches,
+    /// Connections closed because the peer sent an oversized, truncated or undecodable frame.
+    bad_frames,
+    /// Frames received and decoded.
+    frames_in,
+    /// Frames written.
+    frames_out,
+    /// Payload bytes received.
+    bytes_in,
+    /// Payload bytes written.
+    bytes_out,
+    /// Frames dropped because a connection's queue was full or the peer unreachable.
+    frames_dropped,
+}
+
+impl TransportStats {
+    /// Adds one to `counter`.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to `counter`.
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
