@@ -209,18 +209,68 @@ impl<A: Address> RoutingTable<A> {
 
     /// The `n` live contacts closest to `target`, closest first.
     pub fn closest(&self, target: &Id, n: usize) -> Vec<Contact<A>> {
-        let mut all: Vec<(Distance, &Contact<A>)> = self
-            .contacts()
-            .map(|c| (self.metric.distance(&c.id, target), c))
-            .collect();
-        if all.len() > n && n > 0 {
-            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
-            all.truncate(n);
+        if n == 0 {
+            return Vec::new();
         }
-        all.truncate(n);
+        let mut out: Vec<(Distance, &Contact<A>)> = Vec::with_capacity(n.min(self.len));
+        match self.metric {
+            Metric::Xor => self.closest_xor(target, n, &mut out),
+            Metric::Hamming => {
+                let all = self.buckets.iter();
+                self.take_group(all, target, &mut out);
+            }
+        }
+        out.truncate(n);
+        out.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Under XOR the buckets come in distance groups, so usually one bucket is
+    /// sorted instead of the whole table. With `i` the bucket of `target`:
+    /// bucket `i` holds everything closer than `2^i`; buckets below `i` all lie in
+    /// `[2^i, 2^(i+1))`; each bucket `j > i` lies in `[2^j, 2^(j+1))`.
+    fn closest_xor<'a>(&'a self, target: &Id, n: usize, out: &mut Vec<(Distance, &'a Contact<A>)>) {
+        let Some(i) = self.metric.bucket_index(&self.own, target) else {
+            // The target is our own id: bucket j lies in [2^j, 2^(j+1)), in order.
+            for b in &self.buckets {
+                self.take_group(core::iter::once(b), target, out);
+                if out.len() >= n {
+                    return;
+                }
+            }
+            return;
+        };
+        let i = i as u16;
+        let own_bucket = self.buckets.iter().filter(|b| b.index == i);
+        self.take_group(own_bucket, target, out);
+        if out.len() >= n {
+            return;
+        }
+        self.take_group(self.buckets.iter().filter(|b| b.index < i), target, out);
+        for b in self.buckets.iter().filter(|b| b.index > i) {
+            if out.len() >= n {
+                return;
+            }
+            self.take_group(core::iter::once(b), target, out);
+        }
+    }
+
+    /// Appends the contacts of `buckets`, sorted by distance to `target`.
+    fn take_group<'a>(
+        &'a self,
+        buckets: impl Iterator<Item = &'a Bucket<A>>,
+        target: &Id,
+        out: &mut Vec<(Distance, &'a Contact<A>)>,
+    ) {
+        let start = out.len();
+        for b in buckets {
+            out.extend(
+                b.entries
+                    .iter()
+                    .map(|e| (self.metric.distance(&e.contact.id, target), &e.contact)),
+            );
+        }
         // Ids in the table are unique, so distances are too and the order is total.
-        all.sort_unstable_by_key(|(d, _)| *d);
-        all.into_iter().map(|(_, c)| c.clone()).collect()
+        out[start..].sort_unstable_by_key(|(d, _)| *d);
     }
 
     /// Notes that a lookup for `target` just ran, so its bucket needs no refresh.
@@ -341,6 +391,14 @@ mod tests {
                 ids.dedup();
                 prop_assert_eq!(ids.len(), table.len());
                 prop_assert!(table.buckets.windows(2).all(|w| w[0].index < w[1].index));
+            }
+            // closest equals a brute-force sort of the whole table, for any target
+            // and for our own id.
+            for t in [Id::from_bytes(target), own] {
+                let mut reference: Vec<Contact<u32>> = table.contacts().cloned().collect();
+                reference.sort_by_key(|c| m.distance(&c.id, &t));
+                reference.truncate(n);
+                prop_assert_eq!(table.closest(&t, n), reference);
             }
             // closest: sorted by distance, the right size, and nothing closer left out.
             let target = Id::from_bytes(target);
