@@ -55,6 +55,8 @@ pub(crate) struct Driver {
     /// Callers waiting for their query to finish (bounded by the node's `max_queries`).
     waiters: BTreeMap<QueryId, oneshot::Sender<Result<QueryDone, NetError>>>,
     recent: VecDeque<Finished>,
+    queries_succeeded: u64,
+    queries_failed: u64,
     /// Peers found unreachable while draining; reported to the node afterwards.
     unreachable: Vec<SocketAddr>,
     /// The deadline the timer is armed for.
@@ -81,6 +83,8 @@ impl Driver {
             dialing: BTreeMap::new(),
             waiters: BTreeMap::new(),
             recent: VecDeque::new(),
+            queries_succeeded: 0,
+            queries_failed: 0,
             unreachable: Vec::new(),
             armed: None,
         }
@@ -257,6 +261,11 @@ impl Driver {
                 stats,
             } => {
                 tracing::debug!(?kind, target = %target.short(), ok = result.is_ok(), hops = stats.hops, "query finished");
+                if result.is_ok() {
+                    self.queries_succeeded += 1;
+                } else {
+                    self.queries_failed += 1;
+                }
                 if self.recent.len() >= self.shared.config.recent_queries {
                     self.recent.pop_back();
                 }
@@ -301,6 +310,8 @@ impl Driver {
             tracked_keys: self.node.provider_store().key_count(),
             tracked_records: self.node.provider_store().record_count(),
             queries_running: self.node.queries_running(),
+            queries_succeeded: self.queries_succeeded,
+            queries_failed: self.queries_failed,
             counters: *self.node.counters(),
             transport: self.shared.stats.snapshot(),
             recent: self

@@ -36,6 +36,10 @@ pub struct Status {
     pub tracked_records: usize,
     /// Queries in flight.
     pub queries_running: usize,
+    /// Queries started by commands that succeeded, since the node started.
+    pub queries_succeeded: u64,
+    /// Queries started by commands that failed, since the node started.
+    pub queries_failed: u64,
     /// The protocol's counters.
     pub counters: Counters,
     /// The transport's counters.

@@ -1,0 +1,51 @@
+//! Every tunable of the proxy, with the bound it sets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The address the proxy listens on unless told otherwise: loopback only, so it
+/// is never an open proxy to the world.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    1234,
+));
+
+/// How the proxy listens, relays and bounds its work.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Where to accept HTTP connections.
+    pub listen: SocketAddr,
+    /// Open client connections at most; more are refused.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    /// hyper needs at least 8192.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request head.
+    pub header_read_timeout: Duration,
+    /// How long connecting to an origin server may take before a 504.
+    pub upstream_connect_timeout: Duration,
+    /// How long an origin server may take to start its response before a 504.
+    pub upstream_response_timeout: Duration,
+    /// How long a content lookup may take before a 404 (nobody holds it) or 504.
+    pub lookup_deadline: Duration,
+    /// Largest upload the local API accepts for publishing, in bytes.
+    pub max_upload_bytes: usize,
+    /// How long open connections get to finish when the proxy stops.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: DEFAULT_LISTEN,
+            max_connections: 256,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_response_timeout: Duration::from_secs(30),
+            lookup_deadline: Duration::from_secs(30),
+            max_upload_bytes: 256 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `GET /`: the node as a person wants to see it.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use distroweb_net::Status;
+
+use crate::html::{escape, page};
+
+/// Peers listed on the page at most; the count above the table is exact.
+const PEERS_SHOWN: usize = 50;
+
+/// Renders the status page.
+pub fn render(s: &Status) -> String {
+    let mut b = String::with_capacity(8192);
+    let _ = write!(
+        b,
+        "<table>\
+         <tr><th>node id</th><td>{id}</td></tr>\
+         <tr><th>listening on</th><td>{listen}</td></tr>\
+         <tr><th>advertised as</th><td>{adv}</td></tr>\
+         <tr><th>uptime</th><td>{uptime}</td></tr>\
+         <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
+         <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
+         <tr><th>provided</th><td>{provided} keys announced by this node</td></tr>\
+         <tr><th>tracked</th><td>{records} provider records for {keys} keys</td></tr>\
+         <tr><th>lookups</th><td>{running} running, {ok} succeeded, {failed} failed</td></tr>\
+         </table>",
+        id = s.id,
+        listen = s.listen,
+        adv = s.advertised,
+        uptime = human(s.uptime),
+        peers = s.routing_table_len,
+        buckets = s.buckets_in_use,
+        conns = s.open_connections,
+        connected = s.connected_peers,
+        provided = s.provided_keys,
+        records = s.tracked_records,
+        keys = s.tracked_keys,
+        running = s.queries_running,
+        ok = s.queries_succeeded,
+        failed = s.queries_failed,
+    );
+    b.push_str("<h2>Recent lookups</h2>");
+    if s.recent.is_empty() {
+        b.push_str("<p>None yet.</p>");
+    } else {
+        b.push_str("<table><tr><th>kind</th><th>target</th><th>result</th><th>hops</th><th>requests</th><th>time</th><th>ago</th></tr>");
+        for q in &s.recent {
+            let outcome = match &q.outcome {
+                Ok(n) => format!("ok ({n})"),
+                Err(e) => escape(&e.to_string()),
+            };
+            let _ = write!(
+                b,
+                "<tr><td>{kind}</td><td title=\"{t}\">{short}</td><td>{outcome}</td><td>{hops}</td><td>{req}</td><td>{ms} ms</td><td>{ago}</td></tr>",
+                kind = q.kind,
+                t = q.target,
+                short = q.target.short(),
+                hops = q.hops,
+                req = q.requests,
+                ms = q.elapsed.as_millis(),
+                ago = human(q.age),
+            );
+        }
+        b.push_str("</table>");
+    }
+    let _ = write!(b, "<h2>Peers ({})</h2>", s.routing_table_len);
+    b.push_str("<table><tr><th>id</th><th>address</th></tr>");
+    for p in s.peers.iter().take(PEERS_SHOWN) {
+        let _ = write!(b, "<tr><td>{}</td><td>{}</td></tr>", p.id, p.addr);
+    }
+    b.push_str("</table>");
+    b.push_str("<p><a href=\"/metrics\">Prometheus metrics</a> · <a href=\"/api/v1/status\">status as JSON</a></p>");
+    page("distroweb node", &b)
+}
+
+/// `1h 02m`, `3m 05s`, `42s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s / 60) % 60),
+    }
+}
