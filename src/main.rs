@@ -4,6 +4,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod logging;
+mod node;
+mod testnet;
+
 /// A peer-to-peer static web server: every reader is a server.
 #[derive(Debug, Parser)]
 #[command(name = "distroweb", version, about)]
@@ -18,12 +22,18 @@ struct Cli {
 enum Command {
     /// Print `distroweb <version>` and exit.
     Version,
+    /// Run a live node with its local HTTP proxy.
+    Node(node::Args),
+    /// Start N live nodes on 127.0.0.1, wired together, each with a proxy.
+    Testnet(testnet::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => println!("distroweb {}", env!("CARGO_PKG_VERSION")),
+        Command::Node(args) => node::run(args)?,
+        Command::Testnet(args) => testnet::run(args)?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Every tunable of the transport, with the bound it sets.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
@@ -19,6 +20,11 @@ pub struct NetConfig {
     pub id: Option<Id>,
     /// Seed for the protocol's RNG; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// Where the identity, known peers and content live; `None` keeps everything
+    /// in memory and forgets it at exit. An `id` given above overrides a saved one.
+    pub data_dir: Option<PathBuf>,
+    /// How often the known peers are saved to the data directory (and at shutdown).
+    pub persist_interval: Duration,
     /// The protocol state machine's configuration.
     pub protocol: ProtocolConfig,
     /// Open connections at most, inbound and outbound together (dials in progress count).
@@ -54,6 +60,8 @@ impl Default for NetConfig {
             advertise: None,
             id: None,
             seed: None,
+            data_dir: None,
+            persist_interval: Duration::from_secs(60),
             protocol: ProtocolConfig::default(),
             max_connections: 256,
             max_frame_bytes: MAX_MESSAGE_BYTES,

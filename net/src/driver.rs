@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 
 use crate::clock::Clock;
 use crate::connection::{ConnId, Established, Input, Shared};
+use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
 use crate::error::NetError;
 use crate::frame;
@@ -61,6 +62,8 @@ pub(crate) struct Driver {
     unreachable: Vec<SocketAddr>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
+    /// Where known peers are saved, if anywhere.
+    data_dir: Option<DataDir>,
 }
 
 impl Driver {
@@ -71,6 +74,7 @@ impl Driver {
         listen: SocketAddr,
         inputs: mpsc::Receiver<Input>,
         commands: mpsc::Receiver<Command>,
+        data_dir: Option<DataDir>,
     ) -> Self {
         Driver {
             node,
@@ -87,6 +91,7 @@ impl Driver {
             queries_failed: 0,
             unreachable: Vec::new(),
             armed: None,
+            data_dir,
         }
     }
 
@@ -94,10 +99,17 @@ impl Driver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let sleep = tokio::time::sleep_until(self.clock.instant(Time::MAX));
         tokio::pin!(sleep);
+        let mut persist = tokio::time::interval(self.shared.config.persist_interval);
+        persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        persist.reset();
         self.drain(sleep.as_mut());
         loop {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = persist.tick(), if self.data_dir.is_some() => {
+                    self.save_peers(false);
+                    continue;
+                }
                 Some(input) = self.inputs.recv() => self.on_input(input),
                 Some(command) = self.commands.recv() => self.on_command(command),
                 () = &mut sleep => {
@@ -107,6 +119,7 @@ impl Driver {
             }
             self.drain(sleep.as_mut());
         }
+        self.save_peers(true);
         // Dropping the waiters tells every caller the node stopped.
         tracing::debug!(waiting = self.waiters.len(), "node task stopped");
     }
@@ -291,6 +304,35 @@ impl Driver {
             Event::PeerMisbehaved { peer, reason } => {
                 tracing::warn!(peer = %peer.addr, peer_id = %peer.id.short(), ?reason, "peer misbehaved");
             }
+        }
+    }
+
+    /// Saves the routing table's contacts, on a blocking thread unless `now`
+    /// (at shutdown, when the runtime may not run another task to completion).
+    fn save_peers(&self, now: bool) {
+        let Some(dir) = self.data_dir.clone() else {
+            return;
+        };
+        let peers: Vec<_> = self
+            .node
+            .routing_table()
+            .contacts()
+            .take(MAX_REMEMBERED_PEERS)
+            .cloned()
+            .collect();
+        if peers.is_empty() {
+            // Keep the last run's list rather than forget everyone while isolated.
+            return;
+        }
+        let save = move || {
+            if let Err(e) = dir.save_peers(&peers) {
+                tracing::warn!("could not save known peers: {e}");
+            }
+        };
+        if now {
+            save();
+        } else {
+            tokio::task::spawn_blocking(save);
         }
     }
 

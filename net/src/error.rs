@@ -21,6 +21,9 @@ pub enum StartError {
     /// A transport setting is unusable.
     #[error("invalid transport configuration: {0}")]
     Transport(&'static str),
+    /// The data directory is unusable.
+    #[error("data directory: {0}")]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The OS would not provide randomness for the node id or seed.
     #[error("no OS randomness for the node id: {0}")]
     Entropy(getrandom::Error),

@@ -16,6 +16,8 @@ mod clock;
 pub mod config;
 /// One established connection's task.
 mod connection;
+/// Identity and known peers on disk, written atomically.
+pub mod data_dir;
 /// Outbound connections.
 mod dial;
 /// The node task that owns the protocol state machine.
@@ -38,6 +40,7 @@ pub mod stats;
 pub mod status;
 
 pub use config::NetConfig;
+pub use data_dir::{DataDir, DataDirError};
 pub use error::{NetError, StartError};
 pub use handle::{NodeHandle, QueryDone};
 pub use handshake::PROTOCOL_VERSION;

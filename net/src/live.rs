@@ -1,9 +1,11 @@
 //! Starting and stopping a live node: the listener, the node task and their shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
-use distroweb_protocol::{Id, Node};
+use distroweb_protocol::{Id, Node, QueryError};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -11,19 +13,24 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::NetConfig;
 use crate::connection::Shared;
+use crate::data_dir::DataDir;
 use crate::driver::Driver;
-use crate::error::StartError;
-use crate::handle::{Identity, NodeHandle};
+use crate::error::{NetError, StartError};
+use crate::handle::{Identity, NodeHandle, QueryDone};
 use crate::handshake::Hello;
 use crate::listener;
+use crate::status::output_size;
 
 /// A running node: its listener, its node task and the handle to command it.
 #[derive(Debug)]
 pub struct LiveNode {
     handle: NodeHandle,
     shutdown: watch::Sender<bool>,
+    stopping: watch::Receiver<bool>,
     driver: JoinHandle<()>,
     listener: JoinHandle<()>,
+    /// Addresses of the peers remembered from the last run: extra seeds.
+    remembered: Vec<SocketAddr>,
 }
 
 impl LiveNode {
@@ -43,16 +50,27 @@ impl LiveNode {
             source,
         })?;
         let advertised = config.advertise.unwrap_or(listen);
-        let id = match config.id {
-            Some(id) => id,
-            None => Id::from_bytes(random()?),
-        };
+        let data_dir = config.data_dir.as_ref().map(DataDir::open).transpose()?;
+        let id = identity(config.id, data_dir.as_ref())?;
         let seed = match config.seed {
             Some(seed) => seed,
             None => u64::from_le_bytes(random()?),
         };
         let clock = Clock::start();
-        let node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
+        let mut node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
+        let remembered = data_dir
+            .as_ref()
+            .map(DataDir::load_peers)
+            .unwrap_or_default();
+        for contact in &remembered {
+            node.add_contact(clock.now(), contact.clone());
+        }
+        if !remembered.is_empty() {
+            tracing::info!(
+                peers = remembered.len(),
+                "remembered peers from the last run"
+            );
+        }
 
         let (inputs_tx, inputs_rx) = mpsc::channel(config.inbound_queue);
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
@@ -70,15 +88,73 @@ impl LiveNode {
             stats: shared.stats.clone(),
         });
         let listener = tokio::spawn(listener::accept_loop(shared.clone(), listener));
-        let driver = Driver::new(node, clock, shared, listen, inputs_rx, commands_rx);
-        let driver = tokio::spawn(driver.run(shutdown_rx));
+        let driver = Driver::new(
+            node,
+            clock,
+            shared,
+            listen,
+            inputs_rx,
+            commands_rx,
+            data_dir,
+        );
+        let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
         tracing::info!(id = %id, %listen, %advertised, "node started");
         Ok(LiveNode {
             handle: NodeHandle::new(commands_tx, identity),
             shutdown,
+            stopping: shutdown_rx,
             driver,
             listener,
+            remembered: remembered.into_iter().map(|c| c.addr).collect(),
         })
+    }
+
+    /// Joins the network through `seeds` and the peers remembered from the last
+    /// run, whichever answer.
+    pub async fn join(&self, seeds: &[SocketAddr]) -> Result<QueryDone, NetError> {
+        let mut all: Vec<SocketAddr> = seeds.to_vec();
+        all.extend(self.remembered.iter().copied());
+        all.sort();
+        all.dedup();
+        all.retain(|a| *a != self.handle.advertised_addr());
+        if all.is_empty() {
+            return Err(NetError::Query(QueryError::NoPeers));
+        }
+        self.handle.bootstrap(all).await
+    }
+
+    /// Joins in the background, retrying with backoff (up to a minute apart)
+    /// until a bootstrap succeeds, so a node started before its seeds
+    /// still finds them; gives up only when the node stops.
+    pub fn spawn_join(&self, seeds: Vec<SocketAddr>) {
+        let mut all = seeds;
+        all.extend(self.remembered.iter().copied());
+        if all.is_empty() {
+            tracing::info!("no seeds: waiting for peers to join through this node");
+            return;
+        }
+        let handle = self.handle.clone();
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(2);
+            loop {
+                match handle.bootstrap(all.clone()).await {
+                    Ok(done) => {
+                        tracing::info!(contacts = output_size(&done.output), "joined the network");
+                        return;
+                    }
+                    Err(NetError::Stopped) => return,
+                    Err(e) => {
+                        tracing::warn!(?all, "could not join ({e}); retrying in {backoff:?}");
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        });
     }
 
     /// A handle to command the node; clone it freely.
@@ -113,6 +189,23 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
         ));
     }
     Ok(())
+}
+
+/// The node id: the configured one, else the saved one, else a new random one
+/// (saved for next time).
+fn identity(configured: Option<Id>, data_dir: Option<&DataDir>) -> Result<Id, StartError> {
+    if let Some(id) = configured {
+        return Ok(id);
+    }
+    if let Some(id) = data_dir.map(DataDir::load_identity).transpose()?.flatten() {
+        return Ok(id);
+    }
+    let id = Id::from_bytes(random()?);
+    if let Some(dir) = data_dir {
+        dir.save_identity(id)?;
+        tracing::info!(id = %id, dir = %dir.root().display(), "created a new node identity");
+    }
+    Ok(id)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], StartError> {

@@ -1,0 +1,193 @@
+//! The node's directory on disk: its identity and the peers it knew, written
+//! atomically so a crash leaves either the old file or the new one, never half.
+//!
+//! Layout: `identity` (the node id, 64 hex characters), `peers` (one `id addr` per
+//! line), and the content store's own subdirectory.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use distroweb_protocol::{Contact, Id};
+
+/// Most peers remembered across restarts.
+pub const MAX_REMEMBERED_PEERS: usize = 1024;
+
+/// Why the data directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// A file or directory could not be read, written or created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The identity file holds something other than a node id.
+    #[error(
+        "{path} does not hold a node id ({reason}); move it away to start with a new identity"
+    )]
+    BadIdentity {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A node's data directory.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the directory at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, DataDirError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|source| DataDirError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(DataDir { root })
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The node id saved by an earlier run, if any.
+    pub fn load_identity(&self) -> Result<Option<Id>, DataDirError> {
+        let path = self.root.join("identity");
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(DataDirError::Io { path, source }),
+        };
+        text.trim()
+            .parse()
+            .map(Some)
+            .map_err(
+                |e: distroweb_protocol::ParseIdError| DataDirError::BadIdentity {
+                    path,
+                    reason: e.to_string(),
+                },
+            )
+    }
+
+    /// Saves the node id for later runs.
+    pub fn save_identity(&self, id: Id) -> Result<(), DataDirError> {
+        self.write("identity", format!("{id}\n").as_bytes())
+    }
+
+    /// The peers saved by an earlier run; unreadable lines are skipped.
+    pub fn load_peers(&self) -> Vec<Contact<SocketAddr>> {
+        let path = self.root.join("peers");
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Vec::new();
+        };
+        let mut peers = Vec::new();
+        for line in text.lines().take(MAX_REMEMBERED_PEERS) {
+            let parsed = line.split_once(' ').and_then(|(id, addr)| {
+                Some(Contact::new(id.parse().ok()?, addr.trim().parse().ok()?))
+            });
+            match parsed {
+                Some(contact) => peers.push(contact),
+                None => {
+                    tracing::warn!(path = %path.display(), "skipping unreadable peer line {line:?}")
+                }
+            }
+        }
+        peers
+    }
+
+    /// Saves up to [`MAX_REMEMBERED_PEERS`] peers for the next run.
+    pub fn save_peers(&self, peers: &[Contact<SocketAddr>]) -> Result<(), DataDirError> {
+        let mut text = String::with_capacity(peers.len() * 90);
+        for p in peers.iter().take(MAX_REMEMBERED_PEERS) {
+            text.push_str(&format!("{} {}\n", p.id, p.addr));
+        }
+        self.write("peers", text.as_bytes())
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+        let path = self.root.join(name);
+        write_atomic(&path, bytes).map_err(|source| DataDirError::Io { path, source })
+    }
+}
+
+/// Writes `bytes` to `path` so that readers (and a crash) see the old content or
+/// the new, never a mix: write a temporary file beside it, fsync it, rename it
+/// over `path`, then fsync the directory so the rename itself is durable.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    // The process id and a counter keep concurrent writers off each other's temp files.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Directory fsync is what makes the rename durable on Linux; other
+        // platforms may refuse to open a directory, which is harmless there.
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("distroweb-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn identity_and_peers_survive_a_reopen() {
+        let root = temp_dir("data-dir");
+        let dir = DataDir::open(&root).unwrap();
+        assert_eq!(dir.load_identity().unwrap(), None);
+        assert!(dir.load_peers().is_empty());
+        let id = Id::hash_of(b"me");
+        let peers = vec![
+            Contact::new(Id::hash_of(b"a"), "127.0.0.1:4100".parse().unwrap()),
+            Contact::new(Id::hash_of(b"b"), "[::1]:4101".parse().unwrap()),
+        ];
+        dir.save_identity(id).unwrap();
+        dir.save_peers(&peers).unwrap();
+
+        let again = DataDir::open(&root).unwrap();
+        assert_eq!(again.load_identity().unwrap(), Some(id));
+        assert_eq!(again.load_peers(), peers);
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+
+        fs::write(root.join("identity"), "not an id").unwrap();
+        assert!(matches!(
+            again.load_identity(),
+            Err(DataDirError::BadIdentity { .. })
+        ));
+        fs::write(root.join("peers"), "garbage\nmore garbage here\n").unwrap();
+        assert!(again.load_peers().is_empty());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

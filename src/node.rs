@@ -1,0 +1,107 @@
+//! `distroweb node`: one live node with its local proxy, until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use distroweb_net::{LiveNode, NetConfig};
+use distroweb_proxy::{Proxy, ProxyConfig};
+
+/// Options of `distroweb node`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to accept peer connections.
+    #[arg(long, default_value = "0.0.0.0:4100")]
+    listen: SocketAddr,
+    /// The address to tell peers, if not the listen address (e.g. a public IP).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// Where the local HTTP proxy listens (keep it on loopback: it relays to any host).
+    #[arg(long, default_value = "127.0.0.1:1234")]
+    proxy: SocketAddr,
+    /// A peer to join through, HOST:PORT; repeat for several.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    bootstrap: Vec<String>,
+    /// Where identity, known peers and content are kept [default: the platform data dir].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Runs the node until a signal.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::logging::init();
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let seeds = resolve(&args.bootstrap).await?;
+        let config = NetConfig {
+            listen: args.listen,
+            advertise: args.advertise,
+            data_dir: Some(data_dir),
+            ..NetConfig::default()
+        };
+        let node = LiveNode::start(config).await?;
+        if !args.proxy.ip().is_loopback() {
+            tracing::warn!(proxy = %args.proxy, "the proxy listens beyond loopback: anyone who reaches it can use it to relay requests");
+        }
+        let proxy_config = ProxyConfig {
+            listen: args.proxy,
+            ..ProxyConfig::default()
+        };
+        let proxy = match Proxy::start(proxy_config, node.handle()).await {
+            Ok(p) => p,
+            Err(e) => {
+                node.stop().await;
+                return Err(e.into());
+            }
+        };
+        node.spawn_join(seeds);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        proxy.stop().await;
+        node.stop().await;
+        Ok(())
+    })
+}
+
+/// `~/.local/share/distroweb` on Linux, the equivalents elsewhere.
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("distroweb"))
+        .context("no platform data directory is known here; pass --data-dir DIR")
+}
+
+/// Resolves `HOST:PORT` strings (names allowed) to socket addresses.
+pub async fn resolve(peers: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for peer in peers {
+        let found = tokio::net::lookup_host(peer.as_str())
+            .await
+            .with_context(|| {
+                format!("cannot resolve bootstrap peer {peer:?} (expected HOST:PORT)")
+            })?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGTERM: {e}"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

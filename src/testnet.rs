@@ -1,0 +1,87 @@
+//! `distroweb testnet`: N live nodes on 127.0.0.1 in one process, wired together,
+//! each with its own proxy — the one-command way to try the live system.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use distroweb_net::{LiveNode, NetConfig};
+use distroweb_proxy::{Proxy, ProxyConfig};
+
+/// Options of `distroweb testnet`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many nodes to start.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// The first node's proxy port; node i gets this plus i.
+    #[arg(long, default_value_t = 1234)]
+    proxy_port: u16,
+}
+
+/// Starts the nodes, prints their URLs and runs until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::logging::init();
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let mut running: Vec<(LiveNode, Proxy)> = Vec::new();
+        let result = start_all(&args, &mut running).await;
+        if result.is_ok() {
+            crate::node::shutdown_signal().await;
+            tracing::info!("shutting down the testnet");
+        }
+        for (node, proxy) in running {
+            proxy.stop().await;
+            node.stop().await;
+        }
+        result
+    })
+}
+
+async fn start_all(args: &Args, running: &mut Vec<(LiveNode, Proxy)>) -> anyhow::Result<()> {
+    let mut seed: Option<SocketAddr> = None;
+    for i in 0..args.nodes {
+        let node = LiveNode::start(NetConfig::loopback()).await?;
+        let port = args
+            .proxy_port
+            .checked_add(i)
+            .context("proxy port out of range")?;
+        let config = ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            ..ProxyConfig::default()
+        };
+        let proxy = match Proxy::start(config, node.handle()).await {
+            Ok(p) => p,
+            Err(e) => {
+                node.stop().await;
+                return Err(anyhow::Error::new(e)
+                    .context(format!("starting node {i}'s proxy (try --proxy-port)")));
+            }
+        };
+        match seed {
+            None => seed = Some(node.handle().listen_addr()),
+            Some(seed) => {
+                node.join(&[seed])
+                    .await
+                    .with_context(|| format!("node {i} joining"))?;
+            }
+        }
+        running.push((node, proxy));
+    }
+    println!("{} nodes running on 127.0.0.1:", running.len());
+    for (i, (node, proxy)) in running.iter().enumerate() {
+        let h = node.handle();
+        println!(
+            "  node {i}  id {}  peer {}  proxy http://{}/",
+            h.id().short(),
+            h.listen_addr(),
+            proxy.local_addr()
+        );
+    }
+    if let Some((_, first)) = running.first() {
+        println!(
+            "Publish with `distroweb publish DIR --proxy {}`, then open the URL it prints on any node's proxy.",
+            first.local_addr()
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    Ok(())
+}
