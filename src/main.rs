@@ -4,8 +4,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod get;
+mod local_api;
 mod logging;
 mod node;
+mod publish;
 mod testnet;
 
 /// A peer-to-peer static web server: every reader is a server.
@@ -24,6 +27,10 @@ enum Command {
     Version,
     /// Run a live node with its local HTTP proxy.
     Node(node::Args),
+    /// Publish a file or a directory (a site) through the running local node.
+    Publish(publish::Args),
+    /// Fetch content through the running local node.
+    Get(get::Args),
     /// Start N live nodes on 127.0.0.1, wired together, each with a proxy.
     Testnet(testnet::Args),
 }
@@ -33,6 +40,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Version => println!("distroweb {}", env!("CARGO_PKG_VERSION")),
         Command::Node(args) => node::run(args)?,
+        Command::Publish(args) => publish::run(args)?,
+        Command::Get(args) => get::run(args)?,
         Command::Testnet(args) => testnet::run(args)?,
     }
     Ok(())
