@@ -20,6 +20,8 @@ pub struct ProxyConfig {
     /// Largest request head (request line and headers) in bytes; larger gets 431.
     /// hyper needs at least 8192.
     pub max_header_bytes: usize,
+    /// CONNECT tunnels open at most.
+    pub max_tunnels: usize,
     /// How long a client may take to send its request head.
     pub header_read_timeout: Duration,
     /// How long connecting to an origin server may take before a 504.
@@ -40,6 +42,7 @@ impl Default for ProxyConfig {
             listen: DEFAULT_LISTEN,
             max_connections: 256,
             max_header_bytes: 16 * 1024,
+            max_tunnels: 128,
             header_read_timeout: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_response_timeout: Duration::from_secs(30),

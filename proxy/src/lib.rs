@@ -3,7 +3,7 @@
 //! `/distroweb/<id>[/<path>]` is content from the network; `/` is the node's status
 //! page, `/metrics` its Prometheus text, `/api/v1/` the local API for the CLI;
 //! every other path (`/<host>/<path>`) and every absolute-form request is relayed
-//! to the ordinary web.
+//! to the ordinary web, and `CONNECT` opens a tunnel for `https://`.
 //! It talks to the node only through `distroweb_net`'s command handle;
 //! it never touches the protocol state machine or the peer-to-peer sockets directly.
 //!
@@ -33,6 +33,8 @@ pub mod route;
 pub mod server;
 /// The status page.
 pub mod status_page;
+/// CONNECT tunnels for `https://` through the forward proxy.
+pub mod tunnel;
 /// Relaying to origin servers.
 pub mod upstream;
 

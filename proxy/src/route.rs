@@ -48,7 +48,9 @@ pub enum RouteError {
     #[error("bad host {0:?}")]
     BadHost(String),
     /// An absolute-form request for a scheme the proxy does not relay.
-    #[error("only http:// URLs can be relayed (got {0}://); https needs CONNECT, which this proxy does not offer")]
+    #[error(
+        "only http:// URLs can be relayed in absolute form (got {0}://); use CONNECT for https"
+    )]
     UnsupportedScheme(String),
 }
 

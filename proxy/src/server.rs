@@ -23,7 +23,7 @@ use crate::headers::has_looped;
 use crate::metrics::{self, ProxyMetrics};
 use crate::route::{route, Route};
 use crate::upstream::{self, UpstreamClient};
-use crate::{api, content, status_page};
+use crate::{api, content, status_page, tunnel};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,8 @@ pub struct State {
     pub via: HeaderValue,
     /// Authorities that name this proxy, so absolute-form requests for it are served here.
     pub local: Vec<Authority>,
+    /// One permit per open CONNECT tunnel (`max_tunnels`).
+    pub tunnels: Arc<Semaphore>,
 }
 
 /// A running proxy.
@@ -89,6 +91,7 @@ impl Proxy {
         }
         let via = HeaderValue::from_str(&format!("1.1 distroweb-{}", node.id().short()))
             .unwrap_or(HeaderValue::from_static("1.1 distroweb"));
+        let config_tunnels = config.max_tunnels;
         let state = Arc::new(State {
             client: upstream::client(&config),
             config,
@@ -96,6 +99,7 @@ impl Proxy {
             metrics: ProxyMetrics::default(),
             via,
             local,
+            tunnels: Arc::new(Semaphore::new(config_tunnels)),
         });
         let (shutdown, stop) = watch::channel(false);
         let task = tokio::spawn(accept_loop(state, listener, stop));
@@ -172,7 +176,8 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.header_read_timeout)
         .max_buf_size(state.config.max_header_bytes)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -205,6 +210,9 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
             StatusCode::LOOP_DETECTED,
             "this request already passed through this proxy: it names the proxy itself as the host",
         );
+    }
+    if req.method() == Method::CONNECT {
+        return tunnel::connect(state, &state.tunnels, req).await;
     }
     let route = match route(req.uri(), &state.local) {
         Ok(r) => r,

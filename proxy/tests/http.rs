@@ -147,11 +147,44 @@ async fn relays_to_an_origin_in_both_forms() {
     assert!(r.contains("GET /abs?y=2\n"), "{r}");
     assert!(r.contains(&format!("host: {origin}\n")), "{r}");
 
+    // CONNECT opens a tunnel; what goes through is the client's own business.
+    let mut s = TcpStream::connect(setup.proxy.local_addr()).await.unwrap();
+    s.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    s.write_all(b"GET /through-the-tunnel HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("GET /through-the-tunnel\n"), "{rest}");
+    assert!(
+        !rest.contains("via:"),
+        "a tunnel passes bytes untouched: {rest}"
+    );
+
     // A dead origin is a 502; the proxy naming itself is a loop, refused.
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     assert_eq!(status(&setup.get(&format!("/{dead_addr}/")).await), 502);
+    let r = setup
+        .raw(
+            format!(
+                "CONNECT {dead_addr} HTTP/1.1\r\nHost: {dead_addr}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 502);
     let own = setup.proxy.local_addr();
     assert_eq!(status(&setup.get(&format!("/{own}/")).await), 508);
     assert_eq!(status(&setup.get("https://example.org/").await), 400);
