@@ -1,147 +1,13 @@
-//! Hundreds of nodes exchanging messages through an in-memory network, driven
-//! only through the public API (the quinn `Pair` idea, scaled up).
+//! Hundreds of nodes looking each other up through an in-memory network.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+mod common;
+
 use std::time::Duration;
 
-use distroweb_protocol::{
-    Config, Event, Id, Message, Metric, Node, QueryError, QueryId, QueryKind, QueryOutput,
-    Strategy, Time,
-};
+use common::Net;
+use distroweb_protocol::{Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, Strategy};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
-
-enum Due {
-    Deliver {
-        to: u32,
-        from: u32,
-        msg: Message<u32>,
-    },
-    Wake {
-        node: u32,
-    },
-}
-
-/// A tiny deterministic network: one queue ordered by (time, sequence).
-struct Net {
-    nodes: Vec<Node<u32>>,
-    /// The wake-up time each node last asked for; stale wake-ups are skipped.
-    wake_at: Vec<Option<Time>>,
-    queue: BinaryHeap<Reverse<(Time, u64, usize)>>,
-    slots: Vec<Option<Due>>,
-    seq: u64,
-    now: Time,
-    events: Vec<(u32, Event<u32>)>,
-    delivered: u64,
-}
-
-impl Net {
-    fn new(n: usize, config: &Config, seed: u64) -> Net {
-        let mut rng = ChaCha12Rng::seed_from_u64(seed);
-        let nodes = (0..n as u32)
-            .map(|i| {
-                Node::new(
-                    config.clone(),
-                    Id::random(&mut rng),
-                    i,
-                    rng.next_u64(),
-                    Time::ZERO,
-                )
-                .unwrap()
-            })
-            .collect();
-        Net {
-            nodes,
-            wake_at: vec![None; n],
-            queue: BinaryHeap::new(),
-            slots: Vec::new(),
-            seq: 0,
-            now: Time::ZERO,
-            events: Vec::new(),
-            delivered: 0,
-        }
-    }
-
-    fn push(&mut self, at: Time, due: Due) {
-        self.slots.push(Some(due));
-        self.queue
-            .push(Reverse((at, self.seq, self.slots.len() - 1)));
-        self.seq += 1;
-    }
-
-    /// One-way delay between two nodes: 5–80 ms, fixed per pair.
-    fn delay(a: u32, b: u32) -> Duration {
-        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
-        let h =
-            (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) >> 40;
-        Duration::from_micros(5_000 + h % 75_000)
-    }
-
-    /// The drain contract: transmits, then events, then the timeout.
-    fn drain(&mut self, i: u32) {
-        while let Some(t) = self.nodes[i as usize].poll_transmit() {
-            let at = self.now + Self::delay(i, t.to);
-            self.push(
-                at,
-                Due::Deliver {
-                    to: t.to,
-                    from: i,
-                    msg: t.msg,
-                },
-            );
-        }
-        while let Some(e) = self.nodes[i as usize].poll_event() {
-            self.events.push((i, e));
-        }
-        let next = self.nodes[i as usize].poll_timeout();
-        if next != self.wake_at[i as usize] {
-            self.wake_at[i as usize] = next;
-            if let Some(t) = next {
-                self.push(t.max(self.now), Due::Wake { node: i });
-            }
-        }
-    }
-
-    fn run_until(&mut self, until: Time) {
-        while let Some(&Reverse((at, _, slot))) = self.queue.peek() {
-            if at > until {
-                break;
-            }
-            self.queue.pop();
-            self.now = at;
-            match self.slots[slot].take() {
-                Some(Due::Deliver { to, from, msg }) => {
-                    self.delivered += 1;
-                    self.nodes[to as usize].handle_message(at, from, msg);
-                    self.drain(to);
-                }
-                Some(Due::Wake { node }) if self.wake_at[node as usize] == Some(at) => {
-                    self.wake_at[node as usize] = None;
-                    self.nodes[node as usize].handle_timeout(at);
-                    self.drain(node);
-                }
-                Some(Due::Wake { .. }) => {}
-                None => {}
-            }
-        }
-        self.now = until;
-    }
-
-    fn command(&mut self, i: u32, f: impl FnOnce(&mut Node<u32>, Time) -> QueryId) -> QueryId {
-        let now = self.now;
-        let q = f(&mut self.nodes[i as usize], now);
-        self.drain(i);
-        q
-    }
-
-    fn finished(&self, node: u32, q: QueryId) -> Option<&Event<u32>> {
-        self.events
-            .iter()
-            .find(|(n, e)| *n == node && matches!(e, Event::QueryFinished { id, .. } if *id == q))
-            .map(|(_, e)| e)
-    }
-}
 
 struct Outcome {
     lookups: usize,
@@ -160,22 +26,7 @@ fn scenario(n: usize, metric: Metric, strategy: Strategy, seed: u64, lookups: us
     };
     let mut net = Net::new(n, &config, seed);
     let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xD15C0);
-    // Joins: every node bootstraps from a random node that joined at least a
-    // second earlier (an established peer, as a real seed would be), 20 ms apart.
-    for i in 1..n as u32 {
-        let seed_node = (rng.next_u64() % (i as u64).saturating_sub(50).max(1)) as u32;
-        net.command(i, |node, now| node.bootstrap(now, &[seed_node]).unwrap());
-        let t = net.now + Duration::from_millis(20);
-        net.run_until(t);
-    }
-    let t = net.now + Duration::from_secs(30);
-    net.run_until(t);
-    for i in 1..n as u32 {
-        assert!(
-            !net.nodes[i as usize].routing_table().is_empty(),
-            "node {i} joined nobody"
-        );
-    }
+    net.join_all(&mut rng);
     // Announcements: 100 keys from random nodes.
     let mut keys = Vec::new();
     for _ in 0..100 {

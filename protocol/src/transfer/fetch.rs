@@ -362,6 +362,8 @@ impl<A: Clone> Fetch<A> {
                 sl.refused.push(source);
             }
             Refusal::Failed => {
+                // Try this block elsewhere first: the source may be gone or slow.
+                sl.refused.push(source);
                 src.stats.failures += 1;
                 src.busy_until = now + backoff;
                 if src.stats.failures >= max_failures {
