@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::Net;
-use distroweb_protocol::{Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, Strategy};
+use distroweb_protocol::{
+    Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, SiteFile, Strategy,
+};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -150,4 +152,104 @@ fn same_seed_same_events_other_seed_different() {
     let a = scenario(200, Metric::Hamming, Strategy::Recursive, 11, 100).trace;
     let b = scenario(200, Metric::Hamming, Strategy::Recursive, 11, 100).trace;
     assert_eq!(a, b);
+}
+
+/// What a flash crowd did to the publisher.
+struct Crowd {
+    fetchers: usize,
+    succeeded: usize,
+    publisher_bytes: u64,
+    total_bytes: u64,
+    /// Seconds to completion of each successful fetch, sorted.
+    seconds: Vec<f64>,
+}
+
+/// 500 nodes; one publishes a small site, then 300 others ask for it within 3 s.
+fn flash_crowd(config: Config, seed: u64) -> Crowd {
+    let mut net = Net::new(500, &config, seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xF1A5);
+    net.join_all(&mut rng);
+    let publisher = (rng.next_u64() % 500) as u32;
+    let mut blob = |len: usize| {
+        let mut v = vec![0u8; len];
+        rng.fill_bytes(&mut v);
+        v
+    };
+    let files = vec![
+        SiteFile::new("index.html", "text/html", blob(30_000)),
+        SiteFile::new("css/style.css", "text/css", blob(8_000)),
+        SiteFile::new("js/app.js", "text/javascript", blob(100_000)),
+        SiteFile::new("img/hero.jpg", "image/jpeg", blob(600_000)),
+    ];
+    let site = net.command(publisher, |n, now| n.publish_site(now, files).unwrap());
+    net.run_for(Duration::from_secs(10));
+    let mut fetches = Vec::new();
+    while fetches.len() < 300 {
+        let who = (rng.next_u64() % 500) as u32;
+        if who == publisher || fetches.iter().any(|&(w, _)| w == who) {
+            continue;
+        }
+        let f = net.command(who, |n, now| n.fetch(now, site).unwrap());
+        fetches.push((who, f));
+        net.run_for(Duration::from_millis(10));
+    }
+    net.run_for(Duration::from_secs(300));
+    let mut seconds = Vec::new();
+    for &(who, f) in &fetches {
+        match net.fetch_result(who, f) {
+            Some((Ok(_), stats)) => seconds.push(stats.duration().as_secs_f64()),
+            other => println!("fetch at {who} ended {other:?}"),
+        }
+    }
+    seconds.sort_by(f64::total_cmp);
+    Crowd {
+        fetchers: fetches.len(),
+        succeeded: seconds.len(),
+        publisher_bytes: net.nodes[publisher as usize].counters().bytes_uploaded,
+        total_bytes: net.nodes.iter().map(|n| n.counters().bytes_uploaded).sum(),
+        seconds,
+    }
+}
+
+impl Crowd {
+    fn share(&self) -> f64 {
+        self.publisher_bytes as f64 / self.total_bytes.max(1) as f64
+    }
+
+    fn report(&self, name: &str) {
+        let pct = |p: f64| self.seconds[((self.seconds.len() - 1) as f64 * p) as usize];
+        println!(
+            "{name}: {}/{} fetched; publisher uploaded {} of {} bytes ({:.1}%); completion p50 {:.2}s p95 {:.2}s max {:.2}s",
+            self.succeeded,
+            self.fetchers,
+            self.publisher_bytes,
+            self.total_bytes,
+            100.0 * self.share(),
+            pct(0.5),
+            pct(0.95),
+            pct(1.0),
+        );
+    }
+}
+
+#[test]
+fn a_flash_crowd_is_served_by_the_crowd() {
+    let crowd = flash_crowd(Config::default(), 21);
+    crowd.report("swarm");
+    assert_eq!(crowd.succeeded, crowd.fetchers);
+    assert!(crowd.share() < 0.1, "publisher share {}", crowd.share());
+}
+
+#[test]
+fn origin_only_baseline_puts_every_byte_on_the_publisher() {
+    let config = Config {
+        serve_after_fetch: false,
+        serve_partial: false,
+        announce_fetching: false,
+        ..Config::default()
+    };
+    let crowd = flash_crowd(config, 21);
+    crowd.report("origin-only");
+    assert_eq!(crowd.succeeded, crowd.fetchers);
+    assert_eq!(crowd.publisher_bytes, crowd.total_bytes);
 }
