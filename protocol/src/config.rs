@@ -101,6 +101,7 @@ pub struct Config {
     /// announces itself as a provider. Off, only publishers serve (the plain-web baseline).
     pub serve_after_fetch: bool,
     /// BitTorrent's swarming: serve blocks of content still being fetched.
+    /// Peers learn of a partial holder only through `announce_fetching`.
     pub serve_partial: bool,
     /// CoralCDN's flash-crowd guard: a fetch announces a short-lived "fetch in
     /// progress" record, so later requesters find this node, and this node holds

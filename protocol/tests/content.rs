@@ -358,3 +358,31 @@ fn same_seed_same_fetch_trace() {
     assert_eq!(trace(9), trace(9));
     assert_ne!(trace(9), trace(10));
 }
+
+#[test]
+fn held_content_is_fetched_from_the_store_and_fetches_are_shared() {
+    let mut net = joined(vec![Config::default(); 12], 10);
+    let data = random_bytes(2 * CS + 1, 99);
+    let id = publish(&mut net, 3, &data, "text/plain");
+    // The publisher's own fetch needs no network: it ends inside the command.
+    let f = fetch(&mut net, 3, id);
+    let Some((Ok(_), stats)) = net.fetch_result(3, f) else {
+        panic!("{:?}", net.fetch_result(3, f));
+    };
+    assert_eq!((stats.bytes, stats.requests), (0, 0));
+    assert_eq!(stats.blocks_local, stats.blocks);
+    assert_eq!(net.streamed(3, f, id), data);
+    // Asking twice for content on its way joins the fetch already running.
+    let a = fetch(&mut net, 7, id);
+    assert_eq!(fetch(&mut net, 7, id), a);
+    assert_eq!(net.nodes[7].fetches_running(), 1);
+    net.run_for(Duration::from_secs(30));
+    assert!(matches!(net.fetch_result(7, a), Some((Ok(_), _))));
+    assert_eq!(net.nodes[7].fetches_running(), 0);
+}
+
+#[test]
+fn a_live_node_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<distroweb_protocol::Node<std::net::SocketAddr>>();
+}

@@ -253,3 +253,30 @@ fn origin_only_baseline_puts_every_byte_on_the_publisher() {
     assert_eq!(crowd.succeeded, crowd.fetchers);
     assert_eq!(crowd.publisher_bytes, crowd.total_bytes);
 }
+
+#[test]
+fn each_flash_crowd_switch_alone_still_spares_the_publisher() {
+    // Coral alone: fetchers announce themselves and hold requests until their
+    // own fetch completes, but serve nothing partial.
+    let coral = Config {
+        serve_partial: false,
+        ..Config::default()
+    };
+    // Neither: only complete downloaders serve (partial serving alone is inert,
+    // since without "fetch in progress" records nobody finds a partial holder).
+    let after_fetch = Config {
+        announce_fetching: false,
+        serve_partial: false,
+        ..Config::default()
+    };
+    for (name, config) in [("coral-only", coral), ("after-fetch-only", after_fetch)] {
+        let crowd = flash_crowd(config, 21);
+        crowd.report(name);
+        assert_eq!(crowd.succeeded, crowd.fetchers, "{name}");
+        assert!(
+            crowd.share() < 0.5,
+            "{name}: publisher share {}",
+            crowd.share()
+        );
+    }
+}

@@ -135,14 +135,22 @@ struct Pending<A> {
 /// # The drain contract
 ///
 /// After every input (`handle_message`, `handle_timeout`, `handle_send_failed`)
-/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`), the
-/// driver must:
+/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`,
+/// `publish_file`, `publish_site`, `fetch`), the driver must:
 /// 1. call [`Node::poll_transmit`] until it returns `None`, sending each message;
 /// 2. call [`Node::poll_event`] until it returns `None`;
 /// 3. read [`Node::poll_timeout`] and arrange to call [`Node::handle_timeout`] then.
 ///
 /// Queues are bounded: outputs left undrained past their bound are dropped and
 /// counted in [`Counters`]. Calling `handle_timeout` early is harmless.
+///
+/// # Content
+///
+/// The node keeps blocks in a [`ContentStore`] ([`MemoryStore`] unless built
+/// with [`Node::with_store`]), serves them to any peer that asks (bounded by
+/// `max_uploads`), and fetches content from many providers at once, verifying
+/// every block against its hash. A fetch reports verified manifests and chunks
+/// as they land (in file order) and always ends with `Event::FetchFinished`.
 #[derive(Debug)]
 pub struct Node<A> {
     config: Config,
