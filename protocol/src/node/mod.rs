@@ -199,9 +199,9 @@ impl<A: Address> Node<A> {
         Self::with_store(config, id, addr, seed, now, Box::new(store))
     }
 
-    /// Like [`Node::new`], keeping content in `store` (a disk store, say). The
-    /// store may already hold blocks; content in it is served once published
-    /// again with the same bytes (which finds every block present).
+    /// Like [`Node::new`], keeping content in `store` (a disk store, say). Blocks
+    /// already in the store are served to peers that ask; to announce content
+    /// in it, publish it again (which finds every block present and copies nothing).
     pub fn with_store(
         config: Config,
         id: Id,
