@@ -386,3 +386,46 @@ fn a_live_node_can_move_between_threads() {
     fn assert_send<T: Send>() {}
     assert_send::<distroweb_protocol::Node<std::net::SocketAddr>>();
 }
+
+#[test]
+fn a_full_store_and_a_slow_fetch_fail_cleanly() {
+    let small = Config {
+        store_capacity_bytes: 3 * CS as u64,
+        ..Config::default()
+    };
+    let hasty = Config {
+        fetch_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut configs = vec![Config::default(); 16];
+    configs[5] = small;
+    configs[6] = hasty;
+    let mut net = joined(configs, 11);
+    let data = random_bytes(8 * CS, 111);
+    // Publishing more than the store holds stores nothing.
+    let refused = net.command(5, |n, now| n.publish_file(now, data.clone(), "text/plain"));
+    assert!(
+        matches!(refused, Err(PublishError::Store(_))),
+        "{refused:?}"
+    );
+    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    let id = publish(&mut net, 2, &data, "text/plain");
+    // Fetching it fills the store part way, then fails and gives the room back.
+    let f = fetch(&mut net, 5, id);
+    net.run_for(Duration::from_secs(30));
+    assert!(
+        matches!(net.fetch_result(5, f), Some((Err(FetchError::Store(_)), _))),
+        "{:?}",
+        net.fetch_result(5, f)
+    );
+    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    // A link too slow for the fetch's deadline ends it on time.
+    net.link_bytes_per_s = 100_000;
+    let f = fetch(&mut net, 6, id);
+    net.run_for(Duration::from_secs(30));
+    let Some((Err(FetchError::Timeout), stats)) = net.fetch_result(6, f) else {
+        panic!("{:?}", net.fetch_result(6, f));
+    };
+    assert_eq!(stats.duration(), Duration::from_secs(2));
+    assert_eq!(net.nodes[6].content_store().block_count(), 0);
+}

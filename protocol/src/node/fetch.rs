@@ -35,6 +35,12 @@ impl<A: Address> Node<A> {
                 max: self.config.max_fetches,
             });
         }
+        // Content not held needs a provider lookup: refuse now rather than fail later.
+        if !self.held_roots.contains(&root) && self.queries.len() >= self.config.max_queries {
+            return Err(CommandError::TooManyQueries {
+                max: self.config.max_queries,
+            });
+        }
         let fid = FetchId(self.next_fetch);
         self.next_fetch += 1;
         let deadline = now + self.config.fetch_timeout;
@@ -52,10 +58,10 @@ impl<A: Address> Node<A> {
             self.fetch_succeeded(now, fid);
             return Ok(fid);
         }
-        if self.config.announce_fetching {
+        self.locate(now, fid);
+        if self.config.announce_fetching && self.fetches.contains_key(&fid) {
             self.announce_fetching(now, root);
         }
-        self.locate(now, fid);
         Ok(fid)
     }
 
