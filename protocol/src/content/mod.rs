@@ -4,7 +4,7 @@
 //! Everything a node stores or transfers is a **block**: a chunk of a file, or a
 //! manifest's canonical encoding. A block is named by its BLAKE3 hash, so any
 //! holder can serve it and any receiver can check it. A content id is the hash
-//! of a root manifest; see [`manifest`] for the encoding.
+//! of a root manifest; see [`manifest`](crate::content::manifest) for the encoding.
 
 mod chunking;
 pub mod manifest;

@@ -10,7 +10,7 @@ use crate::contact::{Address, Contact};
 use crate::content::{Manifest, StoreError};
 use crate::event::{Event, Misbehaviour};
 use crate::id::Id;
-use crate::query::{QueryError, QueryId, QueryKind, QueryOutput};
+use crate::query::{QueryError, QueryKind, QueryOutput};
 use crate::time::Time;
 use crate::transfer::fetch::{Fetch, FileProgress, Next, Phase, Refusal, SlotState};
 use crate::transfer::{Corruption, FetchError, FetchId};
@@ -97,7 +97,7 @@ impl<A: Address> Node<A> {
                 }
             }
             Ok(_) => {}
-            Err(_) => self.fetch_located(now, fid, QueryId(u64::MAX), Err(QueryError::NoPeers)),
+            Err(_) => self.fetch_located(now, fid, Err(QueryError::NoPeers)),
         }
     }
 
@@ -106,7 +106,6 @@ impl<A: Address> Node<A> {
         &mut self,
         now: Time,
         fid: FetchId,
-        _q: QueryId,
         result: Result<QueryOutput<A>, QueryError>,
     ) {
         let own = self.id;

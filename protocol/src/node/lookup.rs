@@ -455,7 +455,7 @@ impl<A: Address> Node<A> {
             query.stats.messages = query.stats.requests + query.stats.replies;
         }
         if let Some(fetch) = query.owner {
-            self.fetch_located(now, fetch, q, result);
+            self.fetch_located(now, fetch, result);
             return;
         }
         if query.internal {
