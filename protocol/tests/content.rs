@@ -429,3 +429,57 @@ fn a_full_store_and_a_slow_fetch_fail_cleanly() {
     assert_eq!(stats.duration(), Duration::from_secs(2));
     assert_eq!(net.nodes[6].content_store().block_count(), 0);
 }
+
+#[test]
+fn a_prioritised_file_of_a_site_arrives_first() {
+    let mut net = joined(vec![Config::default(); 12], 12);
+    let files = vec![
+        SiteFile::new(
+            "a.bin",
+            "application/octet-stream",
+            random_bytes(10 << 20, 1),
+        ),
+        SiteFile::new(
+            "z.bin",
+            "application/octet-stream",
+            random_bytes(10 << 20, 2),
+        ),
+    ];
+    let site = net.command(1, |n, now| n.publish_site(now, files).unwrap());
+    net.run_for(Duration::from_secs(10));
+    let f = fetch(&mut net, 9, site);
+    // A proxy learns the site's layout, then asks for z.bin first.
+    let z = loop {
+        let found = net.events.iter().find_map(|(n, e)| match e {
+            Event::ManifestVerified {
+                manifest: Manifest::Site(s),
+                ..
+            } if *n == 9 => s.get("z.bin").map(|e| e.file),
+            _ => None,
+        });
+        if let Some(z) = found {
+            break z;
+        }
+        net.run_for(Duration::from_millis(5));
+    };
+    assert!(net.command(9, |n, now| n.prioritise(now, f, z)));
+    net.run_for(Duration::from_secs(60));
+    assert!(matches!(net.fetch_result(9, f), Some((Ok(_), _))));
+    let last_chunk_of = |file: Id| {
+        net.events
+            .iter()
+            .rposition(|(n, e)| {
+                *n == 9 && matches!(e, Event::ChunkVerified { file: fl, .. } if *fl == file)
+            })
+            .unwrap()
+    };
+    let a = match net.nodes[9].read_manifest(&site).unwrap() {
+        Manifest::Site(s) => s.get("a.bin").unwrap().file,
+        _ => unreachable!(),
+    };
+    assert!(last_chunk_of(z) < last_chunk_of(a));
+    assert!(
+        !net.command(9, |n, now| n.prioritise(now, f, z)),
+        "fetch over"
+    );
+}

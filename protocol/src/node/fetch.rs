@@ -45,7 +45,7 @@ impl<A: Address> Node<A> {
         self.next_fetch += 1;
         let deadline = now + self.config.fetch_timeout;
         let mut fetch = Fetch::new(root, now, deadline);
-        let (slot, _) = fetch.need(root, true);
+        let (slot, _) = fetch.need(root, true, false);
         self.fetches.insert(fid, fetch);
         self.fetch_by_root.insert(root, fid);
         self.fetch_timers.insert((deadline, fid));
@@ -68,6 +68,18 @@ impl<A: Address> Node<A> {
     /// Fetches running.
     pub fn fetches_running(&self) -> usize {
         self.fetches.len()
+    }
+
+    /// Moves the file `file` of a running site fetch ahead of the site's other
+    /// files (a proxy asked for that page first). Returns `false` if the fetch
+    /// is not running or its site (as far as known yet) has no such file.
+    pub fn prioritise(&mut self, now: Time, fetch: FetchId, file: Id) -> bool {
+        let Some(f) = self.fetches.get_mut(&fetch) else {
+            return false;
+        };
+        let known = f.prioritise(file);
+        self.pump(now, fetch);
+        known
     }
 
     /// Stores a short-lived "fetch in progress" record for `root` at its trackers.
@@ -333,7 +345,8 @@ impl<A: Address> Node<A> {
                         manifest: None,
                         next_emit: 0,
                     });
-                    let (s, new) = f.need(e.file, true);
+                    let urgent = f.urgent_files.contains(&e.file);
+                    let (s, new) = f.need(e.file, true, urgent);
                     if new {
                         new_slots.push(s);
                     }
@@ -361,8 +374,9 @@ impl<A: Address> Node<A> {
                     }
                     p.manifest = Some(m.clone());
                 }
+                let urgent = f.urgent_files.contains(&id);
                 for c in m.chunks() {
-                    let (s, new) = f.need(*c, false);
+                    let (s, new) = f.need(*c, false, urgent);
                     if new {
                         new_slots.push(s);
                     }

@@ -4,6 +4,7 @@
 //! answers, and does the storing, verifying and reporting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use core::time::Duration;
 
@@ -52,6 +53,9 @@ pub(crate) struct Slot {
     pub state: SlotState,
     /// The block is a manifest (the root, or a site's file): decode it once held.
     pub manifest: bool,
+    /// Asked for before every block that is not (it belongs to a file the
+    /// driver is waiting on).
+    urgent: bool,
     /// Sources that said they do not have it (or lied about it), this round.
     refused: Vec<usize>,
     /// Rounds through all sources so far.
@@ -104,7 +108,10 @@ pub(crate) struct Fetch<A> {
     pub sources: Vec<Source<A>>,
     pub slots: Vec<Slot>,
     slot_of: BTreeMap<Id, usize>,
-    wanted: BTreeSet<usize>,
+    /// Blocks to ask for, by (urgency, slot): urgent first, then in slot order.
+    wanted: BTreeSet<(bool, usize)>,
+    /// Files the driver asked to have first.
+    pub urgent_files: BTreeSet<Id>,
     pub in_flight: usize,
     pub files: Vec<FileProgress>,
     pub manifest: Option<Manifest>,
@@ -126,6 +133,7 @@ impl<A: Clone> Fetch<A> {
             slots: Vec::new(),
             slot_of: BTreeMap::new(),
             wanted: BTreeSet::new(),
+            urgent_files: BTreeSet::new(),
             in_flight: 0,
             files: Vec::new(),
             manifest: None,
@@ -186,10 +194,13 @@ impl<A: Clone> Fetch<A> {
 
     /// Registers a needed block; returns its slot and whether it is new. A new
     /// slot starts wanted; the caller marks it held if the store has it.
-    pub fn need(&mut self, id: Id, manifest: bool) -> (usize, bool) {
+    pub fn need(&mut self, id: Id, manifest: bool, urgent: bool) -> (usize, bool) {
         if let Some(&s) = self.slot_of.get(&id) {
             let gained = manifest && !self.slots[s].manifest;
             self.slots[s].manifest |= manifest;
+            if urgent {
+                self.make_urgent(s);
+            }
             return (s, gained);
         }
         let s = self.slots.len();
@@ -197,19 +208,57 @@ impl<A: Clone> Fetch<A> {
             id,
             state: SlotState::Wanted,
             manifest,
+            urgent,
             refused: Vec::new(),
             rounds: 0,
             not_before: Time::ZERO,
             attempts: 0,
         });
         self.slot_of.insert(id, s);
-        self.wanted.insert(s);
+        self.wanted.insert(self.key(s));
         (s, true)
+    }
+
+    /// The slot's place in `wanted`: urgent ones sort first.
+    fn key(&self, s: usize) -> (bool, usize) {
+        (!self.slots[s].urgent, s)
+    }
+
+    /// Moves a slot ahead of every block that is not urgent.
+    fn make_urgent(&mut self, s: usize) {
+        if self.slots[s].urgent {
+            return;
+        }
+        let was = self.wanted.remove(&self.key(s));
+        self.slots[s].urgent = true;
+        if was {
+            self.wanted.insert(self.key(s));
+        }
+    }
+
+    /// Asks for the file `file` (its manifest, then its chunks) before anything
+    /// else not yet asked for; returns whether the content has such a file.
+    pub fn prioritise(&mut self, file: Id) -> bool {
+        let Some(p) = self.files.iter().find(|p| p.id == file) else {
+            return false;
+        };
+        let chunks: Vec<Id> = p
+            .manifest
+            .as_ref()
+            .map(|m| m.chunks().to_vec())
+            .unwrap_or_default();
+        self.urgent_files.insert(file);
+        for id in core::iter::once(file).chain(chunks) {
+            if let Some(s) = self.slot_of(&id) {
+                self.make_urgent(s);
+            }
+        }
+        true
     }
 
     /// A wanted block turned out to be in the store already.
     pub fn held_locally(&mut self, slot: usize) {
-        if self.wanted.remove(&slot) {
+        if self.wanted.remove(&self.key(slot)) {
             self.slots[slot].state = SlotState::Held;
             self.stats.blocks_local += 1;
         }
@@ -248,8 +297,13 @@ impl<A: Clone> Fetch<A> {
             return wake.map_or(Next::Idle, Next::WaitUntil);
         }
         let mut cursor = self.wanted.first().copied();
-        while let Some(s) = cursor {
-            cursor = self.wanted.range(s + 1..).next().copied();
+        while let Some(key) = cursor {
+            cursor = self
+                .wanted
+                .range((Bound::Excluded(key), Bound::Unbounded))
+                .next()
+                .copied();
+            let s = key.1;
             let slot = &mut self.slots[s];
             if slot.not_before > now {
                 wake = Some(wake.map_or(slot.not_before, |w| w.min(slot.not_before)));
@@ -287,7 +341,7 @@ impl<A: Clone> Fetch<A> {
 
     /// A request for `slot` went to `source`.
     pub fn sent(&mut self, slot: usize, source: usize) {
-        self.wanted.remove(&slot);
+        self.wanted.remove(&self.key(slot));
         let sl = &mut self.slots[slot];
         sl.state = SlotState::InFlight { source };
         sl.attempts += 1;
@@ -343,9 +397,10 @@ impl<A: Clone> Fetch<A> {
         let Some(source) = self.settle(slot) else {
             return;
         };
+        let key = self.key(slot);
+        self.wanted.insert(key);
         let sl = &mut self.slots[slot];
         sl.state = SlotState::Wanted;
-        self.wanted.insert(slot);
         let src = &mut self.sources[source];
         match why {
             Refusal::DontHave => {
@@ -425,7 +480,7 @@ mod tests {
     fn requests_spread_over_sources_and_respect_the_per_source_cap() {
         let mut f = fetch_with_sources(2);
         for i in 1..=5 {
-            f.need(id(i), false);
+            f.need(id(i), false, false);
         }
         let mut per = [0usize; 2];
         let backoff = Duration::from_millis(100);
@@ -440,7 +495,7 @@ mod tests {
     #[test]
     fn a_block_every_source_refuses_exhausts_after_the_rounds() {
         let mut f = fetch_with_sources(2);
-        f.need(id(1), false);
+        f.need(id(1), false, false);
         let backoff = Duration::from_millis(100);
         let mut now = Time::ZERO;
         let mut asked = 0;
@@ -461,10 +516,23 @@ mod tests {
     }
 
     #[test]
+    fn urgent_blocks_jump_the_queue() {
+        let mut f = fetch_with_sources(1);
+        for i in 1..=3 {
+            f.need(id(i), false, false);
+        }
+        f.need(id(3), false, true);
+        let Next::Send { slot, .. } = f.next(Time::ZERO, 4, 3, Duration::ZERO) else {
+            panic!()
+        };
+        assert_eq!(f.slots[slot].id, id(3));
+    }
+
+    #[test]
     fn a_liar_is_never_asked_again() {
         let mut f = fetch_with_sources(2);
-        f.need(id(1), false);
-        f.need(id(2), false);
+        f.need(id(1), false, false);
+        f.need(id(2), false, false);
         let backoff = Duration::from_millis(100);
         let Next::Send { slot, source } = f.next(Time::ZERO, 4, 3, backoff) else {
             panic!()
