@@ -22,7 +22,11 @@ pub enum Strategy {
 }
 
 /// A node's configuration. `Config::default()` follows the Kademlia paper and IPFS.
+///
+/// Fields missing from a serialised configuration take their default, so files
+/// written by older versions still load.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// How closeness between ids is measured.
     pub metric: Metric,
@@ -83,6 +87,59 @@ pub struct Config {
     pub providers_enough: usize,
     /// Keys this node announces (and republishes) at once.
     pub max_provided_keys: usize,
+
+    // ---- content ----
+    /// Bytes per chunk when publishing a file (default 256 KiB); at most one block.
+    pub chunk_size: usize,
+    /// Bytes the default in-memory store holds at most.
+    pub store_capacity_bytes: u64,
+    /// Blocks the default in-memory store holds at most.
+    pub store_max_blocks: usize,
+    /// Publishing a site also announces each of its files (off: only the site's id).
+    pub announce_site_files: bool,
+    /// "Every downloader is a server": after a complete, verified fetch the node
+    /// announces itself as a provider. Off, only publishers serve (the plain-web baseline).
+    pub serve_after_fetch: bool,
+    /// BitTorrent's swarming: serve blocks of content still being fetched.
+    /// Peers learn of a partial holder only through `announce_fetching`.
+    pub serve_partial: bool,
+    /// CoralCDN's flash-crowd guard: a fetch announces a short-lived "fetch in
+    /// progress" record, so later requesters find this node, and this node holds
+    /// their requests for blocks it is about to receive instead of refusing them.
+    pub announce_fetching: bool,
+    /// How long a "fetch in progress" record lives at a tracker.
+    pub fetching_ttl: Duration,
+    /// Keys a tracker keeps "fetch in progress" records for.
+    pub max_fetching_keys: usize,
+    /// Block requests held at once while their block is on its way here.
+    pub max_held_requests: usize,
+    /// How long a held request waits before it is answered "don't have";
+    /// shorter than `block_timeout`, so the requester hears before it gives up.
+    pub hold_timeout: Duration,
+    /// Uploads running at once; past this a block request is answered "busy".
+    pub max_uploads: usize,
+    /// Upload capacity the node assumes when estimating when an upload ends.
+    pub upload_bytes_per_s: u64,
+    /// Fetches running at once; a command past this is refused.
+    pub max_fetches: usize,
+    /// How long a whole fetch may run before it fails with `Timeout`.
+    pub fetch_timeout: Duration,
+    /// How long to wait for one block.
+    pub block_timeout: Duration,
+    /// A fetch's provider lookup stops once it knows this many providers.
+    pub fetch_providers_wanted: usize,
+    /// Block requests one fetch has in flight at once, over all providers.
+    pub max_blocks_in_flight: usize,
+    /// Block requests one fetch has in flight to any one provider.
+    pub max_blocks_per_provider: usize,
+    /// How long a provider that answered "busy" (or failed) is left alone.
+    pub busy_backoff: Duration,
+    /// Rounds through every provider a block may take before the fetch gives up on it.
+    pub block_rounds: u32,
+    /// Provider lookups one fetch may make (more when providers run out).
+    pub max_lookups_per_fetch: u32,
+    /// Report every verified chunk, in file order, as an event (for streaming).
+    pub emit_chunk_events: bool,
 }
 
 impl Default for Config {
@@ -117,6 +174,29 @@ impl Default for Config {
             max_providers_returned: 20,
             providers_enough: 1,
             max_provided_keys: 16_384,
+            chunk_size: crate::content::DEFAULT_CHUNK_BYTES,
+            store_capacity_bytes: 1 << 30,
+            store_max_blocks: 65_536,
+            announce_site_files: false,
+            serve_after_fetch: true,
+            serve_partial: true,
+            announce_fetching: true,
+            fetching_ttl: Duration::from_secs(60),
+            max_fetching_keys: 4096,
+            max_held_requests: 256,
+            hold_timeout: Duration::from_secs(5),
+            max_uploads: 16,
+            upload_bytes_per_s: 12_500_000,
+            max_fetches: 64,
+            fetch_timeout: Duration::from_secs(300),
+            block_timeout: Duration::from_secs(10),
+            fetch_providers_wanted: 8,
+            max_blocks_in_flight: 16,
+            max_blocks_per_provider: 4,
+            busy_backoff: Duration::from_millis(500),
+            block_rounds: 3,
+            max_lookups_per_fetch: 3,
+            emit_chunk_events: true,
         }
     }
 }
@@ -143,6 +223,12 @@ pub enum ConfigError {
     /// Records would expire before their provider republishes them.
     #[error("republish_interval must be shorter than provider_ttl")]
     RepublishAfterExpiry,
+    /// The chunk size is outside what manifests allow.
+    #[error("chunk_size: {0}")]
+    ChunkSize(crate::content::FileError),
+    /// A held request would outlast the requester's patience.
+    #[error("hold_timeout must be shorter than block_timeout")]
+    HoldOutlastsRequest,
 }
 
 impl Config {
@@ -165,6 +251,23 @@ impl Config {
             ("max_providers_returned", self.max_providers_returned),
             ("providers_enough", self.providers_enough),
             ("max_provided_keys", self.max_provided_keys),
+            ("store_max_blocks", self.store_max_blocks),
+            ("max_fetching_keys", self.max_fetching_keys),
+            ("max_uploads", self.max_uploads),
+            ("max_fetches", self.max_fetches),
+            ("fetch_providers_wanted", self.fetch_providers_wanted),
+            ("max_blocks_in_flight", self.max_blocks_in_flight),
+            ("max_blocks_per_provider", self.max_blocks_per_provider),
+            ("block_rounds", self.block_rounds as usize),
+            ("max_lookups_per_fetch", self.max_lookups_per_fetch as usize),
+            (
+                "upload_bytes_per_s",
+                self.upload_bytes_per_s.min(usize::MAX as u64) as usize,
+            ),
+            (
+                "store_capacity_bytes",
+                self.store_capacity_bytes.min(usize::MAX as u64) as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -190,6 +293,11 @@ impl Config {
             ("maintenance_interval", self.maintenance_interval),
             ("provider_ttl", self.provider_ttl),
             ("republish_interval", self.republish_interval),
+            ("fetching_ttl", self.fetching_ttl),
+            ("hold_timeout", self.hold_timeout),
+            ("fetch_timeout", self.fetch_timeout),
+            ("block_timeout", self.block_timeout),
+            ("busy_backoff", self.busy_backoff),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -197,6 +305,10 @@ impl Config {
         }
         if self.republish_interval >= self.provider_ttl {
             return Err(ConfigError::RepublishAfterExpiry);
+        }
+        crate::content::check_chunk_size(self.chunk_size).map_err(ConfigError::ChunkSize)?;
+        if self.hold_timeout >= self.block_timeout {
+            return Err(ConfigError::HoldOutlastsRequest);
         }
         Ok(())
     }
@@ -239,5 +351,15 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::RepublishAfterExpiry));
+        let c = Config {
+            chunk_size: 10,
+            ..Config::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::ChunkSize(_))));
+        let c = Config {
+            hold_timeout: Duration::from_secs(10),
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::HoldOutlastsRequest));
     }
 }

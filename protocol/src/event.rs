@@ -1,9 +1,11 @@
 //! What the node tells its driver: outgoing messages and things that happened.
 
 use crate::contact::Contact;
+use crate::content::Manifest;
 use crate::id::Id;
 use crate::query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
-use crate::wire::Message;
+use crate::transfer::{FetchError, FetchId, FetchStats};
+use crate::wire::{Message, Payload};
 
 /// A message for the driver to deliver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,43 @@ pub enum Event<A> {
         /// Its cost.
         stats: QueryStats,
     },
+    /// A fetch verified a manifest: the root's, or (for a site) a file's. A
+    /// file's manifest arrives before any of its chunks.
+    ManifestVerified {
+        /// The fetch.
+        fetch: FetchId,
+        /// The manifest's id (the root, or a site's file).
+        id: Id,
+        /// What it says.
+        manifest: Manifest,
+    },
+    /// A fetch verified a chunk of a file. For each file, chunks are reported
+    /// in order, each exactly once, so a proxy can stream the file as it lands
+    /// (with `emit_chunk_events`).
+    ChunkVerified {
+        /// The fetch.
+        fetch: FetchId,
+        /// The file's id (its manifest's).
+        file: Id,
+        /// The chunk's index in the file.
+        index: u32,
+        /// Where the chunk starts in the file.
+        offset: u64,
+        /// Its bytes, checked against its hash and its expected length.
+        data: Payload,
+    },
+    /// A fetch ended: the content is held complete (and announced, with
+    /// `serve_after_fetch`), or it failed and its partial blocks are dropped.
+    FetchFinished {
+        /// The id [`crate::Node::fetch`] returned.
+        id: FetchId,
+        /// The content id.
+        root: Id,
+        /// The root manifest, or why the fetch failed.
+        result: Result<Manifest, FetchError>,
+        /// What it cost.
+        stats: FetchStats<A>,
+    },
     /// A peer broke the protocol; its message was dropped and the peer penalised.
     PeerMisbehaved {
         /// The peer, as far as it identified itself.
@@ -53,4 +92,6 @@ pub enum Misbehaviour {
     MalformedPath,
     /// A message that claims to come from this node's own id.
     ClaimsOurId,
+    /// A block that does not match the hash it was asked for by.
+    CorruptBlock,
 }

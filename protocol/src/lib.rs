@@ -17,6 +17,8 @@
 pub mod config;
 /// Peers: an id plus an address of the driver's choosing.
 pub mod contact;
+/// Files, sites, their manifests and the block store.
+pub mod content;
 /// Distance metrics (XOR, Hamming) over ids.
 pub mod distance;
 /// Outputs to the driver: transmits and events.
@@ -33,15 +35,22 @@ pub mod records;
 pub mod routing;
 /// The driver's notion of time.
 pub mod time;
+/// Fetching content from many providers, and admitting uploads.
+pub mod transfer;
 /// The wire format and its bounded codec.
 pub mod wire;
 
 pub use config::{Config, ConfigError, Strategy};
 pub use contact::{Address, Contact};
+pub use content::{
+    ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore, PathError,
+    SiteEntry, SiteError, SiteFile, SiteManifest, SitePath, StoreError,
+};
 pub use distance::{Distance, Metric};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
-pub use node::{CommandError, Counters, Node};
+pub use node::{CommandError, Counters, Node, PublishError, ReadError};
 pub use query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 pub use time::Time;
-pub use wire::{Body, DecodeError, EncodeError, Message, RpcId, TrafficClass};
+pub use transfer::{Corruption, FetchError, FetchId, FetchStats, ProviderStats};
+pub use wire::{Body, DecodeError, EncodeError, Message, Payload, RpcId, TrafficClass};

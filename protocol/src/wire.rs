@@ -11,6 +11,8 @@ use core::marker::PhantomData;
 use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use bytes::Bytes;
+
 use crate::contact::Contact;
 use crate::id::Id;
 
@@ -20,6 +22,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub const MAX_LIST_LEN: usize = 64;
 /// The most nodes a recursive route may carry in its path.
 pub const MAX_ROUTE_PATH: usize = 64;
+/// The largest block (a chunk or a manifest) one message may carry: a frame
+/// less room for the header, so a full block always fits in [`MAX_MESSAGE_BYTES`].
+pub const MAX_BLOCK_BYTES: usize = MAX_MESSAGE_BYTES - 1024;
 
 /// Matches a reply to its request; chosen by the requester.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +93,93 @@ pub enum Body<A> {
     RouteAck,
     /// The outcome of a recursive lookup, travelling back down its path.
     RouteReply(RouteReply<A>),
+    /// Record, for a short while, that I (the sender) am fetching `key` and can
+    /// serve what I already hold of it (CoralCDN's "fetch in progress"). Answered
+    /// with [`Body::ProviderAdded`].
+    AddFetching {
+        /// The content id.
+        key: Id,
+    },
+    /// Send me the block (chunk or manifest) whose hash is `id`.
+    GetBlock {
+        /// The block's hash.
+        id: Id,
+    },
+    /// The block asked for; the receiver checks it against its hash.
+    Block {
+        /// The block's hash, as asked.
+        id: Id,
+        /// Its bytes, at most [`MAX_BLOCK_BYTES`].
+        data: Payload,
+    },
+    /// I do not hold that block (or not yet).
+    DontHave {
+        /// The block asked for.
+        id: Id,
+    },
+    /// I hold it but am uploading all I may right now: ask someone else.
+    Busy {
+        /// The block asked for.
+        id: Id,
+    },
+}
+
+/// A block's bytes on the wire: a cheaply cloned [`Bytes`], capped at
+/// [`MAX_BLOCK_BYTES`] when decoded, shown by length in debug output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Payload(pub Bytes);
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({} bytes)", self.0.len())
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Payload(b)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PayloadVisitor;
+
+        impl PayloadVisitor {
+            fn check<E: de::Error>(len: usize) -> Result<(), E> {
+                if len > MAX_BLOCK_BYTES {
+                    return Err(E::invalid_length(len, &PayloadVisitor));
+                }
+                Ok(())
+            }
+        }
+
+        impl<'de> Visitor<'de> for PayloadVisitor {
+            type Value = Payload;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "at most {MAX_BLOCK_BYTES} bytes")
+            }
+
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Payload, E> {
+                Self::check(v.len())?;
+                Ok(Payload(Bytes::copy_from_slice(v)))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
+                Self::check(v.len())?;
+                Ok(Payload(Bytes::from(v)))
+            }
+        }
+
+        d.deserialize_byte_buf(PayloadVisitor)
+    }
 }
 
 /// What a recursive lookup wants from the responsible node.
@@ -177,6 +269,8 @@ pub enum TrafficClass {
     Maintenance,
     /// Finding who holds content.
     Lookup,
+    /// Moving content: block requests and the blocks themselves.
+    Transfer,
 }
 
 impl<A> Body<A> {
@@ -189,6 +283,8 @@ impl<A> Body<A> {
                 | Body::GetProviders { .. }
                 | Body::AddProvider { .. }
                 | Body::Route(_)
+                | Body::AddFetching { .. }
+                | Body::GetBlock { .. }
         )
     }
 
@@ -200,12 +296,17 @@ impl<A> Body<A> {
             | Body::FindNode { .. }
             | Body::Nodes { .. }
             | Body::AddProvider { .. }
-            | Body::ProviderAdded { .. } => TrafficClass::Maintenance,
+            | Body::ProviderAdded { .. }
+            | Body::AddFetching { .. } => TrafficClass::Maintenance,
             Body::GetProviders { .. }
             | Body::Providers { .. }
             | Body::Route(_)
             | Body::RouteAck
             | Body::RouteReply(_) => TrafficClass::Lookup,
+            Body::GetBlock { .. }
+            | Body::Block { .. }
+            | Body::DontHave { .. }
+            | Body::Busy { .. } => TrafficClass::Transfer,
         }
     }
 
@@ -223,6 +324,11 @@ impl<A> Body<A> {
             Body::Route(_) => "route",
             Body::RouteAck => "route_ack",
             Body::RouteReply(_) => "route_reply",
+            Body::AddFetching { .. } => "add_fetching",
+            Body::GetBlock { .. } => "get_block",
+            Body::Block { .. } => "block",
+            Body::DontHave { .. } => "dont_have",
+            Body::Busy { .. } => "busy",
         }
     }
 }
@@ -424,6 +530,16 @@ mod tests {
                         outcome: RouteOutcome::Found { closest, providers },
                     }
                 )),
+            id().prop_map(|key| Body::AddFetching { key }),
+            id().prop_map(|id| Body::GetBlock { id }),
+            (id(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(id, d)| {
+                Body::Block {
+                    id,
+                    data: Payload(Bytes::from(d)),
+                }
+            }),
+            id().prop_map(|id| Body::DontHave { id }),
+            id().prop_map(|id| Body::Busy { id }),
             (any::<u64>(), id(), contacts(4), route_failure()).prop_map(
                 |(tag, target, path, f)| {
                     Body::RouteReply(RouteReply {
@@ -509,6 +625,38 @@ mod tests {
         assert_eq!(
             Message::<u32>::decode(&bytes),
             Err(DecodeError::Malformed("value out of bounds"))
+        );
+    }
+
+    #[test]
+    fn a_full_block_fits_in_a_frame_and_a_larger_one_is_refused() {
+        let full = Message::<u32> {
+            sender: Id::ZERO,
+            rpc: RpcId(u64::MAX),
+            body: Body::Block {
+                id: Id::ZERO,
+                data: Payload(Bytes::from(vec![7u8; MAX_BLOCK_BYTES])),
+            },
+        };
+        let bytes = full.encode().unwrap();
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES);
+        assert_eq!(Message::<u32>::decode(&bytes), Ok(full));
+        let over = postcard::to_allocvec(&Message::<u32> {
+            sender: Id::ZERO,
+            rpc: RpcId(1),
+            body: Body::Block {
+                id: Id::ZERO,
+                data: Payload(Bytes::from(vec![7u8; MAX_BLOCK_BYTES + 1])),
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            Message::<u32>::decode(&over),
+            Err(DecodeError::Malformed("value out of bounds"))
+        );
+        assert_eq!(
+            Body::<u32>::GetBlock { id: Id::ZERO }.class(),
+            TrafficClass::Transfer
         );
     }
 

@@ -1,147 +1,15 @@
-//! Hundreds of nodes exchanging messages through an in-memory network, driven
-//! only through the public API (the quinn `Pair` idea, scaled up).
+//! Hundreds of nodes looking each other up through an in-memory network.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+mod common;
+
 use std::time::Duration;
 
+use common::Net;
 use distroweb_protocol::{
-    Config, Event, Id, Message, Metric, Node, QueryError, QueryId, QueryKind, QueryOutput,
-    Strategy, Time,
+    Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, SiteFile, Strategy,
 };
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
-
-enum Due {
-    Deliver {
-        to: u32,
-        from: u32,
-        msg: Message<u32>,
-    },
-    Wake {
-        node: u32,
-    },
-}
-
-/// A tiny deterministic network: one queue ordered by (time, sequence).
-struct Net {
-    nodes: Vec<Node<u32>>,
-    /// The wake-up time each node last asked for; stale wake-ups are skipped.
-    wake_at: Vec<Option<Time>>,
-    queue: BinaryHeap<Reverse<(Time, u64, usize)>>,
-    slots: Vec<Option<Due>>,
-    seq: u64,
-    now: Time,
-    events: Vec<(u32, Event<u32>)>,
-    delivered: u64,
-}
-
-impl Net {
-    fn new(n: usize, config: &Config, seed: u64) -> Net {
-        let mut rng = ChaCha12Rng::seed_from_u64(seed);
-        let nodes = (0..n as u32)
-            .map(|i| {
-                Node::new(
-                    config.clone(),
-                    Id::random(&mut rng),
-                    i,
-                    rng.next_u64(),
-                    Time::ZERO,
-                )
-                .unwrap()
-            })
-            .collect();
-        Net {
-            nodes,
-            wake_at: vec![None; n],
-            queue: BinaryHeap::new(),
-            slots: Vec::new(),
-            seq: 0,
-            now: Time::ZERO,
-            events: Vec::new(),
-            delivered: 0,
-        }
-    }
-
-    fn push(&mut self, at: Time, due: Due) {
-        self.slots.push(Some(due));
-        self.queue
-            .push(Reverse((at, self.seq, self.slots.len() - 1)));
-        self.seq += 1;
-    }
-
-    /// One-way delay between two nodes: 5–80 ms, fixed per pair.
-    fn delay(a: u32, b: u32) -> Duration {
-        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
-        let h =
-            (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) >> 40;
-        Duration::from_micros(5_000 + h % 75_000)
-    }
-
-    /// The drain contract: transmits, then events, then the timeout.
-    fn drain(&mut self, i: u32) {
-        while let Some(t) = self.nodes[i as usize].poll_transmit() {
-            let at = self.now + Self::delay(i, t.to);
-            self.push(
-                at,
-                Due::Deliver {
-                    to: t.to,
-                    from: i,
-                    msg: t.msg,
-                },
-            );
-        }
-        while let Some(e) = self.nodes[i as usize].poll_event() {
-            self.events.push((i, e));
-        }
-        let next = self.nodes[i as usize].poll_timeout();
-        if next != self.wake_at[i as usize] {
-            self.wake_at[i as usize] = next;
-            if let Some(t) = next {
-                self.push(t.max(self.now), Due::Wake { node: i });
-            }
-        }
-    }
-
-    fn run_until(&mut self, until: Time) {
-        while let Some(&Reverse((at, _, slot))) = self.queue.peek() {
-            if at > until {
-                break;
-            }
-            self.queue.pop();
-            self.now = at;
-            match self.slots[slot].take() {
-                Some(Due::Deliver { to, from, msg }) => {
-                    self.delivered += 1;
-                    self.nodes[to as usize].handle_message(at, from, msg);
-                    self.drain(to);
-                }
-                Some(Due::Wake { node }) if self.wake_at[node as usize] == Some(at) => {
-                    self.wake_at[node as usize] = None;
-                    self.nodes[node as usize].handle_timeout(at);
-                    self.drain(node);
-                }
-                Some(Due::Wake { .. }) => {}
-                None => {}
-            }
-        }
-        self.now = until;
-    }
-
-    fn command(&mut self, i: u32, f: impl FnOnce(&mut Node<u32>, Time) -> QueryId) -> QueryId {
-        let now = self.now;
-        let q = f(&mut self.nodes[i as usize], now);
-        self.drain(i);
-        q
-    }
-
-    fn finished(&self, node: u32, q: QueryId) -> Option<&Event<u32>> {
-        self.events
-            .iter()
-            .find(|(n, e)| *n == node && matches!(e, Event::QueryFinished { id, .. } if *id == q))
-            .map(|(_, e)| e)
-    }
-}
 
 struct Outcome {
     lookups: usize,
@@ -160,22 +28,7 @@ fn scenario(n: usize, metric: Metric, strategy: Strategy, seed: u64, lookups: us
     };
     let mut net = Net::new(n, &config, seed);
     let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xD15C0);
-    // Joins: every node bootstraps from a random node that joined at least a
-    // second earlier (an established peer, as a real seed would be), 20 ms apart.
-    for i in 1..n as u32 {
-        let seed_node = (rng.next_u64() % (i as u64).saturating_sub(50).max(1)) as u32;
-        net.command(i, |node, now| node.bootstrap(now, &[seed_node]).unwrap());
-        let t = net.now + Duration::from_millis(20);
-        net.run_until(t);
-    }
-    let t = net.now + Duration::from_secs(30);
-    net.run_until(t);
-    for i in 1..n as u32 {
-        assert!(
-            !net.nodes[i as usize].routing_table().is_empty(),
-            "node {i} joined nobody"
-        );
-    }
+    net.join_all(&mut rng);
     // Announcements: 100 keys from random nodes.
     let mut keys = Vec::new();
     for _ in 0..100 {
@@ -299,4 +152,131 @@ fn same_seed_same_events_other_seed_different() {
     let a = scenario(200, Metric::Hamming, Strategy::Recursive, 11, 100).trace;
     let b = scenario(200, Metric::Hamming, Strategy::Recursive, 11, 100).trace;
     assert_eq!(a, b);
+}
+
+/// What a flash crowd did to the publisher.
+struct Crowd {
+    fetchers: usize,
+    succeeded: usize,
+    publisher_bytes: u64,
+    total_bytes: u64,
+    /// Seconds to completion of each successful fetch, sorted.
+    seconds: Vec<f64>,
+}
+
+/// 500 nodes; one publishes a small site, then 300 others ask for it within 3 s.
+fn flash_crowd(config: Config, seed: u64) -> Crowd {
+    let mut net = Net::new(500, &config, seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xF1A5);
+    net.join_all(&mut rng);
+    let publisher = (rng.next_u64() % 500) as u32;
+    let mut blob = |len: usize| {
+        let mut v = vec![0u8; len];
+        rng.fill_bytes(&mut v);
+        v
+    };
+    let files = vec![
+        SiteFile::new("index.html", "text/html", blob(30_000)),
+        SiteFile::new("css/style.css", "text/css", blob(8_000)),
+        SiteFile::new("js/app.js", "text/javascript", blob(100_000)),
+        SiteFile::new("img/hero.jpg", "image/jpeg", blob(600_000)),
+    ];
+    let site = net.command(publisher, |n, now| n.publish_site(now, files).unwrap());
+    net.run_for(Duration::from_secs(10));
+    let mut fetches = Vec::new();
+    while fetches.len() < 300 {
+        let who = (rng.next_u64() % 500) as u32;
+        if who == publisher || fetches.iter().any(|&(w, _)| w == who) {
+            continue;
+        }
+        let f = net.command(who, |n, now| n.fetch(now, site).unwrap());
+        fetches.push((who, f));
+        net.run_for(Duration::from_millis(10));
+    }
+    net.run_for(Duration::from_secs(300));
+    let mut seconds = Vec::new();
+    for &(who, f) in &fetches {
+        match net.fetch_result(who, f) {
+            Some((Ok(_), stats)) => seconds.push(stats.duration().as_secs_f64()),
+            other => println!("fetch at {who} ended {other:?}"),
+        }
+    }
+    seconds.sort_by(f64::total_cmp);
+    Crowd {
+        fetchers: fetches.len(),
+        succeeded: seconds.len(),
+        publisher_bytes: net.nodes[publisher as usize].counters().bytes_uploaded,
+        total_bytes: net.nodes.iter().map(|n| n.counters().bytes_uploaded).sum(),
+        seconds,
+    }
+}
+
+impl Crowd {
+    fn share(&self) -> f64 {
+        self.publisher_bytes as f64 / self.total_bytes.max(1) as f64
+    }
+
+    fn report(&self, name: &str) {
+        let pct = |p: f64| self.seconds[((self.seconds.len() - 1) as f64 * p) as usize];
+        println!(
+            "{name}: {}/{} fetched; publisher uploaded {} of {} bytes ({:.1}%); completion p50 {:.2}s p95 {:.2}s max {:.2}s",
+            self.succeeded,
+            self.fetchers,
+            self.publisher_bytes,
+            self.total_bytes,
+            100.0 * self.share(),
+            pct(0.5),
+            pct(0.95),
+            pct(1.0),
+        );
+    }
+}
+
+#[test]
+fn a_flash_crowd_is_served_by_the_crowd() {
+    let crowd = flash_crowd(Config::default(), 21);
+    crowd.report("swarm");
+    assert_eq!(crowd.succeeded, crowd.fetchers);
+    assert!(crowd.share() < 0.1, "publisher share {}", crowd.share());
+}
+
+#[test]
+fn origin_only_baseline_puts_every_byte_on_the_publisher() {
+    let config = Config {
+        serve_after_fetch: false,
+        serve_partial: false,
+        announce_fetching: false,
+        ..Config::default()
+    };
+    let crowd = flash_crowd(config, 21);
+    crowd.report("origin-only");
+    assert_eq!(crowd.succeeded, crowd.fetchers);
+    assert_eq!(crowd.publisher_bytes, crowd.total_bytes);
+}
+
+#[test]
+fn each_flash_crowd_switch_alone_still_spares_the_publisher() {
+    // Coral alone: fetchers announce themselves and hold requests until their
+    // own fetch completes, but serve nothing partial.
+    let coral = Config {
+        serve_partial: false,
+        ..Config::default()
+    };
+    // Neither: only complete downloaders serve (partial serving alone is inert,
+    // since without "fetch in progress" records nobody finds a partial holder).
+    let after_fetch = Config {
+        announce_fetching: false,
+        serve_partial: false,
+        ..Config::default()
+    };
+    for (name, config) in [("coral-only", coral), ("after-fetch-only", after_fetch)] {
+        let crowd = flash_crowd(config, 21);
+        crowd.report(name);
+        assert_eq!(crowd.succeeded, crowd.fetchers, "{name}");
+        assert!(
+            crowd.share() < 0.5,
+            "{name}: publisher share {}",
+            crowd.share()
+        );
+    }
 }

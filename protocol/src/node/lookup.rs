@@ -7,6 +7,7 @@ use crate::id::Id;
 use crate::query::closest::{ClosestPeers, Step};
 use crate::query::{Phase, Query, QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 use crate::time::Time;
+use crate::transfer::FetchId;
 use crate::wire::{Body, RouteWant};
 
 use super::{CommandError, Node, Purpose};
@@ -43,15 +44,30 @@ impl<A: Address> Node<A> {
         Ok(q)
     }
 
-    /// Finds peers that hold `key`.
+    /// Finds peers that hold `key` (with `announce_fetching`, possibly peers
+    /// still fetching it, who serve what they hold so far).
     pub fn find_providers(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
+        self.provider_lookup(now, key, self.config.providers_enough, None)
+    }
+
+    /// Starts a provider lookup that stops at `enough` providers, reporting to
+    /// `owner` (a fetch) instead of by event when it has one.
+    pub(super) fn provider_lookup(
+        &mut self,
+        now: Time,
+        key: Id,
+        enough: usize,
+        owner: Option<FetchId>,
+    ) -> Result<QueryId, CommandError> {
         let q = self.start(now, QueryKind::FindProviders, key, self.config.strategy)?;
-        let local = self
-            .providers
-            .get(now, &key, self.config.max_providers_returned);
-        let enough = self.config.providers_enough;
+        let own = self.id;
+        let mut local = self.providers_for(now, &key);
+        local.retain(|c| c.id != own);
         let max = self.config.max_providers_returned;
         if let Some(query) = self.queries.get_mut(&q) {
+            query.enough = enough;
+            query.owner = owner;
+            query.internal = owner.is_some();
             query.add_providers(local, max);
             if query.providers.len() >= enough {
                 // This node tracks the key itself: no hop needed.
@@ -62,6 +78,24 @@ impl<A: Address> Node<A> {
         }
         self.launch(now, q);
         Ok(q)
+    }
+
+    /// Providers of `key` this node tracks, complete holders first, then peers
+    /// with a fetch in progress; at most `max_providers_returned`.
+    pub(super) fn providers_for(&self, now: Time, key: &Id) -> Vec<Contact<A>> {
+        let max = self.config.max_providers_returned;
+        let mut out = self.providers.get(now, key, max);
+        if out.len() < max {
+            for c in self.fetching.get(now, key, max) {
+                if out.len() >= max {
+                    break;
+                }
+                if !out.iter().any(|p| p.id == c.id) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 
     /// Announces that this node holds `key`: stores a provider record at the `r`
@@ -135,6 +169,9 @@ impl<A: Address> Node<A> {
                 providers: Vec::new(),
                 completed_depth: None,
                 internal: kind == QueryKind::Refresh,
+                owner: None,
+                enough: self.config.providers_enough,
+                fetching_record: false,
             },
         );
         self.query_deadlines.insert((deadline, id));
@@ -213,10 +250,10 @@ impl<A: Address> Node<A> {
     ) {
         let own = self.id;
         let max = self.config.max_providers_returned;
-        let enough = self.config.providers_enough;
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
+        let enough = query.enough;
         query.stats.replies += 1;
         let Phase::Iterative {
             peers,
@@ -305,6 +342,7 @@ impl<A: Address> Node<A> {
             return;
         };
         let key = query.target;
+        let fetching_record = query.fetching_record;
         let r = self.config.replication;
         let metric = self.config.metric;
         let own_distance = metric.distance(&self.id, &key);
@@ -319,7 +357,12 @@ impl<A: Address> Node<A> {
                 .last()
                 .is_some_and(|c| metric.distance(&c.id, &key) > own_distance);
         if self_is_close {
-            self.providers.add(now, key, self.contact());
+            let me = self.contact();
+            if fetching_record {
+                self.fetching.add(now, key, me);
+            } else {
+                self.providers.add(now, key, me);
+            }
             stored += 1;
             if targets.len() >= r {
                 targets.pop();
@@ -327,7 +370,11 @@ impl<A: Address> Node<A> {
         }
         let mut pending = 0;
         for c in targets {
-            let body = Body::AddProvider { key };
+            let body = if fetching_record {
+                Body::AddFetching { key }
+            } else {
+                Body::AddProvider { key }
+            };
             if self.send_request(now, c.addr, Some(c.id), body, Purpose::Query(q), false) {
                 pending += 1;
             }
@@ -406,6 +453,10 @@ impl<A: Address> Node<A> {
         if query.strategy == Strategy::Iterative {
             query.stats.hops = query.completed_depth.map_or(0, |d| d + 1);
             query.stats.messages = query.stats.requests + query.stats.replies;
+        }
+        if let Some(fetch) = query.owner {
+            self.fetch_located(now, fetch, result);
+            return;
         }
         if query.internal {
             return;

@@ -11,6 +11,7 @@ impl<A: Address> Node<A> {
     /// One maintenance round, run every `maintenance_interval`.
     pub(super) fn maintain(&mut self, now: Time) {
         self.providers.expire(now);
+        self.fetching.expire(now);
         if self.table.len() < self.config.k && !self.table.is_empty() {
             // A thin table (a join through a seed that knew little, or heavy churn):
             // look for our own neighbourhood again, as a join would.

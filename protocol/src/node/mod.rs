@@ -1,9 +1,12 @@
 //! The protocol node: one peer's whole state machine, driven from outside.
 
+mod fetch;
 mod lookup;
 mod maintenance;
+mod publish;
 mod requests;
 mod route;
+mod serve;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -12,13 +15,20 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::config::{Config, ConfigError};
 use crate::contact::{Address, Contact};
+use crate::content::{ContentStore, MemoryStore};
 use crate::event::{Event, Misbehaviour, Transmit};
 use crate::id::Id;
 use crate::query::{Query, QueryId};
 use crate::records::{Provided, ProviderStore};
 use crate::routing::{Observed, RoutingTable};
 use crate::time::Time;
+use crate::transfer::fetch::Fetch;
+use crate::transfer::held::Held;
+use crate::transfer::uploads::Uploads;
+use crate::transfer::FetchId;
 use crate::wire::{Body, Message, Route, RpcId};
+
+pub use publish::{PublishError, ReadError};
 
 /// Why a command was refused. The node's state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +42,12 @@ pub enum CommandError {
     /// `max_provided_keys` keys are already announced by this node.
     #[error("already providing the most keys allowed ({max})")]
     TooManyProvided {
+        /// The configured bound.
+        max: usize,
+    },
+    /// `max_fetches` fetches are already running.
+    #[error("too many fetches running (at most {max})")]
+    TooManyFetches {
         /// The configured bound.
         max: usize,
     },
@@ -56,6 +72,22 @@ pub struct Counters {
     pub transmits_dropped: u64,
     /// Events dropped because the event queue was full.
     pub events_dropped: u64,
+    /// Blocks sent to peers.
+    pub blocks_uploaded: u64,
+    /// Bytes of blocks sent to peers: this node's upload as a server.
+    pub bytes_uploaded: u64,
+    /// Verified blocks received from peers.
+    pub blocks_downloaded: u64,
+    /// Bytes of verified blocks received from peers.
+    pub bytes_downloaded: u64,
+    /// Block requests answered "busy".
+    pub busy_replies: u64,
+    /// Block requests answered "don't have".
+    pub dont_have_replies: u64,
+    /// Block requests held until the block arrived here.
+    pub requests_held: u64,
+    /// Blocks received that did not match their hash.
+    pub corrupt_blocks: u64,
 }
 
 /// Why a pending request was sent, so its reply (or timeout) reaches the right place.
@@ -67,6 +99,13 @@ enum Purpose<A> {
     EvictionPing,
     /// A recursive route forwarded to the next hop, awaiting its acknowledgement.
     Forward(Box<Forward<A>>),
+    /// A block requested for a fetch.
+    Block {
+        /// The fetch.
+        fetch: FetchId,
+        /// The block asked for.
+        block: Id,
+    },
 }
 
 /// A recursive route this node forwarded and is responsible for until acknowledged.
@@ -96,14 +135,22 @@ struct Pending<A> {
 /// # The drain contract
 ///
 /// After every input (`handle_message`, `handle_timeout`, `handle_send_failed`)
-/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`), the
-/// driver must:
+/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`,
+/// `publish_file`, `publish_site`, `fetch`), the driver must:
 /// 1. call [`Node::poll_transmit`] until it returns `None`, sending each message;
 /// 2. call [`Node::poll_event`] until it returns `None`;
 /// 3. read [`Node::poll_timeout`] and arrange to call [`Node::handle_timeout`] then.
 ///
 /// Queues are bounded: outputs left undrained past their bound are dropped and
 /// counted in [`Counters`]. Calling `handle_timeout` early is harmless.
+///
+/// # Content
+///
+/// The node keeps blocks in a [`ContentStore`] ([`MemoryStore`] unless built
+/// with [`Node::with_store`]), serves them to any peer that asks (bounded by
+/// `max_uploads`), and fetches content from many providers at once, verifying
+/// every block against its hash. A fetch reports verified manifests and chunks
+/// as they land (in file order) and always ends with `Event::FetchFinished`.
 #[derive(Debug)]
 pub struct Node<A> {
     config: Config,
@@ -125,12 +172,44 @@ pub struct Node<A> {
     transmits: VecDeque<Transmit<A>>,
     events: VecDeque<Event<A>>,
     counters: Counters,
+    /// Blocks (chunks and manifests) this node holds.
+    store: Box<dyn ContentStore>,
+    /// Content this node holds complete: published, or fetched and verified.
+    held_roots: BTreeSet<Id>,
+    /// Blocks held only for fetches still running, with how many such fetches
+    /// share each; dropped from the store if every one of them fails.
+    partial: BTreeMap<Id, u32>,
+    /// "Fetch in progress" records this node tracks for others.
+    fetching: ProviderStore<A>,
+    fetches: BTreeMap<FetchId, Fetch<A>>,
+    fetch_by_root: BTreeMap<Id, FetchId>,
+    /// Deadlines and backoff wake-ups of fetches; stale entries are harmless.
+    fetch_timers: BTreeSet<(Time, FetchId)>,
+    next_fetch: u64,
+    uploads: Uploads,
+    held: Held<A>,
 }
 
 impl<A: Address> Node<A> {
     /// A node with id `id`, reachable by peers at `addr`, whose randomness all
-    /// derives from `seed`.
+    /// derives from `seed`. Content is kept in a [`MemoryStore`] bounded by
+    /// `store_capacity_bytes` and `store_max_blocks`.
     pub fn new(config: Config, id: Id, addr: A, seed: u64, now: Time) -> Result<Self, ConfigError> {
+        let store = MemoryStore::new(config.store_capacity_bytes, config.store_max_blocks);
+        Self::with_store(config, id, addr, seed, now, Box::new(store))
+    }
+
+    /// Like [`Node::new`], keeping content in `store` (a disk store, say). Blocks
+    /// already in the store are served to peers that ask; to announce content
+    /// in it, publish it again (which finds every block present and copies nothing).
+    pub fn with_store(
+        config: Config,
+        id: Id,
+        addr: A,
+        seed: u64,
+        now: Time,
+        store: Box<dyn ContentStore>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
@@ -144,10 +223,24 @@ impl<A: Address> Node<A> {
                 config.max_providers_per_key,
                 config.provider_ttl,
             ),
+            fetching: ProviderStore::new(
+                config.max_fetching_keys,
+                config.max_providers_per_key,
+                config.fetching_ttl,
+            ),
+            uploads: Uploads::new(config.max_uploads, config.upload_bytes_per_s),
+            held: Held::new(config.max_held_requests),
             config,
             id,
             addr,
             rng,
+            store,
+            held_roots: BTreeSet::new(),
+            partial: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            fetch_by_root: BTreeMap::new(),
+            fetch_timers: BTreeSet::new(),
+            next_fetch: 0,
             provided: Provided::default(),
             queries: BTreeMap::new(),
             query_deadlines: BTreeSet::new(),
@@ -232,15 +325,21 @@ impl<A: Address> Node<A> {
             Body::AddProvider { key } => self.on_add_provider(now, sender, msg.rpc, key),
             Body::Route(route) => self.on_route(now, sender, msg.rpc, route),
             Body::RouteReply(reply) => self.on_route_reply(now, sender, reply),
+            Body::AddFetching { key } => self.on_add_fetching(now, sender, msg.rpc, key),
+            Body::GetBlock { id } => self.on_get_block(now, sender, msg.rpc, id),
             reply @ (Body::Pong
             | Body::Nodes { .. }
             | Body::Providers { .. }
             | Body::ProviderAdded { .. }
-            | Body::RouteAck) => self.on_reply(now, sender, msg.rpc, reply),
+            | Body::RouteAck
+            | Body::Block { .. }
+            | Body::DontHave { .. }
+            | Body::Busy { .. }) => self.on_reply(now, sender, msg.rpc, reply),
         }
     }
 
-    /// Handles the passage of time: request and query deadlines, maintenance.
+    /// Handles the passage of time: request, query, fetch and hold deadlines,
+    /// backoffs, maintenance.
     pub fn handle_timeout(&mut self, now: Time) {
         while let Some(&(deadline, rpc)) = self.pending_deadlines.first() {
             if deadline > now {
@@ -258,6 +357,8 @@ impl<A: Address> Node<A> {
             self.query_deadlines.pop_first();
             self.fail_query(now, id, crate::query::QueryError::Timeout);
         }
+        self.fetch_timers_due(now);
+        self.holds_expired(now);
         if now >= self.next_maintenance {
             self.next_maintenance = now + self.config.maintenance_interval;
             self.maintain(now);
@@ -302,6 +403,12 @@ impl<A: Address> Node<A> {
             t = t.min(d);
         }
         if let Some(&(d, _)) = self.query_deadlines.first() {
+            t = t.min(d);
+        }
+        if let Some(&(d, _)) = self.fetch_timers.first() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.held.next_deadline() {
             t = t.min(d);
         }
         Some(t)
@@ -360,9 +467,23 @@ impl<A: Address> Node<A> {
         if !exempt && self.pending.len() >= self.config.max_pending_requests {
             return false;
         }
+        let deadline = now + self.config.request_timeout;
+        self.send_request_until(to, to_id, body, purpose, deadline);
+        true
+    }
+
+    /// Sends a request with its own deadline, bypassing `max_pending_requests`
+    /// (the caller bounds these requests itself).
+    fn send_request_until(
+        &mut self,
+        to: A,
+        to_id: Option<Id>,
+        body: Body<A>,
+        purpose: Purpose<A>,
+        deadline: Time,
+    ) {
         let rpc = RpcId(self.next_rpc);
         self.next_rpc += 1;
-        let deadline = now + self.config.request_timeout;
         if matches!(purpose, Purpose::Forward(_)) {
             self.forwards += 1;
         }
@@ -378,7 +499,6 @@ impl<A: Address> Node<A> {
         self.pending_deadlines.insert((deadline, rpc));
         self.counters.requests_sent += 1;
         self.transmit(to, body, rpc);
-        true
     }
 
     /// Takes the pending request `rpc` if `sender` is who it was sent to.
@@ -409,6 +529,7 @@ impl<A: Address> Node<A> {
                 self.forwards -= 1;
                 self.forward_failed(now, *f);
             }
+            Purpose::Block { fetch, block } => self.block_failed(now, fetch, block),
         }
     }
 

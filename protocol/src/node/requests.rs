@@ -25,9 +25,7 @@ impl<A: Address> Node<A> {
     }
 
     pub(super) fn on_get_providers(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
-        let providers = self
-            .providers
-            .get(now, &key, self.config.max_providers_returned);
+        let providers = self.providers_for(now, &key);
         let closer = self.closest_for(&key, &sender.id);
         self.observe(now, sender.clone());
         self.reply(
@@ -81,6 +79,13 @@ impl<A: Address> Node<A> {
                 self.observe(now, sender);
                 self.stored_ack(now, q, true);
             }
+            (
+                Purpose::Block { fetch, block },
+                reply @ (Body::Block { .. } | Body::DontHave { .. } | Body::Busy { .. }),
+            ) => {
+                self.observe(now, sender.clone());
+                self.block_reply(now, fetch, block, sender, reply);
+            }
             (purpose, body) => {
                 let reason = match body {
                     Body::Nodes { .. } | Body::Providers { .. } => Misbehaviour::OversizedList,
@@ -92,6 +97,7 @@ impl<A: Address> Node<A> {
                 match purpose {
                     Purpose::Query(q) => self.query_request_failed(now, q, to_id),
                     Purpose::Forward(f) => self.forward_failed(now, *f),
+                    Purpose::Block { fetch, block } => self.block_failed(now, fetch, block),
                     Purpose::EvictionPing => {}
                 }
             }

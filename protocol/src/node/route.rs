@@ -60,9 +60,7 @@ impl<A: Address> Node<A> {
     /// to the target than this node. `route.path` ends with this node.
     fn route_step(&mut self, now: Time, route: Route<A>) {
         if route.want == RouteWant::Providers {
-            let providers =
-                self.providers
-                    .get(now, &route.target, self.config.max_providers_returned);
+            let providers = self.providers_for(now, &route.target);
             if !providers.is_empty() {
                 self.answer_found(now, route, providers);
                 return;

@@ -13,6 +13,7 @@ use crate::config::Strategy;
 use crate::contact::Contact;
 use crate::id::Id;
 use crate::time::Time;
+use crate::transfer::FetchId;
 use crate::wire::RouteFailure;
 
 use closest::ClosestPeers;
@@ -147,6 +148,12 @@ pub(crate) struct Query<A> {
     pub completed_depth: Option<u32>,
     /// Started by the node itself (refresh, republish): no event when it ends.
     pub internal: bool,
+    /// The fetch this provider lookup works for; its result goes there, not to an event.
+    pub owner: Option<FetchId>,
+    /// A provider lookup stops once it knows this many providers.
+    pub enough: usize,
+    /// An announce that stores "fetch in progress" records instead of provider records.
+    pub fetching_record: bool,
 }
 
 impl<A> Query<A> {

@@ -1,0 +1,27 @@
+//! Content: files split into hashed chunks, sites as directories of files, the
+//! manifests that describe both, and the store that holds their blocks.
+//!
+//! Everything a node stores or transfers is a **block**: a chunk of a file, or a
+//! manifest's canonical encoding. A block is named by its BLAKE3 hash, so any
+//! holder can serve it and any receiver can check it. A content id is the hash
+//! of a root manifest; see [`manifest`](crate::content::manifest) for the encoding.
+
+mod chunking;
+pub mod manifest;
+mod media_type;
+mod path;
+mod site;
+mod store;
+
+pub use chunking::{check_chunk_size, prepare_file, FileError, Prepared};
+pub use manifest::{
+    FileManifest, Manifest, ManifestError, SiteEntry, SiteManifest, FILE_MAGIC, MAX_FILE_CHUNKS,
+    MAX_SITE_FILES, MIN_CHUNK_BYTES, SITE_MAGIC,
+};
+pub use media_type::{MediaType, MediaTypeError, MAX_MEDIA_TYPE_BYTES};
+pub use path::{PathError, SitePath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS};
+pub use site::{prepare_site, SiteError, SiteFile};
+pub use store::{ContentStore, MemoryStore, StoreError};
+
+/// The default chunk size: 256 KiB, as in IPFS and most BitTorrent clients.
+pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;

@@ -1,0 +1,579 @@
+//! Fetching content: find providers, get the manifest, get the chunks from
+//! several providers at once, verify everything, keep it and serve it onward.
+//!
+//! The bookkeeping lives in `transfer::fetch::Fetch`; this file moves it along
+//! with messages, timers, the store and events.
+
+use rand_core::RngCore;
+
+use crate::contact::{Address, Contact};
+use crate::content::{Manifest, StoreError};
+use crate::event::{Event, Misbehaviour};
+use crate::id::Id;
+use crate::query::{QueryError, QueryKind, QueryOutput};
+use crate::time::Time;
+use crate::transfer::fetch::{Fetch, FileProgress, Next, Phase, Refusal, SlotState};
+use crate::transfer::{Corruption, FetchError, FetchId};
+use crate::wire::Body;
+
+use super::{CommandError, Node, Purpose};
+
+impl<A: Address> Node<A> {
+    /// Fetches the content `root` (a file or a whole site) from whoever holds it,
+    /// verifying every block, and keeps it. Progress is reported by
+    /// [`Event::ManifestVerified`] and [`Event::ChunkVerified`]; the end, always,
+    /// by [`Event::FetchFinished`] (within `fetch_timeout`).
+    ///
+    /// Content already being fetched returns the running fetch's id; content
+    /// already held completes at once from the store.
+    pub fn fetch(&mut self, now: Time, root: Id) -> Result<FetchId, CommandError> {
+        if let Some(&running) = self.fetch_by_root.get(&root) {
+            return Ok(running);
+        }
+        if self.fetches.len() >= self.config.max_fetches {
+            return Err(CommandError::TooManyFetches {
+                max: self.config.max_fetches,
+            });
+        }
+        // Content not held needs a provider lookup: refuse now rather than fail later.
+        if !self.held_roots.contains(&root) && self.queries.len() >= self.config.max_queries {
+            return Err(CommandError::TooManyQueries {
+                max: self.config.max_queries,
+            });
+        }
+        let fid = FetchId(self.next_fetch);
+        self.next_fetch += 1;
+        let deadline = now + self.config.fetch_timeout;
+        let mut fetch = Fetch::new(root, now, deadline);
+        let (slot, _) = fetch.need(root, true, false);
+        self.fetches.insert(fid, fetch);
+        self.fetch_by_root.insert(root, fid);
+        self.fetch_timers.insert((deadline, fid));
+        self.take_local(fid, slot);
+        self.absorb(now, fid, vec![slot]);
+        let Some(f) = self.fetches.get(&fid) else {
+            return Ok(fid);
+        };
+        if f.is_complete() {
+            self.fetch_succeeded(now, fid);
+            return Ok(fid);
+        }
+        self.locate(now, fid);
+        if self.config.announce_fetching && self.fetches.contains_key(&fid) {
+            self.announce_fetching(now, root);
+        }
+        Ok(fid)
+    }
+
+    /// Fetches running.
+    pub fn fetches_running(&self) -> usize {
+        self.fetches.len()
+    }
+
+    /// Moves the file `file` of a running site fetch ahead of the site's other
+    /// files (a proxy asked for that page first). Returns `false` if the fetch
+    /// is not running or its site (as far as known yet) has no such file.
+    pub fn prioritise(&mut self, now: Time, fetch: FetchId, file: Id) -> bool {
+        let Some(f) = self.fetches.get_mut(&fetch) else {
+            return false;
+        };
+        let known = f.prioritise(file);
+        self.pump(now, fetch);
+        known
+    }
+
+    /// Stores a short-lived "fetch in progress" record for `root` at its trackers.
+    fn announce_fetching(&mut self, now: Time, root: Id) {
+        if let Ok(q) = self.start(now, QueryKind::Announce, root, self.config.strategy) {
+            if let Some(query) = self.queries.get_mut(&q) {
+                query.internal = true;
+                query.fetching_record = true;
+            }
+            self.launch(now, q);
+        }
+    }
+
+    /// Starts a provider lookup for the fetch.
+    fn locate(&mut self, now: Time, fid: FetchId) {
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        f.stats.lookups += 1;
+        let root = f.root;
+        let enough = self.config.fetch_providers_wanted;
+        match self.provider_lookup(now, root, enough, Some(fid)) {
+            // The lookup may have ended already (this node tracks the key).
+            Ok(q) if self.queries.contains_key(&q) => {
+                if let Some(f) = self.fetches.get_mut(&fid) {
+                    f.phase = Phase::Locating(q);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.fetch_located(now, fid, Err(QueryError::NoPeers)),
+        }
+    }
+
+    /// The fetch's provider lookup ended.
+    pub(super) fn fetch_located(
+        &mut self,
+        now: Time,
+        fid: FetchId,
+        result: Result<QueryOutput<A>, QueryError>,
+    ) {
+        let own = self.id;
+        let found: Vec<Contact<A>> = match &result {
+            Ok(QueryOutput::Providers(p)) => p.iter().filter(|c| c.id != own).cloned().collect(),
+            _ => Vec::new(),
+        };
+        let ranked: Vec<(Contact<A>, u64)> = found
+            .into_iter()
+            .map(|c| (c, self.rng.next_u64()))
+            .collect();
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        f.phase = Phase::Transferring;
+        f.add_sources(ranked);
+        if f.live_sources() > 0 {
+            self.pump(now, fid);
+            return;
+        }
+        let error = match (f.sources.is_empty(), result) {
+            (false, _) => FetchError::AllProvidersFailed,
+            (true, Err(QueryError::Timeout)) => FetchError::Timeout,
+            (true, _) => FetchError::NotFound,
+        };
+        self.fetch_failed(now, fid, error);
+    }
+
+    /// Sends block requests while the fetch may; looks for more providers, or
+    /// gives up, when no provider is left for some block.
+    fn pump(&mut self, now: Time, fid: FetchId) {
+        let per_provider = self.config.max_blocks_per_provider;
+        let rounds = self.config.block_rounds;
+        let backoff = self.config.busy_backoff;
+        loop {
+            let Some(f) = self.fetches.get_mut(&fid) else {
+                return;
+            };
+            if f.phase != Phase::Transferring || f.in_flight >= self.config.max_blocks_in_flight {
+                return;
+            }
+            match f.next(now, per_provider, rounds, backoff) {
+                Next::Send { slot, source } => {
+                    f.sent(slot, source);
+                    let block = f.slots[slot].id;
+                    let to = f.sources[source].stats.provider.clone();
+                    let deadline = now + self.config.block_timeout;
+                    let purpose = Purpose::Block { fetch: fid, block };
+                    let body = Body::GetBlock { id: block };
+                    self.send_request_until(to.addr, Some(to.id), body, purpose, deadline);
+                }
+                Next::WaitUntil(t) => {
+                    if f.wake.is_none_or(|w| t < w) {
+                        f.wake = Some(t);
+                        self.fetch_timers.insert((t, fid));
+                    }
+                    return;
+                }
+                Next::Idle => return,
+                Next::Exhausted => {
+                    if f.stats.lookups < self.config.max_lookups_per_fetch {
+                        self.locate(now, fid);
+                    } else if f.in_flight == 0 {
+                        self.fetch_failed(now, fid, FetchError::AllProvidersFailed);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A provider answered a block request.
+    pub(super) fn block_reply(
+        &mut self,
+        now: Time,
+        fid: FetchId,
+        block: Id,
+        sender: Contact<A>,
+        body: Body<A>,
+    ) {
+        let backoff = self.config.busy_backoff;
+        let max_failures = u32::from(self.config.max_failures);
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            // The fetch ended meanwhile; the answer changes nothing.
+            return;
+        };
+        let Some(slot) = f.slot_of(&block) else {
+            return;
+        };
+        match body {
+            Body::Block { id, data } if id == block && Id::hash_of(&data.0) == block => {
+                if !f.received(now, slot, &sender.id, data.0.len()) {
+                    return;
+                }
+                self.counters.blocks_downloaded += 1;
+                self.counters.bytes_downloaded += data.0.len() as u64;
+                if let Err(e) = self.keep_block(fid, block, data.0) {
+                    self.fetch_failed(now, fid, FetchError::Store(e));
+                    return;
+                }
+                self.release_held(now, &block);
+                self.absorb(now, fid, vec![slot]);
+            }
+            Body::Block { .. } => {
+                f.refused(now, slot, Refusal::Corrupt, backoff, max_failures);
+                self.counters.corrupt_blocks += 1;
+                self.misbehaved(sender, Misbehaviour::CorruptBlock);
+            }
+            Body::Busy { .. } => f.refused(now, slot, Refusal::Busy, backoff, max_failures),
+            _ => f.refused(now, slot, Refusal::DontHave, backoff, max_failures),
+        }
+        self.advance(now, fid);
+    }
+
+    /// A block request got no answer in time, or could not be sent.
+    pub(super) fn block_failed(&mut self, now: Time, fid: FetchId, block: Id) {
+        let backoff = self.config.busy_backoff;
+        let max_failures = u32::from(self.config.max_failures);
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        if let Some(slot) = f.slot_of(&block) {
+            f.refused(now, slot, Refusal::Failed, backoff, max_failures);
+        }
+        self.advance(now, fid);
+    }
+
+    /// Stores a verified block for a fetch, noting it as partial content.
+    fn keep_block(
+        &mut self,
+        fid: FetchId,
+        block: Id,
+        data: bytes::Bytes,
+    ) -> Result<(), StoreError> {
+        if !self.store.contains(&block) {
+            self.store.put(block, data)?;
+            *self.partial.entry(block).or_insert(0) += 1;
+            if let Some(f) = self.fetches.get_mut(&fid) {
+                f.added.push(block);
+            }
+            return Ok(());
+        }
+        // Another running fetch brought it meanwhile: share it.
+        if let (Some(n), Some(f)) = (self.partial.get_mut(&block), self.fetches.get_mut(&fid)) {
+            *n += 1;
+            f.added.push(block);
+        }
+        Ok(())
+    }
+
+    /// If the store holds the block of `slot`, marks it held; a block another
+    /// running fetch brought is shared, so its failure does not drop it under us.
+    fn take_local(&mut self, fid: FetchId, slot: usize) {
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        let Some(s) = f.slots.get(slot) else {
+            return;
+        };
+        let id = s.id;
+        if !self.store.contains(&id) {
+            return;
+        }
+        f.held_locally(slot);
+        if let Some(n) = self.partial.get_mut(&id) {
+            *n += 1;
+            f.added.push(id);
+        }
+    }
+
+    /// Processes blocks that just became held: decodes manifests (adding the
+    /// blocks they name), then reports chunks ready in file order.
+    fn absorb(&mut self, now: Time, fid: FetchId, mut work: Vec<usize>) {
+        let mut events = Vec::new();
+        let mut outcome = Ok(());
+        while let Some(slot) = work.pop() {
+            outcome = self.absorb_one(fid, slot, &mut work, &mut events);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self.report_chunks(fid, &mut events);
+        }
+        for e in events {
+            self.push_event(e);
+        }
+        if let Err(e) = outcome {
+            self.fetch_failed(now, fid, e);
+        }
+    }
+
+    fn absorb_one(
+        &mut self,
+        fid: FetchId,
+        slot: usize,
+        work: &mut Vec<usize>,
+        events: &mut Vec<Event<A>>,
+    ) -> Result<(), FetchError> {
+        let Some(f) = self.fetches.get(&fid) else {
+            return Ok(());
+        };
+        let s = &f.slots[slot];
+        if !s.manifest || s.state != SlotState::Held {
+            return Ok(());
+        }
+        let id = s.id;
+        let root = f.root;
+        let data = self.held_block(&id)?;
+        let manifest = Manifest::decode(&data)
+            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
+        let mut new_slots = Vec::new();
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return Ok(());
+        };
+        match &manifest {
+            Manifest::Site(site) if id == root && f.manifest.is_none() => {
+                for e in site.entries() {
+                    if f.files.iter().any(|p| p.id == e.file) {
+                        continue;
+                    }
+                    f.files.push(FileProgress {
+                        id: e.file,
+                        expect: Some((e.size, e.media_type.clone())),
+                        manifest: None,
+                        next_emit: 0,
+                    });
+                    let urgent = f.urgent_files.contains(&e.file);
+                    let (s, new) = f.need(e.file, true, urgent);
+                    if new {
+                        new_slots.push(s);
+                    }
+                }
+            }
+            Manifest::Site(_) => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+            Manifest::File(m) => {
+                if id == root && f.files.is_empty() {
+                    f.files.push(FileProgress {
+                        id,
+                        expect: None,
+                        manifest: None,
+                        next_emit: 0,
+                    });
+                }
+                for p in f
+                    .files
+                    .iter_mut()
+                    .filter(|p| p.id == id && p.manifest.is_none())
+                {
+                    if let Some((size, media_type)) = &p.expect {
+                        if *size != m.len() || media_type != m.media_type() {
+                            return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
+                        }
+                    }
+                    p.manifest = Some(m.clone());
+                }
+                let urgent = f.urgent_files.contains(&id);
+                for c in m.chunks() {
+                    let (s, new) = f.need(*c, false, urgent);
+                    if new {
+                        new_slots.push(s);
+                    }
+                }
+            }
+        }
+        if id == root {
+            f.manifest.get_or_insert_with(|| manifest.clone());
+        }
+        events.push(Event::ManifestVerified {
+            fetch: fid,
+            id,
+            manifest,
+        });
+        for s in new_slots {
+            self.take_local(fid, s);
+            if self
+                .fetches
+                .get(&fid)
+                .is_some_and(|f| f.slots[s].state == SlotState::Held && f.slots[s].manifest)
+            {
+                work.push(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and reports, in file order, every chunk now held and not yet reported.
+    fn report_chunks(
+        &mut self,
+        fid: FetchId,
+        events: &mut Vec<Event<A>>,
+    ) -> Result<(), FetchError> {
+        let emit = self.config.emit_chunk_events;
+        loop {
+            let Some((file, index, chunk)) =
+                self.fetches.get(&fid).and_then(|f| f.next_ready_chunk())
+            else {
+                return Ok(());
+            };
+            let data = self.held_block(&chunk)?;
+            let Some(f) = self.fetches.get_mut(&fid) else {
+                return Ok(());
+            };
+            let p = &mut f.files[file];
+            let Some(m) = &p.manifest else {
+                return Ok(());
+            };
+            if m.chunk_len(index) != Some(data.len()) {
+                return Err(FetchError::Corrupt(Corruption::ChunkLength {
+                    file: p.id,
+                    index: index as u32,
+                }));
+            }
+            let offset = m.chunk_offset(index);
+            p.next_emit += 1;
+            if emit {
+                events.push(Event::ChunkVerified {
+                    fetch: fid,
+                    file: p.id,
+                    index: index as u32,
+                    offset,
+                    data: data.into(),
+                });
+            }
+        }
+    }
+
+    /// A block the fetch counts as held; a store that lost it fails the fetch.
+    fn held_block(&self, id: &Id) -> Result<bytes::Bytes, FetchError> {
+        match self.store.get(id) {
+            Ok(Some(data)) => Ok(data),
+            Ok(None) => Err(FetchError::Store(StoreError::Backend(format!(
+                "held block {id:?} vanished"
+            )))),
+            Err(e) => Err(FetchError::Store(e)),
+        }
+    }
+
+    /// After an answer: finish the fetch if it is complete, else send more.
+    fn advance(&mut self, now: Time, fid: FetchId) {
+        match self.fetches.get(&fid) {
+            Some(f) if f.is_complete() => self.fetch_succeeded(now, fid),
+            Some(_) => self.pump(now, fid),
+            None => {}
+        }
+    }
+
+    /// Fetch deadlines and backoff wake-ups that have come.
+    pub(super) fn fetch_timers_due(&mut self, now: Time) {
+        while let Some(&(t, fid)) = self.fetch_timers.first() {
+            if t > now {
+                break;
+            }
+            self.fetch_timers.pop_first();
+            let Some(f) = self.fetches.get_mut(&fid) else {
+                continue;
+            };
+            if f.wake == Some(t) {
+                f.wake = None;
+            }
+            if now >= f.deadline {
+                self.fetch_failed(now, fid, FetchError::Timeout);
+            } else {
+                self.pump(now, fid);
+            }
+        }
+    }
+
+    /// Removes a finished fetch and its timers.
+    fn take_fetch(&mut self, now: Time, fid: FetchId) -> Option<Fetch<A>> {
+        let mut f = self.fetches.remove(&fid)?;
+        self.fetch_by_root.remove(&f.root);
+        self.fetch_timers.remove(&(f.deadline, fid));
+        if let Some(w) = f.wake {
+            self.fetch_timers.remove(&(w, fid));
+        }
+        if let Phase::Locating(q) = f.phase {
+            // Its lookup is of no use now; end it without a report.
+            if let Some(query) = self.queries.get_mut(&q) {
+                query.owner = None;
+                query.internal = true;
+            }
+        }
+        f.stats.finished = now;
+        f.stats.blocks = f.slots.len() as u32;
+        f.stats.providers = f.sources.iter().map(|s| s.stats.clone()).collect();
+        Some(f)
+    }
+
+    /// The content is complete and verified: keep it, announce it, serve it.
+    fn fetch_succeeded(&mut self, now: Time, fid: FetchId) {
+        let Some(f) = self.take_fetch(now, fid) else {
+            return;
+        };
+        for b in &f.added {
+            // Part of complete content now, whichever fetches shared it.
+            self.partial.remove(b);
+        }
+        self.held_roots.insert(f.root);
+        for b in f.block_ids() {
+            self.release_held(now, &b);
+        }
+        if self.config.serve_after_fetch {
+            let mut keys = vec![f.root];
+            if let (Some(Manifest::Site(s)), true) = (&f.manifest, self.config.announce_site_files)
+            {
+                keys.extend(s.entries().iter().map(|e| e.file));
+            }
+            for key in keys {
+                let room = self.provided.len() < self.config.max_provided_keys;
+                if !self.provided.contains(&key) && room {
+                    self.provide(now, key, true);
+                }
+            }
+        }
+        let Fetch {
+            root,
+            manifest,
+            stats,
+            ..
+        } = f;
+        let result = manifest.ok_or(FetchError::Corrupt(Corruption::NotAFile(root)));
+        self.push_event(Event::FetchFinished {
+            id: fid,
+            root,
+            result,
+            stats,
+        });
+    }
+
+    /// The fetch failed: drop the blocks only it wanted, tell whoever waits on it.
+    fn fetch_failed(&mut self, now: Time, fid: FetchId, error: FetchError) {
+        let Some(f) = self.take_fetch(now, fid) else {
+            return;
+        };
+        for b in &f.added {
+            if let Some(n) = self.partial.get_mut(b) {
+                *n -= 1;
+                if *n == 0 {
+                    self.partial.remove(b);
+                    let _ = self.store.remove(b);
+                }
+            }
+        }
+        for b in f.block_ids() {
+            if self.fetches.values().any(|g| g.wants(&b)) {
+                continue;
+            }
+            self.release_held(now, &b);
+            self.refuse_held(&b);
+        }
+        self.push_event(Event::FetchFinished {
+            id: fid,
+            root: f.root,
+            result: Err(error),
+            stats: f.stats,
+        });
+    }
+}

@@ -1,0 +1,248 @@
+//! An in-memory network of protocol nodes, driven only through the public API
+//! (the quinn `Pair` idea, scaled up). Shared by the integration-test binaries.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use distroweb_protocol::{
+    Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Message, Node, QueryId,
+    Time,
+};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+
+enum Due {
+    Deliver {
+        to: u32,
+        from: u32,
+        msg: Message<u32>,
+    },
+    Wake {
+        node: u32,
+    },
+}
+
+/// Rewrites a message a node sends, before the network carries it (a test's
+/// hook for making a node lie).
+pub type Rewrite = Box<dyn FnMut(u32, &mut Message<u32>)>;
+
+/// A tiny deterministic network: one queue ordered by (time, sequence).
+pub struct Net {
+    pub nodes: Vec<Node<u32>>,
+    /// The wake-up time each node last asked for; stale wake-ups are skipped.
+    wake_at: Vec<Option<Time>>,
+    queue: BinaryHeap<Reverse<(Time, u64, usize)>>,
+    slots: Vec<Option<Due>>,
+    seq: u64,
+    pub now: Time,
+    pub events: Vec<(u32, Event<u32>)>,
+    pub delivered: u64,
+    /// Nodes that left: nothing reaches them, nothing leaves them.
+    pub down: Vec<bool>,
+    pub rewrite: Option<Rewrite>,
+    /// Link speed for block payloads, bytes per second (latency is added on top).
+    pub link_bytes_per_s: u64,
+}
+
+impl Net {
+    /// `n` nodes with one configuration.
+    pub fn new(n: usize, config: &Config, seed: u64) -> Net {
+        Net::with_configs(vec![config.clone(); n], seed)
+    }
+
+    /// One node per configuration.
+    pub fn with_configs(configs: Vec<Config>, seed: u64) -> Net {
+        let mut rng = ChaCha12Rng::seed_from_u64(seed);
+        let n = configs.len();
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                Node::new(
+                    config,
+                    Id::random(&mut rng),
+                    i as u32,
+                    rng.next_u64(),
+                    Time::ZERO,
+                )
+                .unwrap()
+            })
+            .collect();
+        Net {
+            nodes,
+            wake_at: vec![None; n],
+            queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            seq: 0,
+            now: Time::ZERO,
+            events: Vec::new(),
+            delivered: 0,
+            down: vec![false; n],
+            rewrite: None,
+            link_bytes_per_s: 12_500_000,
+        }
+    }
+
+    /// Joins: every node bootstraps from a random node that joined at least a
+    /// second earlier (an established peer, as a real seed would be), 20 ms
+    /// apart; then the network settles for 30 s.
+    pub fn join_all(&mut self, rng: &mut ChaCha12Rng) {
+        let n = self.nodes.len() as u32;
+        for i in 1..n {
+            let seed_node = (rng.next_u64() % (i as u64).saturating_sub(50).max(1)) as u32;
+            self.command(i, |node, now| node.bootstrap(now, &[seed_node]).unwrap());
+            self.run_for(Duration::from_millis(20));
+        }
+        self.run_for(Duration::from_secs(30));
+        for i in 1..n {
+            assert!(
+                !self.nodes[i as usize].routing_table().is_empty(),
+                "node {i} joined nobody"
+            );
+        }
+    }
+
+    fn push(&mut self, at: Time, due: Due) {
+        self.slots.push(Some(due));
+        self.queue
+            .push(Reverse((at, self.seq, self.slots.len() - 1)));
+        self.seq += 1;
+    }
+
+    /// One-way delay between two nodes: 5–80 ms, fixed per pair.
+    fn delay(a: u32, b: u32) -> Duration {
+        let (x, y) = (a.min(b) as u64, a.max(b) as u64);
+        let h =
+            (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) >> 40;
+        Duration::from_micros(5_000 + h % 75_000)
+    }
+
+    /// The drain contract: transmits, then events, then the timeout.
+    pub fn drain(&mut self, i: u32) {
+        while let Some(mut t) = self.nodes[i as usize].poll_transmit() {
+            if self.down[i as usize] {
+                continue;
+            }
+            if let Some(rewrite) = self.rewrite.as_mut() {
+                rewrite(i, &mut t.msg);
+            }
+            let mut at = self.now + Self::delay(i, t.to);
+            if let Body::Block { data, .. } = &t.msg.body {
+                at += Duration::from_micros(
+                    data.0.len() as u64 * 1_000_000 / self.link_bytes_per_s.max(1),
+                );
+            }
+            self.push(
+                at,
+                Due::Deliver {
+                    to: t.to,
+                    from: i,
+                    msg: t.msg,
+                },
+            );
+        }
+        while let Some(e) = self.nodes[i as usize].poll_event() {
+            self.events.push((i, e));
+        }
+        let next = self.nodes[i as usize].poll_timeout();
+        if next != self.wake_at[i as usize] {
+            self.wake_at[i as usize] = next;
+            if let Some(t) = next {
+                self.push(t.max(self.now), Due::Wake { node: i });
+            }
+        }
+    }
+
+    pub fn run_until(&mut self, until: Time) {
+        while let Some(&Reverse((at, _, slot))) = self.queue.peek() {
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            match self.slots[slot].take() {
+                Some(Due::Deliver { to, .. }) if self.down[to as usize] => {}
+                Some(Due::Deliver { to, from, msg }) => {
+                    self.delivered += 1;
+                    self.nodes[to as usize].handle_message(at, from, msg);
+                    self.drain(to);
+                }
+                Some(Due::Wake { node }) if self.wake_at[node as usize] == Some(at) => {
+                    self.wake_at[node as usize] = None;
+                    if !self.down[node as usize] {
+                        self.nodes[node as usize].handle_timeout(at);
+                        self.drain(node);
+                    }
+                }
+                Some(Due::Wake { .. }) => {}
+                None => {}
+            }
+        }
+        self.now = until;
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    /// Runs a command on node `i` at the current time and drains it.
+    pub fn command<T>(&mut self, i: u32, f: impl FnOnce(&mut Node<u32>, Time) -> T) -> T {
+        let now = self.now;
+        let out = f(&mut self.nodes[i as usize], now);
+        self.drain(i);
+        out
+    }
+
+    pub fn finished(&self, node: u32, q: QueryId) -> Option<&Event<u32>> {
+        self.events
+            .iter()
+            .find(|(n, e)| *n == node && matches!(e, Event::QueryFinished { id, .. } if *id == q))
+            .map(|(_, e)| e)
+    }
+
+    /// How fetch `f` on `node` ended, if it did.
+    pub fn fetch_result(
+        &self,
+        node: u32,
+        f: FetchId,
+    ) -> Option<(&Result<Manifest, FetchError>, &FetchStats<u32>)> {
+        self.events.iter().find_map(|(n, e)| match e {
+            Event::FetchFinished {
+                id, result, stats, ..
+            } if *n == node && *id == f => Some((result, stats)),
+            _ => None,
+        })
+    }
+
+    /// The chunks `node` reported for `file` in fetch `f`, concatenated in the
+    /// order reported (checking that each starts where the last ended).
+    pub fn streamed(&self, node: u32, f: FetchId, file: Id) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, e) in &self.events {
+            if let Event::ChunkVerified {
+                fetch,
+                file: fl,
+                offset,
+                data,
+                ..
+            } = e
+            {
+                if *n == node && *fetch == f && *fl == file {
+                    assert_eq!(*offset, out.len() as u64, "chunks out of order");
+                    out.extend_from_slice(&data.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes node `i` off the network.
+    pub fn take_down(&mut self, i: u32) {
+        self.down[i as usize] = true;
+    }
+}

@@ -1,0 +1,485 @@
+//! Publishing and fetching files and sites through an in-memory network:
+//! round trips, lying, busy and vanishing providers, and typed refusals.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::Net;
+use distroweb_protocol::content::DEFAULT_CHUNK_BYTES;
+use distroweb_protocol::{
+    Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Misbehaviour, PathError,
+    PublishError, SiteError, SiteFile,
+};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+
+const CS: usize = DEFAULT_CHUNK_BYTES;
+
+fn joined(configs: Vec<Config>, seed: u64) -> Net {
+    let mut net = Net::with_configs(configs, seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xC0FFEE);
+    net.join_all(&mut rng);
+    net
+}
+
+fn random_bytes(len: usize, seed: u64) -> Bytes {
+    let mut v = vec![0u8; len];
+    ChaCha12Rng::seed_from_u64(seed).fill_bytes(&mut v);
+    Bytes::from(v)
+}
+
+fn publish(net: &mut Net, node: u32, data: &Bytes, media_type: &str) -> Id {
+    let id = net.command(node, |n, now| {
+        n.publish_file(now, data.clone(), media_type).unwrap()
+    });
+    net.run_for(Duration::from_secs(10));
+    id
+}
+
+fn fetch(net: &mut Net, node: u32, id: Id) -> FetchId {
+    net.command(node, |n, now| n.fetch(now, id).unwrap())
+}
+
+/// Fetches `id` at `node`, runs the network for `time`, and expects success.
+fn fetch_ok(net: &mut Net, node: u32, id: Id, time: Duration) -> (Manifest, FetchStats<u32>) {
+    let f = fetch(net, node, id);
+    net.run_for(time);
+    match net.fetch_result(node, f) {
+        Some((Ok(m), s)) => (m.clone(), s.clone()),
+        other => panic!("fetch of {id:?} at node {node}: {other:?}"),
+    }
+}
+
+fn bytes_from(stats: &FetchStats<u32>, provider: u32) -> u64 {
+    stats
+        .providers
+        .iter()
+        .filter(|p| p.provider.addr == provider)
+        .map(|p| p.bytes)
+        .sum()
+}
+
+#[test]
+fn files_of_every_awkward_size_round_trip() {
+    let mut net = joined(vec![Config::default(); 30], 1);
+    for (i, len) in [0, 1, CS - 1, CS, CS + 1, 10 << 20].into_iter().enumerate() {
+        let data = random_bytes(len, i as u64);
+        let id = publish(&mut net, 3, &data, "application/octet-stream");
+        let fetcher = 10 + i as u32;
+        let f = fetch(&mut net, fetcher, id);
+        net.run_for(Duration::from_secs(60));
+        let Some((Ok(Manifest::File(m)), stats)) = net.fetch_result(fetcher, f) else {
+            panic!("size {len}: {:?}", net.fetch_result(fetcher, f));
+        };
+        assert_eq!(m.len(), len as u64);
+        assert_eq!(stats.blocks as usize, len.div_ceil(CS) + 1, "size {len}");
+        assert!(stats.bytes >= len as u64);
+        assert!(stats
+            .time_to_first_byte()
+            .is_some_and(|t| t <= stats.duration()));
+        let node = &net.nodes[fetcher as usize];
+        assert!(node.holds(&id));
+        assert_eq!(node.read_file(&id).unwrap(), data, "size {len}");
+        assert_eq!(net.streamed(fetcher, f, id), data, "streamed, size {len}");
+        println!(
+            "size {len}: {} blocks, {} requests, {:?} to first byte, {:?} in all",
+            stats.blocks,
+            stats.requests,
+            stats.time_to_first_byte(),
+            stats.duration()
+        );
+    }
+}
+
+#[test]
+fn a_site_with_nested_paths_round_trips() {
+    let mut net = joined(vec![Config::default(); 30], 2);
+    let files = vec![
+        SiteFile::new("index.html", "text/html; charset=utf-8", "<h1>hi</h1>"),
+        SiteFile::new("./about.html", "text/html", "<p>about</p>"),
+        SiteFile::new("css/site.css", "text/css", "body{}"),
+        SiteFile::new("img/a.png", "image/png", random_bytes(CS + 700, 9)),
+        SiteFile::new("js/app/main.js", "text/javascript", "go()"),
+        SiteFile::new("docs/guide/ch1/intro.txt", "text/plain", ""),
+        // The same bytes under two names: one file, stored once.
+        SiteFile::new("copy/site.css", "text/css", "body{}"),
+    ];
+    let site = net.command(4, |n, now| n.publish_site(now, files.clone()).unwrap());
+    net.run_for(Duration::from_secs(10));
+    let (m, stats) = fetch_ok(&mut net, 21, site, Duration::from_secs(60));
+    let Manifest::Site(s) = m else {
+        panic!("not a site")
+    };
+    let paths: Vec<&str> = s.entries().iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "about.html",
+            "copy/site.css",
+            "css/site.css",
+            "docs/guide/ch1/intro.txt",
+            "img/a.png",
+            "index.html",
+            "js/app/main.js"
+        ]
+    );
+    assert_eq!(
+        s.get("css/site.css").map(|e| e.media_type.as_str()),
+        Some("text/css")
+    );
+    assert_eq!(
+        s.get("copy/site.css").map(|e| e.file),
+        s.get("css/site.css").map(|e| e.file)
+    );
+    // Root + 6 distinct file manifests + 6 distinct chunks (the png has two,
+    // the empty file none).
+    assert_eq!(stats.blocks, 1 + 6 + 6);
+    let fetcher = &net.nodes[21];
+    for f in &files {
+        let path = String::from_utf8(f.path.clone()).unwrap();
+        let entry = s.get(path.trim_start_matches("./")).unwrap();
+        assert_eq!(entry.size, f.data.len() as u64);
+        assert_eq!(fetcher.read_file(&entry.file).unwrap(), f.data, "{path}");
+    }
+    let f = FetchId(0);
+    let png = s.get("img/a.png").unwrap().file;
+    assert_eq!(net.streamed(21, f, png), files[3].data);
+}
+
+#[test]
+fn a_lying_provider_is_caught_and_the_fetch_completes_from_an_honest_one() {
+    let mut net = joined(vec![Config::default(); 30], 3);
+    let (honest, liar, fetcher) = (5, 9, 20);
+    let data = random_bytes(2 << 20, 33);
+    let id = publish(&mut net, honest, &data, "video/mp4");
+    assert_eq!(publish(&mut net, liar, &data, "video/mp4"), id);
+    net.rewrite = Some(Box::new(move |from, msg| {
+        if from != liar {
+            return;
+        }
+        if let Body::Block { data, .. } = &mut msg.body {
+            let mut v = data.0.to_vec();
+            if let Some(b) = v.first_mut() {
+                *b ^= 0xff;
+            }
+            data.0 = Bytes::from(v);
+        }
+    }));
+    let (_, stats) = fetch_ok(&mut net, fetcher, id, Duration::from_secs(60));
+    assert_eq!(net.nodes[fetcher as usize].read_file(&id).unwrap(), data);
+    let lied = stats
+        .providers
+        .iter()
+        .find(|p| p.provider.addr == liar)
+        .unwrap();
+    assert!(lied.corrupt >= 1 && lied.bytes == 0, "{lied:?}");
+    assert_eq!(bytes_from(&stats, honest), stats.bytes);
+    assert!(net.events.iter().any(|(n, e)| *n == fetcher
+        && matches!(e, Event::PeerMisbehaved { peer, reason: Misbehaviour::CorruptBlock } if peer.addr == liar)));
+    assert!(net.nodes[fetcher as usize].counters().corrupt_blocks >= 1);
+}
+
+#[test]
+fn a_busy_provider_makes_the_fetch_fall_back() {
+    let slow = Config {
+        max_uploads: 1,
+        upload_bytes_per_s: 50_000,
+        ..Config::default()
+    };
+    let mut configs = vec![Config::default(); 30];
+    configs[7] = slow;
+    let mut net = joined(configs, 4);
+    let data = random_bytes(1 << 20, 44);
+    let id = publish(&mut net, 7, &data, "image/jpeg");
+    assert_eq!(publish(&mut net, 8, &data, "image/jpeg"), id);
+    let (_, stats) = fetch_ok(&mut net, 25, id, Duration::from_secs(60));
+    assert_eq!(net.nodes[25].read_file(&id).unwrap(), data);
+    let busy: u32 = stats.providers.iter().map(|p| p.busy).sum();
+    assert!(busy >= 1, "{stats:?}");
+    assert!(bytes_from(&stats, 8) > bytes_from(&stats, 7), "{stats:?}");
+    assert!(net.nodes[7].counters().busy_replies >= 1);
+}
+
+#[test]
+fn a_provider_vanishing_mid_fetch_is_replaced() {
+    let mut net = joined(vec![Config::default(); 30], 5);
+    let data = random_bytes(10 << 20, 55);
+    let id = publish(&mut net, 11, &data, "application/zip");
+    assert_eq!(publish(&mut net, 12, &data, "application/zip"), id);
+    let f = fetch(&mut net, 27, id);
+    // Let the transfer get going, then pull one provider out.
+    let started = |net: &Net| {
+        net.events
+            .iter()
+            .any(|(n, e)| *n == 27 && matches!(e, Event::ChunkVerified { .. }))
+    };
+    for _ in 0..200 {
+        if started(&net) {
+            break;
+        }
+        net.run_for(Duration::from_millis(50));
+    }
+    assert!(started(&net));
+    net.take_down(12);
+    net.run_for(Duration::from_secs(120));
+    let Some((Ok(_), stats)) = net.fetch_result(27, f) else {
+        panic!("{:?}", net.fetch_result(27, f));
+    };
+    assert_eq!(net.nodes[27].read_file(&id).unwrap(), data);
+    let gone = stats
+        .providers
+        .iter()
+        .find(|p| p.provider.addr == 12)
+        .unwrap();
+    assert!(gone.failures >= 1, "{gone:?}");
+    assert!(stats.chunks_retried >= 1);
+    assert!(
+        stats.duration() < Duration::from_secs(60),
+        "{:?}",
+        stats.duration()
+    );
+}
+
+#[test]
+fn a_downloader_serves_others_after_the_publisher_leaves() {
+    let mut net = joined(vec![Config::default(); 30], 6);
+    let data = random_bytes(3 * CS + 5, 66);
+    let id = publish(&mut net, 2, &data, "text/html");
+    let (_, first) = fetch_ok(&mut net, 14, id, Duration::from_secs(30));
+    assert_eq!(bytes_from(&first, 2), first.bytes);
+    net.take_down(2);
+    let (_, second) = fetch_ok(&mut net, 23, id, Duration::from_secs(120));
+    assert_eq!(net.nodes[23].read_file(&id).unwrap(), data);
+    assert_eq!(bytes_from(&second, 14), second.bytes, "{second:?}");
+    assert!(net.nodes[14].counters().bytes_uploaded >= data.len() as u64);
+}
+
+#[test]
+fn missing_and_unreachable_content_fail_with_a_reason() {
+    let mut net = joined(vec![Config::default(); 20], 7);
+    let f = fetch(&mut net, 5, Id::hash_of(b"nobody has this"));
+    net.run_for(Duration::from_secs(120));
+    assert!(matches!(
+        net.fetch_result(5, f),
+        Some((Err(FetchError::NotFound), _))
+    ));
+    // Published, then its only holder goes before anyone fetched it.
+    let id = publish(&mut net, 6, &random_bytes(1000, 77), "text/plain");
+    net.take_down(6);
+    let f = fetch(&mut net, 9, id);
+    net.run_for(Duration::from_secs(400));
+    let Some((Err(FetchError::AllProvidersFailed), stats)) = net.fetch_result(9, f) else {
+        panic!("{:?}", net.fetch_result(9, f));
+    };
+    assert!(stats.duration() <= Config::default().fetch_timeout);
+    assert!(!net.nodes[9].holds(&id));
+    assert_eq!(
+        net.nodes[9].content_store().block_count(),
+        0,
+        "partial blocks dropped"
+    );
+}
+
+#[test]
+fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
+    let mut net = Net::new(1, &Config::default(), 8);
+    let bad = |path: &[u8]| vec![SiteFile::new(path, "text/html", "x")];
+    let cases: Vec<(Vec<SiteFile>, PathError)> = vec![
+        (bad(b"../etc/passwd"), PathError::ParentSegment),
+        (bad(b"/abs.html"), PathError::Absolute),
+        (bad(b"a//b.html"), PathError::EmptySegment),
+        (bad(b"dir/"), PathError::EmptySegment),
+        (bad(b"bad\xff.html"), PathError::NotUtf8),
+        (bad(b""), PathError::Empty),
+        (
+            bad("x".repeat(2000).as_bytes()),
+            PathError::TooLong {
+                len: 2000,
+                max: distroweb_protocol::content::MAX_PATH_BYTES,
+            },
+        ),
+    ];
+    for (files, want) in cases {
+        let got = net.command(0, |n, now| n.publish_site(now, files));
+        assert!(
+            matches!(&got, Err(PublishError::Site(SiteError::Path { error, .. })) if *error == want),
+            "{got:?}"
+        );
+    }
+    let dup = vec![
+        SiteFile::new("a.html", "text/html", "1"),
+        SiteFile::new("./a.html", "text/html", "2"),
+    ];
+    assert!(matches!(
+        net.command(0, |n, now| n.publish_site(now, dup)),
+        Err(PublishError::Site(SiteError::Duplicate(_)))
+    ));
+    let clash = vec![
+        SiteFile::new("a", "text/html", "1"),
+        SiteFile::new("a/b.html", "text/html", "2"),
+    ];
+    assert!(matches!(
+        net.command(0, |n, now| n.publish_site(now, clash)),
+        Err(PublishError::Site(SiteError::FileIsDirectory(_)))
+    ));
+    assert!(matches!(
+        net.command(0, |n, now| n.publish_site(now, Vec::new())),
+        Err(PublishError::Site(SiteError::FileCount { .. }))
+    ));
+    assert!(matches!(
+        net.command(0, |n, now| n.publish_file(now, "x", "nonsense")),
+        Err(PublishError::File(_))
+    ));
+    assert_eq!(net.nodes[0].content_store().block_count(), 0);
+    assert_eq!(net.nodes[0].provided_keys().count(), 0);
+}
+
+#[test]
+fn same_seed_same_fetch_trace() {
+    let trace = |seed: u64| {
+        let mut net = joined(vec![Config::default(); 25], seed);
+        let data = random_bytes(CS * 3, 88);
+        let id = publish(&mut net, 1, &data, "text/plain");
+        publish(&mut net, 2, &data, "text/plain");
+        for node in [10, 11, 12] {
+            fetch(&mut net, node, id);
+        }
+        net.run_for(Duration::from_secs(30));
+        let mut t: Vec<String> = net
+            .events
+            .iter()
+            .map(|(n, e)| format!("{n}:{e:?}"))
+            .collect();
+        t.push(format!("delivered={}", net.delivered));
+        t
+    };
+    assert_eq!(trace(9), trace(9));
+    assert_ne!(trace(9), trace(10));
+}
+
+#[test]
+fn held_content_is_fetched_from_the_store_and_fetches_are_shared() {
+    let mut net = joined(vec![Config::default(); 12], 10);
+    let data = random_bytes(2 * CS + 1, 99);
+    let id = publish(&mut net, 3, &data, "text/plain");
+    // The publisher's own fetch needs no network: it ends inside the command.
+    let f = fetch(&mut net, 3, id);
+    let Some((Ok(_), stats)) = net.fetch_result(3, f) else {
+        panic!("{:?}", net.fetch_result(3, f));
+    };
+    assert_eq!((stats.bytes, stats.requests), (0, 0));
+    assert_eq!(stats.blocks_local, stats.blocks);
+    assert_eq!(net.streamed(3, f, id), data);
+    // Asking twice for content on its way joins the fetch already running.
+    let a = fetch(&mut net, 7, id);
+    assert_eq!(fetch(&mut net, 7, id), a);
+    assert_eq!(net.nodes[7].fetches_running(), 1);
+    net.run_for(Duration::from_secs(30));
+    assert!(matches!(net.fetch_result(7, a), Some((Ok(_), _))));
+    assert_eq!(net.nodes[7].fetches_running(), 0);
+}
+
+#[test]
+fn a_live_node_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<distroweb_protocol::Node<std::net::SocketAddr>>();
+}
+
+#[test]
+fn a_full_store_and_a_slow_fetch_fail_cleanly() {
+    let small = Config {
+        store_capacity_bytes: 3 * CS as u64,
+        ..Config::default()
+    };
+    let hasty = Config {
+        fetch_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut configs = vec![Config::default(); 16];
+    configs[5] = small;
+    configs[6] = hasty;
+    let mut net = joined(configs, 11);
+    let data = random_bytes(8 * CS, 111);
+    // Publishing more than the store holds stores nothing.
+    let refused = net.command(5, |n, now| n.publish_file(now, data.clone(), "text/plain"));
+    assert!(
+        matches!(refused, Err(PublishError::Store(_))),
+        "{refused:?}"
+    );
+    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    let id = publish(&mut net, 2, &data, "text/plain");
+    // Fetching it fills the store part way, then fails and gives the room back.
+    let f = fetch(&mut net, 5, id);
+    net.run_for(Duration::from_secs(30));
+    assert!(
+        matches!(net.fetch_result(5, f), Some((Err(FetchError::Store(_)), _))),
+        "{:?}",
+        net.fetch_result(5, f)
+    );
+    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    // A link too slow for the fetch's deadline ends it on time.
+    net.link_bytes_per_s = 100_000;
+    let f = fetch(&mut net, 6, id);
+    net.run_for(Duration::from_secs(30));
+    let Some((Err(FetchError::Timeout), stats)) = net.fetch_result(6, f) else {
+        panic!("{:?}", net.fetch_result(6, f));
+    };
+    assert_eq!(stats.duration(), Duration::from_secs(2));
+    assert_eq!(net.nodes[6].content_store().block_count(), 0);
+}
+
+#[test]
+fn a_prioritised_file_of_a_site_arrives_first() {
+    let mut net = joined(vec![Config::default(); 12], 12);
+    let files = vec![
+        SiteFile::new(
+            "a.bin",
+            "application/octet-stream",
+            random_bytes(10 << 20, 1),
+        ),
+        SiteFile::new(
+            "z.bin",
+            "application/octet-stream",
+            random_bytes(10 << 20, 2),
+        ),
+    ];
+    let site = net.command(1, |n, now| n.publish_site(now, files).unwrap());
+    net.run_for(Duration::from_secs(10));
+    let f = fetch(&mut net, 9, site);
+    // A proxy learns the site's layout, then asks for z.bin first.
+    let z = loop {
+        let found = net.events.iter().find_map(|(n, e)| match e {
+            Event::ManifestVerified {
+                manifest: Manifest::Site(s),
+                ..
+            } if *n == 9 => s.get("z.bin").map(|e| e.file),
+            _ => None,
+        });
+        if let Some(z) = found {
+            break z;
+        }
+        net.run_for(Duration::from_millis(5));
+    };
+    assert!(net.command(9, |n, now| n.prioritise(now, f, z)));
+    net.run_for(Duration::from_secs(60));
+    assert!(matches!(net.fetch_result(9, f), Some((Ok(_), _))));
+    let last_chunk_of = |file: Id| {
+        net.events
+            .iter()
+            .rposition(|(n, e)| {
+                *n == 9 && matches!(e, Event::ChunkVerified { file: fl, .. } if *fl == file)
+            })
+            .unwrap()
+    };
+    let a = match net.nodes[9].read_manifest(&site).unwrap() {
+        Manifest::Site(s) => s.get("a.bin").unwrap().file,
+        _ => unreachable!(),
+    };
+    assert!(last_chunk_of(z) < last_chunk_of(a));
+    assert!(
+        !net.command(9, |n, now| n.prioritise(now, f, z)),
+        "fetch over"
+    );
+}
