@@ -49,6 +49,9 @@ pub struct NetConfig {
     pub inbound_queue: usize,
     /// Commands queued for the node task.
     pub command_queue: usize,
+    /// Cached content used this recently is not evicted to make room (a page
+    /// being served must not vanish under its reader).
+    pub eviction_grace: Duration,
     /// Finished queries remembered for the status page.
     pub recent_queries: usize,
 }
@@ -74,6 +77,7 @@ impl Default for NetConfig {
             max_frames_while_dialing: 64,
             inbound_queue: 1024,
             command_queue: 256,
+            eviction_grace: Duration::from_secs(60),
             recent_queries: 64,
         }
     }

@@ -80,7 +80,7 @@ impl DataDir {
 
     /// Saves the node id for later runs.
     pub fn save_identity(&self, id: Id) -> Result<(), DataDirError> {
-        self.write("identity", format!("{id}\n").as_bytes())
+        self.write_file("identity", format!("{id}\n").as_bytes())
     }
 
     /// The peers saved by an earlier run; unreadable lines are skipped.
@@ -110,10 +110,18 @@ impl DataDir {
         for p in peers.iter().take(MAX_REMEMBERED_PEERS) {
             text.push_str(&format!("{} {}\n", p.id, p.addr));
         }
-        self.write("peers", text.as_bytes())
+        self.write_file("peers", text.as_bytes())
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+    /// The lines of the file `name`, or none if it cannot be read.
+    pub fn read_lines(&self, name: &str) -> Vec<String> {
+        fs::read_to_string(self.root.join(name))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the file `name` atomically.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
         let path = self.root.join(name);
         write_atomic(&path, bytes).map_err(|source| DataDirError::Io { path, source })
     }

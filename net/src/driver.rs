@@ -11,7 +11,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distroweb_protocol::{Event, Node, QueryId, Time, Transmit};
+use distroweb_protocol::{
+    CommandError, Event, FetchId, FetchStats, Id, Manifest, Node, QueryId, QueryKind, Time,
+    Transmit,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Sleep;
@@ -21,10 +24,12 @@ use crate::connection::{ConnId, Established, Input, Shared};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
 use crate::error::NetError;
+use crate::fetching::FetchProgress;
 use crate::frame;
-use crate::handle::{Command, QueryCommand, QueryDone};
+use crate::handle::{Command, Publish, QueryCommand, QueryDone};
+use crate::holdings::{manifest_size, Holdings};
 use crate::stats::TransportStats;
-use crate::status::{output_size, QueryRecord, Status};
+use crate::status::{output_size, FetchRecord, QueryRecord, Status};
 
 /// A connection the node task can write to.
 #[derive(Debug)]
@@ -38,6 +43,14 @@ struct Conn {
 struct Finished {
     record: QueryRecord,
     at: Time,
+}
+
+/// What the node task listens to besides its timers.
+pub(crate) struct Inbox {
+    /// From the transport.
+    pub inputs: mpsc::Receiver<Input>,
+    /// From node handles.
+    pub commands: mpsc::Receiver<Command>,
 }
 
 /// The node task's state.
@@ -62,8 +75,15 @@ pub(crate) struct Driver {
     unreachable: Vec<SocketAddr>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
-    /// Where known peers are saved, if anywhere.
+    /// Where known peers and held content are saved, if anywhere.
     data_dir: Option<DataDir>,
+    /// Content held complete, pinned or cached.
+    holdings: Holdings,
+    /// Progress signals of running fetches (bounded by the node's `max_fetches`).
+    fetch_watch: BTreeMap<FetchId, (Id, watch::Sender<FetchProgress>)>,
+    recent_fetches: VecDeque<(FetchRecord, Time)>,
+    /// Keys to announce again after a (re)join, a few queries at a time.
+    reannounce: VecDeque<Id>,
 }
 
 impl Driver {
@@ -72,17 +92,17 @@ impl Driver {
         clock: Clock,
         shared: Arc<Shared>,
         listen: SocketAddr,
-        inputs: mpsc::Receiver<Input>,
-        commands: mpsc::Receiver<Command>,
+        inbox: Inbox,
         data_dir: Option<DataDir>,
+        holdings: Holdings,
     ) -> Self {
         Driver {
             node,
             clock,
             shared,
             listen,
-            inputs,
-            commands,
+            inputs: inbox.inputs,
+            commands: inbox.commands,
             conns: BTreeMap::new(),
             dialing: BTreeMap::new(),
             waiters: BTreeMap::new(),
@@ -92,6 +112,10 @@ impl Driver {
             unreachable: Vec::new(),
             armed: None,
             data_dir,
+            holdings,
+            fetch_watch: BTreeMap::new(),
+            recent_fetches: VecDeque::new(),
+            reannounce: VecDeque::new(),
         }
     }
 
@@ -260,6 +284,116 @@ impl Driver {
             Command::Status(reply) => {
                 let _ = reply.send(self.status(now));
             }
+            Command::Publish { what, reply } => {
+                let _ = reply.send(self.publish(now, what));
+            }
+            Command::Fetch { root, reply } => {
+                self.holdings.touch(&root, now);
+                let started = self.node.fetch(now, root).map(|fid| {
+                    self.fetch_watch
+                        .entry(fid)
+                        .or_insert_with(|| (root, watch::channel(FetchProgress::default()).0))
+                        .1
+                        .subscribe()
+                });
+                let _ = reply.send(started.map_err(NetError::Refused));
+            }
+            Command::ReadBlock { id, reply } => {
+                let _ = reply.send(self.node.read_block(&id).map_err(NetError::Store));
+            }
+            Command::Pin { root, reply } => {
+                let pinned = self.holdings.pin(&root);
+                if pinned {
+                    self.save_holdings();
+                }
+                let _ = reply.send(if pinned {
+                    Ok(())
+                } else {
+                    Err(NetError::NotHeldHere(root))
+                });
+            }
+        }
+    }
+
+    fn publish(&mut self, now: Time, what: Publish) -> Result<Id, NetError> {
+        let (result, size) = match what {
+            Publish::File { data, media_type } => {
+                let size = data.len() as u64;
+                (self.node.publish_file(now, data, &media_type), size)
+            }
+            Publish::Site(files) => {
+                let size = files.iter().map(|f| f.data.len() as u64).sum();
+                (self.node.publish_site(now, files), size)
+            }
+        };
+        let id = result?;
+        tracing::info!(id = %id, bytes = size, "published");
+        self.holdings.insert(id, true, size, now);
+        self.save_holdings();
+        Ok(id)
+    }
+
+    /// Evicts cached content, least recently used first, until `incoming` more
+    /// bytes fit under the store's capacity. Published and pinned content, and
+    /// content used within `eviction_grace`, is never evicted.
+    fn make_room(&mut self, now: Time, incoming: u64) {
+        let capacity = self.node.config().store_capacity_bytes;
+        let over =
+            |node: &Node<SocketAddr>| node.content_store().byte_count() + incoming > capacity;
+        if !over(&self.node) {
+            return;
+        }
+        let mut evicted = false;
+        for root in self
+            .holdings
+            .evictable(now, self.shared.config.eviction_grace)
+        {
+            if !over(&self.node) {
+                break;
+            }
+            match self.node.forget(&root) {
+                Ok(blocks) => {
+                    tracing::info!(root = %root.short(), blocks, "evicted cached content to make room");
+                    self.holdings.remove(&root);
+                    evicted = true;
+                }
+                Err(e) => tracing::warn!(root = %root.short(), "could not evict: {e}"),
+            }
+        }
+        if evicted {
+            self.save_holdings();
+        }
+        if over(&self.node) {
+            tracing::warn!(
+                capacity,
+                incoming,
+                "the store stays full: the rest is published, pinned or in use"
+            );
+        }
+    }
+
+    fn save_holdings(&self) {
+        if let Some(dir) = &self.data_dir {
+            self.holdings.save(dir);
+        }
+    }
+
+    /// Announces what this node provides again, a few queries at a time, so that
+    /// content published or held while the node was alone becomes findable.
+    fn pump_reannounce(&mut self, now: Time) {
+        let limit = self.node.config().max_queries / 2;
+        while self.node.queries_running() < limit {
+            let Some(key) = self.reannounce.pop_front() else {
+                return;
+            };
+            match self.node.announce(now, key) {
+                Ok(_) => {}
+                Err(CommandError::TooManyQueries { .. }) => {
+                    self.reannounce.push_front(key);
+                    return;
+                }
+                Err(e) => tracing::debug!(key = %key.short(), "not re-announcing: {e}"),
+            }
         }
     }
 
@@ -294,17 +428,91 @@ impl Driver {
                     },
                     at: now,
                 });
+                let joined = kind == QueryKind::Bootstrap && result.is_ok();
                 if let Some(reply) = self.waiters.remove(&id) {
                     let done = result
                         .map(|output| QueryDone { output, stats })
                         .map_err(NetError::Query);
                     let _ = reply.send(done);
                 }
+                if joined {
+                    self.reannounce = self.node.provided_keys().copied().collect();
+                    tracing::info!(
+                        keys = self.reannounce.len(),
+                        "joined: announcing held content"
+                    );
+                }
+                self.pump_reannounce(now);
             }
+            Event::ManifestVerified {
+                fetch,
+                id,
+                manifest,
+            } => {
+                if self
+                    .fetch_watch
+                    .get(&fetch)
+                    .is_some_and(|(root, _)| *root == id)
+                {
+                    // Now the size is known: make room before the chunks arrive.
+                    self.make_room(now, manifest_size(&manifest));
+                }
+                if let Some((_, tx)) = self.fetch_watch.get(&fetch) {
+                    tx.send_modify(|p| p.verified += 1);
+                }
+            }
+            Event::ChunkVerified { fetch, .. } => {
+                if let Some((_, tx)) = self.fetch_watch.get(&fetch) {
+                    tx.send_modify(|p| p.verified += 1);
+                }
+            }
+            Event::FetchFinished {
+                id,
+                root,
+                result,
+                stats,
+            } => self.fetch_finished(now, id, root, result, stats),
             Event::PeerMisbehaved { peer, reason } => {
                 tracing::warn!(peer = %peer.addr, peer_id = %peer.id.short(), ?reason, "peer misbehaved");
             }
         }
+    }
+
+    fn fetch_finished(
+        &mut self,
+        now: Time,
+        id: FetchId,
+        root: Id,
+        result: Result<Manifest, distroweb_protocol::FetchError>,
+        stats: FetchStats<SocketAddr>,
+    ) {
+        let outcome = result.as_ref().map(manifest_size).map_err(Clone::clone);
+        match &outcome {
+            Ok(size) => {
+                tracing::info!(root = %root.short(), bytes = size, from_peers = stats.bytes, "fetched");
+                self.holdings.insert(root, false, *size, now);
+                self.save_holdings();
+            }
+            Err(e) => tracing::info!(root = %root.short(), "fetch failed: {e}"),
+        }
+        if let Some((_, tx)) = self.fetch_watch.remove(&id) {
+            tx.send_modify(|p| p.outcome = Some(result.map(|_| ())));
+        }
+        self.make_room(now, 0);
+        if self.recent_fetches.len() >= self.shared.config.recent_queries {
+            self.recent_fetches.pop_back();
+        }
+        let record = FetchRecord {
+            root,
+            outcome,
+            bytes_from_peers: stats.bytes,
+            providers_used: stats.providers.iter().filter(|p| p.bytes > 0).count(),
+            lookups: stats.lookups,
+            first_byte: stats.first_byte.map(|t| t.saturating_since(stats.started)),
+            elapsed: stats.finished.saturating_since(stats.started),
+            age: Default::default(),
+        };
+        self.recent_fetches.push_front((record, now));
     }
 
     /// Saves the routing table's contacts, on a blocking thread unless `now`
@@ -362,6 +570,25 @@ impl Driver {
                 .map(|f| QueryRecord {
                     age: now.saturating_since(f.at),
                     ..f.record.clone()
+                })
+                .collect(),
+            held: self
+                .holdings
+                .iter()
+                .take(Status::MAX_HELD)
+                .map(|(id, h)| (*id, *h))
+                .collect(),
+            held_count: self.node.held_content().count(),
+            store_bytes: self.node.content_store().byte_count(),
+            store_blocks: self.node.content_store().block_count(),
+            store_capacity_bytes: self.node.config().store_capacity_bytes,
+            fetches_running: self.node.fetches_running(),
+            fetches: self
+                .recent_fetches
+                .iter()
+                .map(|(r, at)| FetchRecord {
+                    age: now.saturating_since(*at),
+                    ..r.clone()
                 })
                 .collect(),
         }

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use distroweb_protocol::{CommandError, ConfigError, QueryError};
+use distroweb_protocol::{
+    CommandError, ConfigError, FetchError, Id, PublishError, QueryError, StoreError,
+};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,14 @@ pub enum StartError {
     /// The data directory is unusable.
     #[error("data directory: {0}")]
     DataDir(#[from] crate::data_dir::DataDirError),
+    /// The content store could not be opened.
+    #[error("content store at {path}: {source}")]
+    Store {
+        /// Its directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The OS would not provide randomness for the node id or seed.
     #[error("no OS randomness for the node id: {0}")]
     Entropy(getrandom::Error),
@@ -41,4 +51,22 @@ pub enum NetError {
     /// The query ran and failed.
     #[error("query failed: {0}")]
     Query(#[from] QueryError),
+    /// The fetch ran and failed.
+    #[error("fetch failed: {0}")]
+    Fetch(#[from] FetchError),
+    /// Publishing was refused; nothing was stored or announced.
+    #[error("cannot publish: {0}")]
+    Publish(#[from] PublishError),
+    /// The content store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The fetch ended without this block: it is not part of the content.
+    #[error("block {0:?} is not part of the content")]
+    NotHeld(Id),
+    /// A stored manifest does not decode (the store was tampered with).
+    #[error("stored manifest is unreadable: {0}")]
+    BadManifest(String),
+    /// The content is not held here.
+    #[error("content {0:?} is not held by this node")]
+    NotHeldHere(Id),
 }

@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use distroweb_protocol::{Contact, Id, QueryOutput, QueryStats};
-use tokio::sync::{mpsc, oneshot};
+use bytes::Bytes;
+use distroweb_protocol::{Contact, Id, QueryOutput, QueryStats, SiteFile};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::fetching::{FetchProgress, Fetching};
 
 use crate::error::NetError;
 use crate::stats::TransportStats;
@@ -38,6 +41,29 @@ pub(crate) enum Command {
     },
     AddContact(Contact<SocketAddr>),
     Status(oneshot::Sender<Status>),
+    Publish {
+        what: Publish,
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    },
+    Fetch {
+        root: Id,
+        reply: oneshot::Sender<Result<watch::Receiver<FetchProgress>, NetError>>,
+    },
+    ReadBlock {
+        id: Id,
+        reply: oneshot::Sender<Result<Option<Bytes>, NetError>>,
+    },
+    Pin {
+        root: Id,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+}
+
+/// Content to publish.
+#[derive(Debug)]
+pub(crate) enum Publish {
+    File { data: Bytes, media_type: String },
+    Site(Vec<SiteFile>),
 }
 
 /// Facts about a node that never change while it runs.
@@ -111,20 +137,52 @@ impl NodeHandle {
 
     /// A snapshot of the node.
     pub async fn status(&self) -> Result<Status, NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Status(reply))
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)
+        self.ask(Command::Status).await
+    }
+
+    /// Publishes one file and returns its id; it is stored, pinned and announced.
+    pub async fn publish_file(&self, data: Bytes, media_type: String) -> Result<Id, NetError> {
+        let what = Publish::File { data, media_type };
+        self.ask(|reply| Command::Publish { what, reply }).await?
+    }
+
+    /// Publishes a site (a directory of files) and returns its id.
+    pub async fn publish_site(&self, files: Vec<SiteFile>) -> Result<Id, NetError> {
+        let what = Publish::Site(files);
+        self.ask(|reply| Command::Publish { what, reply }).await?
+    }
+
+    /// Starts fetching `root` (or joins the fetch already running; content held
+    /// already completes at once) and returns a way to read it as it lands.
+    pub async fn fetch(&self, root: Id) -> Result<Fetching, NetError> {
+        let progress = self.ask(|reply| Command::Fetch { root, reply }).await??;
+        Ok(Fetching::new(root, self.clone(), progress))
+    }
+
+    /// One block from the store, if held.
+    pub async fn read_block(&self, id: Id) -> Result<Option<Bytes>, NetError> {
+        self.ask(|reply| Command::ReadBlock { id, reply }).await?
+    }
+
+    /// Keeps `root` for good: it is never evicted from the store.
+    pub async fn pin(&self, root: Id) -> Result<(), NetError> {
+        self.ask(|reply| Command::Pin { root, reply }).await?
     }
 
     async fn query(&self, what: QueryCommand) -> Result<QueryDone, NetError> {
+        self.ask(|reply| Command::Query { what, reply }).await?
+    }
+
+    /// Sends a command built around a fresh reply channel and waits for the answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Query { what, reply })
+            .send(command(reply))
             .await
             .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
+        rx.await.map_err(|_| NetError::Stopped)
     }
 }

@@ -20,16 +20,22 @@ mod connection;
 pub mod data_dir;
 /// Outbound connections.
 mod dial;
+/// Content blocks on disk, verified on every read.
+pub mod disk_store;
 /// The node task that owns the protocol state machine.
 mod driver;
 /// Errors starting or talking to a node.
 mod error;
+/// Reading a fetch as it lands.
+mod fetching;
 /// Length-prefixed frames with a hard size limit.
 pub mod frame;
 /// The command handle.
 mod handle;
 /// The hello exchanged when a connection opens.
 pub mod handshake;
+/// Held content: pinned or cached, and its use order.
+mod holdings;
 /// Inbound connections.
 mod listener;
 /// Start and stop.
@@ -41,9 +47,11 @@ pub mod status;
 
 pub use config::NetConfig;
 pub use data_dir::{DataDir, DataDirError};
+pub use disk_store::DiskStore;
 pub use error::{NetError, StartError};
+pub use fetching::{FetchProgress, Fetching};
 pub use handle::{NodeHandle, QueryDone};
 pub use handshake::PROTOCOL_VERSION;
 pub use live::LiveNode;
 pub use stats::TransportCounters;
-pub use status::{QueryRecord, Status};
+pub use status::{FetchRecord, Holding, QueryRecord, Status};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
-use distroweb_protocol::{Id, Node, QueryError};
+use distroweb_protocol::{Id, Manifest, Node, QueryError, SiteFile, Time};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -14,10 +14,12 @@ use crate::clock::Clock;
 use crate::config::NetConfig;
 use crate::connection::Shared;
 use crate::data_dir::DataDir;
-use crate::driver::Driver;
+use crate::disk_store::DiskStore;
+use crate::driver::{Driver, Inbox};
 use crate::error::{NetError, StartError};
 use crate::handle::{Identity, NodeHandle, QueryDone};
 use crate::handshake::Hello;
+use crate::holdings::Holdings;
 use crate::listener;
 use crate::status::output_size;
 
@@ -57,7 +59,32 @@ impl LiveNode {
             None => u64::from_le_bytes(random()?),
         };
         let clock = Clock::start();
-        let mut node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
+        let (mut node, holdings) = match &data_dir {
+            Some(dir) => {
+                let p = &config.protocol;
+                let blocks = dir.root().join("blocks");
+                let store = DiskStore::open(&blocks, p.store_capacity_bytes, p.store_max_blocks)
+                    .map_err(|source| StartError::Store {
+                        path: blocks,
+                        source,
+                    })?;
+                let mut node = Node::with_store(
+                    p.clone(),
+                    id,
+                    advertised,
+                    seed,
+                    clock.now(),
+                    Box::new(store),
+                )?;
+                let holdings = restore(&mut node, Holdings::load(dir), clock.now());
+                holdings.save(dir);
+                (node, holdings)
+            }
+            None => (
+                Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?,
+                Holdings::default(),
+            ),
+        };
         let remembered = data_dir
             .as_ref()
             .map(DataDir::load_peers)
@@ -93,9 +120,12 @@ impl LiveNode {
             clock,
             shared,
             listen,
-            inputs_rx,
-            commands_rx,
+            Inbox {
+                inputs: inputs_rx,
+                commands: commands_rx,
+            },
             data_dir,
+            holdings,
         );
         let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
         tracing::info!(id = %id, %listen, %advertised, "node started");
@@ -186,6 +216,61 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
     if config.max_frame_bytes > MAX_MESSAGE_BYTES {
         return Err(StartError::Transport(
             "max_frame_bytes exceeds the codec's MAX_MESSAGE_BYTES",
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the node hold again what an earlier run held: the blocks are on disk
+/// already, so publishing the same bytes again finds them and rebuilds the
+/// node's view (and queues the announcements). Content whose blocks are missing
+/// or corrupt, or whose id comes out different (another chunk size), is dropped
+/// from the list: it will be fetched again when someone asks for it.
+fn restore(node: &mut Node<SocketAddr>, saved: Holdings, now: Time) -> Holdings {
+    let mut kept = Holdings::default();
+    let mut restored = 0usize;
+    for (root, h) in saved.iter() {
+        match republish(node, root, now) {
+            Ok(()) => {
+                kept.insert(*root, h.pinned, h.size, h.last_used);
+                restored += 1;
+            }
+            Err(e) => {
+                tracing::warn!(root = %root, "dropping held content that cannot be restored: {e}")
+            }
+        }
+    }
+    if restored > 0 {
+        tracing::info!(
+            contents = restored,
+            "restored held content from the data directory"
+        );
+    }
+    kept
+}
+
+fn republish(node: &mut Node<SocketAddr>, root: &Id, now: Time) -> Result<(), String> {
+    let manifest = node.read_manifest(root).map_err(|e| e.to_string())?;
+    let id = match manifest {
+        Manifest::File(m) => {
+            let data = node.read_file(root).map_err(|e| e.to_string())?;
+            node.publish_file(now, data, m.media_type().as_str())
+        }
+        Manifest::Site(s) => {
+            let mut files = Vec::with_capacity(s.entries().len());
+            for e in s.entries() {
+                let data = node
+                    .read_file(&e.file)
+                    .map_err(|err| format!("{}: {err}", e.path))?;
+                files.push(SiteFile::new(e.path.as_str(), e.media_type.as_str(), data));
+            }
+            node.publish_site(now, files)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if id != *root {
+        return Err(format!(
+            "it republishes as {id} (was the chunk size changed?)"
         ));
     }
     Ok(())

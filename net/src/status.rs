@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use distroweb_protocol::{Contact, Counters, Id, QueryError, QueryKind, QueryOutput};
+use distroweb_protocol::{Contact, Counters, FetchError, Id, QueryError, QueryKind, QueryOutput};
+
+pub use crate::holdings::Holding;
 
 use crate::stats::TransportCounters;
 
@@ -46,11 +48,48 @@ pub struct Status {
     pub transport: TransportCounters,
     /// The most recently finished queries, newest first.
     pub recent: Vec<QueryRecord>,
+    /// Content held complete, at most [`Status::MAX_HELD`] entries, in id order.
+    pub held: Vec<(Id, Holding)>,
+    /// Content held complete in all.
+    pub held_count: usize,
+    /// Bytes in the block store.
+    pub store_bytes: u64,
+    /// Blocks in the block store.
+    pub store_blocks: usize,
+    /// The store's byte capacity.
+    pub store_capacity_bytes: u64,
+    /// Fetches running.
+    pub fetches_running: usize,
+    /// The most recently finished fetches, newest first.
+    pub fetches: Vec<FetchRecord>,
+}
+
+/// One finished fetch, for the status page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRecord {
+    /// The content id.
+    pub root: Id,
+    /// `Ok` with the bytes of content, or why it failed.
+    pub outcome: Result<u64, FetchError>,
+    /// Verified bytes received from peers.
+    pub bytes_from_peers: u64,
+    /// Providers that delivered at least one block.
+    pub providers_used: usize,
+    /// Provider lookups made.
+    pub lookups: u32,
+    /// Time to the first verified byte from a peer.
+    pub first_byte: Option<Duration>,
+    /// Time to the end.
+    pub elapsed: Duration,
+    /// How long ago it finished, when the snapshot was taken.
+    pub age: Duration,
 }
 
 impl Status {
     /// Most contacts listed in [`Status::peers`].
     pub const MAX_PEERS: usize = 1024;
+    /// Most held contents listed in [`Status::held`].
+    pub const MAX_HELD: usize = 256;
 }
 
 /// One finished query, for the status page.

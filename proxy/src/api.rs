@@ -2,13 +2,17 @@
 
 use std::net::SocketAddr;
 
+use distroweb_net::NetError;
+use distroweb_protocol::{FetchError, Id, Manifest};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::body::{full, Body};
 use crate::server::State;
+use crate::upload;
 
 /// Answers one API request; `rest` is the path after `/api/v1/`.
 pub async fn handle(
@@ -20,13 +24,137 @@ pub async fn handle(
     if let Err((status, why)) = allowed(remote, req.method(), req.headers()) {
         return error(status, why);
     }
-    match (req.method(), rest) {
+    let method = req.method().clone();
+    let (action, target) = rest.split_once('/').unwrap_or((rest, ""));
+    match (&method, action) {
         (&Method::GET, "status") => match state.node.status().await {
             Ok(s) => reply(StatusCode::OK, &status_json(&s)),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         },
-        (_, "status") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+        (&Method::POST, "publish") => publish(state, req).await,
+        (&Method::POST, "fetch") => match target.parse::<Id>() {
+            Ok(id) => fetch(state, id, req.uri().query() == Some("pin=1")).await,
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed content id: {e}"),
+            ),
+        },
+        (&Method::POST, "pin") => match target.parse::<Id>() {
+            Ok(id) => match state.node.pin(id).await {
+                Ok(()) => reply(
+                    StatusCode::OK,
+                    &json!({ "id": id.to_string(), "pinned": true }),
+                ),
+                Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
+            },
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed content id: {e}"),
+            ),
+        },
+        (_, "status" | "publish" | "fetch" | "pin") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "wrong method for this endpoint",
+        ),
         _ => error(StatusCode::NOT_FOUND, "no such API endpoint"),
+    }
+}
+
+/// `POST /api/v1/publish`: a tar archive (`Content-Type: application/x-tar`) is a
+/// site; anything else is one file, named by `?name=` for its media type.
+async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let is_tar = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-tar"));
+    let name = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("name=")))
+        .map(|n| {
+            percent_encoding::percent_decode_str(n)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let limit = state.config.max_upload_bytes;
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("uploads are limited to {limit} bytes"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("reading the upload: {e}")),
+    };
+    let size = body.len();
+    let (published, kind, files) = if is_tar {
+        let files = match upload::site_from_tar(&body) {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let count = files.len();
+        (state.node.publish_site(files).await, "site", count)
+    } else {
+        let media_type = upload::media_type(&name);
+        (state.node.publish_file(body, media_type).await, "file", 1)
+    };
+    match published {
+        Ok(id) => reply(
+            StatusCode::CREATED,
+            &json!({
+                "id": id.to_string(),
+                "kind": kind,
+                "files": files,
+                "upload_bytes": size,
+                "url": format!("/distroweb/{id}/"),
+            }),
+        ),
+        Err(NetError::Publish(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// `POST /api/v1/fetch/<id>[?pin=1]`: fetches the whole content, keeps it (and
+/// pins it if asked), and lists what it holds.
+async fn fetch(state: &State, id: Id, pin: bool) -> Response<Body> {
+    let result = async {
+        let mut f = state.node.fetch(id).await?;
+        f.finished().await?;
+        let manifest = f.manifest(&id).await?;
+        if pin {
+            state.node.pin(id).await?;
+        }
+        Ok::<_, NetError>(manifest)
+    }
+    .await;
+    match result {
+        Ok(Manifest::File(m)) => reply(
+            StatusCode::OK,
+            &json!({ "id": id.to_string(), "kind": "file", "bytes": m.len(), "media_type": m.media_type().as_str() }),
+        ),
+        Ok(Manifest::Site(s)) => reply(
+            StatusCode::OK,
+            &json!({
+                "id": id.to_string(),
+                "kind": "site",
+                "bytes": s.total_size(),
+                "files": s.entries().iter().map(|e| json!({
+                    "path": e.path.as_str(),
+                    "id": e.file.to_string(),
+                    "size": e.size,
+                    "media_type": e.media_type.as_str(),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(NetError::Fetch(FetchError::NotFound)) => {
+            error(StatusCode::NOT_FOUND, "nobody holds it")
+        }
+        Err(NetError::Fetch(FetchError::Timeout)) => {
+            error(StatusCode::GATEWAY_TIMEOUT, "the fetch timed out")
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
 }
 
@@ -84,6 +212,23 @@ fn status_json(s: &distroweb_net::Status) -> Value {
             "hops": q.hops,
             "requests": q.requests,
             "elapsed_ms": q.elapsed.as_millis() as u64,
+        })).collect::<Vec<_>>(),
+        "held": s.held.iter().map(|(id, h)| json!({"id": id.to_string(), "pinned": h.pinned, "size": h.size})).collect::<Vec<_>>(),
+        "held_count": s.held_count,
+        "store_bytes": s.store_bytes,
+        "store_blocks": s.store_blocks,
+        "store_capacity_bytes": s.store_capacity_bytes,
+        "fetches_running": s.fetches_running,
+        "fetches": s.fetches.iter().map(|f| json!({
+            "root": f.root.to_string(),
+            "ok": f.outcome.is_ok(),
+            "bytes": f.outcome.as_ref().ok(),
+            "error": f.outcome.as_ref().err().map(ToString::to_string),
+            "bytes_from_peers": f.bytes_from_peers,
+            "providers_used": f.providers_used,
+            "lookups": f.lookups,
+            "first_byte_ms": f.first_byte.map(|d| d.as_millis() as u64),
+            "elapsed_ms": f.elapsed.as_millis() as u64,
         })).collect::<Vec<_>>(),
         "transport": s.transport.fields().into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect::<serde_json::Map<String, Value>>(),
     })

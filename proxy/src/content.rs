@@ -1,24 +1,295 @@
-//! `/distroweb/<id>[/<path>]`: content from the network.
+//! `/distroweb/<id>[/<path>]`: content from the network, streamed as it lands.
+//!
+//! The response starts as soon as the file's manifest is verified and sends
+//! each chunk the moment it is verified, so a large file plays or renders while
+//! it is still arriving. `HEAD`, single byte ranges (206), `ETag` with
+//! `If-None-Match` (304) and immutable caching are supported: an id names its
+//! bytes forever.
 
-use distroweb_protocol::Id;
-use http::{Request, Response, StatusCode};
+use std::time::Duration;
+
+use bytes::Bytes;
+use distroweb_net::{Fetching, NetError};
+use distroweb_protocol::{CommandError, FetchError, FileManifest, Id, Manifest};
+use http::header::{
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    IF_RANGE, LOCATION, RANGE,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::channel::Channel;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-use crate::body::Body;
+use crate::body::{empty, Body, BoxError};
 use crate::error_page::error_page;
 use crate::metrics::ProxyMetrics;
+use crate::range::{parse_range, ByteRange};
 use crate::server::State;
+
+/// Content never changes under its id.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Characters escaped when a site path goes back into a URL.
+const PATH_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>');
 
 /// Serves the file `id`, or the file at `path` inside the site `id`.
 pub async fn serve(
     state: &State,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
     id: Id,
-    _path: Option<String>,
+    path: Option<String>,
 ) -> Response<Body> {
     ProxyMetrics::bump(&state.metrics.content_requests);
-    error_page(
-        StatusCode::NOT_IMPLEMENTED,
-        &format!("content {id} cannot be fetched: this build has no content transfer yet"),
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "content is read-only: use GET or HEAD",
+        );
+    }
+    let deadline = state.config.lookup_deadline;
+    let mut fetching = match state.node.fetch(id).await {
+        Ok(f) => f,
+        Err(e) => return failure(&id, &e, deadline),
+    };
+    let root = match within(deadline, fetching.manifest(&id)).await {
+        Ok(m) => m,
+        Err(e) => return failure(&id, &e, deadline),
+    };
+    let (file_id, manifest) = match root {
+        Manifest::File(m) => match path.as_deref() {
+            None | Some("") => (id, m),
+            Some(_) => {
+                return error_page(
+                    StatusCode::NOT_FOUND,
+                    &format!("{id} is a single file; it has no paths inside"),
+                );
+            }
+        },
+        Manifest::Site(site) => {
+            // Without the trailing slash, relative links in the site would resolve
+            // one level too high.
+            let Some(path) = path else {
+                return redirect(format!("/distroweb/{id}/"));
+            };
+            let wanted = if path.is_empty() || path.ends_with('/') {
+                format!("{path}index.html")
+            } else {
+                path
+            };
+            let Some(entry) = site.get(&wanted) else {
+                if site.get(&format!("{wanted}/index.html")).is_some() {
+                    let escaped = utf8_percent_encode(&wanted, PATH_ESCAPES);
+                    return redirect(format!("/distroweb/{id}/{escaped}/"));
+                }
+                return error_page(
+                    StatusCode::NOT_FOUND,
+                    &format!("the site {id} has no file {wanted}"),
+                );
+            };
+            let file = entry.file;
+            match within(deadline, fetching.manifest(&file)).await {
+                Ok(Manifest::File(m)) => (file, m),
+                Ok(Manifest::Site(_)) => {
+                    return error_page(
+                        StatusCode::BAD_GATEWAY,
+                        "the site lists a site where a file should be",
+                    );
+                }
+                Err(e) => return failure(&file, &e, deadline),
+            }
+        }
+    };
+    respond(
+        state,
+        req.method(),
+        req.headers(),
+        fetching,
+        file_id,
+        manifest,
     )
+}
+
+fn respond(
+    state: &State,
+    method: &Method,
+    headers: &HeaderMap,
+    fetching: Fetching,
+    file: Id,
+    m: FileManifest,
+) -> Response<Body> {
+    let etag = format!("\"{file}\"");
+    let mut response = Response::new(empty());
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(ETAG, v);
+    }
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(m.media_type().as_str()) {
+        h.insert(CONTENT_TYPE, v);
+    }
+    if matches_etag(headers.get(IF_NONE_MATCH), &etag) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        return response;
+    }
+    let len = m.len();
+    // A Range applies only if If-Range (when present) still names this content.
+    let range_header = headers
+        .get(RANGE)
+        .filter(|_| {
+            headers
+                .get(IF_RANGE)
+                .is_none_or(|v| v.as_bytes() == etag.as_bytes())
+        })
+        .and_then(|v| v.to_str().ok());
+    let range = match range_header.map(|r| parse_range(r, len)) {
+        None | Some(Ok(None)) => ByteRange { start: 0, end: len },
+        Some(Ok(Some(r))) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let value = format!("bytes {}-{}/{len}", r.start, r.end - 1);
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            r
+        }
+        Some(Err(())) => {
+            let mut r = error_page(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                &format!("the content has {len} bytes"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    if method == Method::HEAD || range.start == range.end {
+        return response;
+    }
+    let (tx, body) = Channel::<Bytes, BoxError>::new(4);
+    *response.body_mut() = body.boxed();
+    let deadline = state.config.lookup_deadline;
+    tokio::spawn(stream(
+        fetching,
+        m,
+        range,
+        tx,
+        deadline,
+        state.metrics.clone(),
+    ));
+    response
+}
+
+/// Sends the chunks covering `range`, each as soon as it is verified.
+async fn stream(
+    mut fetching: Fetching,
+    m: FileManifest,
+    range: ByteRange,
+    mut tx: http_body_util::channel::Sender<Bytes, BoxError>,
+    chunk_deadline: Duration,
+    metrics: std::sync::Arc<ProxyMetrics>,
+) {
+    let chunk_size = u64::from(m.chunk_size()).max(1);
+    let first = (range.start / chunk_size) as usize;
+    let last = ((range.end - 1) / chunk_size) as usize;
+    for index in first..=last {
+        let Some(&chunk) = m.chunks().get(index) else {
+            tx.abort("chunk index past the manifest".into());
+            return;
+        };
+        let data = match within(chunk_deadline, fetching.block(&chunk)).await {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::info!(chunk = %chunk.short(), "transfer broke off: {e}");
+                tx.abort(Box::new(e));
+                return;
+            }
+        };
+        let offset = m.chunk_offset(index);
+        let from = range.start.saturating_sub(offset).min(data.len() as u64) as usize;
+        let to = (range.end - offset).min(data.len() as u64) as usize;
+        let piece = data.slice(from..to);
+        let n = piece.len();
+        if tx.send_data(piece).await.is_err() {
+            return; // the client went away
+        }
+        metrics
+            .content_bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    ProxyMetrics::bump(&metrics.content_served);
+}
+
+/// Runs `f` with a deadline; running out is a [`FetchError::Timeout`].
+async fn within<T>(
+    deadline: Duration,
+    f: impl std::future::Future<Output = Result<T, NetError>>,
+) -> Result<T, NetError> {
+    tokio::time::timeout(deadline, f)
+        .await
+        .unwrap_or(Err(NetError::Fetch(FetchError::Timeout)))
+}
+
+fn matches_etag(header: Option<&HeaderValue>, etag: &str) -> bool {
+    let Some(v) = header.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    v.split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn redirect(location: String) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+/// The page for a fetch that could not deliver.
+fn failure(id: &Id, e: &NetError, deadline: Duration) -> Response<Body> {
+    let (status, detail) = match e {
+        NetError::Fetch(FetchError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            format!("nobody on the network holds {id}: the lookup found no provider"),
+        ),
+        NetError::Fetch(FetchError::Timeout) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("{id} did not arrive within {} s", deadline.as_secs()),
+        ),
+        NetError::Fetch(FetchError::AllProvidersFailed) => (
+            StatusCode::BAD_GATEWAY,
+            format!("providers of {id} were found, but none delivered it"),
+        ),
+        NetError::Fetch(FetchError::Corrupt(c)) => (
+            StatusCode::BAD_GATEWAY,
+            format!("{id} is corrupt as published: {c}"),
+        ),
+        NetError::Fetch(FetchError::Store(s)) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("this node cannot store {id}: {s}"),
+        ),
+        NetError::Refused(CommandError::TooManyFetches { .. }) | NetError::Stopped => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot fetch {id} now: {e}"),
+        ),
+        other => (StatusCode::INTERNAL_SERVER_ERROR, format!("{id}: {other}")),
+    };
+    error_page(status, &detail)
 }

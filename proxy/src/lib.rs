@@ -27,6 +27,8 @@ pub mod headers;
 pub mod html;
 /// Counters and the Prometheus exposition.
 pub mod metrics;
+/// The `Range` header.
+pub mod range;
 /// Request target parsing.
 pub mod route;
 /// Accepting and dispatching.
@@ -35,6 +37,8 @@ pub mod server;
 pub mod status_page;
 /// CONNECT tunnels for `https://` through the forward proxy.
 pub mod tunnel;
+/// Uploads to publish: tar archives and single files.
+pub mod upload;
 /// Relaying to origin servers.
 pub mod upstream;
 

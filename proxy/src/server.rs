@@ -50,8 +50,8 @@ pub struct State {
     pub node: NodeHandle,
     /// The client for origin servers.
     pub client: UpstreamClient,
-    /// Counters for `/metrics`.
-    pub metrics: ProxyMetrics,
+    /// Counters for `/metrics`, shared with response streams that outlive their handler.
+    pub metrics: Arc<ProxyMetrics>,
     /// This proxy's `Via` entry; seeing it on a request means a loop.
     pub via: HeaderValue,
     /// Authorities that name this proxy, so absolute-form requests for it are served here.
@@ -96,7 +96,7 @@ impl Proxy {
             client: upstream::client(&config),
             config,
             node,
-            metrics: ProxyMetrics::default(),
+            metrics: Arc::default(),
             via,
             local,
             tunnels: Arc::new(Semaphore::new(config_tunnels)),

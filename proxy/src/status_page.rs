@@ -25,6 +25,8 @@ pub fn render(s: &Status) -> String {
          <tr><th>provided</th><td>{provided} keys announced by this node</td></tr>\
          <tr><th>tracked</th><td>{records} provider records for {keys} keys</td></tr>\
          <tr><th>lookups</th><td>{running} running, {ok} succeeded, {failed} failed</td></tr>\
+         <tr><th>content held</th><td>{held} items; store {store_mb:.1} of {cap_mb:.0} MB in {blocks} blocks</td></tr>\
+         <tr><th>fetches</th><td>{fetching} running</td></tr>\
          </table>",
         id = s.id,
         listen = s.listen,
@@ -40,7 +42,14 @@ pub fn render(s: &Status) -> String {
         running = s.queries_running,
         ok = s.queries_succeeded,
         failed = s.queries_failed,
+        held = s.held_count,
+        store_mb = s.store_bytes as f64 / 1e6,
+        cap_mb = s.store_capacity_bytes as f64 / 1e6,
+        blocks = s.store_blocks,
+        fetching = s.fetches_running,
     );
+    held_table(&mut b, s);
+    fetch_table(&mut b, s);
     b.push_str("<h2>Recent lookups</h2>");
     if s.recent.is_empty() {
         b.push_str("<p>None yet.</p>");
@@ -73,6 +82,54 @@ pub fn render(s: &Status) -> String {
     b.push_str("</table>");
     b.push_str("<p><a href=\"/metrics\">Prometheus metrics</a> · <a href=\"/api/v1/status\">status as JSON</a></p>");
     page("distroweb node", &b)
+}
+
+fn held_table(b: &mut String, s: &Status) {
+    b.push_str("<h2>Content held</h2>");
+    if s.held.is_empty() {
+        b.push_str("<p>Nothing yet: publish with <code>distroweb publish DIR</code>.</p>");
+        return;
+    }
+    b.push_str("<table><tr><th>id</th><th>kept</th><th>size</th><th>last used</th></tr>");
+    for (id, h) in &s.held {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/distroweb/{id}/\">{short}</a></td><td>{kept}</td><td>{size} B</td><td>{ago} ago</td></tr>",
+            short = id.short(),
+            kept = if h.pinned { "published or pinned" } else { "cached" },
+            size = h.size,
+            ago = human(s.uptime.saturating_sub(std::time::Duration::from_micros(h.last_used.as_micros()))),
+        );
+    }
+    b.push_str("</table>");
+}
+
+fn fetch_table(b: &mut String, s: &Status) {
+    b.push_str("<h2>Recent fetches</h2>");
+    if s.fetches.is_empty() {
+        b.push_str("<p>None yet.</p>");
+        return;
+    }
+    b.push_str("<table><tr><th>id</th><th>result</th><th>from peers</th><th>providers</th><th>lookups</th><th>first byte</th><th>total</th><th>ago</th></tr>");
+    for f in &s.fetches {
+        let outcome = match &f.outcome {
+            Ok(n) => format!("ok, {n} B"),
+            Err(e) => escape(&e.to_string()),
+        };
+        let _ = write!(
+            b,
+            "<tr><td title=\"{id}\">{short}</td><td>{outcome}</td><td>{peers} B</td><td>{providers}</td><td>{lookups}</td><td>{ttfb}</td><td>{ms} ms</td><td>{ago}</td></tr>",
+            id = f.root,
+            short = f.root.short(),
+            peers = f.bytes_from_peers,
+            providers = f.providers_used,
+            lookups = f.lookups,
+            ttfb = f.first_byte.map_or("-".to_string(), |d| format!("{} ms", d.as_millis())),
+            ms = f.elapsed.as_millis(),
+            ago = human(f.age),
+        );
+    }
+    b.push_str("</table>");
 }
 
 /// `1h 02m`, `3m 05s`, `42s`.

@@ -1,6 +1,7 @@
 //! The protocol node: one peer's whole state machine, driven from outside.
 
 mod fetch;
+mod forget;
 mod lookup;
 mod maintenance;
 mod publish;
