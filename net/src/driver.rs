@@ -487,6 +487,14 @@ impl Driver {
         stats: FetchStats<SocketAddr>,
     ) {
         let outcome = result.as_ref().map(manifest_size).map_err(Clone::clone);
+        if outcome.is_ok() && stats.lookups == 0 && stats.bytes == 0 {
+            // Served from the store without asking anyone: nothing to record.
+            self.holdings.touch(&root, now);
+            if let Some((_, tx)) = self.fetch_watch.remove(&id) {
+                tx.send_modify(|p| p.outcome = Some(Ok(())));
+            }
+            return;
+        }
         match &outcome {
             Ok(size) => {
                 tracing::info!(root = %root.short(), bytes = size, from_peers = stats.bytes, "fetched");
