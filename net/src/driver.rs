@@ -82,6 +82,8 @@ pub(crate) struct Driver {
     /// Progress signals of running fetches (bounded by the node's `max_fetches`).
     fetch_watch: BTreeMap<FetchId, (Id, watch::Sender<FetchProgress>)>,
     recent_fetches: VecDeque<(FetchRecord, Time)>,
+    fetches_succeeded: u64,
+    fetches_failed: u64,
     /// Keys to announce again after a (re)join, a few queries at a time.
     reannounce: VecDeque<Id>,
 }
@@ -115,6 +117,8 @@ impl Driver {
             holdings,
             fetch_watch: BTreeMap::new(),
             recent_fetches: VecDeque::new(),
+            fetches_succeeded: 0,
+            fetches_failed: 0,
             reannounce: VecDeque::new(),
         }
     }
@@ -496,6 +500,10 @@ impl Driver {
             return;
         }
         match &outcome {
+            Ok(_) => self.fetches_succeeded += 1,
+            Err(_) => self.fetches_failed += 1,
+        }
+        match &outcome {
             Ok(size) => {
                 tracing::info!(root = %root.short(), bytes = size, from_peers = stats.bytes, "fetched");
                 self.holdings.insert(root, false, *size, now);
@@ -591,6 +599,8 @@ impl Driver {
             store_blocks: self.node.content_store().block_count(),
             store_capacity_bytes: self.node.config().store_capacity_bytes,
             fetches_running: self.node.fetches_running(),
+            fetches_succeeded: self.fetches_succeeded,
+            fetches_failed: self.fetches_failed,
             fetches: self
                 .recent_fetches
                 .iter()

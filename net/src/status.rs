@@ -60,6 +60,10 @@ pub struct Status {
     pub store_capacity_bytes: u64,
     /// Fetches running.
     pub fetches_running: usize,
+    /// Fetches that needed the network and completed, since the node started.
+    pub fetches_succeeded: u64,
+    /// Fetches that failed, since the node started.
+    pub fetches_failed: u64,
     /// The most recently finished fetches, newest first.
     pub fetches: Vec<FetchRecord>,
 }

@@ -116,10 +116,27 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "Lookups in flight.",
             node.queries_running,
         ),
+        (
+            "fetches_running",
+            "Fetches in flight.",
+            node.fetches_running,
+        ),
+        (
+            "held_contents",
+            "Files and sites held complete.",
+            node.held_count,
+        ),
     ];
     for (name, help, value) in gauges {
         metric(&mut out, name, help, "gauge", value as u64);
     }
+    metric(
+        &mut out,
+        "store_bytes",
+        "Bytes in the block store.",
+        "gauge",
+        node.store_bytes,
+    );
     metric(
         &mut out,
         "uptime_seconds",
@@ -158,6 +175,56 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "misbehaviour_total",
             "Messages dropped because a peer misbehaved.",
             c.misbehaviour,
+        ),
+        (
+            "transmits_dropped_total",
+            "Outgoing messages dropped on a full queue.",
+            c.transmits_dropped,
+        ),
+        (
+            "blocks_uploaded_total",
+            "Blocks served to peers.",
+            c.blocks_uploaded,
+        ),
+        (
+            "bytes_uploaded_total",
+            "Block bytes served to peers.",
+            c.bytes_uploaded,
+        ),
+        (
+            "blocks_downloaded_total",
+            "Verified blocks received from peers.",
+            c.blocks_downloaded,
+        ),
+        (
+            "bytes_downloaded_total",
+            "Verified block bytes received from peers.",
+            c.bytes_downloaded,
+        ),
+        (
+            "busy_replies_total",
+            "Block requests refused as busy.",
+            c.busy_replies,
+        ),
+        (
+            "dont_have_replies_total",
+            "Block requests answered with don't-have.",
+            c.dont_have_replies,
+        ),
+        (
+            "corrupt_blocks_total",
+            "Blocks from peers that failed verification.",
+            c.corrupt_blocks,
+        ),
+        (
+            "fetches_succeeded_total",
+            "Fetches from the network that completed.",
+            node.fetches_succeeded,
+        ),
+        (
+            "fetches_failed_total",
+            "Fetches from the network that failed.",
+            node.fetches_failed,
         ),
     ];
     for (name, help, value) in protocol {

@@ -291,6 +291,16 @@ async fn a_site_outlives_its_publisher() {
     // Whoever downloaded serves it: F is now a holder too.
     assert!(status.held.iter().any(|(r, h)| *r == root && !h.pinned));
 
+    let metrics = String::from_utf8(get(f.proxy(), "/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains("\ndistroweb_fetches_succeeded_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("\ndistroweb_content_bytes_served_total 0\n"),
+        "{metrics}"
+    );
+
     let missing = "0".repeat(64);
     let r = get(f.proxy(), &format!("/distroweb/{missing}/")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "nobody holds it");
