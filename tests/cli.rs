@@ -1,0 +1,167 @@
+//! The `distroweb` binary as a person runs it, on 127.0.0.1: a testnet, then
+//! `publish` and `get` against its proxies, then a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn distroweb() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_distroweb"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("distroweb-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A port `p` such that `p`, `p + 1` and `p + 2` are free on 127.0.0.1 right now.
+fn free_ports() -> u16 {
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = first.local_addr().unwrap().port();
+        if p > u16::MAX - 3 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .map(|i| TcpListener::bind(("127.0.0.1", p + i)))
+            .collect();
+        if rest.iter().all(Result::is_ok) {
+            return p;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    for entry in std::fs::read_dir(a).unwrap() {
+        let entry = entry.unwrap();
+        let other = b.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            same_tree(&entry.path(), &other);
+        } else {
+            assert_eq!(
+                std::fs::read(entry.path()).unwrap(),
+                std::fs::read(&other).unwrap(),
+                "{other:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn publish_without_a_node_says_how_to_start_one() {
+    let dir = temp_dir("nonode");
+    std::fs::write(dir.join("index.html"), "<p>hi</p>").unwrap();
+    let port = free_ports();
+    let out = distroweb()
+        .args([
+            "publish",
+            dir.to_str().unwrap(),
+            "--proxy",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no distroweb node is running"), "{err}");
+    assert!(err.contains("distroweb node"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn testnet_then_publish_then_get_through_another_node() {
+    let port = free_ports();
+    let mut testnet = distroweb()
+        .args(["testnet", "--nodes", "3", "--proxy-port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(testnet.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C") {
+        let line = lines.next().expect("testnet prints its banner").unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        assert!(started.elapsed() < Duration::from_secs(30), "{banner}");
+    }
+    for i in 0..3 {
+        assert!(
+            banner.contains(&format!("proxy http://127.0.0.1:{}/", port + i)),
+            "{banner}"
+        );
+    }
+
+    let site = temp_dir("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(
+        site.join("index.html"),
+        "<link rel=stylesheet href=css/a.css><h1>hi</h1>",
+    )
+    .unwrap();
+    std::fs::write(site.join("css/a.css"), "h1{color:red}").unwrap();
+    std::fs::write(site.join(".secret"), "left out").unwrap();
+    let out = distroweb()
+        .args([
+            "publish",
+            site.to_str().unwrap(),
+            "--proxy",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut printed = stdout.lines();
+    let id = printed.next().unwrap().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(
+        printed.next(),
+        Some(format!("http://127.0.0.1:{port}/distroweb/{id}/").as_str())
+    );
+
+    let copy = temp_dir("copy").join("site");
+    let out = distroweb()
+        .args([
+            "get",
+            &id,
+            "-o",
+            copy.to_str().unwrap(),
+            "--proxy",
+            &format!("127.0.0.1:{}", port + 2),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(site.join(".secret")).unwrap();
+    same_tree(&site, &copy);
+    same_tree(&copy, &site);
+
+    // SIGTERM stops every node cleanly.
+    let pid = testnet.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = testnet.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_dir_all(&site).unwrap();
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}
