@@ -52,21 +52,23 @@ fn same_tree(a: &Path, b: &Path) {
     }
 }
 
+/// `distroweb publish DIR --proxy 127.0.0.1:PORT`.
+fn publish(dir: &Path, port: u16) -> std::process::Output {
+    distroweb()
+        .arg("publish")
+        .arg(dir)
+        .args(["--proxy", &format!("127.0.0.1:{port}")])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn publish_without_a_node_says_how_to_start_one() {
     let dir = temp_dir("nonode");
     std::fs::write(dir.join("index.html"), "<p>hi</p>").unwrap();
     let port = free_ports();
-    let out = distroweb()
-        .args([
-            "publish",
-            dir.to_str().unwrap(),
-            "--proxy",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+    let out = publish(&dir, port);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no distroweb node is running"), "{err}");
@@ -109,15 +111,7 @@ fn testnet_then_publish_then_get_through_another_node() {
     .unwrap();
     std::fs::write(site.join("css/a.css"), "h1{color:red}").unwrap();
     std::fs::write(site.join(".secret"), "left out").unwrap();
-    let out = distroweb()
-        .args([
-            "publish",
-            site.to_str().unwrap(),
-            "--proxy",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .output()
-        .unwrap();
+    let out = publish(&site, port);
     assert!(
         out.status.success(),
         "{}",
