@@ -289,7 +289,16 @@ impl Driver {
                 let _ = reply.send(self.status(now));
             }
             Command::Publish { what, reply } => {
-                let _ = reply.send(self.publish(now, what));
+                // Chunking, hashing and writing a large upload take a while:
+                // let the runtime move the other tasks off this thread meanwhile.
+                let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+                let published = if multi_thread {
+                    tokio::task::block_in_place(|| self.publish(now, what))
+                } else {
+                    self.publish(now, what)
+                };
+                let _ = reply.send(published);
             }
             Command::Fetch { root, reply } => {
                 self.holdings.touch(&root, now);

@@ -257,3 +257,25 @@ async fn garbage_fails_pending_requests_at_once() {
     assert_eq!(status.transport.bad_frames, 1);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_refused() {
+    let a = LiveNode::start(NetConfig {
+        max_connections: 2,
+        ..config(30)
+    })
+    .await
+    .unwrap();
+    let addr = a.handle().listen_addr();
+    let _first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    // Refused at once: closed without even a hello.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?} {buf:?}");
+    let status = a.handle().status().await.unwrap();
+    assert_eq!(status.transport.connections_refused, 1);
+    assert_eq!(status.open_connections, 2);
+    a.stop().await;
+}

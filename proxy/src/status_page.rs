@@ -25,7 +25,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>provided</th><td>{provided} keys announced by this node</td></tr>\
          <tr><th>tracked</th><td>{records} provider records for {keys} keys</td></tr>\
          <tr><th>lookups</th><td>{running} running, {ok} succeeded, {failed} failed</td></tr>\
-         <tr><th>content held</th><td>{held} items; store {store_mb:.1} of {cap_mb:.0} MB in {blocks} blocks</td></tr>\
+         <tr><th>content held</th><td>{held} files or sites; store {store_mb:.1} of {cap_mb:.0} MB in {blocks} blocks</td></tr>\
          <tr><th>fetches</th><td>{fetching} running</td></tr>\
          </table>",
         id = s.id,
