@@ -154,19 +154,27 @@ impl Driver {
 
     /// The drain contract: transmits, then events, then the timer.
     fn drain(&mut self, mut sleep: Pin<&mut Sleep>) {
+        // Handling an event may issue commands (re-announcements, evictions) and a
+        // failed send is an input: loop until one round finds nothing to do.
         loop {
+            let mut busy = false;
             while let Some(t) = self.node.poll_transmit() {
                 self.send(t);
+                busy = true;
             }
             while let Some(e) = self.node.poll_event() {
                 self.on_event(e);
+                busy = true;
             }
-            if self.unreachable.is_empty() {
+            if !self.unreachable.is_empty() {
+                let now = self.clock.now();
+                for peer in std::mem::take(&mut self.unreachable) {
+                    self.node.handle_send_failed(now, peer);
+                }
+                busy = true;
+            }
+            if !busy {
                 break;
-            }
-            let now = self.clock.now();
-            for peer in std::mem::take(&mut self.unreachable) {
-                self.node.handle_send_failed(now, peer);
             }
         }
         let next = self.node.poll_timeout();
