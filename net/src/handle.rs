@@ -23,6 +23,15 @@ pub struct QueryDone {
     pub stats: QueryStats,
 }
 
+/// Content just published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its id.
+    pub id: Id,
+    /// Nodes that stored its provider record (0 while this node is alone).
+    pub stored_at: usize,
+}
+
 /// A query the node task should start.
 #[derive(Debug)]
 pub(crate) enum QueryCommand {
@@ -140,16 +149,38 @@ impl NodeHandle {
         self.ask(Command::Status).await
     }
 
-    /// Publishes one file and returns its id; it is stored, pinned and announced.
-    pub async fn publish_file(&self, data: Bytes, media_type: String) -> Result<Id, NetError> {
-        let what = Publish::File { data, media_type };
-        self.ask(|reply| Command::Publish { what, reply }).await?
+    /// Publishes one file: stores and pins it, and returns once its
+    /// announcement has finished, so other nodes can find it at once.
+    pub async fn publish_file(
+        &self,
+        data: Bytes,
+        media_type: String,
+    ) -> Result<Published, NetError> {
+        self.publish(Publish::File { data, media_type }).await
     }
 
-    /// Publishes a site (a directory of files) and returns its id.
-    pub async fn publish_site(&self, files: Vec<SiteFile>) -> Result<Id, NetError> {
-        let what = Publish::Site(files);
-        self.ask(|reply| Command::Publish { what, reply }).await?
+    /// Publishes a site (a directory of files), like [`NodeHandle::publish_file`].
+    pub async fn publish_site(&self, files: Vec<SiteFile>) -> Result<Published, NetError> {
+        self.publish(Publish::Site(files)).await
+    }
+
+    async fn publish(&self, what: Publish) -> Result<Published, NetError> {
+        let id = self.ask(|reply| Command::Publish { what, reply }).await??;
+        // Publishing started an announcement already; waiting on a second one
+        // is how a caller outside the node task learns when records are stored.
+        let stored_at = match self.announce(id).await {
+            Ok(QueryDone {
+                output: QueryOutput::Announced { stored },
+                ..
+            }) => stored,
+            Ok(_) => 0,
+            Err(NetError::Stopped) => return Err(NetError::Stopped),
+            Err(e) => {
+                tracing::warn!(id = %id, "published, but not announced yet: {e}");
+                0
+            }
+        };
+        Ok(Published { id, stored_at })
     }
 
     /// Starts fetching `root` (or joins the fetch already running; content held

@@ -50,7 +50,7 @@ pub use data_dir::{DataDir, DataDirError};
 pub use disk_store::DiskStore;
 pub use error::{NetError, StartError};
 pub use fetching::{FetchProgress, Fetching};
-pub use handle::{NodeHandle, QueryDone};
+pub use handle::{NodeHandle, Published, QueryDone};
 pub use handshake::PROTOCOL_VERSION;
 pub use live::LiveNode;
 pub use stats::TransportCounters;

@@ -60,12 +60,14 @@ async fn a_restarted_node_keeps_its_id_content_and_peers() {
         .handle()
         .publish_file(kept.clone(), "application/octet-stream".into())
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let spoiled_id = a
         .handle()
         .publish_file(spoiled.clone(), "text/plain".into())
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let id = a.handle().id();
     let old_addr = a.handle().listen_addr();
     a.stop().await;
@@ -159,13 +161,15 @@ async fn a_full_store_evicts_cached_content_but_never_pinned() {
                 "application/octet-stream".into(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .id;
         ids.push(id);
     }
     let own = s
         .publish_file(bytes(200_000, 7), "application/octet-stream".into())
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let held = || async {
         let mut v: Vec<Id> = s
             .status()

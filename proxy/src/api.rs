@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use distroweb_net::NetError;
-use distroweb_protocol::{FetchError, Id, Manifest, QueryOutput};
+use distroweb_net::{NetError, Published};
+use distroweb_protocol::{FetchError, Id, Manifest};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -101,31 +101,17 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
         (state.node.publish_file(body, media_type).await, "file", 1)
     };
     match published {
-        Ok(id) => {
-            // Publishing starts the announcement; wait for it, so that when the
-            // CLI prints the URL, other nodes can already find the content.
-            let announced = match state.node.announce(id).await {
-                Ok(done) => json!(match done.output {
-                    QueryOutput::Announced { stored } => stored,
-                    _ => 0,
-                }),
-                Err(e) => {
-                    tracing::warn!(id = %id, "published, but not announced yet: {e}");
-                    json!(0)
-                }
-            };
-            reply(
-                StatusCode::CREATED,
-                &json!({
-                    "id": id.to_string(),
-                    "kind": kind,
-                    "files": files,
-                    "upload_bytes": size,
-                    "announced_to": announced,
-                    "url": format!("/distroweb/{id}/"),
-                }),
-            )
-        }
+        Ok(Published { id, stored_at }) => reply(
+            StatusCode::CREATED,
+            &json!({
+                "id": id.to_string(),
+                "kind": kind,
+                "files": files,
+                "upload_bytes": size,
+                "announced_to": stored_at,
+                "url": format!("/distroweb/{id}/"),
+            }),
+        ),
         Err(NetError::Publish(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
