@@ -1,5 +1,6 @@
 //! `distroweb publish PATH`: a file or a directory (a site), through the local node.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -57,9 +58,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let id = answer["id"]
         .as_str()
         .context("the node's answer has no id")?;
-    println!("{id}");
-    println!("http://{}/distroweb/{id}/", api.addr());
-    Ok(())
+    let printed = writeln!(
+        std::io::stdout().lock(),
+        "{id}\nhttp://{}/distroweb/{id}/",
+        api.addr()
+    );
+    match printed {
+        // `distroweb publish DIR | head -1` closes the pipe early; that is fine.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Every regular file under `root` as (path relative to root with `/`, absolute
