@@ -25,6 +25,10 @@ pub struct Args {
     /// Where identity, known peers and content are kept [default: the platform data dir].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// This machine's upload capacity in Mbit/s: past it, peers asking for
+    /// blocks are told "busy" and go to other holders.
+    #[arg(long, value_name = "MBIT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    upload_mbit: u64,
 }
 
 /// Runs the node until a signal.
@@ -36,12 +40,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     tokio::runtime::Runtime::new()?.block_on(async move {
         let seeds = resolve(&args.bootstrap).await?;
-        let config = NetConfig {
+        let mut config = NetConfig {
             listen: args.listen,
             advertise: args.advertise,
             data_dir: Some(data_dir),
             ..NetConfig::default()
         };
+        config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
         let node = LiveNode::start(config).await?;
         if !args.proxy.ip().is_loopback() {
             tracing::warn!(proxy = %args.proxy, "the proxy listens beyond loopback: anyone who reaches it can use it to relay requests");

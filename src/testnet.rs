@@ -16,6 +16,9 @@ pub struct Args {
     /// The first node's proxy port; node i gets this plus i.
     #[arg(long, default_value_t = 1234)]
     proxy_port: u16,
+    /// Each node's upload capacity in Mbit/s (loopback is fast).
+    #[arg(long, value_name = "MBIT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    upload_mbit: u64,
 }
 
 /// Starts the nodes, prints their URLs and runs until Ctrl-C or SIGTERM.
@@ -39,7 +42,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn start_all(args: &Args, running: &mut Vec<(LiveNode, Proxy)>) -> anyhow::Result<()> {
     let mut seed: Option<SocketAddr> = None;
     for i in 0..args.nodes {
-        let node = LiveNode::start(NetConfig::loopback()).await?;
+        let mut config = NetConfig::loopback();
+        config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
+        let node = LiveNode::start(config).await?;
         let port = args
             .proxy_port
             .checked_add(i)

@@ -43,6 +43,9 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Frames queued per connection for its writer; past this, frames are dropped.
     pub max_queued_frames: usize,
+    /// Bytes queued per connection for its writer; past this, frames are dropped
+    /// (a slow reader must not make a node buffer `max_queued_frames` whole blocks).
+    pub max_queued_bytes: usize,
     /// Frames held for a peer while it is being dialled; past this, frames are dropped.
     pub max_frames_while_dialing: usize,
     /// Inputs (messages, connection events) queued for the node task.
@@ -74,6 +77,7 @@ impl Default for NetConfig {
             write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_queued_frames: 256,
+            max_queued_bytes: 4 << 20,
             max_frames_while_dialing: 64,
             inbound_queue: 1024,
             command_queue: 256,

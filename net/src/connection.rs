@@ -2,7 +2,7 @@
 //! to the node task through its input queue.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use distroweb_protocol::{DecodeError, Id, Message};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NetConfig;
@@ -45,7 +46,32 @@ pub(crate) enum Input {
 pub(crate) struct Established {
     pub conn: ConnId,
     pub peer: SocketAddr,
-    pub frames: mpsc::Sender<Bytes>,
+    pub frames: Outbox,
+}
+
+/// The sending side of a connection's writer queue, bounded in frames and in bytes.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    /// Bytes queued and not yet written; the writer subtracts what it writes.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// Queues a frame unless the queue is full (by count, or by bytes once it
+    /// holds anything: one frame larger than the byte bound still goes alone).
+    pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let len = frame.len();
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued > 0 && queued + len > self.max_bytes {
+            return Err(TrySendError::Full(frame));
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.tx.try_send(frame).inspect_err(|_| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        })
+    }
 }
 
 /// Why a connection closed.
@@ -149,10 +175,15 @@ pub(crate) async fn run(
 ) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(shared.config.max_queued_frames);
+    let queued = Arc::new(AtomicUsize::new(0));
     let up = Established {
         conn,
         peer,
-        frames: tx,
+        frames: Outbox {
+            tx,
+            queued: queued.clone(),
+            max_bytes: shared.config.max_queued_bytes,
+        },
     };
     if shared.inputs.send(Input::Up(up)).await.is_err() {
         return;
@@ -162,7 +193,7 @@ pub(crate) async fn run(
     let mut shutdown = shared.shutdown.clone();
     let reason = tokio::select! {
         reason = read_loop(&shared, BufReader::new(r), peer, peer_id) => reason,
-        reason = write_loop(&shared, w, rx) => reason,
+        reason = write_loop(&shared, w, rx, &queued) => reason,
         _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
     };
     drop(permit);
@@ -219,9 +250,12 @@ async fn write_loop(
     shared: &Shared,
     mut w: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Bytes>,
+    queued: &AtomicUsize,
 ) -> CloseReason {
     while let Some(frame) = rx.recv().await {
-        match tokio::time::timeout(shared.config.write_timeout, w.write_all(&frame)).await {
+        let written = tokio::time::timeout(shared.config.write_timeout, w.write_all(&frame)).await;
+        queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        match written {
             Ok(Ok(())) => {
                 TransportStats::bump(&shared.stats.frames_out);
                 TransportStats::add(

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Sleep;
 
 use crate::clock::Clock;
-use crate::connection::{ConnId, Established, Input, Shared};
+use crate::connection::{ConnId, Established, Input, Outbox, Shared};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
 use crate::error::NetError;
@@ -35,7 +35,7 @@ use crate::status::{output_size, FetchRecord, QueryRecord, Status};
 #[derive(Debug)]
 struct Conn {
     id: ConnId,
-    frames: mpsc::Sender<Bytes>,
+    frames: Outbox,
 }
 
 /// A finished query and when it finished.

@@ -206,6 +206,7 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
     let positive = [
         ("max_connections", config.max_connections),
         ("max_queued_frames", config.max_queued_frames),
+        ("max_queued_bytes", config.max_queued_bytes),
         ("max_frames_while_dialing", config.max_frames_while_dialing),
         ("inbound_queue", config.inbound_queue),
         ("command_queue", config.command_queue),
