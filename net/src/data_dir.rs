@@ -25,6 +25,14 @@ pub enum DataDirError {
         /// Why.
         source: io::Error,
     },
+    /// Another running node uses the directory.
+    #[error("{path} is held by another running distroweb node (pid {pid}); stop it, or use another --data-dir")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
     /// The identity file holds something other than a node id.
     #[error(
         "{path} does not hold a node id ({reason}); move it away to start with a new identity"
@@ -57,6 +65,45 @@ impl DataDir {
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Claims the directory for this process until the returned guard drops, so
+    /// that two nodes never share one store. A lock left by a process that no
+    /// longer exists (a crash) is taken over.
+    pub fn lock(&self) -> Result<DirLock, DataDirError> {
+        let path = self.root.join("lock");
+        let io = |source| DataDirError::Io {
+            path: path.clone(),
+            source,
+        };
+        for _ in 0..2 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id()).map_err(io)?;
+                    return Ok(DirLock { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if process_exists(pid) => {
+                            return Err(DataDirError::Locked { path, pid });
+                        }
+                        _ => {
+                            tracing::info!(path = %path.display(), "taking over a stale lock");
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(io(io::Error::other("the lock file keeps reappearing")))
     }
 
     /// The node id saved by an earlier run, if any.
@@ -125,6 +172,27 @@ impl DataDir {
         let path = self.root.join(name);
         write_atomic(&path, bytes).map_err(|source| DataDirError::Io { path, source })
     }
+}
+
+/// Holds a data directory's lock file; removes it when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    path: PathBuf,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` is alive. Where `/proc` is not available the answer is
+/// "yes", so a stale lock there is reported rather than silently taken over.
+fn process_exists(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Writes `bytes` to `path` so that readers (and a crash) see the old content or
@@ -196,6 +264,15 @@ mod tests {
         ));
         fs::write(root.join("peers"), "garbage\nmore garbage here\n").unwrap();
         assert!(again.load_peers().is_empty());
+
+        let lock = dir.lock().unwrap();
+        assert!(matches!(again.lock(), Err(DataDirError::Locked { .. })));
+        drop(lock);
+        drop(again.lock().unwrap());
+        // A lock left by a process that is gone is taken over.
+        fs::write(root.join("lock"), "4294967295\n").unwrap();
+        drop(again.lock().unwrap());
+        assert!(!root.join("lock").exists());
         fs::remove_dir_all(&root).unwrap();
     }
 }

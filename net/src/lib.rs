@@ -46,7 +46,7 @@ pub mod stats;
 pub mod status;
 
 pub use config::NetConfig;
-pub use data_dir::{DataDir, DataDirError};
+pub use data_dir::{DataDir, DataDirError, DirLock};
 pub use disk_store::DiskStore;
 pub use error::{NetError, StartError};
 pub use fetching::{FetchProgress, Fetching};

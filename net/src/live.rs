@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::config::NetConfig;
 use crate::connection::Shared;
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DirLock};
 use crate::disk_store::DiskStore;
 use crate::driver::{Driver, Inbox};
 use crate::error::{NetError, StartError};
@@ -33,6 +33,8 @@ pub struct LiveNode {
     listener: JoinHandle<()>,
     /// Addresses of the peers remembered from the last run: extra seeds.
     remembered: Vec<SocketAddr>,
+    /// The data directory's lock, released when the node is dropped.
+    _lock: Option<DirLock>,
 }
 
 impl LiveNode {
@@ -53,6 +55,7 @@ impl LiveNode {
         })?;
         let advertised = config.advertise.unwrap_or(listen);
         let data_dir = config.data_dir.as_ref().map(DataDir::open).transpose()?;
+        let lock = data_dir.as_ref().map(DataDir::lock).transpose()?;
         let id = identity(config.id, data_dir.as_ref())?;
         let seed = match config.seed {
             Some(seed) => seed,
@@ -136,6 +139,7 @@ impl LiveNode {
             driver,
             listener,
             remembered: remembered.into_iter().map(|c| c.addr).collect(),
+            _lock: lock,
         })
     }
 
