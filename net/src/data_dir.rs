@@ -18,7 +18,7 @@ pub const MAX_REMEMBERED_PEERS: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
     /// A file or directory could not be read, written or created.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,

@@ -10,7 +10,7 @@ use distroweb_protocol::{
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -18,16 +18,16 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The protocol configuration is unusable.
-    #[error("invalid protocol configuration: {0}")]
+    #[error("invalid protocol configuration")]
     Protocol(#[from] ConfigError),
     /// A transport setting is unusable.
     #[error("invalid transport configuration: {0}")]
     Transport(&'static str),
     /// The data directory is unusable.
-    #[error("data directory: {0}")]
+    #[error(transparent)]
     DataDir(#[from] crate::data_dir::DataDirError),
     /// The content store could not be opened.
-    #[error("content store at {path}: {source}")]
+    #[error("cannot open the content store at {}", path.display())]
     Store {
         /// Its directory.
         path: std::path::PathBuf,

@@ -29,7 +29,7 @@ use crate::{api, content, status_page, tunnel};
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
