@@ -103,7 +103,7 @@ async fn a_restarted_node_keeps_its_id_content_and_peers() {
     // It re-announces what it holds at its new address...
     let new_addr = a.handle().listen_addr();
     let mut announced = false;
-    for _ in 0..50 {
+    for _ in 0..150 {
         if let Ok(done) = b.handle().find_providers(kept_id).await {
             if let QueryOutput::Providers(p) = done.output {
                 if p.iter().any(|c| c.id == id && c.addr == new_addr) {

@@ -262,6 +262,8 @@ async fn garbage_fails_pending_requests_at_once() {
 async fn connections_over_the_cap_are_refused() {
     let a = LiveNode::start(NetConfig {
         max_connections: 2,
+        // The two silent connections must hold their permits for the whole test.
+        handshake_timeout: Duration::from_secs(10),
         ..config(30)
     })
     .await
