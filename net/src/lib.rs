@@ -1,12 +1,15 @@
-//! The live node's transport: tokio TCP connections around one protocol `Node`.
+//! The live node: tokio TCP connections, a disk store and a data directory
+//! around one unmodified protocol `Node`.
 //!
-//! A single task owns the `Node` (an actor) and everyone else talks to it through
-//! a [`NodeHandle`]; the node is never shared behind a lock, and this crate holds
-//! no protocol logic. Peers speak length-prefixed frames carrying protocol's
-//! codec, after a hello that carries the protocol version, the node id and the
-//! address it listens at.
+//! A single task owns the `Node` (an actor, in `driver`) and everyone else talks
+//! to it through a [`NodeHandle`]; the node is never shared behind a lock, and
+//! this crate holds no protocol logic. Peers speak length-prefixed frames
+//! (`frame`) carrying protocol's codec, after a hello (`handshake`) that carries
+//! the protocol version, the node id and the address it listens at. Content
+//! lives in a [`DiskStore`]; identity, known peers and the list of held content
+//! in a [`DataDir`].
 //!
-//! Start reading at [`LiveNode::start`]; then, from the wire up:
+//! Start reading at [`LiveNode::start`]; the modules, alphabetically:
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
