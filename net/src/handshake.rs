@@ -2,7 +2,7 @@
 //! and the address the sender listens at.
 //!
 //! A hello is a frame of its own: the magic `dweb`, the version as a big-endian
-//! `u32`, then the postcard encoding of [`Hello`]'s id and address. The version
+//! `u32`, then the postcard encoding of the id and address. The version
 //! sits at a fixed offset so that a node can name a peer's version even when
 //! the rest of that peer's hello is in a format it does not know.
 
