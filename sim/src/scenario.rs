@@ -87,12 +87,13 @@ impl LookupScenario {
 
     /// Builds a simulator for `config`, runs the scenario to its end, and returns
     /// it; `progress` hears the fraction of virtual time done, now and then.
-    pub fn run(
-        &self,
-        config: SimConfig,
-        mut progress: impl FnMut(f64),
-    ) -> Result<Sim, SimConfigError> {
-        let mut sim = Sim::new(config)?;
+    pub fn run(&self, config: SimConfig, progress: impl FnMut(f64)) -> Result<Sim, SimConfigError> {
+        Ok(self.run_on(Sim::new(config)?, progress))
+    }
+
+    /// Runs the scenario on a prepared simulator (e.g. one with behaviour wrappers
+    /// or a reproduce command set) to its end.
+    pub fn run_on(&self, mut sim: Sim, mut progress: impl FnMut(f64)) -> Sim {
         let end = self.schedule(&mut sim);
         let step = Duration::from_secs(1);
         while sim.now() < end {
@@ -100,6 +101,6 @@ impl LookupScenario {
             sim.run_until(next);
             progress(sim.now().as_micros() as f64 / end.as_micros().max(1) as f64);
         }
-        Ok(sim)
+        sim
     }
 }
