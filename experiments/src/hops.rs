@@ -172,8 +172,8 @@ fn measure(
     progress: &Progress,
 ) -> Result<(HopsRow, RunRecord), ExperimentError> {
     let config = plan.config(p);
-    progress.note(&format!("hops: start {config}"));
     let scenario = plan.scenario(p);
+    progress.note(&format!("hops: start {config} scenario={scenario:?}"));
     let mut sim = distroweb_sim::Sim::new(config)?;
     sim.set_reproduce(command_line);
     let sim = scenario.run_on(sim, progress.run());

@@ -88,8 +88,8 @@ pub fn run(args: &ScaleArgs, command_line: &str) -> Result<Vec<ScaleRow>, Experi
     let mut runs = Vec::new();
     for &n in &plan.nodes {
         let config = plan.config(n);
-        progress.note(&format!("scale: start {config}"));
         let scenario = LookupScenario::per_node(n);
+        progress.note(&format!("scale: start {config} scenario={scenario:?}"));
         let reset = rss::reset_peak();
         let before = rss::current_bytes().unwrap_or(0);
         let started = Instant::now();
