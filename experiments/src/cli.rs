@@ -50,6 +50,11 @@ pub struct HopsArgs {
     /// Provider lookups per point; default 1000 (quick: 200).
     #[arg(long)]
     pub lookups: Option<u32>,
+    /// Override the protocol's `join_refreshes` (default 16: a Kademlia join
+    /// refreshes the buckets beyond its closest neighbour); 0 makes joins cheap at
+    /// 100,000 nodes and more.
+    #[arg(long)]
+    pub join_refreshes: Option<usize>,
 }
 
 /// Options of `scale`.
@@ -115,6 +120,9 @@ impl ExperimentArgs {
                 let mut s = common("hops", &a.common) + &nodes(&a.nodes);
                 if let Some(l) = a.lookups {
                     s += &format!(" --lookups {l}");
+                }
+                if let Some(j) = a.join_refreshes {
+                    s += &format!(" --join-refreshes {j}");
                 }
                 s
             }

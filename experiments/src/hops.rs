@@ -75,6 +75,8 @@ pub struct HopsPlan {
     pub nodes: Vec<u32>,
     /// Lookups per point.
     pub lookups: u32,
+    /// The protocol's `join_refreshes`, if overridden.
+    pub join_refreshes: Option<usize>,
 }
 
 impl HopsPlan {
@@ -91,6 +93,7 @@ impl HopsPlan {
             seed: args.common.seed,
             nodes,
             lookups: args.lookups.unwrap_or(if quick { 200 } else { 1_000 }),
+            join_refreshes: args.join_refreshes,
         })
     }
 
@@ -120,6 +123,9 @@ impl HopsPlan {
         };
         c.protocol.metric = p.metric;
         c.protocol.strategy = p.strategy;
+        if let Some(j) = self.join_refreshes {
+            c.protocol.join_refreshes = j;
+        }
         c
     }
 

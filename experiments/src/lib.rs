@@ -45,6 +45,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 common: common.clone(),
                 nodes: Vec::new(),
                 lookups: None,
+                join_refreshes: None,
             };
             hops::run(&hops_args, &command)?;
             let scale_args = ScaleArgs {

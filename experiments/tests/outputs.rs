@@ -21,6 +21,7 @@ fn hops_args(out: PathBuf, seed: u64) -> HopsArgs {
         },
         nodes: vec![40, 120],
         lookups: Some(60),
+        join_refreshes: None,
     }
 }
 
