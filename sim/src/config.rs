@@ -118,15 +118,15 @@ impl SimConfig {
 }
 
 impl fmt::Display for SimConfig {
-    /// One line, `seed=` first, then every parameter (the JSON form, which names them all).
+    /// One line, `seed=` first, then every parameter by name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let json = serde_json_like(self);
+        let json = one_line_debug(self);
         write!(f, "seed={} nodes={} config={json}", self.seed, self.nodes)
     }
 }
 
-/// `Debug` output squeezed onto one line: names every field without a JSON dependency.
-fn serde_json_like(c: &SimConfig) -> String {
+/// `Debug` output squeezed onto one line: it names every field.
+fn one_line_debug(c: &SimConfig) -> String {
     format!("{c:?}")
         .split_whitespace()
         .collect::<Vec<_>>()

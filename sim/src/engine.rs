@@ -7,6 +7,7 @@ use distroweb_protocol::{
     Event, Id, Message, Node, QueryError, QueryKind, QueryOutput, Time, Transmit,
 };
 
+use crate::action::Action;
 use crate::addr::NodeIdx;
 use crate::behaviour::Behaviour;
 use crate::config::{Rejoin, SimConfig, SimConfigError};
@@ -16,46 +17,7 @@ use crate::metrics::{class_index, Metrics};
 use crate::network::{DeadPeer, Fate, Network};
 use crate::queue::{Due, EventQueue, Slab};
 use crate::seed::{node_id, node_seed, stream_rng, SimRng, Stream};
-
-/// Something the simulator does to a node at a scheduled time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// The node joins (or rejoins) through bootstrap peers.
-    Join {
-        /// Who.
-        node: NodeIdx,
-        /// Through whom.
-        seeds: Seeds,
-    },
-    /// The node leaves, if it is still in the same session.
-    Leave {
-        /// Who.
-        node: NodeIdx,
-        /// The incarnation that should leave; a later one stays.
-        incarnation: u32,
-    },
-    /// The node looks for providers of `key`.
-    FindProviders {
-        /// Who asks.
-        node: NodeIdx,
-        /// The content id.
-        key: Id,
-    },
-    /// The node looks for the nodes closest to `target`.
-    FindNode {
-        /// Who asks.
-        node: NodeIdx,
-        /// The id.
-        target: Id,
-    },
-    /// The node announces that it holds `key`.
-    Announce {
-        /// Who.
-        node: NodeIdx,
-        /// The content id.
-        key: Id,
-    },
-}
+use crate::stats::EngineStats;
 
 /// A message on the wire.
 #[derive(Debug)]
@@ -82,41 +44,6 @@ struct Slot {
     /// (`Time::MAX` if none); any other `Wake` for it is stale.
     timer_at: Time,
     behaviour: Option<Box<dyn Behaviour>>,
-}
-
-/// Counts of what the engine did, for events/s figures and sanity checks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Messages handed to a node's `handle_message`.
-    pub delivered: u64,
-    /// `handle_timeout` calls.
-    pub timeouts: u64,
-    /// Scheduled actions run (joins, leaves, commands).
-    pub actions: u64,
-    /// `handle_send_failed` calls.
-    pub send_failures: u64,
-    /// Wake-ups that found the node's deadline moved later and only re-armed it.
-    pub rearmed: u64,
-    /// Lazily cancelled timer entries skipped.
-    pub stale_wakes: u64,
-    /// Messages the loss model dropped.
-    pub lost: u64,
-    /// Messages a partition dropped.
-    pub partitioned: u64,
-    /// Messages that reached a node that was down (or had restarted).
-    pub to_dead: u64,
-    /// Messages addressed to no slot at all.
-    pub unroutable: u64,
-    /// Messages a behaviour wrapper swallowed or dropped.
-    pub intercepted: u64,
-}
-
-impl EngineStats {
-    /// Events that did work in a node: deliveries, timeouts, send failures and
-    /// actions. Stale and re-armed timer entries are not counted.
-    pub fn events(&self) -> u64 {
-        self.delivered + self.timeouts + self.send_failures + self.actions + self.to_dead
-    }
 }
 
 /// The simulator: thousands of unmodified protocol nodes in virtual time.

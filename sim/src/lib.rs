@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Scheduled actions: joins, leaves, commands.
+pub mod action;
 /// Node addresses: slot indices.
 pub mod addr;
 /// Per-node behaviour wrappers, the hook for adversarial nodes.
@@ -32,20 +34,24 @@ pub mod overlay;
 pub mod scenario;
 /// Seed derivation and the named RNG.
 pub mod seed;
+/// Counts of the engine's work.
+pub mod stats;
 /// Growth, publications, lookups and flash crowds.
 pub mod workload;
 
 mod digest;
 mod queue;
 
+pub use action::Action;
 pub use addr::NodeIdx;
 pub use behaviour::{Behaviour, Unresponsive};
 pub use config::{ChurnConfig, Rejoin, SimConfig, SimConfigError};
 pub use dist::Distribution;
-pub use engine::{Action, EngineStats, Sim};
+pub use engine::Sim;
 pub use membership::Seeds;
 pub use metrics::{ClassCounters, KindMetrics, Metrics};
 pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};
 pub use overlay::{Overlay, OverlayStats};
 pub use scenario::LookupScenario;
+pub use stats::EngineStats;
 pub use workload::{Askers, KeySampler, Popularity, Window, Workload};

@@ -6,8 +6,9 @@ use core::time::Duration;
 use distroweb_protocol::{Id, Time};
 use serde::{Deserialize, Serialize};
 
+use crate::action::Action;
 use crate::addr::NodeIdx;
-use crate::engine::{Action, Sim};
+use crate::engine::Sim;
 use crate::membership::Seeds;
 use crate::seed::{below, content_key, stream_rng, unit_open, SimRng, Stream};
 
