@@ -13,17 +13,20 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands; the simulator, node and experiment commands arrive later.
+/// The subcommands; the node commands arrive later.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print `distroweb <version>` and exit.
     Version,
+    /// Run a simulation experiment; writes CSV, SVG and JSON to `--out`.
+    Experiment(distroweb_experiments::ExperimentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => println!("distroweb {}", env!("CARGO_PKG_VERSION")),
+        Command::Experiment(args) => distroweb_experiments::run(&args)?,
     }
     Ok(())
 }
