@@ -476,6 +476,18 @@ impl Sim {
                 self.metrics.misbehaviour += 1;
                 self.digest.record(&[now.as_micros(), 5, u64::from(idx.0)]);
             }
+            Event::FetchFinished { result, stats, .. } => {
+                self.digest.record(&[
+                    now.as_micros(),
+                    6,
+                    u64::from(idx.0),
+                    u64::from(result.is_ok()),
+                    stats.bytes,
+                    u64::from(stats.requests),
+                ]);
+            }
+            // Per-chunk progress is for streaming drivers; the finish event carries the totals.
+            Event::ManifestVerified { .. } | Event::ChunkVerified { .. } => {}
         }
         if self.config.keep_events {
             self.events.push((now, idx, e));

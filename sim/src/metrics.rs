@@ -14,12 +14,10 @@ pub const CLASSES: usize = 3;
 
 /// The counter slot of a traffic class.
 pub fn class_index(class: TrafficClass) -> usize {
-    #[allow(unreachable_patterns)]
     match class {
         TrafficClass::Maintenance => 0,
         TrafficClass::Lookup => 1,
-        // Content transfer arrives with the content issue; every other class counts here.
-        _ => 2,
+        TrafficClass::Transfer => 2,
     }
 }
 
