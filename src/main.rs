@@ -20,7 +20,7 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands; the simulator, node and experiment commands arrive later.
+/// The subcommands; the node commands arrive later.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print `distroweb <version>` and exit.
@@ -33,6 +33,8 @@ enum Command {
     Get(get::Args),
     /// Start N live nodes on 127.0.0.1, wired together, each with a proxy.
     Testnet(testnet::Args),
+    /// Run a simulation experiment; writes CSV, SVG and JSON to `--out`.
+    Experiment(distroweb_experiments::ExperimentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Publish(args) => publish::run(args)?,
         Command::Get(args) => get::run(args)?,
         Command::Testnet(args) => testnet::run(args)?,
+        Command::Experiment(args) => distroweb_experiments::run(&args)?,
     }
     Ok(())
 }

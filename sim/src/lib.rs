@@ -1,6 +1,57 @@
 //! A deterministic discrete-event simulator that drives the unmodified
 //! `distroweb_protocol::Node` through its public API only.
-//! Each run is single-threaded and fully determined by its seed;
-//! the simulator never reads the wall clock and never touches a socket.
+//!
+//! Each run is single-threaded and fully determined by its [`SimConfig`] (whose
+//! `seed` drives every random stream) and the calls made on the [`Sim`]; the trace
+//! digest proves it. The simulator never reads the wall clock and never touches a
+//! socket. Parallelism, if any, is across runs.
+//!
+//! In reading order:
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// Scheduled actions: joins, leaves, commands.
+pub mod action;
+/// Node addresses: slot indices.
+pub mod addr;
+/// Per-node behaviour wrappers, the hook for adversarial nodes.
+pub mod behaviour;
+/// The run's configuration.
+pub mod config;
+/// Session and down-time distributions.
+pub mod dist;
+/// The engine: slots, event loop, drain.
+pub mod engine;
+/// Who is up, and bootstrap peer choice.
+pub mod membership;
+/// Per-kind query outcomes and per-node traffic.
+pub mod metrics;
+/// Latency, bandwidth, loss and partitions.
+pub mod network;
+/// The routing graph and its components.
+pub mod overlay;
+/// The standard grow-publish-lookup scenario.
+pub mod scenario;
+/// Seed derivation and the named RNG.
+pub mod seed;
+/// Counts of the engine's work.
+pub mod stats;
+/// Growth, publications, lookups and flash crowds.
+pub mod workload;
+
+mod digest;
+mod queue;
+
+pub use action::Action;
+pub use addr::NodeIdx;
+pub use behaviour::{Behaviour, Unresponsive};
+pub use config::{ChurnConfig, Rejoin, SimConfig, SimConfigError};
+pub use dist::Distribution;
+pub use engine::Sim;
+pub use membership::Seeds;
+pub use metrics::{ClassCounters, KindMetrics, Metrics};
+pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};
+pub use overlay::{Overlay, OverlayStats};
+pub use scenario::LookupScenario;
+pub use stats::EngineStats;
+pub use workload::{Askers, KeySampler, Popularity, Window, Workload};

@@ -1,0 +1,242 @@
+//! `hops`: how lookup hop counts and latency grow with N, per strategy and metric.
+
+use distroweb_protocol::{Metric, QueryKind, Strategy};
+use distroweb_sim::{LookupScenario, SimConfig};
+use serde::Serialize;
+
+use crate::cli::HopsArgs;
+use crate::error::ExperimentError;
+use crate::output::Output;
+use crate::plot;
+use crate::progress::Progress;
+use crate::record::{Record, RunRecord};
+use crate::runner;
+use crate::table;
+
+/// One point of the sweep: a network size, a strategy and a metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HopsPoint {
+    /// Nodes.
+    pub nodes: u32,
+    /// Lookup strategy.
+    pub strategy: Strategy,
+    /// Distance metric.
+    pub metric: Metric,
+}
+
+/// One line of `hops.csv`; the column order is the file's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HopsRow {
+    /// Nodes in the network.
+    pub nodes: u32,
+    /// `iterative` or `recursive`.
+    pub strategy: String,
+    /// `xor` or `hamming`.
+    pub metric: String,
+    /// Provider lookups issued.
+    pub lookups: u64,
+    /// Share that found a provider that really announced the key.
+    pub success_rate: f64,
+    /// Mean hops of successful lookups.
+    pub hops_mean: f64,
+    /// Median hops.
+    pub hops_p50: u64,
+    /// 99th percentile hops.
+    pub hops_p99: u64,
+    /// Median lookup latency, ms.
+    pub latency_ms_p50: f64,
+    /// 99th percentile lookup latency, ms.
+    pub latency_ms_p99: f64,
+    /// Messages per lookup, as the protocol counts them.
+    pub messages_per_lookup: f64,
+    /// log2 N, the Kademlia reference.
+    pub log2_n: f64,
+}
+
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Iterative => "iterative",
+        Strategy::Recursive => "recursive",
+    }
+}
+
+/// Rounds to `digits` decimals, so CSV cells stay short and stable.
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// The sweep's settings after defaults.
+#[derive(Clone, Debug, Serialize)]
+pub struct HopsPlan {
+    /// Master seed (the same for every point, so points differ only in what is swept).
+    pub seed: u64,
+    /// Network sizes.
+    pub nodes: Vec<u32>,
+    /// Lookups per point.
+    pub lookups: u32,
+    /// The protocol's `join_refreshes`, if overridden.
+    pub join_refreshes: Option<usize>,
+}
+
+impl HopsPlan {
+    /// Fills in the defaults of `args`.
+    pub fn from_args(args: &HopsArgs) -> Result<Self, ExperimentError> {
+        let quick = args.common.quick;
+        let nodes = crate::cli::sizes(
+            &args.nodes,
+            args.common.quick,
+            &[100, 1_000],
+            &[100, 1_000, 10_000],
+        )?;
+        Ok(HopsPlan {
+            seed: args.common.seed,
+            nodes,
+            lookups: args.lookups.unwrap_or(if quick { 200 } else { 1_000 }),
+            join_refreshes: args.join_refreshes,
+        })
+    }
+
+    /// Every point, in CSV order: by N, then strategy, then metric.
+    pub fn points(&self) -> Vec<HopsPoint> {
+        let mut points = Vec::new();
+        for &nodes in &self.nodes {
+            for strategy in [Strategy::Iterative, Strategy::Recursive] {
+                for metric in [Metric::Xor, Metric::Hamming] {
+                    points.push(HopsPoint {
+                        nodes,
+                        strategy,
+                        metric,
+                    });
+                }
+            }
+        }
+        points
+    }
+
+    /// The simulator configuration of a point.
+    pub fn config(&self, p: &HopsPoint) -> SimConfig {
+        let mut c = SimConfig {
+            seed: self.seed,
+            nodes: p.nodes,
+            ..SimConfig::default()
+        };
+        c.protocol.metric = p.metric;
+        c.protocol.strategy = p.strategy;
+        if let Some(j) = self.join_refreshes {
+            c.protocol.join_refreshes = j;
+        }
+        c
+    }
+
+    /// The workload of a point.
+    pub fn scenario(&self, p: &HopsPoint) -> LookupScenario {
+        LookupScenario {
+            lookups: Some(self.lookups),
+            ..LookupScenario::per_node(p.nodes)
+        }
+    }
+}
+
+/// Runs the sweep, writes `hops.csv`, `hops.svg` and `hops.json`, prints the table.
+pub fn run(args: &HopsArgs, command_line: &str) -> Result<Vec<HopsRow>, ExperimentError> {
+    let plan = HopsPlan::from_args(args)?;
+    let out = Output::new(&args.common.out)?;
+    let points = plan.points();
+    let progress = Progress::new("hops", points.len());
+    let results = runner::parallel(
+        &points,
+        runner::threads(),
+        |p| u64::from(p.nodes),
+        |p| measure(&plan, p, command_line, &progress),
+    );
+    progress.finish();
+    let mut rows = Vec::new();
+    let mut runs = Vec::new();
+    for r in results {
+        let (row, run) = r?;
+        rows.push(row);
+        runs.push(run);
+    }
+    let base = plan.config(&points[0]);
+    let scenario = plan.scenario(&points[0]);
+    let record = Record::new("hops", command_line, &plan, &base, &scenario, runs);
+    out.publish(
+        "hops",
+        &rows,
+        |svg| plot::hops(svg, &rows),
+        &record,
+        &render(&rows),
+    )?;
+    Ok(rows)
+}
+
+fn measure(
+    plan: &HopsPlan,
+    p: &HopsPoint,
+    command_line: &str,
+    progress: &Progress,
+) -> Result<(HopsRow, RunRecord), ExperimentError> {
+    let config = plan.config(p);
+    let scenario = plan.scenario(p);
+    progress.note(&format!("hops: start {config} scenario={scenario:?}"));
+    let mut sim = distroweb_sim::Sim::new(config)?;
+    sim.set_reproduce(command_line);
+    let sim = scenario.run_on(sim, progress.run());
+    let k = sim.metrics().kind(QueryKind::FindProviders);
+    let row = HopsRow {
+        nodes: p.nodes,
+        strategy: strategy_name(p.strategy).into(),
+        metric: p.metric.to_string(),
+        lookups: k.issued,
+        success_rate: round(k.success_rate(), 4),
+        hops_mean: round(k.hops.mean(), 3),
+        hops_p50: k.hops.value_at_quantile(0.5),
+        hops_p99: k.hops.value_at_quantile(0.99),
+        latency_ms_p50: round(k.latency_us.value_at_quantile(0.5) as f64 / 1e3, 1),
+        latency_ms_p99: round(k.latency_us.value_at_quantile(0.99) as f64 / 1e3, 1),
+        messages_per_lookup: round(k.messages_per_query(), 2),
+        log2_n: round(f64::from(p.nodes).log2(), 3),
+    };
+    let run = RunRecord::of(&sim, format!("{}/{}/{}", p.nodes, row.strategy, row.metric));
+    progress.note(&format!("hops: end {} digest={}", run.label, run.digest));
+    Ok((row, run))
+}
+
+/// The table printed on stdout.
+pub fn render(rows: &[HopsRow]) -> String {
+    let header = [
+        "nodes",
+        "strategy",
+        "metric",
+        "lookups",
+        "success",
+        "hops",
+        "p50",
+        "p99",
+        "lat_p50_ms",
+        "lat_p99_ms",
+        "msgs",
+        "log2_n",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.nodes.to_string(),
+                r.strategy.clone(),
+                r.metric.clone(),
+                r.lookups.to_string(),
+                format!("{:.4}", r.success_rate),
+                format!("{:.2}", r.hops_mean),
+                r.hops_p50.to_string(),
+                r.hops_p99.to_string(),
+                format!("{:.0}", r.latency_ms_p50),
+                format!("{:.0}", r.latency_ms_p99),
+                format!("{:.1}", r.messages_per_lookup),
+                format!("{:.2}", r.log2_n),
+            ]
+        })
+        .collect();
+    table::render(&header, &cells)
+}

@@ -1,0 +1,62 @@
+//! A progress bar on stderr, hidden when stderr is not a terminal (CI, pipes).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Steps of progress reported per simulation run.
+pub const STEPS_PER_RUN: u64 = 1_000;
+
+/// Progress over a number of simulation runs; cloneable across worker threads.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar for `runs` runs of the experiment `name`.
+    pub fn new(name: &str, runs: usize) -> Self {
+        let bar = ProgressBar::with_draw_target(
+            Some(runs as u64 * STEPS_PER_RUN),
+            if std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(name.to_string());
+        Progress { bar }
+    }
+
+    /// Tracks one run: returns a callback taking the run's completed fraction.
+    pub fn run(&self) -> impl FnMut(f64) + use<> {
+        let bar = self.bar.clone();
+        let mut done = 0;
+        move |fraction| {
+            let now = (fraction.clamp(0.0, 1.0) * STEPS_PER_RUN as f64) as u64;
+            if now > done {
+                bar.inc(now - done);
+                done = now;
+            }
+        }
+    }
+
+    /// Prints a line above the bar (or plainly when hidden) on stderr.
+    pub fn note(&self, line: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,76 @@
+//! The JSON record written beside every CSV: seed, full configuration, crate
+//! version, the command that made it, and each run's digest.
+
+use distroweb_sim::{EngineStats, LookupScenario, Sim, SimConfig};
+use serde::Serialize;
+
+/// Identifies one simulation run of an experiment.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    /// Which point of the sweep.
+    pub label: String,
+    /// The run's master seed.
+    pub seed: u64,
+    /// Trace digest: equal digests mean identical runs.
+    pub digest: String,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time simulated, seconds.
+    pub virtual_s: f64,
+}
+
+impl RunRecord {
+    /// The record of a finished run.
+    pub fn of(sim: &Sim, label: String) -> Self {
+        let stats: &EngineStats = sim.stats();
+        RunRecord {
+            label,
+            seed: sim.config().seed,
+            digest: sim.digest(),
+            events: stats.events(),
+            virtual_s: sim.now().as_micros() as f64 / 1e6,
+        }
+    }
+}
+
+/// Everything needed to reproduce an experiment's output.
+#[derive(Debug, Serialize)]
+pub struct Record<'a, P: Serialize> {
+    /// The experiment's name.
+    pub experiment: &'a str,
+    /// The distroweb version that produced it.
+    pub version: &'a str,
+    /// The command line that reproduces it.
+    pub command: &'a str,
+    /// The experiment's own settings after defaults.
+    pub plan: &'a P,
+    /// The simulator configuration of the first point (the others differ only in
+    /// what the plan sweeps).
+    pub config: &'a SimConfig,
+    /// The workload of the first point.
+    pub scenario: &'a LookupScenario,
+    /// Every run, with its digest.
+    pub runs: Vec<RunRecord>,
+}
+
+impl<'a, P: Serialize> Record<'a, P> {
+    /// Collects a record.
+    pub fn new(
+        experiment: &'a str,
+        command: &'a str,
+        plan: &'a P,
+        config: &'a SimConfig,
+        scenario: &'a LookupScenario,
+        runs: Vec<RunRecord>,
+    ) -> Self {
+        Record {
+            experiment,
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            plan,
+            config,
+            scenario,
+            runs,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Actions: what the simulator does to a node at a scheduled time.
+
+use distroweb_protocol::Id;
+
+use crate::addr::NodeIdx;
+use crate::membership::Seeds;
+
+/// Something the simulator does to a node at a scheduled time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The node joins (or rejoins) through bootstrap peers.
+    Join {
+        /// Who.
+        node: NodeIdx,
+        /// Through whom.
+        seeds: Seeds,
+    },
+    /// The node leaves, if it is still in the same session.
+    Leave {
+        /// Who.
+        node: NodeIdx,
+        /// The incarnation that should leave; a later one stays.
+        incarnation: u32,
+    },
+    /// The node looks for providers of `key`.
+    FindProviders {
+        /// Who asks.
+        node: NodeIdx,
+        /// The content id.
+        key: Id,
+    },
+    /// The node looks for the nodes closest to `target`.
+    FindNode {
+        /// Who asks.
+        node: NodeIdx,
+        /// The id.
+        target: Id,
+    },
+    /// The node announces that it holds `key`.
+    Announce {
+        /// Who.
+        node: NodeIdx,
+        /// The content id.
+        key: Id,
+    },
+}

@@ -1,0 +1,373 @@
+//! The network model: latency, bandwidth, loss and partitions, in one config struct.
+//!
+//! A message's fate is decided when it is sent: it is lost, cut off by a partition,
+//! or scheduled for delivery once it has crossed the sender's uplink, the wide
+//! area and the receiver's downlink.
+
+mod latency;
+mod partition;
+
+use core::time::Duration;
+
+use distroweb_protocol::Time;
+use serde::{Deserialize, Serialize};
+
+use crate::addr::NodeIdx;
+use crate::seed::{stream_rng, unit_open, SimRng, Stream};
+
+pub use latency::Placement;
+pub use partition::Partition;
+
+/// What a sender learns when its message reaches a node that is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadPeer {
+    /// Nothing: the request times out (a datagram transport, or a host that vanished).
+    Silent,
+    /// A refusal one round trip later, fed to `handle_send_failed` (a TCP reset from
+    /// a host whose process is gone).
+    Refused,
+}
+
+/// Gilbert–Elliott bursty loss: each sender's access link flips between a good
+/// state (loss `loss_rate`) and a bad state (loss `bad_loss_rate`), once per message.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BurstLoss {
+    /// Chance per message of moving from good to bad.
+    pub enter_bad: f64,
+    /// Chance per message of moving from bad back to good.
+    pub leave_bad: f64,
+    /// Loss rate while bad.
+    pub bad_loss_rate: f64,
+}
+
+/// Every parameter of the network model. Defaults give a King-like wide area
+/// (median RTT near 150 ms) over home broadband, with no loss and no partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// Nodes sit uniformly in a square this many milliseconds of one-way propagation
+    /// across; the delay between two nodes grows with their Euclidean distance.
+    pub plane_side_ms: f64,
+    /// Median one-way access delay of a node (the last mile), drawn log-normally per node.
+    pub access_median_ms: f64,
+    /// `σ` of the log-normal access delay; 0 gives every node the median.
+    pub access_sigma: f64,
+    /// Each message's delay is stretched by a uniform factor in `[1, 1 + jitter]`;
+    /// 0 keeps delays fixed per pair (and so messages between a pair in order).
+    pub jitter: f64,
+    /// Uplink capacity per node in bytes/s; 0 means unlimited.
+    pub upload_bytes_per_s: u64,
+    /// Downlink capacity per node in bytes/s; 0 means unlimited.
+    pub download_bytes_per_s: u64,
+    /// Bytes added to every message's encoded length (framing on the wire: the live
+    /// node's 4-byte length prefix).
+    pub overhead_bytes: u32,
+    /// Chance that any one message is lost, independently.
+    pub loss_rate: f64,
+    /// Bursty loss on top of (instead of, while bad) the independent rate.
+    pub burst_loss: Option<BurstLoss>,
+    /// Windows of time during which groups of nodes cannot reach each other.
+    pub partitions: Vec<Partition>,
+    /// What a sender learns about a message to a node that is down.
+    pub dead_peer: DeadPeer,
+    /// Debug switch: encode and decode every message with the real codec and check
+    /// it survives, so codec bugs show up in the simulator. Slower.
+    pub codec_roundtrip: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            plane_side_ms: 110.0,
+            access_median_ms: 9.0,
+            access_sigma: 0.6,
+            jitter: 0.0,
+            upload_bytes_per_s: 1_250_000,
+            download_bytes_per_s: 6_250_000,
+            overhead_bytes: 4,
+            loss_rate: 0.0,
+            burst_loss: None,
+            partitions: Vec::new(),
+            dead_peer: DeadPeer::Silent,
+            codec_roundtrip: false,
+        }
+    }
+}
+
+/// Why a network configuration is unusable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NetworkConfigError {
+    /// A probability is outside `[0, 1]`.
+    #[error("`{0}` must be a probability in [0, 1]")]
+    NotAProbability(&'static str),
+    /// A length or spread is negative or not finite.
+    #[error("`{0}` must be finite and not negative")]
+    Negative(&'static str),
+    /// A partition ends before it starts.
+    #[error("partition {0} ends before it starts")]
+    BackwardsPartition(usize),
+}
+
+impl NetworkConfig {
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<(), NetworkConfigError> {
+        for (name, v) in [
+            ("plane_side_ms", self.plane_side_ms),
+            ("access_median_ms", self.access_median_ms),
+            ("access_sigma", self.access_sigma),
+            ("jitter", self.jitter),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(NetworkConfigError::Negative(name));
+            }
+        }
+        let mut probabilities = vec![("loss_rate", self.loss_rate)];
+        if let Some(b) = self.burst_loss {
+            probabilities.extend([
+                ("burst_loss.enter_bad", b.enter_bad),
+                ("burst_loss.leave_bad", b.leave_bad),
+                ("burst_loss.bad_loss_rate", b.bad_loss_rate),
+            ]);
+        }
+        for (name, p) in probabilities {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(NetworkConfigError::NotAProbability(name));
+            }
+        }
+        for (i, p) in self.partitions.iter().enumerate() {
+            if p.end < p.start {
+                return Err(NetworkConfigError::BackwardsPartition(i));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What became of a message handed to the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It arrives, whole, at this time.
+    Arrives(Time),
+    /// Dropped by the loss model.
+    Lost,
+    /// Dropped because a partition separates the two nodes.
+    Partitioned,
+}
+
+/// The network's state: placement and per-link-end queues, for every slot.
+///
+/// Per node: two coordinates, an access delay, two busy-until times and a loss
+/// state, 29 bytes in all.
+#[derive(Debug)]
+pub struct Network {
+    config: NetworkConfig,
+    placement: Placement,
+    /// When each node's uplink finishes sending what it has queued (µs).
+    up_busy_us: Vec<u64>,
+    /// When each node's downlink finishes receiving what is headed to it (µs).
+    down_busy_us: Vec<u64>,
+    /// Gilbert–Elliott state per sender: in the bad state.
+    bad: Vec<bool>,
+    rng: SimRng,
+}
+
+/// Microseconds to push `bytes` through a link of `bytes_per_s` (0: unlimited), rounded up.
+fn transfer_us(bytes: u64, bytes_per_s: u64) -> u64 {
+    if bytes_per_s == 0 {
+        0
+    } else {
+        (bytes * 1_000_000).div_ceil(bytes_per_s)
+    }
+}
+
+impl Network {
+    /// Places `nodes` nodes; placement draws only from the placement stream of `seed`.
+    pub fn new(config: NetworkConfig, nodes: usize, seed: u64) -> Self {
+        let mut placement_rng = stream_rng(seed, Stream::Placement);
+        let placement = Placement::new(&config, nodes, &mut placement_rng);
+        Network {
+            placement,
+            up_busy_us: vec![0; nodes],
+            down_busy_us: vec![0; nodes],
+            bad: vec![false; nodes],
+            rng: stream_rng(seed, Stream::Network),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    /// The placement (coordinates and access delays).
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Decides the fate of a `bytes`-long message sent at `now` from `from` to `to`,
+    /// and charges the links it crosses.
+    ///
+    /// Implementation note: the receiver's downlink is reserved when the message is
+    /// sent rather than when it arrives, so one event per message suffices; messages
+    /// to one receiver queue in send order, which can differ from arrival order by
+    /// at most the difference of their propagation delays.
+    pub fn send(&mut self, now: Time, from: NodeIdx, to: NodeIdx, bytes: u64) -> Fate {
+        let (f, t) = (from.index(), to.index());
+        let now_us = now.as_micros();
+        let depart =
+            now_us.max(self.up_busy_us[f]) + transfer_us(bytes, self.config.upload_bytes_per_s);
+        self.up_busy_us[f] = depart;
+        if self.lost(f) {
+            return Fate::Lost;
+        }
+        if self
+            .config
+            .partitions
+            .iter()
+            .any(|p| p.separates(now, from, to))
+        {
+            return Fate::Partitioned;
+        }
+        let mut delay = self.placement.one_way_us(from, to);
+        if self.config.jitter > 0.0 {
+            let stretch = 1.0 + self.config.jitter * unit_open(&mut self.rng);
+            delay = (delay as f64 * stretch) as u64;
+        }
+        let arrive = depart + delay;
+        let done =
+            arrive.max(self.down_busy_us[t]) + transfer_us(bytes, self.config.download_bytes_per_s);
+        self.down_busy_us[t] = done;
+        Fate::Arrives(Time::from_micros(done))
+    }
+
+    /// Draws whether the next message from sender `f` is lost.
+    fn lost(&mut self, f: usize) -> bool {
+        let mut rate = self.config.loss_rate;
+        if let Some(b) = self.config.burst_loss {
+            let flip = if self.bad[f] {
+                b.leave_bad
+            } else {
+                b.enter_bad
+            };
+            if flip > 0.0 && unit_open(&mut self.rng) < flip {
+                self.bad[f] = !self.bad[f];
+            }
+            if self.bad[f] {
+                rate = b.bad_loss_rate;
+            }
+        }
+        rate > 0.0 && unit_open(&mut self.rng) < rate
+    }
+
+    /// The round-trip time between two nodes without queueing or jitter.
+    pub fn rtt(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        Duration::from_micros(2 * self.placement.one_way_us(a, b))
+    }
+
+    /// A node's queued upload backlog at `now`: how long until its uplink is idle.
+    pub fn upload_backlog(&self, node: NodeIdx, now: Time) -> Duration {
+        Duration::from_micros(self.up_busy_us[node.index()].saturating_sub(now.as_micros()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_rtt_is_king_like() {
+        let net = Network::new(NetworkConfig::default(), 2_000, 1);
+        let mut rtts: Vec<u128> = (0..2_000u32)
+            .flat_map(|a| (0..10u32).map(move |k| (a, (a * 7 + k * 191 + 1) % 2_000)))
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| net.rtt(NodeIdx(a), NodeIdx(b)).as_millis())
+            .collect();
+        rtts.sort_unstable();
+        let median = rtts[rtts.len() / 2];
+        assert!((140..=160).contains(&median), "median RTT {median} ms");
+    }
+
+    #[test]
+    fn a_busy_uplink_queues_messages() {
+        let config = NetworkConfig {
+            upload_bytes_per_s: 1_000,
+            download_bytes_per_s: 0,
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 3, 1);
+        let delay = net.placement().one_way_us(NodeIdx(0), NodeIdx(1));
+        // 1,000 bytes at 1,000 B/s take a second each; the second waits for the first.
+        let first = net.send(Time::ZERO, NodeIdx(0), NodeIdx(1), 1_000);
+        let second = net.send(Time::ZERO, NodeIdx(0), NodeIdx(1), 1_000);
+        assert_eq!(first, Fate::Arrives(Time::from_micros(1_000_000 + delay)));
+        assert_eq!(second, Fate::Arrives(Time::from_micros(2_000_000 + delay)));
+        assert_eq!(
+            net.upload_backlog(NodeIdx(0), Time::ZERO),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_busy_downlink_queues_messages_from_different_senders() {
+        let config = NetworkConfig {
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 1_000,
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 3, 1);
+        let Fate::Arrives(a) = net.send(Time::ZERO, NodeIdx(0), NodeIdx(2), 1_000) else {
+            panic!("lost")
+        };
+        let Fate::Arrives(b) = net.send(Time::ZERO, NodeIdx(1), NodeIdx(2), 1_000) else {
+            panic!("lost")
+        };
+        assert!(b.as_micros() >= a.as_micros() + 1_000_000, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn loss_rates_are_honoured() {
+        let config = NetworkConfig {
+            loss_rate: 0.25,
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 2, 1);
+        let lost = (0..10_000)
+            .filter(|_| net.send(Time::ZERO, NodeIdx(0), NodeIdx(1), 10) == Fate::Lost)
+            .count();
+        assert!((2_200..2_800).contains(&lost), "{lost}");
+    }
+
+    #[test]
+    fn bursty_loss_clusters() {
+        let config = NetworkConfig {
+            burst_loss: Some(BurstLoss {
+                enter_bad: 0.01,
+                leave_bad: 0.1,
+                bad_loss_rate: 1.0,
+            }),
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 2, 1);
+        let fates: Vec<bool> = (0..20_000)
+            .map(|_| net.send(Time::ZERO, NodeIdx(0), NodeIdx(1), 10) == Fate::Lost)
+            .collect();
+        let lost = fates.iter().filter(|l| **l).count();
+        // Stationary bad share is 0.01 / 0.11 ≈ 9 %; losses come in runs (mean 10).
+        assert!((1_200..2_500).contains(&lost), "{lost}");
+        let runs = fates.windows(2).filter(|w| w[1] && !w[0]).count();
+        assert!(lost / runs.max(1) >= 5, "{lost} losses in {runs} runs");
+    }
+
+    #[test]
+    fn invalid_configs_are_named() {
+        let c = NetworkConfig {
+            loss_rate: 1.5,
+            ..NetworkConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(NetworkConfigError::NotAProbability("loss_rate"))
+        );
+        assert_eq!(NetworkConfig::default().validate(), Ok(()));
+    }
+}

@@ -1,0 +1,36 @@
+//! Counts of the engine's own work.
+
+/// Counts of what the engine did, for events/s figures and sanity checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Messages handed to a node's `handle_message`.
+    pub delivered: u64,
+    /// `handle_timeout` calls.
+    pub timeouts: u64,
+    /// Scheduled actions run (joins, leaves, commands).
+    pub actions: u64,
+    /// `handle_send_failed` calls.
+    pub send_failures: u64,
+    /// Wake-ups that found the node's deadline moved later and only re-armed it.
+    pub rearmed: u64,
+    /// Lazily cancelled timer entries skipped.
+    pub stale_wakes: u64,
+    /// Messages the loss model dropped.
+    pub lost: u64,
+    /// Messages a partition dropped.
+    pub partitioned: u64,
+    /// Messages that reached a node that was down (or had restarted).
+    pub to_dead: u64,
+    /// Messages addressed to no slot at all.
+    pub unroutable: u64,
+    /// Messages a behaviour wrapper swallowed or dropped.
+    pub intercepted: u64,
+}
+
+impl EngineStats {
+    /// Events that did work in a node: deliveries, timeouts, send failures and
+    /// actions. Stale and re-armed timer entries are not counted.
+    pub fn events(&self) -> u64 {
+        self.delivered + self.timeouts + self.send_failures + self.actions + self.to_dead
+    }
+}
