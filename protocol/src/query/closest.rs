@@ -48,6 +48,8 @@ pub(crate) struct ClosestPeers<A> {
     max_candidates: usize,
     peers: BTreeMap<Distance, Candidate<A>>,
     in_flight: usize,
+    /// Candidates in `NotContacted`, kept so that trimming needs no scan.
+    not_contacted: usize,
 }
 
 impl<A: Address> ClosestPeers<A> {
@@ -60,6 +62,7 @@ impl<A: Address> ClosestPeers<A> {
             max_candidates,
             peers: BTreeMap::new(),
             in_flight: 0,
+            not_contacted: 0,
         }
     }
 
@@ -79,13 +82,18 @@ impl<A: Address> ClosestPeers<A> {
             Some(c) => {
                 c.depth = c.depth.min(depth);
                 if state == State::Succeeded && c.state != State::Succeeded {
-                    if c.state == State::Waiting {
-                        self.in_flight -= 1;
+                    match c.state {
+                        State::Waiting => self.in_flight -= 1,
+                        State::NotContacted => self.not_contacted -= 1,
+                        _ => {}
                     }
                     c.state = State::Succeeded;
                 }
             }
             None => {
+                if state == State::NotContacted {
+                    self.not_contacted += 1;
+                }
                 self.peers.insert(
                     d,
                     Candidate {
@@ -100,13 +108,7 @@ impl<A: Address> ClosestPeers<A> {
     }
 
     fn trim(&mut self) {
-        let not_contacted = self
-            .peers
-            .values()
-            .filter(|c| c.state == State::NotContacted)
-            .count();
-        let mut excess = not_contacted.saturating_sub(self.max_candidates);
-        while excess > 0 {
+        while self.not_contacted > self.max_candidates {
             let farthest = self
                 .peers
                 .iter()
@@ -116,7 +118,7 @@ impl<A: Address> ClosestPeers<A> {
             match farthest {
                 Some(d) => {
                     self.peers.remove(&d);
-                    excess -= 1;
+                    self.not_contacted -= 1;
                 }
                 None => break,
             }
@@ -153,6 +155,7 @@ impl<A: Address> ClosestPeers<A> {
             if let Some(c) = self.peers.get_mut(&d) {
                 c.state = State::Waiting;
                 self.in_flight += 1;
+                self.not_contacted -= 1;
                 return Step::Contact(c.contact.clone());
             }
         }
