@@ -191,7 +191,8 @@ impl Sim {
         std::mem::take(&mut self.events)
     }
 
-    /// The nodes that announced `key` through an [`Action::Announce`].
+    /// The nodes that announced `key`: through an [`Action::Announce`] or an
+    /// [`Action::Publish`], or by completing a fetch with `serve_after_fetch`.
     pub fn announcers(&self, key: &Id) -> &[NodeIdx] {
         self.announcers.get(key).map_or(&[], Vec::as_slice)
     }
@@ -476,7 +477,19 @@ impl Sim {
                 self.metrics.misbehaviour += 1;
                 self.digest.record(&[now.as_micros(), 5, u64::from(idx.0)]);
             }
-            Event::FetchFinished { result, stats, .. } => {
+            Event::FetchFinished {
+                result,
+                stats,
+                root,
+                ..
+            } => {
+                self.metrics
+                    .fetches
+                    .record(result.as_ref().map(drop), stats);
+                if result.is_ok() && self.config.protocol.serve_after_fetch {
+                    // It announces itself now: a provider lookup that finds it is right.
+                    self.add_announcer(*root, idx);
+                }
                 self.digest.record(&[
                     now.as_micros(),
                     6,
@@ -517,13 +530,42 @@ impl Sim {
             }
             Action::Announce { node, key } => {
                 if self.is_up(node) {
-                    let holders = self.announcers.entry(key).or_default();
-                    if !holders.contains(&node) {
-                        holders.push(node);
-                    }
+                    self.add_announcer(key, node);
                 }
                 self.run_command(node, QueryKind::Announce, |n| n.announce(now, key))
             }
+            Action::Publish {
+                node,
+                data,
+                media_type,
+            } => {
+                let published = self.command(node, |n, now| n.publish_file(now, data, &media_type));
+                let f = &mut self.metrics.fetches;
+                match published {
+                    Some(Ok(root)) => {
+                        f.published += 1;
+                        self.add_announcer(root, node);
+                    }
+                    Some(Err(_)) | None => f.publish_failed += 1,
+                }
+            }
+            Action::Fetch { node, root } => {
+                let ran = self.command(node, |n, now| n.fetch(now, root).is_ok());
+                let f = &mut self.metrics.fetches;
+                match ran {
+                    Some(true) => f.issued += 1,
+                    Some(false) => f.refused += 1,
+                    None => f.skipped += 1,
+                }
+            }
+        }
+    }
+
+    /// Notes that `node` announced `key`, so provider lookups that name it are right.
+    fn add_announcer(&mut self, key: Id, node: NodeIdx) {
+        let holders = self.announcers.entry(key).or_default();
+        if !holders.contains(&node) {
+            holders.push(node);
         }
     }
 
