@@ -1,7 +1,7 @@
 //! The JSON record written beside every CSV: seed, full configuration, crate
 //! version, the command that made it, and each run's digest.
 
-use distroweb_sim::{EngineStats, LookupScenario, Sim, SimConfig};
+use distroweb_sim::{EngineStats, Sim, SimConfig};
 use serde::Serialize;
 
 /// Identifies one simulation run of an experiment.
@@ -35,7 +35,7 @@ impl RunRecord {
 
 /// Everything needed to reproduce an experiment's output.
 #[derive(Debug, Serialize)]
-pub struct Record<'a, P: Serialize> {
+pub struct Record<'a, P: Serialize, S: Serialize> {
     /// The experiment's name.
     pub experiment: &'a str,
     /// The distroweb version that produced it.
@@ -48,19 +48,19 @@ pub struct Record<'a, P: Serialize> {
     /// what the plan sweeps).
     pub config: &'a SimConfig,
     /// The workload of the first point.
-    pub scenario: &'a LookupScenario,
+    pub scenario: &'a S,
     /// Every run, with its digest.
     pub runs: Vec<RunRecord>,
 }
 
-impl<'a, P: Serialize> Record<'a, P> {
+impl<'a, P: Serialize, S: Serialize> Record<'a, P, S> {
     /// Collects a record.
     pub fn new(
         experiment: &'a str,
         command: &'a str,
         plan: &'a P,
         config: &'a SimConfig,
-        scenario: &'a LookupScenario,
+        scenario: &'a S,
         runs: Vec<RunRecord>,
     ) -> Self {
         Record {
