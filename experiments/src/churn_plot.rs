@@ -99,6 +99,7 @@ fn panel(
         .light_line_style(WHITE)
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_labels(6)
         .x_label_formatter(&|x| format!("{x:.1}"))
         .draw()
         .map_err(|x| e(&x))?;

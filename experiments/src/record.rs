@@ -1,6 +1,9 @@
 //! The JSON record written beside every CSV: seed, full configuration, crate
 //! version, the command that made it, and each run's digest.
 
+use std::collections::BTreeMap;
+
+use distroweb_protocol::QueryKind;
 use distroweb_sim::{EngineStats, Sim, SimConfig};
 use serde::Serialize;
 
@@ -17,13 +20,26 @@ pub struct RunRecord {
     pub events: u64,
     /// Virtual time simulated, seconds.
     pub virtual_s: f64,
+    /// Provider lookups that failed, by cause; `wrong provider` counts answers
+    /// naming a peer that never announced the key.
+    pub lookup_failures: BTreeMap<String, u64>,
 }
 
 impl RunRecord {
     /// The record of a finished run.
     pub fn of(sim: &Sim, label: String) -> Self {
         let stats: &EngineStats = sim.stats();
+        let lookups = sim.metrics().kind(QueryKind::FindProviders);
+        let mut lookup_failures: BTreeMap<String, u64> = lookups
+            .failures
+            .iter()
+            .map(|(e, n)| (e.to_string(), *n))
+            .collect();
+        if lookups.wrong > 0 {
+            lookup_failures.insert("wrong provider".into(), lookups.wrong);
+        }
         RunRecord {
+            lookup_failures,
             label,
             seed: sim.config().seed,
             digest: sim.digest(),
