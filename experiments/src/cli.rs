@@ -19,7 +19,14 @@ pub enum Experiment {
     /// How fast and how lean the simulator is: bootstrap, announcements and one
     /// provider lookup per node at growing sizes.
     Scale(ScaleArgs),
-    /// Every experiment in turn, with the shared options.
+    /// Does content stay findable when nodes come and go: Weibull sessions swept
+    /// over their median, with a steady lookup and fetch workload.
+    Churn(ChurnArgs),
+    /// Does demand create supply: one publisher, M requesters within a window,
+    /// with and without the swarm (`distroweb` against `origin-only`).
+    FlashCrowd(FlashCrowdArgs),
+    /// Every experiment in turn (hops, churn, flash-crowd, and scale's smallest
+    /// size), with the shared options.
     All(Common),
 }
 
@@ -55,6 +62,45 @@ pub struct HopsArgs {
     /// 100,000 nodes and more.
     #[arg(long)]
     pub join_refreshes: Option<usize>,
+}
+
+/// Options of `churn`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChurnArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Node slots (about half are up at any time); default 2000 (quick: 300).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Median session times to sweep, minutes (repeat or comma-separate);
+    /// default 1.4, 5, 15, 60 (quick: 1.4, 15).
+    #[arg(long, value_delimiter = ',')]
+    pub session_median_min: Vec<f64>,
+    /// Virtual minutes of churn before measuring starts; default 30 (quick: 10).
+    #[arg(long)]
+    pub warmup_min: Option<u64>,
+    /// Virtual minutes measured; default 30 (quick: 5).
+    #[arg(long)]
+    pub measure_min: Option<u64>,
+}
+
+/// Options of `flash-crowd`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlashCrowdArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Requester counts M to sweep (repeat or comma-separate); default 10, 100,
+    /// 1000, 10000 (quick: 10, 100, 1000).
+    #[arg(long, value_delimiter = ',')]
+    pub requesters: Vec<u32>,
+    /// The window W within which every requester asks, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub window_s: f64,
+    /// Size of the page, bytes; default 1 MiB (quick: 256 KiB).
+    #[arg(long)]
+    pub content_bytes: Option<usize>,
 }
 
 /// Options of `scale`.
@@ -130,6 +176,33 @@ impl ExperimentArgs {
                 common("scale", &a.common)
                     + &nodes(&a.nodes)
                     + &format!(" --join-refreshes {}", a.join_refreshes)
+            }
+            Experiment::Churn(a) => {
+                let mut s = common("churn", &a.common);
+                if let Some(n) = a.nodes {
+                    s += &format!(" --nodes {n}");
+                }
+                for m in &a.session_median_min {
+                    s += &format!(" --session-median-min {m}");
+                }
+                if let Some(w) = a.warmup_min {
+                    s += &format!(" --warmup-min {w}");
+                }
+                if let Some(m) = a.measure_min {
+                    s += &format!(" --measure-min {m}");
+                }
+                s
+            }
+            Experiment::FlashCrowd(a) => {
+                let mut s = common("flash-crowd", &a.common);
+                for m in &a.requesters {
+                    s += &format!(" --requesters {m}");
+                }
+                s += &format!(" --window-s {}", a.window_s);
+                if let Some(b) = a.content_bytes {
+                    s += &format!(" --content-bytes {b}");
+                }
+                s
             }
             Experiment::All(c) => common("all", c),
         }

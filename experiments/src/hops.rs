@@ -199,7 +199,10 @@ fn measure(
         log2_n: round(f64::from(p.nodes).log2(), 3),
     };
     let run = RunRecord::of(&sim, format!("{}/{}/{}", p.nodes, row.strategy, row.metric));
-    progress.note(&format!("hops: end {} digest={}", run.label, run.digest));
+    progress.note(&format!(
+        "hops: end {} digest={} lookup_failures={:?}",
+        run.label, run.digest, run.lookup_failures
+    ));
     Ok((row, run))
 }
 

@@ -1,5 +1,5 @@
-//! The research experiments (hops, scale; churn and flash crowd come with content
-//! transfer), run on `distroweb_sim`, producing CSV, SVG and JSON results.
+//! The research experiments (hops, churn, flash crowd, scale), run on
+//! `distroweb_sim`, producing CSV, SVG and JSON results.
 //!
 //! Every number comes from the protocol's own events; experiments never reach
 //! inside a node. The same seed gives byte-identical CSV (wall-clock columns of
@@ -8,10 +8,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// `churn`: lookups and fetches under Weibull sessions.
+pub mod churn;
+/// The churn plots.
+pub mod churn_plot;
 /// The `distroweb experiment` command line.
 pub mod cli;
 /// Why an experiment failed.
 pub mod error;
+/// `flash-crowd`: one publisher, M requesters, with and without the swarm.
+pub mod flash_crowd;
+/// The flash-crowd plots.
+pub mod flash_crowd_plot;
 /// `hops`: hop counts against N.
 pub mod hops;
 /// Result files.
@@ -31,8 +39,9 @@ pub mod scale;
 /// Terminal tables.
 pub mod table;
 
-pub use cli::{Common, Experiment, ExperimentArgs, HopsArgs, ScaleArgs};
+pub use cli::{ChurnArgs, Common, Experiment, ExperimentArgs, FlashCrowdArgs, HopsArgs, ScaleArgs};
 pub use error::ExperimentError;
+use scale::ScalePlan;
 
 /// Runs the experiment named in `args`.
 pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
@@ -40,6 +49,8 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
     match &args.experiment {
         Experiment::Hops(a) => hops::run(a, &command).map(drop),
         Experiment::Scale(a) => scale::run(a, &command).map(drop),
+        Experiment::Churn(a) => churn::run(a, &command).map(drop),
+        Experiment::FlashCrowd(a) => flash_crowd::run(a, &command).map(drop),
         Experiment::All(common) => {
             let hops_args = HopsArgs {
                 common: common.clone(),
@@ -48,9 +59,35 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 join_refreshes: None,
             };
             hops::run(&hops_args, &command)?;
-            let scale_args = ScaleArgs {
+            let churn_args = ChurnArgs {
+                common: common.clone(),
+                nodes: None,
+                session_median_min: Vec::new(),
+                warmup_min: None,
+                measure_min: None,
+            };
+            churn::run(&churn_args, &command)?;
+            let flash_args = FlashCrowdArgs {
+                common: common.clone(),
+                requesters: Vec::new(),
+                window_s: 10.0,
+                content_bytes: None,
+            };
+            flash_crowd::run(&flash_args, &command)?;
+            // Scale's smallest size: its sweep is about the simulator, not the protocol.
+            let smallest = ScalePlan::from_args(&ScaleArgs {
                 common: common.clone(),
                 nodes: Vec::new(),
+                join_refreshes: 0,
+            })?
+            .nodes
+            .into_iter()
+            .min()
+            .into_iter()
+            .collect();
+            let scale_args = ScaleArgs {
+                common: common.clone(),
+                nodes: smallest,
                 join_refreshes: 0,
             };
             scale::run(&scale_args, &command).map(drop)

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use crate::error::ExperimentError;
 use crate::hops::HopsRow;
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
+pub(crate) fn plot_error(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
     ExperimentError::Plot {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -15,7 +15,7 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
 }
 
 /// Colours that stay distinct on white and for common colour blindness.
-const PALETTE: [RGBColor; 4] = [
+pub(crate) const PALETTE: [RGBColor; 4] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),

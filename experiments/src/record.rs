@@ -1,7 +1,10 @@
 //! The JSON record written beside every CSV: seed, full configuration, crate
 //! version, the command that made it, and each run's digest.
 
-use distroweb_sim::{EngineStats, LookupScenario, Sim, SimConfig};
+use std::collections::BTreeMap;
+
+use distroweb_protocol::QueryKind;
+use distroweb_sim::{EngineStats, Sim, SimConfig};
 use serde::Serialize;
 
 /// Identifies one simulation run of an experiment.
@@ -17,13 +20,26 @@ pub struct RunRecord {
     pub events: u64,
     /// Virtual time simulated, seconds.
     pub virtual_s: f64,
+    /// Provider lookups that failed, by cause; `wrong provider` counts answers
+    /// naming a peer that never announced the key.
+    pub lookup_failures: BTreeMap<String, u64>,
 }
 
 impl RunRecord {
     /// The record of a finished run.
     pub fn of(sim: &Sim, label: String) -> Self {
         let stats: &EngineStats = sim.stats();
+        let lookups = sim.metrics().kind(QueryKind::FindProviders);
+        let mut lookup_failures: BTreeMap<String, u64> = lookups
+            .failures
+            .iter()
+            .map(|(e, n)| (e.to_string(), *n))
+            .collect();
+        if lookups.wrong > 0 {
+            lookup_failures.insert("wrong provider".into(), lookups.wrong);
+        }
         RunRecord {
+            lookup_failures,
             label,
             seed: sim.config().seed,
             digest: sim.digest(),
@@ -35,7 +51,7 @@ impl RunRecord {
 
 /// Everything needed to reproduce an experiment's output.
 #[derive(Debug, Serialize)]
-pub struct Record<'a, P: Serialize> {
+pub struct Record<'a, P: Serialize, S: Serialize> {
     /// The experiment's name.
     pub experiment: &'a str,
     /// The distroweb version that produced it.
@@ -48,19 +64,19 @@ pub struct Record<'a, P: Serialize> {
     /// what the plan sweeps).
     pub config: &'a SimConfig,
     /// The workload of the first point.
-    pub scenario: &'a LookupScenario,
+    pub scenario: &'a S,
     /// Every run, with its digest.
     pub runs: Vec<RunRecord>,
 }
 
-impl<'a, P: Serialize> Record<'a, P> {
+impl<'a, P: Serialize, S: Serialize> Record<'a, P, S> {
     /// Collects a record.
     pub fn new(
         experiment: &'a str,
         command: &'a str,
         plan: &'a P,
         config: &'a SimConfig,
-        scenario: &'a LookupScenario,
+        scenario: &'a S,
         runs: Vec<RunRecord>,
     ) -> Self {
         Record {

@@ -1,5 +1,6 @@
 //! Actions: what the simulator does to a node at a scheduled time.
 
+use bytes::Bytes;
 use distroweb_protocol::Id;
 
 use crate::addr::NodeIdx;
@@ -42,5 +43,21 @@ pub enum Action {
         node: NodeIdx,
         /// The content id.
         key: Id,
+    },
+    /// The node publishes one file (chunked with its `chunk_size`) and announces it.
+    Publish {
+        /// Who.
+        node: NodeIdx,
+        /// The file's bytes (shared, not copied, between the nodes that hold it).
+        data: Bytes,
+        /// Its media type.
+        media_type: String,
+    },
+    /// The node fetches the content `root` from whoever holds it.
+    Fetch {
+        /// Who.
+        node: NodeIdx,
+        /// The content id.
+        root: Id,
     },
 }

@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Scheduled actions: joins, leaves, commands.
+/// Scheduled actions: joins, leaves, commands (lookups, publications, fetches).
 pub mod action;
 /// Node addresses: slot indices.
 pub mod addr;
@@ -22,6 +22,8 @@ pub mod config;
 pub mod dist;
 /// The engine: slots, event loop, drain.
 pub mod engine;
+/// Content fetch outcomes, completion times and who served.
+pub mod fetch_metrics;
 /// Who is up, and bootstrap peer choice.
 pub mod membership;
 /// Per-kind query outcomes and per-node traffic.
@@ -48,6 +50,7 @@ pub use behaviour::{Behaviour, Unresponsive};
 pub use config::{ChurnConfig, Rejoin, SimConfig, SimConfigError};
 pub use dist::Distribution;
 pub use engine::Sim;
+pub use fetch_metrics::FetchMetrics;
 pub use membership::Seeds;
 pub use metrics::{ClassCounters, KindMetrics, Metrics};
 pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};

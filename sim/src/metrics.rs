@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use distroweb_protocol::{QueryError, QueryKind, QueryStats, TrafficClass};
 use hdrhistogram::Histogram;
 
+use crate::fetch_metrics::FetchMetrics;
+
 /// Names of the traffic classes, in counter order.
 pub const CLASS_NAMES: [&str; CLASSES] = ["maintenance", "lookup", "transfer"];
 /// Number of traffic classes counted apart.
@@ -137,6 +139,8 @@ pub struct Metrics {
     traffic: Vec<[ClassCounters; CLASSES]>,
     /// `PeerMisbehaved` events seen.
     pub misbehaviour: u64,
+    /// Content publications and fetches.
+    pub fetches: FetchMetrics,
 }
 
 impl Metrics {
@@ -145,6 +149,7 @@ impl Metrics {
             kinds: Default::default(),
             traffic: vec![[ClassCounters::default(); CLASSES]; nodes],
             misbehaviour: 0,
+            fetches: FetchMetrics::new(nodes),
         }
     }
 

@@ -3,7 +3,10 @@
 
 use core::time::Duration;
 
+use bytes::Bytes;
+use distroweb_protocol::content::{prepare_file, FileError};
 use distroweb_protocol::{Id, Time};
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
@@ -211,9 +214,39 @@ impl Workload {
         nodes: u32,
         window: Window,
     ) -> Vec<NodeIdx> {
+        self.crowd(sim, requesters, nodes, None, window, |node| {
+            Action::FindProviders { node, key }
+        })
+    }
+
+    /// A fetching flash crowd: `requesters` distinct random nodes among `0..nodes`,
+    /// never `except`, each fetch `root` at a random time within the window.
+    pub fn fetch_crowd(
+        &mut self,
+        sim: &mut Sim,
+        root: Id,
+        requesters: u32,
+        nodes: u32,
+        except: Option<NodeIdx>,
+        window: Window,
+    ) -> Vec<NodeIdx> {
+        self.crowd(sim, requesters, nodes, except, window, |node| {
+            Action::Fetch { node, root }
+        })
+    }
+
+    fn crowd(
+        &mut self,
+        sim: &mut Sim,
+        requesters: u32,
+        nodes: u32,
+        except: Option<NodeIdx>,
+        window: Window,
+        action: impl Fn(NodeIdx) -> Action,
+    ) -> Vec<NodeIdx> {
         // A partial Fisher–Yates shuffle picks distinct nodes.
-        let mut pool: Vec<u32> = (0..nodes).collect();
-        let m = requesters.min(nodes) as usize;
+        let mut pool: Vec<u32> = (0..nodes).filter(|n| Some(NodeIdx(*n)) != except).collect();
+        let m = (requesters as usize).min(pool.len());
         for i in 0..m {
             let j = i + below(&mut self.rng, (pool.len() - i) as u64) as usize;
             pool.swap(i, j);
@@ -222,16 +255,41 @@ impl Workload {
         pool.into_iter()
             .map(|n| {
                 let at = self.instant(window);
-                sim.schedule(
-                    at,
-                    Action::FindProviders {
-                        node: NodeIdx(n),
-                        key,
-                    },
-                );
+                sim.schedule(at, action(NodeIdx(n)));
                 NodeIdx(n)
             })
             .collect()
+    }
+
+    /// `len` random bytes from the workload stream: a file whose id no other run shares.
+    pub fn content(&mut self, len: usize) -> Bytes {
+        let mut v = vec![0u8; len];
+        self.rng.fill_bytes(&mut v);
+        Bytes::from(v)
+    }
+
+    /// `node` publishes `data` at `at`; returns the content id it will have (the
+    /// file chunked with the run's `chunk_size`), computed now so that fetches can
+    /// be scheduled before the publication runs.
+    pub fn publish_file(
+        &mut self,
+        sim: &mut Sim,
+        node: NodeIdx,
+        at: Time,
+        data: Bytes,
+        media_type: &str,
+    ) -> Result<Id, FileError> {
+        let chunk = sim.config().protocol.chunk_size;
+        let root = prepare_file(data.clone(), media_type, chunk)?.root;
+        sim.schedule(
+            at,
+            Action::Publish {
+                node,
+                data,
+                media_type: media_type.to_string(),
+            },
+        );
+        Ok(root)
     }
 }
 

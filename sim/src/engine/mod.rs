@@ -1,22 +1,23 @@
 //! The engine: node slots, the event loop, and the one `drain` that honours the
 //! protocol's drain contract.
 
+mod events;
+mod lifecycle;
+
 use std::collections::BTreeMap;
 
-use distroweb_protocol::{
-    Event, Id, Message, Node, QueryError, QueryKind, QueryOutput, Time, Transmit,
-};
+use distroweb_protocol::{Event, Id, Message, Node, Time, Transmit};
 
 use crate::action::Action;
 use crate::addr::NodeIdx;
 use crate::behaviour::Behaviour;
-use crate::config::{Rejoin, SimConfig, SimConfigError};
+use crate::config::{SimConfig, SimConfigError};
 use crate::digest::TraceDigest;
-use crate::membership::{Membership, Seeds};
+use crate::membership::Membership;
 use crate::metrics::{class_index, Metrics};
 use crate::network::{DeadPeer, Fate, Network};
 use crate::queue::{Due, EventQueue, Slab};
-use crate::seed::{node_id, node_seed, stream_rng, SimRng, Stream};
+use crate::seed::{stream_rng, SimRng, Stream};
 use crate::stats::EngineStats;
 
 /// A message on the wire.
@@ -191,7 +192,8 @@ impl Sim {
         std::mem::take(&mut self.events)
     }
 
-    /// The nodes that announced `key` through an [`Action::Announce`].
+    /// The nodes that announced `key`: through an [`Action::Announce`] or an
+    /// [`Action::Publish`], or by completing a fetch with `serve_after_fetch`.
     pub fn announcers(&self, key: &Id) -> &[NodeIdx] {
         self.announcers.get(key).map_or(&[], Vec::as_slice)
     }
@@ -442,192 +444,6 @@ impl Sim {
             Fate::Partitioned => self.stats.partitioned += 1,
         }
     }
-
-    fn on_event(&mut self, idx: NodeIdx, e: Event<NodeIdx>) {
-        let now = self.now;
-        match &e {
-            Event::QueryFinished {
-                kind,
-                target,
-                result,
-                stats,
-                ..
-            } => {
-                let outcome = match result {
-                    Ok(QueryOutput::Providers(p)) => {
-                        let holders = self.announcers(target);
-                        Ok(p.iter().any(|c| holders.contains(&c.addr)))
-                    }
-                    Ok(_) => Ok(true),
-                    Err(e) => Err(*e),
-                };
-                self.metrics.record_query(*kind, outcome, stats);
-                self.digest.record(&[
-                    now.as_micros(),
-                    4,
-                    u64::from(idx.0),
-                    kind_code(*kind),
-                    outcome_code(outcome),
-                    u64::from(stats.hops),
-                    u64::from(stats.messages),
-                ]);
-            }
-            Event::PeerMisbehaved { .. } => {
-                self.metrics.misbehaviour += 1;
-                self.digest.record(&[now.as_micros(), 5, u64::from(idx.0)]);
-            }
-            Event::FetchFinished { result, stats, .. } => {
-                self.digest.record(&[
-                    now.as_micros(),
-                    6,
-                    u64::from(idx.0),
-                    u64::from(result.is_ok()),
-                    stats.bytes,
-                    u64::from(stats.requests),
-                ]);
-            }
-            // Per-chunk progress is for streaming drivers; the finish event carries the totals.
-            Event::ManifestVerified { .. } | Event::ChunkVerified { .. } => {}
-        }
-        if self.config.keep_events {
-            self.events.push((now, idx, e));
-        }
-    }
-
-    fn act(&mut self, action: Action) {
-        let now = self.now;
-        match action {
-            Action::Join { node, seeds } => self.join(node, seeds),
-            Action::Leave { node, incarnation } => {
-                let up = self
-                    .slots
-                    .get(node.index())
-                    .is_some_and(|s| s.up && s.incarnation == incarnation);
-                if up {
-                    self.leave(node);
-                }
-            }
-            Action::FindProviders { node, key } => {
-                self.run_command(node, QueryKind::FindProviders, |n| {
-                    n.find_providers(now, key)
-                })
-            }
-            Action::FindNode { node, target } => {
-                self.run_command(node, QueryKind::FindNode, |n| n.find_node(now, target))
-            }
-            Action::Announce { node, key } => {
-                if self.is_up(node) {
-                    let holders = self.announcers.entry(key).or_default();
-                    if !holders.contains(&node) {
-                        holders.push(node);
-                    }
-                }
-                self.run_command(node, QueryKind::Announce, |n| n.announce(now, key))
-            }
-        }
-    }
-
-    fn run_command<E>(
-        &mut self,
-        node: NodeIdx,
-        kind: QueryKind,
-        f: impl FnOnce(&mut Node<NodeIdx>) -> Result<distroweb_protocol::QueryId, E>,
-    ) {
-        let ran = self.command(node, |n, _| f(n).is_ok());
-        let k = self.metrics.kind_mut(kind);
-        match ran {
-            Some(true) => k.issued += 1,
-            Some(false) => k.refused += 1,
-            None => k.skipped += 1,
-        }
-    }
-
-    fn join(&mut self, idx: NodeIdx, seeds: Seeds) {
-        let now = self.now;
-        let Some(slot) = self.slots.get_mut(idx.index()) else {
-            return;
-        };
-        if slot.up {
-            return;
-        }
-        slot.incarnation += 1;
-        slot.up = true;
-        let fresh = slot.node.is_none()
-            || self
-                .config
-                .churn
-                .as_ref()
-                .is_some_and(|c| c.rejoin == Rejoin::LoseState);
-        if fresh {
-            let node = Node::new(
-                self.config.protocol.clone(),
-                node_id(self.config.seed, idx.0),
-                idx,
-                node_seed(self.config.seed, idx.0, slot.incarnation),
-                now,
-            )
-            .expect("the protocol config was validated in Sim::new");
-            slot.node = Some(node);
-        }
-        let incarnation = slot.incarnation;
-        self.digest
-            .record(&[now.as_micros(), 6, u64::from(idx.0), u64::from(incarnation)]);
-        let mut peers = std::mem::take(&mut self.scratch_seeds);
-        peers.clear();
-        self.membership.pick_seeds(
-            &seeds,
-            idx,
-            now,
-            self.config.seed_min_age,
-            &mut self.churn_rng,
-            &mut peers,
-        );
-        self.membership.insert(idx, now);
-        if !peers.is_empty() {
-            if let Some(node) = self.slots[idx.index()].node.as_mut() {
-                if node.bootstrap(now, &peers).is_ok() {
-                    self.metrics.kind_mut(QueryKind::Bootstrap).issued += 1;
-                }
-            }
-        }
-        self.scratch_seeds = peers;
-        self.drain(idx);
-        if let Some(churn) = &self.config.churn {
-            let session = churn.session.sample(&mut self.churn_rng);
-            self.schedule(
-                now + session,
-                Action::Leave {
-                    node: idx,
-                    incarnation,
-                },
-            );
-        }
-    }
-
-    fn leave(&mut self, idx: NodeIdx) {
-        let now = self.now;
-        let slot = &mut self.slots[idx.index()];
-        slot.up = false;
-        self.membership.remove(idx);
-        self.digest.record(&[now.as_micros(), 7, u64::from(idx.0)]);
-        let Some(churn) = &self.config.churn else {
-            return;
-        };
-        if churn.rejoin == Rejoin::LoseState {
-            slot.node = None;
-        }
-        let down = churn.downtime.sample(&mut self.churn_rng);
-        let seeds = Seeds::Established(churn.rejoin_seeds);
-        self.schedule(now + down, Action::Join { node: idx, seeds });
-    }
-
-    /// Takes `node` down now (a crash or departure); with churn configured it comes
-    /// back after a down time, otherwise it stays down until joined again.
-    pub fn crash(&mut self, node: NodeIdx) {
-        if self.is_up(node) {
-            self.leave(node);
-        }
-    }
 }
 
 impl Drop for Sim {
@@ -660,23 +476,5 @@ fn roundtrip(msg: Message<NodeIdx>) -> Message<NodeIdx> {
         Ok(back) if back == msg => back,
         Ok(back) => panic!("codec round trip changed the message: {msg:?} became {back:?}"),
         Err(e) => panic!("codec round trip: cannot decode {msg:?}: {e}"),
-    }
-}
-
-fn kind_code(kind: QueryKind) -> u64 {
-    crate::metrics::KINDS
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(usize::MAX) as u64
-}
-
-fn outcome_code(outcome: Result<bool, QueryError>) -> u64 {
-    match outcome {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(QueryError::NotFound) => 2,
-        Err(QueryError::NoPeers) => 3,
-        Err(QueryError::Timeout) => 4,
-        Err(QueryError::Route(_)) => 5,
     }
 }

@@ -1,0 +1,89 @@
+//! What the engine does with a node's events: tally, verify, hash, keep.
+
+use distroweb_protocol::{Event, QueryError, QueryKind, QueryOutput};
+
+use super::Sim;
+use crate::addr::NodeIdx;
+
+impl Sim {
+    pub(super) fn on_event(&mut self, idx: NodeIdx, e: Event<NodeIdx>) {
+        let now = self.now;
+        match &e {
+            Event::QueryFinished {
+                kind,
+                target,
+                result,
+                stats,
+                ..
+            } => {
+                let outcome = match result {
+                    Ok(QueryOutput::Providers(p)) => {
+                        let holders = self.announcers(target);
+                        Ok(p.iter().any(|c| holders.contains(&c.addr)))
+                    }
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(*e),
+                };
+                self.metrics.record_query(*kind, outcome, stats);
+                self.digest.record(&[
+                    now.as_micros(),
+                    4,
+                    u64::from(idx.0),
+                    kind_code(*kind),
+                    outcome_code(outcome),
+                    u64::from(stats.hops),
+                    u64::from(stats.messages),
+                ]);
+            }
+            Event::PeerMisbehaved { .. } => {
+                self.metrics.misbehaviour += 1;
+                self.digest.record(&[now.as_micros(), 5, u64::from(idx.0)]);
+            }
+            Event::FetchFinished {
+                result,
+                stats,
+                root,
+                ..
+            } => {
+                self.metrics
+                    .fetches
+                    .record(result.as_ref().map(drop), stats);
+                if result.is_ok() && self.config.protocol.serve_after_fetch {
+                    // It announces itself now: a provider lookup that finds it is right.
+                    self.add_announcer(*root, idx);
+                }
+                self.digest.record(&[
+                    now.as_micros(),
+                    6,
+                    u64::from(idx.0),
+                    u64::from(result.is_ok()),
+                    stats.bytes,
+                    u64::from(stats.requests),
+                ]);
+            }
+            // Per-chunk progress is for streaming drivers; the finish event carries the totals.
+            Event::ManifestVerified { .. } | Event::ChunkVerified { .. } => {}
+        }
+        if self.config.keep_events {
+            self.events.push((now, idx, e));
+        }
+    }
+}
+
+fn kind_code(kind: QueryKind) -> u64 {
+    crate::metrics::KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(usize::MAX) as u64
+}
+
+fn outcome_code(outcome: Result<bool, QueryError>) -> u64 {
+    match outcome {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(QueryError::NotFound) => 2,
+        Err(QueryError::NoPeers) => 3,
+        Err(QueryError::Timeout) => 4,
+        Err(QueryError::Route(_)) => 5,
+    }
+}

@@ -1,0 +1,176 @@
+//! Scheduled actions: joins and leaves (churn), and commands on nodes.
+
+use distroweb_protocol::{Id, Node, QueryKind};
+
+use super::Sim;
+use crate::action::Action;
+use crate::addr::NodeIdx;
+use crate::config::Rejoin;
+use crate::membership::Seeds;
+use crate::seed::{node_id, node_seed};
+
+impl Sim {
+    pub(super) fn act(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Join { node, seeds } => self.join(node, seeds),
+            Action::Leave { node, incarnation } => {
+                let up = self
+                    .slots
+                    .get(node.index())
+                    .is_some_and(|s| s.up && s.incarnation == incarnation);
+                if up {
+                    self.leave(node);
+                }
+            }
+            Action::FindProviders { node, key } => {
+                self.run_command(node, QueryKind::FindProviders, |n| {
+                    n.find_providers(now, key)
+                })
+            }
+            Action::FindNode { node, target } => {
+                self.run_command(node, QueryKind::FindNode, |n| n.find_node(now, target))
+            }
+            Action::Announce { node, key } => {
+                if self.is_up(node) {
+                    self.add_announcer(key, node);
+                }
+                self.run_command(node, QueryKind::Announce, |n| n.announce(now, key))
+            }
+            Action::Publish {
+                node,
+                data,
+                media_type,
+            } => {
+                let published = self.command(node, |n, now| n.publish_file(now, data, &media_type));
+                let f = &mut self.metrics.fetches;
+                match published {
+                    Some(Ok(root)) => {
+                        f.published += 1;
+                        self.add_announcer(root, node);
+                    }
+                    Some(Err(_)) | None => f.publish_failed += 1,
+                }
+            }
+            Action::Fetch { node, root } => {
+                let ran = self.command(node, |n, now| n.fetch(now, root).is_ok());
+                let f = &mut self.metrics.fetches;
+                match ran {
+                    Some(true) => f.issued += 1,
+                    Some(false) => f.refused += 1,
+                    None => f.skipped += 1,
+                }
+            }
+        }
+    }
+
+    /// Notes that `node` announced `key`, so provider lookups that name it are right.
+    pub(super) fn add_announcer(&mut self, key: Id, node: NodeIdx) {
+        let holders = self.announcers.entry(key).or_default();
+        if !holders.contains(&node) {
+            holders.push(node);
+        }
+    }
+
+    fn run_command<E>(
+        &mut self,
+        node: NodeIdx,
+        kind: QueryKind,
+        f: impl FnOnce(&mut Node<NodeIdx>) -> Result<distroweb_protocol::QueryId, E>,
+    ) {
+        let ran = self.command(node, |n, _| f(n).is_ok());
+        let k = self.metrics.kind_mut(kind);
+        match ran {
+            Some(true) => k.issued += 1,
+            Some(false) => k.refused += 1,
+            None => k.skipped += 1,
+        }
+    }
+
+    fn join(&mut self, idx: NodeIdx, seeds: Seeds) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(idx.index()) else {
+            return;
+        };
+        if slot.up {
+            return;
+        }
+        slot.incarnation += 1;
+        slot.up = true;
+        let fresh = slot.node.is_none()
+            || self
+                .config
+                .churn
+                .as_ref()
+                .is_some_and(|c| c.rejoin == Rejoin::LoseState);
+        if fresh {
+            let node = Node::new(
+                self.config.protocol.clone(),
+                node_id(self.config.seed, idx.0),
+                idx,
+                node_seed(self.config.seed, idx.0, slot.incarnation),
+                now,
+            )
+            .expect("the protocol config was validated in Sim::new");
+            slot.node = Some(node);
+        }
+        let incarnation = slot.incarnation;
+        self.digest
+            .record(&[now.as_micros(), 6, u64::from(idx.0), u64::from(incarnation)]);
+        let mut peers = std::mem::take(&mut self.scratch_seeds);
+        peers.clear();
+        self.membership.pick_seeds(
+            &seeds,
+            idx,
+            now,
+            self.config.seed_min_age,
+            &mut self.churn_rng,
+            &mut peers,
+        );
+        self.membership.insert(idx, now);
+        if !peers.is_empty() {
+            if let Some(node) = self.slots[idx.index()].node.as_mut() {
+                if node.bootstrap(now, &peers).is_ok() {
+                    self.metrics.kind_mut(QueryKind::Bootstrap).issued += 1;
+                }
+            }
+        }
+        self.scratch_seeds = peers;
+        self.drain(idx);
+        if let Some(churn) = &self.config.churn {
+            let session = churn.session.sample(&mut self.churn_rng);
+            self.schedule(
+                now + session,
+                Action::Leave {
+                    node: idx,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn leave(&mut self, idx: NodeIdx) {
+        let now = self.now;
+        let slot = &mut self.slots[idx.index()];
+        slot.up = false;
+        self.membership.remove(idx);
+        self.digest.record(&[now.as_micros(), 7, u64::from(idx.0)]);
+        let Some(churn) = &self.config.churn else {
+            return;
+        };
+        if churn.rejoin == Rejoin::LoseState {
+            slot.node = None;
+        }
+        let down = churn.downtime.sample(&mut self.churn_rng);
+        let seeds = Seeds::Established(churn.rejoin_seeds);
+        self.schedule(now + down, Action::Join { node: idx, seeds });
+    }
+
+    /// Takes `node` down now (a crash or departure); with churn configured it comes
+    /// back after a down time, otherwise it stays down until joined again.
+    pub fn crash(&mut self, node: NodeIdx) {
+        if self.is_up(node) {
+            self.leave(node);
+        }
+    }
+}
