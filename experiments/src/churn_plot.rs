@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use crate::churn::ChurnRow;
 use crate::error::ExperimentError;
-use crate::plot::{plot_error, PALETTE};
+use crate::plot::{draw_legend, plot_error, PALETTE};
 
 /// One named line of a panel.
 type Series = (&'static str, Vec<(f64, f64)>);
@@ -116,12 +116,6 @@ fn panel(
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|x| e(&x))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|x| e(&x))?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|x| e(&x))?;
     Ok(())
 }

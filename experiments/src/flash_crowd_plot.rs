@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use crate::error::ExperimentError;
 use crate::flash_crowd::FlashRun;
-use crate::plot::{plot_error, PALETTE};
+use crate::plot::{draw_legend, plot_error, PALETTE};
 
 /// Draws both panels into `path`.
 pub fn draw(path: &Path, runs: &[FlashRun]) -> Result<(), ExperimentError> {
@@ -69,12 +69,7 @@ pub fn draw(path: &Path, runs: &[FlashRun]) -> Result<(), ExperimentError> {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    cdf.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut cdf, SeriesLabelPosition::LowerRight).map_err(|e| err(&e))?;
 
     let m_lo = runs.iter().map(|r| r.row.requesters).min().unwrap_or(1);
     let up_hi = runs
@@ -130,13 +125,7 @@ pub fn draw(path: &Path, runs: &[FlashRun]) -> Result<(), ExperimentError> {
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| err(&e))?;
     }
-    upload
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut upload, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -14,6 +14,23 @@ pub(crate) fn plot_error(path: &Path, e: impl std::fmt::Display) -> ExperimentEr
     }
 }
 
+/// Draws a chart's series legend in the house style (boxed, translucent white).
+pub(crate) fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
 /// Colours that stay distinct on white and for common colour blindness.
 pub(crate) const PALETTE: [RGBColor; 4] = [
     RGBColor(0, 114, 178),
@@ -128,13 +145,7 @@ pub fn hops(path: &Path, rows: &[HopsRow]) -> Result<(), ExperimentError> {
             )
             .map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -163,6 +163,14 @@ fn char_at_byte(bytes: &[u8], position: usize) -> char {
         .unwrap_or(char::REPLACEMENT_CHARACTER)
 }
 
+/// An id that is zero but for its last byte: small, readable ids for unit tests.
+#[cfg(test)]
+pub(crate) fn test_id(last: u8) -> Id {
+    let mut bytes = [0u8; ID_BYTES];
+    bytes[ID_BYTES - 1] = last;
+    Id(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

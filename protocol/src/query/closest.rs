@@ -202,11 +202,7 @@ impl<A: Address> ClosestPeers<A> {
 mod tests {
     use super::*;
 
-    fn id(n: u8) -> Id {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        Id::from_bytes(b)
-    }
+    use crate::id::test_id as id;
 
     #[test]
     fn asks_alpha_at_a_time_and_finishes_when_k_closest_answered() {

@@ -127,11 +127,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn id(n: u8) -> Id {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        Id::from_bytes(b)
-    }
+    use crate::id::test_id as id;
 
     #[test]
     fn records_expire_after_ttl() {

@@ -460,11 +460,7 @@ impl<A: Clone> Fetch<A> {
 mod tests {
     use super::*;
 
-    fn id(n: u8) -> Id {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        Id::from_bytes(b)
-    }
+    use crate::id::test_id as id;
 
     fn fetch_with_sources(n: u8) -> Fetch<u32> {
         let mut f = Fetch::new(id(0), Time::ZERO, Time::from_secs(60));
