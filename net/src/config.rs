@@ -57,6 +57,9 @@ pub struct NetConfig {
     pub eviction_grace: Duration,
     /// Finished queries remembered for the status page.
     pub recent_queries: usize,
+    /// Blocking workers that carry out storage operations at once (disk reads,
+    /// writes with their fsyncs, hashing), off the node task.
+    pub store_workers: usize,
 }
 
 impl Default for NetConfig {
@@ -83,6 +86,7 @@ impl Default for NetConfig {
             command_queue: 256,
             eviction_grace: Duration::from_secs(60),
             recent_queries: 64,
+            store_workers: 4,
         }
     }
 }

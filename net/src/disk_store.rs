@@ -5,58 +5,52 @@
 //! block that no longer matches (bit rot, a stray edit) is deleted and reported
 //! absent, so it is fetched again rather than ever served.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use distroweb_protocol::wire::MAX_BLOCK_BYTES;
-use distroweb_protocol::{ContentStore, Id, StoreError};
+use distroweb_protocol::{Id, StoreError};
 
+use crate::block_store::BlockStore;
 use crate::data_dir::write_atomic;
 
-/// A bounded block store in one directory: `<root>/<first two hex digits>/<id>`.
+/// A block store in one directory: `<root>/<first two hex digits>/<id>`.
 ///
-/// Implementation note: the index sits in a `RefCell` because a read (`get`,
-/// which takes `&self`) that finds a corrupt block must forget it at once, so
-/// that `contains` never claims a block that is gone.
+/// Thread-safe: the storage pool's workers write and read it while the proxy
+/// reads it too. The node keeps the authoritative index and bounds; this store
+/// keeps its own only to know, at open, what the disk holds.
 pub struct DiskStore {
     root: PathBuf,
-    /// Every block held and its length: the disk is scanned once at open.
-    index: RefCell<BTreeMap<Id, u32>>,
-    bytes: Cell<u64>,
-    capacity_bytes: u64,
-    max_blocks: usize,
+    /// Every block on disk and its length.
+    index: Mutex<BTreeMap<Id, u32>>,
     /// Blocks found corrupt and deleted since open.
-    corrupt: Cell<u64>,
+    corrupt: AtomicU64,
 }
 
 impl DiskStore {
     /// Opens the store at `root` (creating it), indexing the blocks already there.
     /// Leftover temporary files and files that cannot be blocks are removed.
-    pub fn open(
-        root: impl Into<PathBuf>,
-        capacity_bytes: u64,
-        max_blocks: usize,
-    ) -> io::Result<Self> {
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        let mut store = DiskStore {
+        let store = DiskStore {
             root,
-            index: RefCell::new(BTreeMap::new()),
-            bytes: Cell::new(0),
-            capacity_bytes,
-            max_blocks,
-            corrupt: Cell::new(0),
+            index: Mutex::new(BTreeMap::new()),
+            corrupt: AtomicU64::new(0),
         };
-        store.scan()?;
+        let found = store.scan()?;
+        *store.lock() = found;
         Ok(store)
     }
 
-    fn scan(&mut self) -> io::Result<()> {
+    fn scan(&self) -> io::Result<BTreeMap<Id, u32>> {
+        let mut found = BTreeMap::new();
         for shard in fs::read_dir(&self.root)? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
@@ -70,8 +64,7 @@ impl DiskStore {
                 let len = entry.metadata()?.len();
                 match id {
                     Some(id) if len <= MAX_BLOCK_BYTES as u64 && path == self.path(&id) => {
-                        self.index.get_mut().insert(id, len as u32);
-                        *self.bytes.get_mut() += len;
+                        found.insert(id, len as u32);
                     }
                     _ => {
                         tracing::debug!(path = %path.display(), "removing a stray file from the store");
@@ -80,7 +73,7 @@ impl DiskStore {
                 }
             }
         }
-        Ok(())
+        Ok(found)
     }
 
     /// The directory the store lives in.
@@ -90,12 +83,22 @@ impl DiskStore {
 
     /// Blocks found corrupt (and deleted) since the store was opened.
     pub fn corrupt_blocks(&self) -> u64 {
-        self.corrupt.get()
+        self.corrupt.load(Ordering::Relaxed)
     }
 
-    /// Every block id held, in id order.
-    pub fn ids(&self) -> Vec<Id> {
-        self.index.borrow().keys().copied().collect()
+    /// Blocks on disk, as far as this store knows.
+    pub fn block_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Bytes on disk, as far as this store knows.
+    pub fn byte_count(&self) -> u64 {
+        self.lock().values().map(|&l| u64::from(l)).sum()
+    }
+
+    /// Whether the block is on disk, as far as this store knows.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.lock().contains_key(id)
     }
 
     fn path(&self, id: &Id) -> PathBuf {
@@ -103,10 +106,10 @@ impl DiskStore {
         self.root.join(&hex[..2]).join(hex)
     }
 
-    fn forget(&self, id: &Id) {
-        if let Some(len) = self.index.borrow_mut().remove(id) {
-            self.bytes.set(self.bytes.get() - u64::from(len));
-        }
+    /// The index; a thread that panicked while holding it left it consistent
+    /// (every change is one insert or remove), so a poisoned lock is taken as is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Id, u32>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -114,9 +117,7 @@ impl fmt::Debug for DiskStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DiskStore")
             .field("root", &self.root)
-            .field("blocks", &self.index.borrow().len())
-            .field("bytes", &self.bytes.get())
-            .field("capacity_bytes", &self.capacity_bytes)
+            .field("blocks", &self.block_count())
             .finish()
     }
 }
@@ -125,17 +126,15 @@ fn backend(what: &str, id: &Id, e: io::Error) -> StoreError {
     StoreError::Backend(format!("{what} block {}: {e}", id.short()))
 }
 
-impl ContentStore for DiskStore {
+impl BlockStore for DiskStore {
     fn get(&self, id: &Id) -> Result<Option<Bytes>, StoreError> {
-        if !self.contains(id) {
-            return Ok(None);
-        }
         let path = self.path(id);
         let data = match fs::read(&path) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::warn!(block = %id.short(), "block vanished from the store");
-                self.forget(id);
+                if self.lock().remove(id).is_some() {
+                    tracing::warn!(block = %id.short(), "block vanished from the store");
+                }
                 return Ok(None);
             }
             Err(e) => return Err(backend("reading", id, e)),
@@ -143,35 +142,18 @@ impl ContentStore for DiskStore {
         if Id::hash_of(&data) != *id {
             tracing::warn!(block = %id.short(), path = %path.display(), "discarding a corrupt block");
             let _ = fs::remove_file(&path);
-            self.forget(id);
-            self.corrupt.set(self.corrupt.get() + 1);
+            self.lock().remove(id);
+            self.corrupt.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         Ok(Some(Bytes::from(data)))
     }
 
-    fn contains(&self, id: &Id) -> bool {
-        self.index.borrow().contains_key(id)
-    }
-
-    fn put(&mut self, id: Id, data: Bytes) -> Result<(), StoreError> {
-        if self.contains(&id) {
-            return Ok(());
-        }
+    fn put(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
         if data.len() > MAX_BLOCK_BYTES {
             return Err(StoreError::BlockTooLarge {
                 len: data.len(),
                 max: MAX_BLOCK_BYTES,
-            });
-        }
-        if self.block_count() >= self.max_blocks {
-            return Err(StoreError::TooManyBlocks {
-                max: self.max_blocks,
-            });
-        }
-        if self.bytes.get() + data.len() as u64 > self.capacity_bytes {
-            return Err(StoreError::Full {
-                capacity_bytes: self.capacity_bytes,
             });
         }
         let path = self.path(&id);
@@ -179,30 +161,21 @@ impl ContentStore for DiskStore {
             fs::create_dir_all(dir).map_err(|e| backend("creating the directory for", &id, e))?;
         }
         write_atomic(&path, &data).map_err(|e| backend("writing", &id, e))?;
-        self.index.get_mut().insert(id, data.len() as u32);
-        *self.bytes.get_mut() += data.len() as u64;
+        self.lock().insert(id, data.len() as u32);
         Ok(())
     }
 
-    fn remove(&mut self, id: &Id) -> Result<bool, StoreError> {
-        if !self.contains(id) {
-            return Ok(false);
-        }
+    fn remove(&self, id: &Id) -> Result<bool, StoreError> {
+        let held = self.lock().remove(id).is_some();
         match fs::remove_file(self.path(id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(backend("removing", id, e)),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(held),
+            Err(e) => Err(backend("removing", id, e)),
         }
-        self.forget(id);
-        Ok(true)
     }
 
-    fn block_count(&self) -> usize {
-        self.index.borrow().len()
-    }
-
-    fn byte_count(&self) -> u64 {
-        self.bytes.get()
+    fn blocks(&self) -> Vec<(Id, u32)> {
+        self.lock().iter().map(|(id, len)| (*id, *len)).collect()
     }
 }
 
@@ -224,7 +197,7 @@ mod tests {
         let b = Bytes::from_static(b"block b, longer");
         let (ia, ib) = (Id::hash_of(&a), Id::hash_of(&b));
         {
-            let mut s = DiskStore::open(&root, 1 << 20, 100).unwrap();
+            let s = DiskStore::open(&root).unwrap();
             s.put(ia, a.clone()).unwrap();
             s.put(ib, b.clone()).unwrap();
             s.put(ia, a.clone()).unwrap();
@@ -232,8 +205,13 @@ mod tests {
         }
         // A stray temporary file from a crash is cleaned up at open.
         fs::write(root.join(&ia.to_string()[..2]).join(".x.tmp"), b"junk").unwrap();
-        let mut s = DiskStore::open(&root, 1 << 20, 100).unwrap();
+        let s = DiskStore::open(&root).unwrap();
         assert_eq!((s.block_count(), s.byte_count()), (2, 22));
+        assert_eq!(s.blocks(), {
+            let mut v = vec![(ia, 7), (ib, 15)];
+            v.sort();
+            v
+        });
         assert_eq!(s.get(&ia).unwrap(), Some(a.clone()));
 
         // Flip a byte on disk: the block is discarded, not served.
@@ -257,20 +235,15 @@ mod tests {
     }
 
     #[test]
-    fn bounds_are_enforced() {
+    fn oversized_blocks_are_refused() {
         let root = temp("bounds");
-        let mut s = DiskStore::open(&root, 10, 2).unwrap();
-        let big = Bytes::from_static(b"more than ten bytes");
-        assert_eq!(
+        let s = DiskStore::open(&root).unwrap();
+        let big = Bytes::from(vec![0u8; MAX_BLOCK_BYTES + 1]);
+        assert!(matches!(
             s.put(Id::hash_of(&big), big),
-            Err(StoreError::Full { capacity_bytes: 10 })
-        );
-        s.put(Id::hash_of(b"1"), Bytes::from_static(b"1")).unwrap();
-        s.put(Id::hash_of(b"2"), Bytes::from_static(b"2")).unwrap();
-        assert_eq!(
-            s.put(Id::hash_of(b"3"), Bytes::from_static(b"3")),
-            Err(StoreError::TooManyBlocks { max: 2 })
-        );
+            Err(StoreError::BlockTooLarge { .. })
+        ));
+        assert_eq!(s.block_count(), 0);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -1,9 +1,10 @@
 //! The node task: the only owner of the protocol `Node`.
 //!
-//! It waits on three things — transport inputs, commands and one timer — feeds
-//! each to the node with the current time, and then drains the node as its
-//! contract demands: transmits, then events, then the next deadline. The timer
-//! is re-armed only when that deadline changes.
+//! It waits on four things — transport inputs, commands, storage completions
+//! and one timer — feeds each to the node with the current time, and then
+//! drains the node with the protocol's one loop ([`drive`]): transmits go to
+//! connections, storage operations to the [`StorePool`], events to the waiting
+//! callers. The timer is re-armed only when the node's deadline changes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -12,15 +13,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distroweb_protocol::{
-    CommandError, Event, FetchId, FetchStats, Id, Manifest, Node, QueryId, QueryKind, Time,
-    Transmit,
+    drive, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Node, Prepared, QueryId,
+    QueryKind, StoreDone, StoreOp, Time, Transmit,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Sleep;
 
 use crate::clock::Clock;
-use crate::connection::{ConnId, Established, Input, Outbox, Shared};
+use crate::connection::{ConnId, Established, Input as TransportInput, Outbox, Shared};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
 use crate::error::NetError;
@@ -30,6 +31,7 @@ use crate::handle::{Command, Publish, QueryCommand, QueryDone};
 use crate::holdings::{manifest_size, Holdings};
 use crate::stats::TransportStats;
 use crate::status::{output_size, FetchRecord, QueryRecord, Status};
+use crate::store_pool::StorePool;
 
 /// A connection the node task can write to.
 #[derive(Debug)]
@@ -45,23 +47,40 @@ struct Finished {
     at: Time,
 }
 
+/// A caller waiting for its publication: the content's size, and where to answer.
+type PublishWaiter = (u64, oneshot::Sender<Result<Id, NetError>>);
+
 /// What the node task listens to besides its timers.
 pub(crate) struct Inbox {
     /// From the transport.
-    pub inputs: mpsc::Receiver<Input>,
-    /// From node handles.
+    pub inputs: mpsc::Receiver<TransportInput>,
+    /// From node handles (and from the blocking tasks that prepare publications).
     pub commands: mpsc::Receiver<Command>,
+    /// A sender of commands, for those blocking tasks.
+    pub commands_tx: mpsc::Sender<Command>,
+    /// Storage operations go here.
+    pub pool: StorePool,
+    /// Their completions come back here.
+    pub stored: mpsc::Receiver<StoreDone>,
 }
 
-/// The node task's state.
+/// The node task: the node, and everything that drives it.
 pub(crate) struct Driver {
     node: Node<SocketAddr>,
+    io: Io,
+    inputs: mpsc::Receiver<TransportInput>,
+    commands: mpsc::Receiver<Command>,
+    stored: mpsc::Receiver<StoreDone>,
+}
+
+/// The node task's state besides the node: connections, callers, the store.
+struct Io {
     clock: Clock,
     shared: Arc<Shared>,
     /// The address the listener is bound to.
     listen: SocketAddr,
-    inputs: mpsc::Receiver<Input>,
-    commands: mpsc::Receiver<Command>,
+    pool: StorePool,
+    commands_tx: mpsc::Sender<Command>,
     /// The connection used to reach each peer, by the peer's address.
     conns: BTreeMap<SocketAddr, Conn>,
     /// Frames waiting for a dial in progress, by peer address.
@@ -71,8 +90,8 @@ pub(crate) struct Driver {
     recent: VecDeque<Finished>,
     queries_succeeded: u64,
     queries_failed: u64,
-    /// Peers found unreachable while draining; reported to the node afterwards.
-    unreachable: Vec<SocketAddr>,
+    /// Callers waiting for a publication's blocks to be stored, by root.
+    publishing: BTreeMap<Id, Vec<PublishWaiter>>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
     /// Where known peers and held content are saved, if anywhere.
@@ -100,102 +119,111 @@ impl Driver {
     ) -> Self {
         Driver {
             node,
-            clock,
-            shared,
-            listen,
             inputs: inbox.inputs,
             commands: inbox.commands,
-            conns: BTreeMap::new(),
-            dialing: BTreeMap::new(),
-            waiters: BTreeMap::new(),
-            recent: VecDeque::new(),
-            queries_succeeded: 0,
-            queries_failed: 0,
-            unreachable: Vec::new(),
-            armed: None,
-            data_dir,
-            holdings,
-            fetch_watch: BTreeMap::new(),
-            recent_fetches: VecDeque::new(),
-            fetches_succeeded: 0,
-            fetches_failed: 0,
-            reannounce: VecDeque::new(),
+            stored: inbox.stored,
+            io: Io {
+                clock,
+                shared,
+                listen,
+                pool: inbox.pool,
+                commands_tx: inbox.commands_tx,
+                conns: BTreeMap::new(),
+                dialing: BTreeMap::new(),
+                waiters: BTreeMap::new(),
+                recent: VecDeque::new(),
+                queries_succeeded: 0,
+                queries_failed: 0,
+                publishing: BTreeMap::new(),
+                armed: None,
+                data_dir,
+                holdings,
+                fetch_watch: BTreeMap::new(),
+                recent_fetches: VecDeque::new(),
+                fetches_succeeded: 0,
+                fetches_failed: 0,
+                reannounce: VecDeque::new(),
+            },
         }
     }
 
     /// Runs until `shutdown` turns true (or its sender is dropped).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let sleep = tokio::time::sleep_until(self.clock.instant(Time::MAX));
+        let sleep = tokio::time::sleep_until(self.io.clock.instant(Time::MAX));
         tokio::pin!(sleep);
-        let mut persist = tokio::time::interval(self.shared.config.persist_interval);
+        let mut persist = tokio::time::interval(self.io.shared.config.persist_interval);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         persist.reset();
         self.drain(sleep.as_mut());
         loop {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
-                _ = persist.tick(), if self.data_dir.is_some() => {
-                    self.save_peers(false);
+                _ = persist.tick(), if self.io.data_dir.is_some() => {
+                    self.io.save_peers(&self.node, false);
                     continue;
                 }
-                Some(input) = self.inputs.recv() => self.on_input(input),
-                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(input) = self.inputs.recv() => self.io.on_input(&mut self.node, input),
+                Some(command) = self.commands.recv() => self.io.on_command(&mut self.node, command),
+                Some(done) = self.stored.recv() => {
+                    let now = self.io.clock.now();
+                    self.node.handle_input(now, Input::Stored(done));
+                }
                 () = &mut sleep => {
-                    self.armed = None;
-                    self.node.handle_timeout(self.clock.now());
+                    self.io.armed = None;
+                    self.node.handle_input(self.io.clock.now(), Input::Timeout);
                 }
             }
             self.drain(sleep.as_mut());
         }
-        self.save_peers(true);
+        self.io.save_peers(&self.node, true);
         // Dropping the waiters tells every caller the node stopped.
-        tracing::debug!(waiting = self.waiters.len(), "node task stopped");
+        tracing::debug!(waiting = self.io.waiters.len(), "node task stopped");
     }
 
-    /// The drain contract: transmits, then events, then the timer.
+    /// Drains the node with the protocol's one loop, then re-arms the timer if
+    /// the node's deadline moved.
     fn drain(&mut self, mut sleep: Pin<&mut Sleep>) {
-        // Handling an event may issue commands (re-announcements, evictions) and a
-        // failed send is an input: loop until one round finds nothing to do.
-        loop {
-            let mut busy = false;
-            while let Some(t) = self.node.poll_transmit() {
-                self.send(t);
-                busy = true;
-            }
-            while let Some(e) = self.node.poll_event() {
-                self.on_event(e);
-                busy = true;
-            }
-            if !self.unreachable.is_empty() {
-                let now = self.clock.now();
-                for peer in std::mem::take(&mut self.unreachable) {
-                    self.node.handle_send_failed(now, peer);
-                }
-                busy = true;
-            }
-            if !busy {
-                break;
-            }
+        let now = self.io.clock.now();
+        let next = drive(&mut self.node, now, &mut self.io);
+        if Some(next) != self.io.armed {
+            self.io.armed = Some(next);
+            sleep.as_mut().reset(self.io.clock.instant(next));
         }
-        let next = self.node.poll_timeout();
-        if next != self.armed {
-            self.armed = next;
-            sleep
-                .as_mut()
-                .reset(self.clock.instant(next.unwrap_or(Time::MAX)));
+    }
+}
+
+impl distroweb_protocol::Driver<SocketAddr> for Io {
+    fn transmit(&mut self, node: &mut Node<SocketAddr>, now: Time, t: Transmit<SocketAddr>) {
+        if let Err(peer) = self.send(t) {
+            // Requests awaiting this peer fail now, not at their deadline.
+            node.handle_input(now, Input::SendFailed { to: peer });
         }
     }
 
-    fn send(&mut self, t: Transmit<SocketAddr>) {
+    fn store(&mut self, _: &mut Node<SocketAddr>, _: Time, op: StoreOp) {
+        self.pool.submit(op);
+    }
+
+    fn event(&mut self, node: &mut Node<SocketAddr>, _: Time, event: Event<SocketAddr>) {
+        self.on_event(node, event);
+    }
+}
+
+impl Io {
+    /// Queues a message on its peer's connection (dialling if needed); `Err`
+    /// names a peer that cannot be reached at all.
+    fn send(&mut self, t: Transmit<SocketAddr>) -> Result<(), SocketAddr> {
         let payload = match t.msg.encode() {
             Ok(p) if p.len() <= self.shared.config.max_frame_bytes => p,
             Ok(p) => {
                 tracing::warn!(to = %t.to, len = p.len(), "dropping a message over the frame limit");
-                return self.dropped(1);
+                self.dropped(1);
+                return Ok(());
             }
             Err(e) => {
                 tracing::warn!(to = %t.to, "dropping an unencodable message: {e}");
-                return self.dropped(1);
+                self.dropped(1);
+                return Ok(());
             }
         };
         let frame = frame::encode(&payload);
@@ -203,10 +231,13 @@ impl Driver {
         let frame = match self.conns.get(&to) {
             None => frame,
             Some(c) => match c.frames.try_send(frame) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 // The peer reads slower than we write: drop, as a lossy network
                 // would; the protocol's timeouts and retries take it from here.
-                Err(TrySendError::Full(_)) => return self.dropped(1),
+                Err(TrySendError::Full(_)) => {
+                    self.dropped(1);
+                    return Ok(());
+                }
                 Err(TrySendError::Closed(frame)) => {
                     self.conns.remove(&to);
                     frame
@@ -219,16 +250,17 @@ impl Driver {
             } else {
                 self.dropped(1);
             }
-            return;
+            return Ok(());
         }
         match dial::start(&self.shared, to) {
             Ok(()) => {
                 self.dialing.insert(to, vec![frame]);
+                Ok(())
             }
             Err(e) => {
                 tracing::debug!(peer = %to, "cannot send: {e}");
                 self.dropped(1);
-                self.unreachable.push(to);
+                Err(to)
             }
         }
     }
@@ -237,26 +269,28 @@ impl Driver {
         TransportStats::add(&self.shared.stats.frames_dropped, n);
     }
 
-    fn on_input(&mut self, input: Input) {
+    fn on_input(&mut self, node: &mut Node<SocketAddr>, input: TransportInput) {
         let now = self.clock.now();
         match input {
-            Input::Message { from, msg } => self.node.handle_message(now, from, msg),
-            Input::Up(est) => self.on_up(est),
-            Input::Down { conn, peer, reason } => {
+            TransportInput::Message { from, msg } => {
+                node.handle_input(now, Input::Message { from, msg });
+            }
+            TransportInput::Up(est) => self.on_up(est),
+            TransportInput::Down { conn, peer, reason } => {
                 if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
                     self.conns.remove(&peer);
                     // Requests awaiting this peer will get no answer on this
                     // connection; let them fail now rather than at their deadline.
                     tracing::trace!(%peer, "reporting closed connection: {reason}");
-                    self.unreachable.push(peer);
+                    node.handle_input(now, Input::SendFailed { to: peer });
                 }
             }
-            Input::DialFailed { peer } => {
+            TransportInput::DialFailed { peer } => {
                 if let Some(frames) = self.dialing.remove(&peer) {
                     self.dropped(frames.len());
                 }
                 if !self.conns.contains_key(&peer) {
-                    self.unreachable.push(peer);
+                    node.handle_input(now, Input::SendFailed { to: peer });
                 }
             }
         }
@@ -273,15 +307,15 @@ impl Driver {
         self.conns.insert(peer, Conn { id: conn, frames });
     }
 
-    fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, node: &mut Node<SocketAddr>, command: Command) {
         let now = self.clock.now();
         match command {
             Command::Query { what, reply } => {
                 let started = match what {
-                    QueryCommand::Bootstrap(seeds) => self.node.bootstrap(now, &seeds),
-                    QueryCommand::FindNode(target) => self.node.find_node(now, target),
-                    QueryCommand::FindProviders(key) => self.node.find_providers(now, key),
-                    QueryCommand::Announce(key) => self.node.announce(now, key),
+                    QueryCommand::Bootstrap(seeds) => node.bootstrap(now, &seeds),
+                    QueryCommand::FindNode(target) => node.find_node(now, target),
+                    QueryCommand::FindProviders(key) => node.find_providers(now, key),
+                    QueryCommand::Announce(key) => node.announce(now, key),
                 };
                 match started {
                     Ok(q) => {
@@ -292,25 +326,19 @@ impl Driver {
                     }
                 }
             }
-            Command::AddContact(contact) => self.node.add_contact(now, contact),
+            Command::AddContact(contact) => node.add_contact(now, contact),
             Command::Status(reply) => {
-                let _ = reply.send(self.status(now));
+                let _ = reply.send(self.status(node, now));
             }
-            Command::Publish { what, reply } => {
-                // Chunking, hashing and writing a large upload take a while:
-                // let the runtime move the other tasks off this thread meanwhile.
-                let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-                    == tokio::runtime::RuntimeFlavor::MultiThread;
-                let published = if multi_thread {
-                    tokio::task::block_in_place(|| self.publish(now, what))
-                } else {
-                    self.publish(now, what)
-                };
-                let _ = reply.send(published);
-            }
+            Command::Publish { what, reply } => self.prepare(node, what, reply),
+            Command::Prepared {
+                prepared,
+                size,
+                reply,
+            } => self.publish(node, now, prepared, size, reply),
             Command::Fetch { root, reply } => {
                 self.holdings.touch(&root, now);
-                let started = self.node.fetch(now, root).map(|fid| {
+                let started = node.fetch(now, root).map(|fid| {
                     self.fetch_watch
                         .entry(fid)
                         .or_insert_with(|| (root, watch::channel(FetchProgress::default()).0))
@@ -318,9 +346,6 @@ impl Driver {
                         .subscribe()
                 });
                 let _ = reply.send(started.map_err(NetError::Refused));
-            }
-            Command::ReadBlock { id, reply } => {
-                let _ = reply.send(self.node.read_block(&id).map_err(NetError::Store));
             }
             Command::Pin { root, reply } => {
                 let pinned = self.holdings.pin(&root);
@@ -336,32 +361,114 @@ impl Driver {
         }
     }
 
-    fn publish(&mut self, now: Time, what: Publish) -> Result<Id, NetError> {
-        let (result, size) = match what {
-            Publish::File { data, media_type } => {
-                let size = data.len() as u64;
-                (self.node.publish_file(now, data, &media_type), size)
+    /// Chunks and hashes a publication on a blocking thread, off the node
+    /// task; the result comes back as [`Command::Prepared`].
+    fn prepare(
+        &mut self,
+        node: &Node<SocketAddr>,
+        what: Publish,
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    ) {
+        let chunk_size = node.config().chunk_size;
+        let back = self.commands_tx.clone();
+        tokio::spawn(async move {
+            let prepared = tokio::task::spawn_blocking(move || {
+                let (prepared, size) = match what {
+                    Publish::File { data, media_type } => {
+                        let size = data.len() as u64;
+                        let p = distroweb_protocol::content::prepare_file(
+                            data,
+                            &media_type,
+                            chunk_size,
+                        )
+                        .map_err(distroweb_protocol::PublishError::from);
+                        (p, size)
+                    }
+                    Publish::Site(files) => {
+                        let size = files.iter().map(|f| f.data.len() as u64).sum();
+                        let p = distroweb_protocol::content::prepare_site(files, chunk_size)
+                            .map_err(distroweb_protocol::PublishError::from);
+                        (p, size)
+                    }
+                };
+                (prepared, size)
+            })
+            .await;
+            match prepared {
+                Ok((Ok(prepared), size)) => {
+                    let command = Command::Prepared {
+                        prepared,
+                        size,
+                        reply,
+                    };
+                    // A node that stopped meanwhile drops the reply, which says so.
+                    let _ = back.send(command).await;
+                }
+                Ok((Err(e), _)) => {
+                    let _ = reply.send(Err(NetError::Publish(e)));
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(NetError::Stopped));
+                }
             }
-            Publish::Site(files) => {
-                let size = files.iter().map(|f| f.data.len() as u64).sum();
-                (self.node.publish_site(now, files), size)
+        });
+    }
+
+    /// Hands prepared content to the node; the caller hears back once its
+    /// blocks are stored (`Event::Published`).
+    fn publish(
+        &mut self,
+        node: &mut Node<SocketAddr>,
+        now: Time,
+        prepared: Prepared,
+        size: u64,
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    ) {
+        match node.publish(now, prepared) {
+            Ok(id) => {
+                let waiting = self.publishing.entry(id).or_default();
+                waiting.push((size, reply));
             }
-        };
-        let id = result?;
-        tracing::info!(id = %id, bytes = size, "published");
-        self.holdings.insert(id, true, size, now);
-        self.save_holdings();
-        Ok(id)
+            Err(e) => {
+                let _ = reply.send(Err(NetError::Publish(e)));
+            }
+        }
+    }
+
+    /// A publication's blocks are stored (or could not be).
+    fn published(
+        &mut self,
+        now: Time,
+        root: Id,
+        result: Result<(), distroweb_protocol::StoreError>,
+    ) {
+        let waiting = self.publishing.remove(&root).unwrap_or_default();
+        match &result {
+            Ok(()) => {
+                let size = waiting.first().map_or(0, |(s, _)| *s);
+                tracing::info!(id = %root, bytes = size, "published");
+                self.holdings.insert(root, true, size, now);
+                self.save_holdings();
+            }
+            Err(e) => tracing::warn!(id = %root, "could not store the publication: {e}"),
+        }
+        for (_, reply) in waiting {
+            let _ = reply.send(
+                result
+                    .clone()
+                    .map(|()| root)
+                    .map_err(|e| NetError::Publish(e.into())),
+            );
+        }
     }
 
     /// Evicts cached content, least recently used first, until `incoming` more
     /// bytes fit under the store's capacity. Published and pinned content, and
     /// content used within `eviction_grace`, is never evicted.
-    fn make_room(&mut self, now: Time, incoming: u64) {
-        let capacity = self.node.config().store_capacity_bytes;
-        let over =
-            |node: &Node<SocketAddr>| node.content_store().byte_count() + incoming > capacity;
-        if !over(&self.node) {
+    fn make_room(&mut self, node: &mut Node<SocketAddr>, now: Time, incoming: u64) {
+        let capacity = node.config().store_capacity_bytes;
+        let over = |node: &Node<SocketAddr>| node.byte_count() + incoming > capacity;
+        if !over(node) {
             return;
         }
         let mut evicted = false;
@@ -369,22 +476,18 @@ impl Driver {
             .holdings
             .evictable(now, self.shared.config.eviction_grace)
         {
-            if !over(&self.node) {
+            if !over(node) {
                 break;
             }
-            match self.node.forget(&root) {
-                Ok(blocks) => {
-                    tracing::info!(root = %root.short(), blocks, "evicted cached content to make room");
-                    self.holdings.remove(&root);
-                    evicted = true;
-                }
-                Err(e) => tracing::warn!(root = %root.short(), "could not evict: {e}"),
-            }
+            let blocks = node.forget(&root);
+            tracing::info!(root = %root.short(), blocks, "evicted cached content to make room");
+            self.holdings.remove(&root);
+            evicted = true;
         }
         if evicted {
             self.save_holdings();
         }
-        if over(&self.node) {
+        if over(node) {
             tracing::warn!(
                 capacity,
                 incoming,
@@ -401,13 +504,13 @@ impl Driver {
 
     /// Announces what this node provides again, a few queries at a time, so that
     /// content published or held while the node was alone becomes findable.
-    fn pump_reannounce(&mut self, now: Time) {
-        let limit = self.node.config().max_queries / 2;
-        while self.node.queries_running() < limit {
+    fn pump_reannounce(&mut self, node: &mut Node<SocketAddr>, now: Time) {
+        let limit = node.config().max_queries / 2;
+        while node.queries_running() < limit {
             let Some(key) = self.reannounce.pop_front() else {
                 return;
             };
-            match self.node.announce(now, key) {
+            match node.announce(now, key) {
                 Ok(_) => {}
                 Err(CommandError::TooManyQueries { .. }) => {
                     self.reannounce.push_front(key);
@@ -418,7 +521,7 @@ impl Driver {
         }
     }
 
-    fn on_event(&mut self, event: Event<SocketAddr>) {
+    fn on_event(&mut self, node: &mut Node<SocketAddr>, event: Event<SocketAddr>) {
         let now = self.clock.now();
         match event {
             Event::QueryFinished {
@@ -457,13 +560,13 @@ impl Driver {
                     let _ = reply.send(done);
                 }
                 if joined {
-                    self.reannounce = self.node.provided_keys().copied().collect();
+                    self.reannounce = node.provided_keys().copied().collect();
                     tracing::info!(
                         keys = self.reannounce.len(),
                         "joined: announcing held content"
                     );
                 }
-                self.pump_reannounce(now);
+                self.pump_reannounce(node, now);
             }
             Event::ManifestVerified {
                 fetch,
@@ -476,7 +579,7 @@ impl Driver {
                     .is_some_and(|(root, _)| *root == id)
                 {
                     // Now the size is known: make room before the chunks arrive.
-                    self.make_room(now, manifest_size(&manifest));
+                    self.make_room(node, now, manifest_size(&manifest));
                 }
                 if let Some((_, tx)) = self.fetch_watch.get(&fetch) {
                     tx.send_modify(|p| p.verified += 1);
@@ -492,7 +595,8 @@ impl Driver {
                 root,
                 result,
                 stats,
-            } => self.fetch_finished(now, id, root, result, stats),
+            } => self.fetch_finished(node, now, id, root, result, stats),
+            Event::Published { root, result } => self.published(now, root, result),
             Event::PeerMisbehaved { peer, reason } => {
                 tracing::warn!(peer = %peer.addr, peer_id = %peer.id.short(), ?reason, "peer misbehaved");
             }
@@ -501,6 +605,7 @@ impl Driver {
 
     fn fetch_finished(
         &mut self,
+        node: &mut Node<SocketAddr>,
         now: Time,
         id: FetchId,
         root: Id,
@@ -531,7 +636,7 @@ impl Driver {
         if let Some((_, tx)) = self.fetch_watch.remove(&id) {
             tx.send_modify(|p| p.outcome = Some(result.map(|_| ())));
         }
-        self.make_room(now, 0);
+        self.make_room(node, now, 0);
         if self.recent_fetches.len() >= self.shared.config.recent_queries {
             self.recent_fetches.pop_back();
         }
@@ -550,12 +655,11 @@ impl Driver {
 
     /// Saves the routing table's contacts, on a blocking thread unless `now`
     /// (at shutdown, when the runtime may not run another task to completion).
-    fn save_peers(&self, now: bool) {
+    fn save_peers(&self, node: &Node<SocketAddr>, now: bool) {
         let Some(dir) = self.data_dir.clone() else {
             return;
         };
-        let peers: Vec<_> = self
-            .node
+        let peers: Vec<_> = node
             .routing_table()
             .contacts()
             .take(MAX_REMEMBERED_PEERS)
@@ -577,25 +681,25 @@ impl Driver {
         }
     }
 
-    fn status(&self, now: Time) -> Status {
-        let table = self.node.routing_table();
+    fn status(&self, node: &Node<SocketAddr>, now: Time) -> Status {
+        let table = node.routing_table();
         Status {
-            id: self.node.id(),
+            id: node.id(),
             listen: self.listen,
-            advertised: *self.node.addr(),
+            advertised: *node.addr(),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),
             buckets_in_use: table.buckets_in_use(),
             connected_peers: self.conns.len(),
             open_connections: self.shared.open_connections(),
-            provided_keys: self.node.provided_keys().count(),
-            tracked_keys: self.node.provider_store().key_count(),
-            tracked_records: self.node.provider_store().record_count(),
-            queries_running: self.node.queries_running(),
+            provided_keys: node.provided_keys().count(),
+            tracked_keys: node.provider_store().key_count(),
+            tracked_records: node.provider_store().record_count(),
+            queries_running: node.queries_running(),
             queries_succeeded: self.queries_succeeded,
             queries_failed: self.queries_failed,
-            counters: *self.node.counters(),
+            counters: *node.counters(),
             transport: self.shared.stats.snapshot(),
             recent: self
                 .recent
@@ -611,11 +715,11 @@ impl Driver {
                 .take(Status::MAX_HELD)
                 .map(|(id, h)| (*id, *h))
                 .collect(),
-            held_count: self.node.held_content().count(),
-            store_bytes: self.node.content_store().byte_count(),
-            store_blocks: self.node.content_store().block_count(),
-            store_capacity_bytes: self.node.config().store_capacity_bytes,
-            fetches_running: self.node.fetches_running(),
+            held_count: node.held_content().count(),
+            store_bytes: node.byte_count(),
+            store_blocks: node.block_count(),
+            store_capacity_bytes: node.config().store_capacity_bytes,
+            fetches_running: node.fetches_running(),
             fetches_succeeded: self.fetches_succeeded,
             fetches_failed: self.fetches_failed,
             fetches: self

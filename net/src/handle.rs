@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distroweb_protocol::{Contact, Id, QueryOutput, QueryStats, SiteFile};
+use distroweb_protocol::{Contact, Id, Prepared, QueryOutput, QueryStats, SiteFile};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::fetching::{FetchProgress, Fetching};
 
+use crate::block_store::BlockStore;
 use crate::error::NetError;
 use crate::stats::TransportStats;
 use crate::status::Status;
@@ -54,13 +55,15 @@ pub(crate) enum Command {
         what: Publish,
         reply: oneshot::Sender<Result<Id, NetError>>,
     },
+    /// A publication chunked and hashed off the node task, ready to store.
+    Prepared {
+        prepared: Prepared,
+        size: u64,
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    },
     Fetch {
         root: Id,
         reply: oneshot::Sender<Result<watch::Receiver<FetchProgress>, NetError>>,
-    },
-    ReadBlock {
-        id: Id,
-        reply: oneshot::Sender<Result<Option<Bytes>, NetError>>,
     },
     Pin {
         root: Id,
@@ -82,6 +85,8 @@ pub(crate) struct Identity {
     pub listen: SocketAddr,
     pub advertised: SocketAddr,
     pub stats: Arc<TransportStats>,
+    /// The node's block store, read directly (off the node task) by readers.
+    pub store: Arc<dyn BlockStore>,
 }
 
 /// A cheap, cloneable way to command a running node.
@@ -190,9 +195,14 @@ impl NodeHandle {
         Ok(Fetching::new(root, self.clone(), progress))
     }
 
-    /// One block from the store, if held.
+    /// One block from the store, if held: read on a blocking thread straight
+    /// from the store, so a slow disk never holds up the node task.
     pub async fn read_block(&self, id: Id) -> Result<Option<Bytes>, NetError> {
-        self.ask(|reply| Command::ReadBlock { id, reply }).await?
+        let store = self.identity.store.clone();
+        tokio::task::spawn_blocking(move || store.get(&id))
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(NetError::Store)
     }
 
     /// Keeps `root` for good: it is never evicted from the store.

@@ -6,13 +6,16 @@
 //! this crate holds no protocol logic. Peers speak length-prefixed frames
 //! (`frame`) carrying protocol's codec, after a hello (`handshake`) that carries
 //! the protocol version, the node id and the address it listens at. Content
-//! lives in a [`DiskStore`]; identity, known peers and the list of held content
-//! in a [`DataDir`].
+//! lives in a [`DiskStore`] (any [`BlockStore`]), which a bounded pool of
+//! blocking workers reads and writes for the node; identity, known peers and
+//! the list of held content in a [`DataDir`].
 //!
 //! Start reading at [`LiveNode::start`]; the modules, alphabetically:
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The thread-safe block store API, and a memory store.
+pub mod block_store;
 /// Real time to protocol time.
 mod clock;
 /// Every transport tunable and its bound.
@@ -47,7 +50,10 @@ mod live;
 pub mod stats;
 /// Node snapshots for status pages and metrics.
 pub mod status;
+/// Storage operations on a bounded pool of blocking workers.
+mod store_pool;
 
+pub use block_store::{BlockStore, MemoryBlocks};
 pub use config::NetConfig;
 pub use data_dir::{DataDir, DataDirError, DirLock};
 pub use disk_store::DiskStore;

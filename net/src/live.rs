@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use distroweb_protocol::content::{read_content, read_file};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
-use distroweb_protocol::{Id, Manifest, Node, QueryError, SiteFile, Time};
+use distroweb_protocol::{Id, Manifest, Node, QueryError, Time};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::block_store::{BlockStore, MemoryBlocks};
 use crate::clock::Clock;
 use crate::config::NetConfig;
 use crate::connection::Shared;
@@ -22,6 +24,7 @@ use crate::handshake::Hello;
 use crate::holdings::Holdings;
 use crate::listener;
 use crate::status::output_size;
+use crate::store_pool::StorePool;
 
 /// A running node: its listener, its node task and the handle to command it.
 #[derive(Debug)]
@@ -39,8 +42,19 @@ pub struct LiveNode {
 
 impl LiveNode {
     /// Binds the listen address and starts the node; it joins no network until
-    /// told to with [`NodeHandle::bootstrap`].
+    /// told to with [`NodeHandle::bootstrap`]. Blocks live in the data
+    /// directory's [`DiskStore`], or in memory without one.
     pub async fn start(config: NetConfig) -> Result<LiveNode, StartError> {
+        LiveNode::start_with_store(config, None).await
+    }
+
+    /// Like [`LiveNode::start`], keeping blocks in `store` instead (a test's
+    /// slow or failing store, say); the data directory then holds only the
+    /// identity, peers and the list of held content.
+    pub async fn start_with_store(
+        config: NetConfig,
+        store: Option<Arc<dyn BlockStore>>,
+    ) -> Result<LiveNode, StartError> {
         check(&config)?;
         let listener =
             TcpListener::bind(config.listen)
@@ -62,31 +76,50 @@ impl LiveNode {
             None => u64::from_le_bytes(random()?),
         };
         let clock = Clock::start();
-        let (mut node, holdings) = match &data_dir {
-            Some(dir) => {
-                let p = &config.protocol;
+        let store: Arc<dyn BlockStore> = match (store, &data_dir) {
+            (Some(store), _) => store,
+            (None, Some(dir)) => {
                 let blocks = dir.root().join("blocks");
-                let store = DiskStore::open(&blocks, p.store_capacity_bytes, p.store_max_blocks)
-                    .map_err(|source| StartError::Store {
-                        path: blocks,
-                        source,
-                    })?;
-                let mut node = Node::with_store(
-                    p.clone(),
-                    id,
-                    advertised,
-                    seed,
-                    clock.now(),
-                    Box::new(store),
-                )?;
-                let holdings = restore(&mut node, Holdings::load(dir), clock.now());
-                holdings.save(dir);
-                (node, holdings)
+                let opened = {
+                    let blocks = blocks.clone();
+                    tokio::task::spawn_blocking(move || DiskStore::open(blocks)).await
+                };
+                match opened {
+                    Ok(Ok(store)) => Arc::new(store),
+                    Ok(Err(source)) => {
+                        return Err(StartError::Store {
+                            path: blocks,
+                            source,
+                        })
+                    }
+                    Err(e) => {
+                        return Err(StartError::Store {
+                            path: blocks,
+                            source: std::io::Error::other(e),
+                        })
+                    }
+                }
             }
-            None => (
-                Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?,
-                Holdings::default(),
-            ),
+            (None, None) => Arc::new(MemoryBlocks::default()),
+        };
+        let mut node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
+        let holdings = match &data_dir {
+            Some(dir) => {
+                let saved = Holdings::load(dir);
+                let found = {
+                    let store = store.clone();
+                    tokio::task::spawn_blocking(move || check_held(store.as_ref(), saved))
+                        .await
+                        .unwrap_or_default()
+                };
+                let holdings = restore(&mut node, store.as_ref(), found, clock.now());
+                holdings.save(dir);
+                holdings
+            }
+            None => {
+                node.restore_blocks(store.blocks());
+                Holdings::default()
+            }
         };
         let remembered = data_dir
             .as_ref()
@@ -104,6 +137,11 @@ impl LiveNode {
 
         let (inputs_tx, inputs_rx) = mpsc::channel(config.inbound_queue);
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
+        let (pool, stored) = StorePool::new(
+            store.clone(),
+            config.store_workers,
+            config.protocol.max_store_ops,
+        );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(
             config,
@@ -116,6 +154,7 @@ impl LiveNode {
             listen,
             advertised,
             stats: shared.stats.clone(),
+            store,
         });
         let listener = tokio::spawn(listener::accept_loop(shared.clone(), listener));
         let driver = Driver::new(
@@ -126,6 +165,9 @@ impl LiveNode {
             Inbox {
                 inputs: inputs_rx,
                 commands: commands_rx,
+                commands_tx: commands_tx.clone(),
+                pool,
+                stored,
             },
             data_dir,
             holdings,
@@ -226,25 +268,69 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Makes the node hold again what an earlier run held: the blocks are on disk
-/// already, so publishing the same bytes again finds them and rebuilds the
-/// node's view (and queues the announcements). Content whose blocks are missing
-/// or corrupt, or whose id comes out different (another chunk size), is dropped
-/// from the list: it will be fetched again when someone asks for it.
-fn restore(node: &mut Node<SocketAddr>, saved: Holdings, now: Time) -> Holdings {
-    let mut kept = Holdings::default();
-    let mut restored = 0usize;
+/// Held content read back from the store: its root, its manifests, and what
+/// the holdings list said of it.
+struct Found {
+    root: Id,
+    manifests: Vec<(Id, Manifest)>,
+    holding: crate::holdings::Holding,
+}
+
+/// Content an earlier run held, read back and checked off the runtime's
+/// threads: every block present and matching its id, every chunk the length
+/// its manifest says. Content that fails is dropped from the list (it will be
+/// fetched again when someone asks for it); the store deletes blocks it found
+/// corrupt on the way.
+fn check_held(store: &dyn BlockStore, saved: Holdings) -> Vec<Found> {
+    let mut found = Vec::new();
     for (root, h) in saved.iter() {
-        match republish(node, root, now) {
-            Ok(()) => {
-                kept.insert(*root, h.pinned, h.size, h.last_used);
-                restored += 1;
+        let checked = read_content(store, root).and_then(|manifests| {
+            for (id, m) in &manifests {
+                if let Manifest::File(_) = m {
+                    read_file(store, id)?;
+                }
             }
+            Ok(manifests)
+        });
+        match checked {
+            Ok(manifests) => found.push(Found {
+                root: *root,
+                manifests,
+                holding: *h,
+            }),
             Err(e) => {
                 tracing::warn!(root = %root, "dropping held content that cannot be restored: {e}")
             }
         }
     }
+    found
+}
+
+/// Makes the node hold again what an earlier run held: it learns which blocks
+/// are on disk, then adopts (and queues the announcement of) each content
+/// whose blocks all are.
+fn restore(
+    node: &mut Node<SocketAddr>,
+    store: &dyn BlockStore,
+    found: Vec<Found>,
+    now: Time,
+) -> Holdings {
+    node.restore_blocks(store.blocks());
+    let mut kept = Holdings::default();
+    for Found {
+        root,
+        manifests,
+        holding: h,
+    } in found
+    {
+        match node.adopt(now, root, &manifests) {
+            Ok(()) => kept.insert(root, h.pinned, h.size, h.last_used),
+            Err(e) => {
+                tracing::warn!(root = %root, "dropping held content that cannot be restored: {e}")
+            }
+        }
+    }
+    let restored = node.held_content().count();
     if restored > 0 {
         tracing::info!(
             contents = restored,
@@ -252,33 +338,6 @@ fn restore(node: &mut Node<SocketAddr>, saved: Holdings, now: Time) -> Holdings 
         );
     }
     kept
-}
-
-fn republish(node: &mut Node<SocketAddr>, root: &Id, now: Time) -> Result<(), String> {
-    let manifest = node.read_manifest(root).map_err(|e| e.to_string())?;
-    let id = match manifest {
-        Manifest::File(m) => {
-            let data = node.read_file(root).map_err(|e| e.to_string())?;
-            node.publish_file(now, data, m.media_type().as_str())
-        }
-        Manifest::Site(s) => {
-            let mut files = Vec::with_capacity(s.entries().len());
-            for e in s.entries() {
-                let data = node
-                    .read_file(&e.file)
-                    .map_err(|err| format!("{}: {err}", e.path))?;
-                files.push(SiteFile::new(e.path.as_str(), e.media_type.as_str(), data));
-            }
-            node.publish_site(now, files)
-        }
-    }
-    .map_err(|e| e.to_string())?;
-    if id != *root {
-        return Err(format!(
-            "it republishes as {id} (was the chunk size changed?)"
-        ));
-    }
-    Ok(())
 }
 
 /// The node id: the configured one, else the saved one, else a new random one

@@ -54,8 +54,13 @@ pub struct Config {
     pub max_pending_requests: usize,
     /// Outgoing messages queued for the driver; past this, new ones are dropped and counted.
     pub max_transmit_queue: usize,
-    /// Events queued for the driver; past this, the oldest are dropped and counted.
+    /// Misbehaviour reports queued for the driver; past this, new ones are
+    /// dropped and counted (terminal and progress events are never dropped).
     pub max_event_queue: usize,
+    /// Storage operations handed to the driver at once; the rest wait in order.
+    pub max_store_ops: usize,
+    /// Publications waiting for their blocks to be stored at once.
+    pub max_publishes: usize,
     /// Most forwards along a recursive route before it fails with `HopLimit`.
     pub max_route_hops: usize,
     /// Peers a recursive hop tries before it gives up with `DeadEnd`.
@@ -159,6 +164,8 @@ impl Default for Config {
             max_pending_requests: 1024,
             max_transmit_queue: 4096,
             max_event_queue: 4096,
+            max_store_ops: 64,
+            max_publishes: 16,
             max_route_hops: 32,
             route_attempts: 3,
             route_detours: 4,
@@ -244,6 +251,8 @@ impl Config {
             ("max_pending_requests", self.max_pending_requests),
             ("max_transmit_queue", self.max_transmit_queue),
             ("max_event_queue", self.max_event_queue),
+            ("max_store_ops", self.max_store_ops),
+            ("max_publishes", self.max_publishes),
             ("max_route_hops", self.max_route_hops),
             ("route_attempts", self.route_attempts),
             ("max_provider_keys", self.max_provider_keys),

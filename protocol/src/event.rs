@@ -1,11 +1,11 @@
 //! What the node tells its driver: outgoing messages and things that happened.
 
 use crate::contact::Contact;
-use crate::content::Manifest;
+use crate::content::{Manifest, StoreError};
 use crate::id::Id;
 use crate::query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 use crate::transfer::{FetchError, FetchId, FetchStats};
-use crate::wire::{Message, Payload};
+use crate::wire::Message;
 
 /// A message for the driver to deliver.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,9 +42,9 @@ pub enum Event<A> {
         /// What it says.
         manifest: Manifest,
     },
-    /// A fetch verified a chunk of a file. For each file, chunks are reported
-    /// in order, each exactly once, so a proxy can stream the file as it lands
-    /// (with `emit_chunk_events`).
+    /// A fetch verified a chunk of a file, and the store holds it: read it from
+    /// there. For each file, chunks are reported in order, each exactly once, so
+    /// a proxy can stream the file as it lands (with `emit_chunk_events`).
     ChunkVerified {
         /// The fetch.
         fetch: FetchId,
@@ -54,8 +54,18 @@ pub enum Event<A> {
         index: u32,
         /// Where the chunk starts in the file.
         offset: u64,
-        /// Its bytes, checked against its hash and its expected length.
-        data: Payload,
+        /// The chunk's block id.
+        id: Id,
+        /// Its length, checked against the file's manifest.
+        len: u32,
+    },
+    /// A publication ended: its blocks are stored and its announcement is under
+    /// way, or the store refused them and nothing is announced.
+    Published {
+        /// The content id [`crate::Node::publish`] returned.
+        root: Id,
+        /// Whether every block was stored.
+        result: Result<(), StoreError>,
     },
     /// A fetch ended: the content is held complete (and announced, with
     /// `serve_after_fetch`), or it failed and its partial blocks are dropped.

@@ -6,7 +6,8 @@
 //!
 //! This crate never reads the clock, draws OS randomness, spawns threads, opens
 //! sockets or files, or iterates a hash map: time and a seed come from the driver,
-//! and outputs are pulled with `poll_*` (see [`Node`] for the drain contract).
+//! and outputs are pulled with [`Node::poll_output`] until it says
+//! [`Output::Timeout`]; [`drive`] is that loop (see [`Node`]).
 //! `clippy.toml` in this crate bans the offending APIs.
 //!
 //! Start reading at [`Node`]; the rest, in dependency order:
@@ -21,10 +22,14 @@ pub mod contact;
 pub mod content;
 /// Distance metrics (XOR, Hamming) over ids.
 pub mod distance;
+/// The one drain loop every driver uses.
+pub mod drive;
 /// Outputs to the driver: transmits and events.
 pub mod event;
 /// 256-bit ids for nodes and content.
 pub mod id;
+/// The node's inputs and outputs.
+pub mod io;
 /// The node state machine.
 pub mod node;
 /// Query ids, kinds, results, statistics; the iterative walk.
@@ -43,13 +48,16 @@ pub mod wire;
 pub use config::{Config, ConfigError, Strategy};
 pub use contact::{Address, Contact};
 pub use content::{
-    ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore, PathError,
-    SiteEntry, SiteError, SiteFile, SiteManifest, SitePath, StoreError,
+    BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,
+    PathError, Prepared, ReadError, SiteEntry, SiteError, SiteFile, SiteManifest, SitePath,
+    StoreError,
 };
 pub use distance::{Distance, Metric};
+pub use drive::{drive, Driver};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
-pub use node::{CommandError, Counters, Node, PublishError, ReadError};
+pub use io::{Input, Output, StoreDone, StoreOp};
+pub use node::{CommandError, Counters, Node, PublishError};
 pub use query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 pub use time::Time;
 pub use transfer::{Corruption, FetchError, FetchId, FetchStats, ProviderStats};

@@ -81,7 +81,7 @@ fn files_of_every_awkward_size_round_trip() {
             .is_some_and(|t| t <= stats.duration()));
         let node = &net.nodes[fetcher as usize];
         assert!(node.holds(&id));
-        assert_eq!(node.read_file(&id).unwrap(), data, "size {len}");
+        assert_eq!(net.read_file(fetcher, &id).unwrap(), data, "size {len}");
         assert_eq!(net.streamed(fetcher, f, id), data, "streamed, size {len}");
         println!(
             "size {len}: {} blocks, {} requests, {:?} to first byte, {:?} in all",
@@ -136,14 +136,20 @@ fn a_site_with_nested_paths_round_trips() {
     // Root + 6 distinct file manifests + 6 distinct chunks (the png has two,
     // the empty file none).
     assert_eq!(stats.blocks, 1 + 6 + 6);
-    let fetcher = &net.nodes[21];
     for f in &files {
         let path = String::from_utf8(f.path.clone()).unwrap();
         let entry = s.get(path.trim_start_matches("./")).unwrap();
         assert_eq!(entry.size, f.data.len() as u64);
-        assert_eq!(fetcher.read_file(&entry.file).unwrap(), f.data, "{path}");
+        assert_eq!(net.read_file(21, &entry.file).unwrap(), f.data, "{path}");
     }
-    let f = FetchId(0);
+    let f = net
+        .events
+        .iter()
+        .find_map(|(n, e)| match e {
+            Event::FetchFinished { id, root, .. } if *n == 21 && *root == site => Some(*id),
+            _ => None,
+        })
+        .unwrap();
     let png = s.get("img/a.png").unwrap().file;
     assert_eq!(net.streamed(21, f, png), files[3].data);
 }
@@ -168,7 +174,7 @@ fn a_lying_provider_is_caught_and_the_fetch_completes_from_an_honest_one() {
         }
     }));
     let (_, stats) = fetch_ok(&mut net, fetcher, id, Duration::from_secs(60));
-    assert_eq!(net.nodes[fetcher as usize].read_file(&id).unwrap(), data);
+    assert_eq!(net.read_file(fetcher, &id).unwrap(), data);
     let lied = stats
         .providers
         .iter()
@@ -195,7 +201,7 @@ fn a_busy_provider_makes_the_fetch_fall_back() {
     let id = publish(&mut net, 7, &data, "image/jpeg");
     assert_eq!(publish(&mut net, 8, &data, "image/jpeg"), id);
     let (_, stats) = fetch_ok(&mut net, 25, id, Duration::from_secs(60));
-    assert_eq!(net.nodes[25].read_file(&id).unwrap(), data);
+    assert_eq!(net.read_file(25, &id).unwrap(), data);
     let busy: u32 = stats.providers.iter().map(|p| p.busy).sum();
     assert!(busy >= 1, "{stats:?}");
     assert!(bytes_from(&stats, 8) > bytes_from(&stats, 7), "{stats:?}");
@@ -227,7 +233,7 @@ fn a_provider_vanishing_mid_fetch_is_replaced() {
     let Some((Ok(_), stats)) = net.fetch_result(27, f) else {
         panic!("{:?}", net.fetch_result(27, f));
     };
-    assert_eq!(net.nodes[27].read_file(&id).unwrap(), data);
+    assert_eq!(net.read_file(27, &id).unwrap(), data);
     let gone = stats
         .providers
         .iter()
@@ -251,7 +257,7 @@ fn a_downloader_serves_others_after_the_publisher_leaves() {
     assert_eq!(bytes_from(&first, 2), first.bytes);
     net.take_down(2);
     let (_, second) = fetch_ok(&mut net, 23, id, Duration::from_secs(120));
-    assert_eq!(net.nodes[23].read_file(&id).unwrap(), data);
+    assert_eq!(net.read_file(23, &id).unwrap(), data);
     assert_eq!(bytes_from(&second, 14), second.bytes, "{second:?}");
     assert!(net.nodes[14].counters().bytes_uploaded >= data.len() as u64);
 }
@@ -275,11 +281,7 @@ fn missing_and_unreachable_content_fail_with_a_reason() {
     };
     assert!(stats.duration() <= Config::default().fetch_timeout);
     assert!(!net.nodes[9].holds(&id));
-    assert_eq!(
-        net.nodes[9].content_store().block_count(),
-        0,
-        "partial blocks dropped"
-    );
+    assert_eq!(net.nodes[9].block_count(), 0, "partial blocks dropped");
 }
 
 #[test]
@@ -332,7 +334,7 @@ fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
         net.command(0, |n, now| n.publish_file(now, "x", "nonsense")),
         Err(PublishError::File(_))
     ));
-    assert_eq!(net.nodes[0].content_store().block_count(), 0);
+    assert_eq!(net.nodes[0].block_count(), 0);
     assert_eq!(net.nodes[0].provided_keys().count(), 0);
 }
 
@@ -408,7 +410,7 @@ fn a_full_store_and_a_slow_fetch_fail_cleanly() {
         matches!(refused, Err(PublishError::Store(_))),
         "{refused:?}"
     );
-    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    assert_eq!(net.nodes[5].byte_count(), 0);
     let id = publish(&mut net, 2, &data, "text/plain");
     // Fetching it fills the store part way, then fails and gives the room back.
     let f = fetch(&mut net, 5, id);
@@ -418,7 +420,7 @@ fn a_full_store_and_a_slow_fetch_fail_cleanly() {
         "{:?}",
         net.fetch_result(5, f)
     );
-    assert_eq!(net.nodes[5].content_store().byte_count(), 0);
+    assert_eq!(net.nodes[5].byte_count(), 0);
     // A link too slow for the fetch's deadline ends it on time.
     net.link_bytes_per_s = 100_000;
     let f = fetch(&mut net, 6, id);
@@ -427,7 +429,7 @@ fn a_full_store_and_a_slow_fetch_fail_cleanly() {
         panic!("{:?}", net.fetch_result(6, f));
     };
     assert_eq!(stats.duration(), Duration::from_secs(2));
-    assert_eq!(net.nodes[6].content_store().block_count(), 0);
+    assert_eq!(net.nodes[6].block_count(), 0);
 }
 
 #[test]
@@ -473,7 +475,7 @@ fn a_prioritised_file_of_a_site_arrives_first() {
             })
             .unwrap()
     };
-    let a = match net.nodes[9].read_manifest(&site).unwrap() {
+    let a = match net.read_manifest(9, &site).unwrap() {
         Manifest::Site(s) => s.get("a.bin").unwrap().file,
         _ => unreachable!(),
     };
@@ -482,4 +484,79 @@ fn a_prioritised_file_of_a_site_arrives_first() {
         !net.command(9, |n, now| n.prioritise(now, f, z)),
         "fetch over"
     );
+}
+
+/// A site of 40,000 chunks held locally is fetched in one command: every
+/// manifest and every chunk is reported, in file order, then `FetchFinished`,
+/// although 40,000 events are ten times the event bound. (The seed dropped the
+/// oldest events past 4,096, losing the manifests and the first chunks.)
+#[test]
+fn a_local_fetch_of_forty_thousand_chunks_reports_every_chunk_in_order() {
+    const CHUNK: usize = 1024;
+    const PER_FILE: usize = 20_000;
+    let config = Config {
+        chunk_size: CHUNK,
+        max_event_queue: 4096,
+        store_max_blocks: 100_000,
+        ..Config::default()
+    };
+    let mut net = Net::new(1, &config, 5);
+    // Every chunk distinct, so that the store holds 40,000 of them.
+    let file = |n: u8| {
+        let mut v = vec![0u8; PER_FILE * CHUNK];
+        for (i, c) in v.chunks_mut(CHUNK).enumerate() {
+            c[..4].copy_from_slice(&(i as u32).to_le_bytes());
+            c[4] = n;
+        }
+        Bytes::from(v)
+    };
+    let files = vec![
+        SiteFile::new("a.bin", "application/octet-stream", file(1)),
+        SiteFile::new("b.bin", "application/octet-stream", file(2)),
+    ];
+    let site = net.command(0, |n, now| n.publish_site(now, files).unwrap());
+    assert!(net.nodes[0].holds(&site));
+    assert_eq!(net.nodes[0].block_count(), 2 * PER_FILE + 3);
+    net.events.clear();
+    let f = net.command(0, |n, now| n.fetch(now, site).unwrap());
+    let mine: Vec<&Event<u32>> = net
+        .events
+        .iter()
+        .filter(|(n, _)| *n == 0)
+        .map(|(_, e)| e)
+        .filter(|e| match e {
+            Event::ManifestVerified { fetch, .. }
+            | Event::ChunkVerified { fetch, .. }
+            | Event::FetchFinished { id: fetch, .. } => *fetch == f,
+            _ => false,
+        })
+        .collect();
+    let manifests = mine
+        .iter()
+        .filter(|e| matches!(e, Event::ManifestVerified { .. }))
+        .count();
+    assert_eq!(manifests, 3, "the site's manifest and both files'");
+    let mut next: std::collections::BTreeMap<Id, u32> = Default::default();
+    let mut chunks = 0;
+    for e in &mine {
+        if let Event::ChunkVerified {
+            file, index, len, ..
+        } = e
+        {
+            let n = next.entry(*file).or_insert(0);
+            assert_eq!(*index, *n, "chunks of a file come in order, none missing");
+            assert_eq!(*len as usize, CHUNK);
+            *n += 1;
+            chunks += 1;
+        }
+    }
+    assert_eq!(chunks, 2 * PER_FILE);
+    assert!(
+        matches!(
+            mine.last(),
+            Some(Event::FetchFinished { result: Ok(_), .. })
+        ),
+        "the fetch ends last, successfully"
+    );
+    assert_eq!(net.nodes[0].counters().events_dropped, 0);
 }

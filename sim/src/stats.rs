@@ -3,13 +3,13 @@
 /// Counts of what the engine did, for events/s figures and sanity checks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
-    /// Messages handed to a node's `handle_message`.
+    /// Messages handed to a node as `Input::Message`.
     pub delivered: u64,
-    /// `handle_timeout` calls.
+    /// `Input::Timeout` inputs that found a deadline due.
     pub timeouts: u64,
     /// Scheduled actions run (joins, leaves, commands).
     pub actions: u64,
-    /// `handle_send_failed` calls.
+    /// `Input::SendFailed` inputs.
     pub send_failures: u64,
     /// Wake-ups that found the node's deadline moved later and only re-armed it.
     pub rearmed: u64,
@@ -25,6 +25,9 @@ pub struct EngineStats {
     pub unroutable: u64,
     /// Messages a behaviour wrapper swallowed or dropped.
     pub intercepted: u64,
+    /// Messages meant for an earlier incarnation that the `deliver_stale`
+    /// fault delivered to the current one.
+    pub stale_delivered: u64,
 }
 
 impl EngineStats {

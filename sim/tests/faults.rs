@@ -171,3 +171,95 @@ fn scenario_runs_are_complete() {
     assert_eq!(k.finished, 100, "every lookup ends within the tail");
     assert_eq!(sim.in_flight(), 0);
 }
+
+/// The `deliver_stale` fault hands a node's new run a reply meant for its
+/// previous one (a live node restarted at the same address sees exactly this).
+/// The node must refuse it: its request ids start at a random point of its new
+/// stream, so the stale reply matches nothing, and its bootstrap waits for the
+/// reply to its own request. (The seed restarted ids at 0, so the stale reply
+/// to the old run's bootstrap was taken for the new run's.)
+#[test]
+fn a_reply_meant_for_a_previous_run_is_refused() {
+    use distroweb_protocol::{Event, Misbehaviour, QueryKind};
+    use distroweb_sim::Seeds;
+    let (a, b) = (NodeIdx(0), NodeIdx(1));
+    let mut c = config(2);
+    c.keep_events = true;
+    c.network.deliver_stale = true;
+    let one_way = Sim::new(c.clone())
+        .expect("valid")
+        .network()
+        .placement()
+        .one_way_us(a, b);
+    let rtt = Duration::from_micros(2 * one_way);
+    c.churn = Some(ChurnConfig {
+        session: Distribution::Fixed { secs: 1e6 },
+        // Back up after b has answered the old run, before that answer arrives.
+        downtime: Distribution::Fixed {
+            secs: rtt.as_secs_f64() * 0.75,
+        },
+        rejoin: Rejoin::LoseState,
+        rejoin_seeds: 1,
+    });
+    let mut sim = Sim::new(c).expect("valid");
+    sim.schedule(
+        Time::ZERO,
+        Action::Join {
+            node: b,
+            seeds: Seeds::Alone,
+        },
+    );
+    let t0 = Time::from_secs(1);
+    sim.schedule(
+        t0,
+        Action::Join {
+            node: a,
+            seeds: Seeds::List(vec![b]),
+        },
+    );
+    sim.run_until(t0);
+    // a has sent its bootstrap request to b; it crashes before the reply.
+    sim.crash(a);
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.stats().stale_delivered, 1, "{:?}", sim.stats());
+    let events = sim.take_events();
+    let refused: Vec<Time> = events
+        .iter()
+        .filter(|(_, n, e)| {
+            *n == a
+                && matches!(
+                    e,
+                    Event::PeerMisbehaved {
+                        reason: Misbehaviour::UnsolicitedReply,
+                        ..
+                    }
+                )
+        })
+        .map(|(t, _, _)| *t)
+        .collect();
+    let joins: Vec<(Time, Duration)> = events
+        .iter()
+        .filter_map(|(t, n, e)| match e {
+            Event::QueryFinished {
+                kind: QueryKind::Bootstrap,
+                result: Ok(_),
+                stats,
+                ..
+            } if *n == a => Some((*t, stats.finished.saturating_since(stats.started))),
+            _ => None,
+        })
+        .collect();
+    // The stale reply arrives one round trip after the first request: refused then.
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0] >= t0 + rtt && refused[0] < t0 + rtt + rtt / 4,
+        "{refused:?}"
+    );
+    // The new run's bootstrap finished on its own reply, a whole round trip after it asked.
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert!(
+        joins[0].1 >= rtt,
+        "joined after {:?}, rtt {rtt:?}",
+        joins[0].1
+    );
+}

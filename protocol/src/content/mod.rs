@@ -10,6 +10,7 @@ mod chunking;
 pub mod manifest;
 mod media_type;
 mod path;
+mod read;
 mod site;
 mod store;
 
@@ -20,8 +21,9 @@ pub use manifest::{
 };
 pub use media_type::{MediaType, MediaTypeError, MAX_MEDIA_TYPE_BYTES};
 pub use path::{PathError, SitePath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS};
+pub use read::{read_content, read_file, read_manifest, ReadError};
 pub use site::{prepare_site, SiteError, SiteFile};
-pub use store::{ContentStore, MemoryStore, StoreError};
+pub use store::{apply, BlockSource, ContentStore, MemoryStore, StoreError};
 
 /// The default chunk size: 256 KiB, as in IPFS and most BitTorrent clients.
 pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;

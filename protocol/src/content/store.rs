@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::id::Id;
+use crate::io::{StoreDone, StoreOp};
 use crate::wire::MAX_BLOCK_BYTES;
 
 /// Why a store refused or failed an operation.
@@ -36,12 +37,13 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// A bounded, synchronous, content-addressed block store.
+/// A bounded, synchronous, content-addressed block store, as a driver keeps one.
 ///
-/// The node only puts blocks it has verified (`Id::hash_of(data) == id`), so a
-/// store need not hash again. Implementations must be deterministic in what they
-/// return; the node calls them from inside its handlers, so they must not block
-/// for long. protocol/ ships [`MemoryStore`]; the live node adds one on disk.
+/// The node never calls a store: it asks its driver through
+/// [`StoreOp`](crate::StoreOp)s, and a driver with a synchronous store answers
+/// them with [`apply`]. The node only writes blocks it has verified
+/// (`Id::hash_of(data) == id`), so a store need not hash again. protocol/ ships
+/// [`MemoryStore`]; the live node has its own store on disk.
 pub trait ContentStore: fmt::Debug + Send {
     /// The block `id`, if held.
     fn get(&self, id: &Id) -> Result<Option<Bytes>, StoreError>;
@@ -57,10 +59,43 @@ pub trait ContentStore: fmt::Debug + Send {
     fn byte_count(&self) -> u64;
 }
 
+/// Carries out one storage operation on a synchronous store and says how it ended.
+pub fn apply(store: &mut dyn ContentStore, op: StoreOp) -> StoreDone {
+    match op {
+        StoreOp::Read { id } => StoreDone::Read {
+            id,
+            result: store.get(&id),
+        },
+        StoreOp::Write { id, data } => StoreDone::Written {
+            id,
+            result: store.put(id, data),
+        },
+        StoreOp::Remove { id } => {
+            // A block that could not be removed is an orphan, not an error for the node.
+            let _ = store.remove(&id);
+            StoreDone::Removed { id }
+        }
+    }
+}
+
+/// Where blocks can be read from: any store, as the readers of content
+/// ([`read_file`](crate::content::read_file) and friends) see it.
+pub trait BlockSource {
+    /// The block `id`, if held.
+    fn block(&self, id: &Id) -> Result<Option<Bytes>, StoreError>;
+}
+
+impl<S: ContentStore + ?Sized> BlockSource for S {
+    fn block(&self, id: &Id) -> Result<Option<Bytes>, StoreError> {
+        self.get(id)
+    }
+}
+
 /// Blocks in memory, as [`Bytes`]: a block received from a peer in the
 /// simulator shares the sender's buffer, so a page held by thousands of
-/// simulated nodes is one allocation.
-#[derive(Clone, Default)]
+/// simulated nodes is one allocation. `MemoryStore::default()` is unbounded
+/// (the node bounds what it writes); [`MemoryStore::new`] sets bounds of its own.
+#[derive(Clone)]
 pub struct MemoryStore {
     blocks: BTreeMap<Id, Bytes>,
     bytes: u64,
@@ -82,6 +117,17 @@ impl MemoryStore {
     /// Every block id held, in id order.
     pub fn ids(&self) -> impl Iterator<Item = &Id> + '_ {
         self.blocks.keys()
+    }
+
+    /// Carries out one storage operation (see [`apply`]).
+    pub fn apply(&mut self, op: StoreOp) -> StoreDone {
+        apply(self, op)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new(u64::MAX, usize::MAX)
     }
 }
 
@@ -119,7 +165,7 @@ impl ContentStore for MemoryStore {
                 max: self.max_blocks,
             });
         }
-        if self.bytes + data.len() as u64 > self.capacity_bytes {
+        if self.bytes.saturating_add(data.len() as u64) > self.capacity_bytes {
             return Err(StoreError::Full {
                 capacity_bytes: self.capacity_bytes,
             });

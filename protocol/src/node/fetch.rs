@@ -4,6 +4,8 @@
 //! The bookkeeping lives in `transfer::fetch::Fetch`; this file moves it along
 //! with messages, timers, the store and events.
 
+use std::sync::Arc;
+
 use rand_core::RngCore;
 
 use crate::contact::{Address, Contact};
@@ -27,6 +29,7 @@ impl<A: Address> Node<A> {
     /// Content already being fetched returns the running fetch's id; content
     /// already held completes at once from the store.
     pub fn fetch(&mut self, now: Time, root: Id) -> Result<FetchId, CommandError> {
+        let now = self.tick(now);
         if let Some(&running) = self.fetch_by_root.get(&root) {
             return Ok(running);
         }
@@ -36,13 +39,13 @@ impl<A: Address> Node<A> {
             });
         }
         // Content not held needs a provider lookup: refuse now rather than fail later.
-        if !self.held_roots.contains(&root) && self.queries.len() >= self.config.max_queries {
+        if !self.held_roots.contains_key(&root) && self.queries.len() >= self.config.max_queries {
             return Err(CommandError::TooManyQueries {
                 max: self.config.max_queries,
             });
         }
         let fid = FetchId(self.next_fetch);
-        self.next_fetch += 1;
+        self.next_fetch = self.next_fetch.wrapping_add(1);
         let deadline = now + self.config.fetch_timeout;
         let mut fetch = Fetch::new(root, now, deadline);
         let (slot, _) = fetch.need(root, true, false);
@@ -50,18 +53,9 @@ impl<A: Address> Node<A> {
         self.fetch_by_root.insert(root, fid);
         self.fetch_timers.insert((deadline, fid));
         self.take_local(fid, slot);
-        self.absorb(now, fid, vec![slot]);
-        let Some(f) = self.fetches.get(&fid) else {
-            return Ok(fid);
-        };
-        if f.is_complete() {
-            self.fetch_succeeded(now, fid);
-            return Ok(fid);
-        }
-        self.locate(now, fid);
-        if self.config.announce_fetching && self.fetches.contains_key(&fid) {
-            self.announce_fetching(now, root);
-        }
+        // Blocks held here are read and reported as the store answers; a block
+        // missing sends the fetch looking for providers (see `pump`).
+        self.advance(now, fid);
         Ok(fid)
     }
 
@@ -74,6 +68,7 @@ impl<A: Address> Node<A> {
     /// files (a proxy asked for that page first). Returns `false` if the fetch
     /// is not running or its site (as far as known yet) has no such file.
     pub fn prioritise(&mut self, now: Time, fetch: FetchId, file: Id) -> bool {
+        let now = self.tick(now);
         let Some(f) = self.fetches.get_mut(&fetch) else {
             return false;
         };
@@ -99,6 +94,7 @@ impl<A: Address> Node<A> {
             return;
         };
         f.stats.lookups += 1;
+        let first = f.stats.lookups == 1;
         let root = f.root;
         let enough = self.config.fetch_providers_wanted;
         match self.provider_lookup(now, root, enough, Some(fid)) {
@@ -110,6 +106,9 @@ impl<A: Address> Node<A> {
             }
             Ok(_) => {}
             Err(_) => self.fetch_located(now, fid, Err(QueryError::NoPeers)),
+        }
+        if first && self.config.announce_fetching && self.fetches.contains_key(&fid) {
+            self.announce_fetching(now, root);
         }
     }
 
@@ -214,12 +213,10 @@ impl<A: Address> Node<A> {
                 }
                 self.counters.blocks_downloaded += 1;
                 self.counters.bytes_downloaded += data.0.len() as u64;
-                if let Err(e) = self.keep_block(fid, block, data.0) {
+                if let Err(e) = self.keep_block(now, fid, block, data.0) {
                     self.fetch_failed(now, fid, FetchError::Store(e));
                     return;
                 }
-                self.release_held(now, &block);
-                self.absorb(now, fid, vec![slot]);
             }
             Body::Block { .. } => {
                 f.refused(now, slot, Refusal::Corrupt, backoff, max_failures);
@@ -245,31 +242,71 @@ impl<A: Address> Node<A> {
         self.advance(now, fid);
     }
 
-    /// Stores a verified block for a fetch, noting it as partial content.
+    /// Has a verified block written for a fetch (or shares one held or being
+    /// written already); the fetch moves on when the write is confirmed.
     fn keep_block(
         &mut self,
+        now: Time,
         fid: FetchId,
         block: Id,
         data: bytes::Bytes,
     ) -> Result<(), StoreError> {
-        if !self.store.contains(&block) {
-            self.store.put(block, data)?;
-            *self.partial.entry(block).or_insert(0) += 1;
-            if let Some(f) = self.fetches.get_mut(&fid) {
-                f.added.push(block);
+        if self.storage.contains(&block) {
+            // Another fetch or a publication brought it meanwhile: share it.
+            if let Some(n) = self.partial.get_mut(&block) {
+                *n += 1;
+                if let Some(f) = self.fetches.get_mut(&fid) {
+                    f.added.push(block);
+                }
+            }
+            self.fetch_block_stored(now, fid, block, &data);
+            return Ok(());
+        }
+        if let Some(w) = self.storage.writes.get_mut(&block) {
+            if !w.fetches.contains(&fid) {
+                w.fetches.push(fid);
             }
             return Ok(());
         }
-        // Another running fetch brought it meanwhile: share it.
-        if let (Some(n), Some(f)) = (self.partial.get_mut(&block), self.fetches.get_mut(&fid)) {
-            *n += 1;
-            f.added.push(block);
-        }
+        self.storage.room_for(
+            data.len() as u64,
+            1,
+            self.config.store_capacity_bytes,
+            self.config.store_max_blocks,
+        )?;
+        self.storage.write(block, data).fetches.push(fid);
         Ok(())
     }
 
-    /// If the store holds the block of `slot`, marks it held; a block another
-    /// running fetch brought is shared, so its failure does not drop it under us.
+    /// The block `id` of fetch `fid` is in the store now (`data` its bytes).
+    pub(super) fn fetch_block_stored(
+        &mut self,
+        now: Time,
+        fid: FetchId,
+        id: Id,
+        data: &bytes::Bytes,
+    ) {
+        let Some(f) = self.fetches.get_mut(&fid) else {
+            return;
+        };
+        let Some(slot) = f.slot_of(&id) else {
+            return;
+        };
+        if !f.added.contains(&id) && self.partial.contains_key(&id) {
+            f.added.push(id);
+        }
+        f.stored(slot);
+        if f.slots[slot].manifest && f.slots[slot].state == SlotState::Held {
+            if let Err(e) = self.absorb(fid, slot, data) {
+                self.fetch_failed(now, fid, e);
+                return;
+            }
+        }
+        self.advance(now, fid);
+    }
+
+    /// If the store holds the block of `slot`, marks it held (and asks for a
+    /// manifest to be read); a block being written already is waited for.
     fn take_local(&mut self, fid: FetchId, slot: usize) {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
@@ -278,61 +315,69 @@ impl<A: Address> Node<A> {
             return;
         };
         let id = s.id;
-        if !self.store.contains(&id) {
+        let manifest = s.manifest;
+        if let Some(w) = self.storage.writes.get_mut(&id) {
+            f.landing(slot);
+            if !w.fetches.contains(&fid) {
+                w.fetches.push(fid);
+            }
+            return;
+        }
+        if !self.storage.contains(&id) {
             return;
         }
         f.held_locally(slot);
         if let Some(n) = self.partial.get_mut(&id) {
+            // Brought by another running fetch: share it, so its failure does
+            // not drop it under us.
             *n += 1;
             f.added.push(id);
         }
-    }
-
-    /// Processes blocks that just became held: decodes manifests (adding the
-    /// blocks they name), then reports chunks ready in file order.
-    fn absorb(&mut self, now: Time, fid: FetchId, mut work: Vec<usize>) {
-        let mut events = Vec::new();
-        let mut outcome = Ok(());
-        while let Some(slot) = work.pop() {
-            outcome = self.absorb_one(fid, slot, &mut work, &mut events);
-            if outcome.is_err() {
-                break;
-            }
-        }
-        if outcome.is_ok() {
-            outcome = self.report_chunks(fid, &mut events);
-        }
-        for e in events {
-            self.push_event(e);
-        }
-        if let Err(e) = outcome {
-            self.fetch_failed(now, fid, e);
+        if manifest {
+            self.storage
+                .read(id, super::storage::ReadFor::Manifest { fetch: fid });
         }
     }
 
-    fn absorb_one(
-        &mut self,
-        fid: FetchId,
-        slot: usize,
-        work: &mut Vec<usize>,
-        events: &mut Vec<Event<A>>,
-    ) -> Result<(), FetchError> {
+    /// A manifest held locally was read for fetch `fid`.
+    pub(super) fn manifest_read(&mut self, now: Time, fid: FetchId, id: Id, data: bytes::Bytes) {
+        if Id::hash_of(&data) != id {
+            // The store handed back other bytes than it was given.
+            self.block_lost(now, id);
+            return;
+        }
         let Some(f) = self.fetches.get(&fid) else {
-            return Ok(());
+            return;
         };
-        let s = &f.slots[slot];
-        if !s.manifest || s.state != SlotState::Held {
-            return Ok(());
+        let Some(slot) = f.slot_of(&id) else {
+            return;
+        };
+        if f.slots[slot].state != SlotState::Held {
+            return;
         }
-        let id = s.id;
-        let root = f.root;
-        let data = self.held_block(&id)?;
-        let manifest = Manifest::decode(&data)
-            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
-        let mut new_slots = Vec::new();
+        if let Err(e) = self.absorb(fid, slot, &data) {
+            self.fetch_failed(now, fid, e);
+            return;
+        }
+        self.advance(now, fid);
+    }
+
+    /// Decodes the held manifest of `slot` and adds the blocks it names (taking
+    /// those the store holds already).
+    fn absorb(&mut self, fid: FetchId, slot: usize, data: &[u8]) -> Result<(), FetchError> {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return Ok(());
         };
+        let s = &mut f.slots[slot];
+        if !s.manifest || s.decoded {
+            return Ok(());
+        }
+        s.decoded = true;
+        let id = s.id;
+        let root = f.root;
+        let manifest = Manifest::decode(data)
+            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
+        let mut new_slots = Vec::new();
         match &manifest {
             Manifest::Site(site) if id == root && f.manifest.is_none() => {
                 for e in site.entries() {
@@ -362,6 +407,7 @@ impl<A: Address> Node<A> {
                         next_emit: 0,
                     });
                 }
+                let shared = Arc::new(m.clone());
                 for p in f
                     .files
                     .iter_mut()
@@ -372,7 +418,7 @@ impl<A: Address> Node<A> {
                             return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
                         }
                     }
-                    p.manifest = Some(m.clone());
+                    p.manifest = Some(Arc::clone(&shared));
                 }
                 let urgent = f.urgent_files.contains(&id);
                 for c in m.chunks() {
@@ -386,78 +432,55 @@ impl<A: Address> Node<A> {
         if id == root {
             f.manifest.get_or_insert_with(|| manifest.clone());
         }
-        events.push(Event::ManifestVerified {
+        self.push_event(Event::ManifestVerified {
             fetch: fid,
             id,
             manifest,
         });
         for s in new_slots {
             self.take_local(fid, s);
-            if self
-                .fetches
-                .get(&fid)
-                .is_some_and(|f| f.slots[s].state == SlotState::Held && f.slots[s].manifest)
-            {
-                work.push(s);
-            }
         }
         Ok(())
     }
 
-    /// Checks and reports, in file order, every chunk now held and not yet reported.
-    fn report_chunks(
-        &mut self,
-        fid: FetchId,
-        events: &mut Vec<Event<A>>,
-    ) -> Result<(), FetchError> {
+    /// Reports, in file order, every chunk now held and not yet reported, each
+    /// checked against the length its manifest allows.
+    fn report_chunks(&mut self, fid: FetchId) -> Result<(), FetchError> {
         let emit = self.config.emit_chunk_events;
         loop {
-            let Some((file, index, chunk)) =
-                self.fetches.get(&fid).and_then(|f| f.next_ready_chunk())
-            else {
+            let Some(f) = self.fetches.get_mut(&fid) else {
                 return Ok(());
             };
-            let data = self.held_block(&chunk)?;
-            let Some(f) = self.fetches.get_mut(&fid) else {
+            let Some((file, index, chunk)) = f.next_ready_chunk() else {
                 return Ok(());
             };
             let p = &mut f.files[file];
             let Some(m) = &p.manifest else {
                 return Ok(());
             };
-            if m.chunk_len(index) != Some(data.len()) {
+            let held = self.storage.len_of(&chunk).map(|l| l as usize);
+            if held.is_none() || m.chunk_len(index) != held {
                 return Err(FetchError::Corrupt(Corruption::ChunkLength {
                     file: p.id,
                     index: index as u32,
                 }));
             }
-            let offset = m.chunk_offset(index);
             p.next_emit += 1;
             if emit {
-                events.push(Event::ChunkVerified {
-                    fetch: fid,
-                    file: p.id,
-                    index: index as u32,
-                    offset,
-                    data: data.into(),
-                });
+                let m = Arc::clone(m);
+                let file = p.id;
+                self.events.push_chunk(fid, file, &m, index as u32);
             }
         }
     }
 
-    /// A block the fetch counts as held; a store that lost it fails the fetch.
-    fn held_block(&self, id: &Id) -> Result<bytes::Bytes, FetchError> {
-        match self.store.get(id) {
-            Ok(Some(data)) => Ok(data),
-            Ok(None) => Err(FetchError::Store(StoreError::Backend(format!(
-                "held block {id:?} vanished"
-            )))),
-            Err(e) => Err(FetchError::Store(e)),
+    /// After any progress: report chunks, finish the fetch if it is complete,
+    /// else send more requests.
+    pub(super) fn advance(&mut self, now: Time, fid: FetchId) {
+        if let Err(e) = self.report_chunks(fid) {
+            self.fetch_failed(now, fid, e);
+            return;
         }
-    }
-
-    /// After an answer: finish the fetch if it is complete, else send more.
-    fn advance(&mut self, now: Time, fid: FetchId) {
         match self.fetches.get(&fid) {
             Some(f) if f.is_complete() => self.fetch_succeeded(now, fid),
             Some(_) => self.pump(now, fid),
@@ -516,10 +539,12 @@ impl<A: Address> Node<A> {
             // Part of complete content now, whichever fetches shared it.
             self.partial.remove(b);
         }
-        self.held_roots.insert(f.root);
-        for b in f.block_ids() {
-            self.release_held(now, &b);
+        let mut blocks: Vec<Id> = f.block_ids().collect();
+        blocks.sort_unstable();
+        for b in &blocks {
+            self.release_held(now, b, None);
         }
+        self.held_roots.insert(f.root, blocks);
         if self.config.serve_after_fetch {
             let mut keys = vec![f.root];
             if let (Some(Manifest::Site(s)), true) = (&f.manifest, self.config.announce_site_files)
@@ -549,7 +574,7 @@ impl<A: Address> Node<A> {
     }
 
     /// The fetch failed: drop the blocks only it wanted, tell whoever waits on it.
-    fn fetch_failed(&mut self, now: Time, fid: FetchId, error: FetchError) {
+    pub(super) fn fetch_failed(&mut self, now: Time, fid: FetchId, error: FetchError) {
         let Some(f) = self.take_fetch(now, fid) else {
             return;
         };
@@ -558,7 +583,7 @@ impl<A: Address> Node<A> {
                 *n -= 1;
                 if *n == 0 {
                     self.partial.remove(b);
-                    let _ = self.store.remove(b);
+                    self.storage.remove(*b);
                 }
             }
         }
@@ -566,7 +591,7 @@ impl<A: Address> Node<A> {
             if self.fetches.values().any(|g| g.wants(&b)) {
                 continue;
             }
-            self.release_held(now, &b);
+            self.release_held(now, &b, None);
             self.refuse_held(&b);
         }
         self.push_event(Event::FetchFinished {

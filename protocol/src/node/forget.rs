@@ -4,70 +4,64 @@
 use std::collections::BTreeSet;
 
 use crate::contact::Address;
-use crate::content::Manifest;
 use crate::id::Id;
 
-use super::{Node, ReadError};
+use super::Node;
 
 impl<A: Address> Node<A> {
     /// Stops holding the content `root`: it is no longer announced (nor its site
     /// files), and every block of it that no other held content and no running
     /// fetch needs is removed from the store. Returns the blocks removed.
     ///
-    /// Content not held, or being fetched right now, is left alone (`Ok(0)`).
-    pub fn forget(&mut self, root: &Id) -> Result<usize, ReadError> {
-        if !self.held_roots.contains(root) || self.fetch_by_root.contains_key(root) {
-            return Ok(0);
+    /// Content not held, or being fetched or published right now, is left alone (0).
+    pub fn forget(&mut self, root: &Id) -> usize {
+        if self.fetch_by_root.contains_key(root) || self.publishes.contains_key(root) {
+            return 0;
         }
-        let (blocks, files) = self.content_blocks(root)?;
-        let mut keep = BTreeSet::new();
-        for other in self.held_roots.iter().filter(|r| *r != root) {
-            // Content whose manifests are unreadable keeps nothing alive.
-            if let Ok((b, _)) = self.content_blocks(other) {
-                keep.extend(b);
-            }
-        }
-        self.held_roots.remove(root);
+        let Some(blocks) = self.held_roots.remove(root) else {
+            return 0;
+        };
+        let keep: BTreeSet<Id> = self.held_roots.values().flatten().copied().collect();
         self.stop_providing(root);
-        for f in files {
-            if !keep.contains(&f) {
-                self.stop_providing(&f);
+        for b in &blocks {
+            // A site's file ids are among its blocks; stop announcing those too.
+            if !keep.contains(b) {
+                self.stop_providing(b);
             }
         }
         let mut removed = 0;
         for b in blocks {
-            let busy = self.partial.contains_key(&b) || self.fetches.values().any(|f| f.wants(&b));
-            if !keep.contains(&b) && !busy && self.store.remove(&b)? {
+            let busy = self.partial.contains_key(&b)
+                || self.fetches.values().any(|f| f.wants(&b))
+                || self.storage.writes.contains_key(&b);
+            if !keep.contains(&b) && !busy && self.storage.contains(&b) {
+                self.storage.remove(b);
                 removed += 1;
             }
         }
-        Ok(removed)
-    }
-
-    /// Every block of the held content `root` (manifests and chunks), and the
-    /// file ids of a site.
-    fn content_blocks(&self, root: &Id) -> Result<(BTreeSet<Id>, Vec<Id>), ReadError> {
-        let mut blocks = BTreeSet::from([*root]);
-        let mut files = Vec::new();
-        match self.read_manifest(root)? {
-            Manifest::File(m) => blocks.extend(m.chunks().iter().copied()),
-            Manifest::Site(s) => {
-                for e in s.entries() {
-                    blocks.insert(e.file);
-                    files.push(e.file);
-                    if let Manifest::File(m) = self.read_manifest(&e.file)? {
-                        blocks.extend(m.chunks().iter().copied());
-                    }
-                }
-            }
-        }
-        Ok((blocks, files))
+        removed
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Config, Id, Node, SiteFile, Time};
+    use crate::content::{ContentStore, MemoryStore};
+    use crate::{drive, Config, Driver, Event, Id, Node, SiteFile, StoreOp, Time, Transmit};
+
+    /// A driver with a memory store and no network.
+    #[derive(Default)]
+    struct Alone {
+        store: MemoryStore,
+    }
+
+    impl Driver<u32> for Alone {
+        fn transmit(&mut self, _: &mut Node<u32>, _: Time, _: Transmit<u32>) {}
+        fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
+            let done = self.store.apply(op);
+            node.handle_input(now, crate::Input::Stored(done));
+        }
+        fn event(&mut self, _: &mut Node<u32>, _: Time, _: Event<u32>) {}
+    }
 
     #[test]
     fn forgetting_keeps_what_other_content_shares() {
@@ -75,6 +69,7 @@ mod tests {
             chunk_size: 1024,
             ..Config::default()
         };
+        let mut io = Alone::default();
         let mut n: Node<u32> = Node::new(config, Id::hash_of(b"n"), 1, 7, Time::ZERO).unwrap();
         let shared = vec![7u8; 1024];
         let mut other = shared.clone();
@@ -82,20 +77,31 @@ mod tests {
         let file = n
             .publish_file(Time::ZERO, shared.clone(), "text/plain")
             .unwrap();
+        drive(&mut n, Time::ZERO, &mut io);
         let site = n
             .publish_site(
                 Time::ZERO,
                 vec![SiteFile::new("a.bin", "application/octet-stream", other)],
             )
             .unwrap();
-        let before = n.content_store().block_count();
+        drive(&mut n, Time::ZERO, &mut io);
+        assert!(n.holds(&site) && n.holds(&file));
+        let before = n.block_count();
+        assert_eq!(io.store.block_count(), before);
         // The site's first chunk is the file's only chunk: it must survive.
-        let removed = n.forget(&site).unwrap();
+        let removed = n.forget(&site);
+        drive(&mut n, Time::ZERO, &mut io);
         assert!(!n.holds(&site) && n.holds(&file));
         assert!(!n.provided_keys().any(|k| *k == site));
-        assert_eq!(n.content_store().block_count(), before - removed);
-        assert_eq!(n.read_file(&file).unwrap().as_ref(), &shared[..]);
         assert_eq!(removed, 3, "site manifest, file manifest, tail chunk");
-        assert_eq!(n.forget(&site).unwrap(), 0);
+        assert_eq!(n.block_count(), before - removed);
+        assert_eq!(
+            io.store.block_count(),
+            before - removed,
+            "the store followed"
+        );
+        let got = crate::content::read_file(&io.store, &file).unwrap();
+        assert_eq!(got.as_ref(), &shared[..]);
+        assert_eq!(n.forget(&site), 0);
     }
 }

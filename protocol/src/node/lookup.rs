@@ -19,6 +19,7 @@ impl<A: Address> Node<A> {
     /// Implementation note: joins use the iterative walk under both strategies; a
     /// recursive walk would not introduce the newcomer to the nodes near its id.
     pub fn bootstrap(&mut self, now: Time, seeds: &[A]) -> Result<QueryId, CommandError> {
+        let now = self.tick(now);
         let q = self.start(now, QueryKind::Bootstrap, self.id, Strategy::Iterative)?;
         let mut sent = 0;
         for seed in seeds {
@@ -39,6 +40,7 @@ impl<A: Address> Node<A> {
 
     /// Finds the `k` nodes closest to `target`.
     pub fn find_node(&mut self, now: Time, target: Id) -> Result<QueryId, CommandError> {
+        let now = self.tick(now);
         let q = self.start(now, QueryKind::FindNode, target, self.config.strategy)?;
         self.launch(now, q);
         Ok(q)
@@ -47,6 +49,7 @@ impl<A: Address> Node<A> {
     /// Finds peers that hold `key` (with `announce_fetching`, possibly peers
     /// still fetching it, who serve what they hold so far).
     pub fn find_providers(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
+        let now = self.tick(now);
         self.provider_lookup(now, key, self.config.providers_enough, None)
     }
 
@@ -102,6 +105,7 @@ impl<A: Address> Node<A> {
     /// closest nodes, and republishes it every `republish_interval` until
     /// [`Node::stop_providing`].
     pub fn announce(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
+        let now = self.tick(now);
         if !self.provided.contains(&key) && self.provided.len() >= self.config.max_provided_keys {
             return Err(CommandError::TooManyProvided {
                 max: self.config.max_provided_keys,

@@ -2,12 +2,15 @@
 
 mod fetch;
 mod forget;
+mod invariants;
 mod lookup;
 mod maintenance;
+mod outputs;
 mod publish;
 mod requests;
 mod route;
 mod serve;
+mod storage;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -16,9 +19,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::config::{Config, ConfigError};
 use crate::contact::{Address, Contact};
-use crate::content::{ContentStore, MemoryStore};
 use crate::event::{Event, Misbehaviour, Transmit};
 use crate::id::Id;
+use crate::io::{Input, Output};
 use crate::query::{Query, QueryId};
 use crate::records::{Provided, ProviderStore};
 use crate::routing::{Observed, RoutingTable};
@@ -29,7 +32,10 @@ use crate::transfer::uploads::Uploads;
 use crate::transfer::FetchId;
 use crate::wire::{Body, Message, Route, RpcId};
 
-pub use publish::{PublishError, ReadError};
+pub use publish::PublishError;
+
+use outputs::Events;
+use storage::Storage;
 
 /// Why a command was refused. The node's state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +58,12 @@ pub enum CommandError {
         /// The configured bound.
         max: usize,
     },
+    /// `max_publishes` publications are already waiting for their blocks to be stored.
+    #[error("too many publications running (at most {max})")]
+    TooManyPublishes {
+        /// The configured bound.
+        max: usize,
+    },
 }
 
 /// Counters of what the node did, for experiments and status pages.
@@ -71,8 +83,13 @@ pub struct Counters {
     pub misbehaviour: u64,
     /// Outgoing messages dropped because the transmit queue was full.
     pub transmits_dropped: u64,
-    /// Events dropped because the event queue was full.
+    /// Misbehaviour reports dropped because `max_event_queue` of them were
+    /// waiting (terminal and progress events are never dropped).
     pub events_dropped: u64,
+    /// Storage operations completed.
+    pub store_ops: u64,
+    /// Blocks the store turned out not to have (lost or corrupt on disk).
+    pub blocks_lost: u64,
     /// Blocks sent to peers.
     pub blocks_uploaded: u64,
     /// Bytes of blocks sent to peers: this node's upload as a server.
@@ -126,38 +143,44 @@ struct Pending<A> {
     purpose: Purpose<A>,
 }
 
-/// One distroweb peer as a pure state machine (sans-IO, the quinn-proto shape).
+/// One distroweb peer as a pure state machine (sans-IO, the quinn-proto and str0m shape).
 ///
 /// The node never reads the clock, never draws OS randomness and never touches a
-/// socket: time arrives as `now` with every input, randomness comes from the seed
-/// given to [`Node::new`], and messages leave through [`Node::poll_transmit`].
-/// Same inputs in the same order give the same outputs, bit for bit.
+/// socket or a disk: time arrives as `now` with every input, randomness comes from
+/// the seed given to [`Node::new`], and everything the node wants done leaves
+/// through [`Node::poll_output`]. Same inputs in the same order give the same
+/// outputs, bit for bit.
 ///
-/// # The drain contract
+/// # The loop
 ///
-/// After every input (`handle_message`, `handle_timeout`, `handle_send_failed`)
-/// and every command (`bootstrap`, `find_node`, `find_providers`, `announce`,
-/// `publish_file`, `publish_site`, `fetch`), the driver must:
-/// 1. call [`Node::poll_transmit`] until it returns `None`, sending each message;
-/// 2. call [`Node::poll_event`] until it returns `None`;
-/// 3. read [`Node::poll_timeout`] and arrange to call [`Node::handle_timeout`] then.
+/// After every [`Node::handle_input`] and every command (`bootstrap`, `find_node`,
+/// `find_providers`, `announce`, `publish`, `fetch`, …) the driver pulls outputs
+/// until [`Output::Timeout`]; [`crate::drive`] is that loop, and every driver uses it.
+/// Outputs come in a fixed order: transmits, storage operations, events, then
+/// the timeout. Time never goes backwards between calls.
 ///
-/// Queues are bounded: outputs left undrained past their bound are dropped and
-/// counted in [`Counters`]. Calling `handle_timeout` early is harmless.
+/// # Storage
+///
+/// The node keeps an index of the blocks it holds (id and length) and asks the
+/// driver to read, write and remove blocks ([`crate::StoreOp`]); a block counts
+/// as held only once its write is confirmed, so a crash loses nothing the node
+/// claimed to have. The simulator answers at once from memory; the live node
+/// answers from a disk pool off the node's task.
 ///
 /// # Content
 ///
-/// The node keeps blocks in a [`ContentStore`] ([`MemoryStore`] unless built
-/// with [`Node::with_store`]), serves them to any peer that asks (bounded by
-/// `max_uploads`), and fetches content from many providers at once, verifying
-/// every block against its hash. A fetch reports verified manifests and chunks
-/// as they land (in file order) and always ends with `Event::FetchFinished`.
+/// The node serves blocks to any peer that asks (bounded by `max_uploads`), and
+/// fetches content from many providers at once, verifying every block against
+/// its hash. A fetch reports verified manifests and chunks as they land (in file
+/// order, none dropped) and always ends with `Event::FetchFinished`.
 #[derive(Debug)]
 pub struct Node<A> {
     config: Config,
     id: Id,
     addr: A,
     rng: ChaCha12Rng,
+    /// The latest time an input or command brought; time never goes back.
+    now: Time,
     table: RoutingTable<A>,
     providers: ProviderStore<A>,
     provided: Provided,
@@ -171,12 +194,15 @@ pub struct Node<A> {
     next_rpc: u64,
     next_maintenance: Time,
     transmits: VecDeque<Transmit<A>>,
-    events: VecDeque<Event<A>>,
+    events: Events<A>,
     counters: Counters,
-    /// Blocks (chunks and manifests) this node holds.
-    store: Box<dyn ContentStore>,
-    /// Content this node holds complete: published, or fetched and verified.
-    held_roots: BTreeSet<Id>,
+    /// The index of blocks held, and the storage operations under way.
+    storage: Storage<A>,
+    /// Content this node holds complete (published, or fetched and verified),
+    /// with every block it consists of, in id order.
+    held_roots: BTreeMap<Id, Vec<Id>>,
+    /// Publications waiting for their blocks to be written, by root.
+    publishes: BTreeMap<Id, publish::Publishing>,
     /// Blocks held only for fetches still running, with how many such fetches
     /// share each; dropped from the store if every one of them fails.
     partial: BTreeMap<Id, u32>,
@@ -193,30 +219,20 @@ pub struct Node<A> {
 
 impl<A: Address> Node<A> {
     /// A node with id `id`, reachable by peers at `addr`, whose randomness all
-    /// derives from `seed`. Content is kept in a [`MemoryStore`] bounded by
-    /// `store_capacity_bytes` and `store_max_blocks`.
+    /// derives from `seed`, holding no blocks yet (see [`Node::restore_blocks`]).
     pub fn new(config: Config, id: Id, addr: A, seed: u64, now: Time) -> Result<Self, ConfigError> {
-        let store = MemoryStore::new(config.store_capacity_bytes, config.store_max_blocks);
-        Self::with_store(config, id, addr, seed, now, Box::new(store))
-    }
-
-    /// Like [`Node::new`], keeping content in `store` (a disk store, say). Blocks
-    /// already in the store are served to peers that ask; to announce content
-    /// in it, publish it again (which finds every block present and copies nothing).
-    pub fn with_store(
-        config: Config,
-        id: Id,
-        addr: A,
-        seed: u64,
-        now: Time,
-        store: Box<dyn ContentStore>,
-    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
         let jitter = rng.next_u64() % micros(config.maintenance_interval).max(1);
         let next_maintenance =
             now + config.maintenance_interval + core::time::Duration::from_micros(jitter);
+        // Implementation note: request, query and fetch ids start at random points
+        // of the node's stream, so a reply meant for an earlier run of this node
+        // (same id, same address, counters back at zero) matches nothing now.
+        let next_rpc = rng.next_u64();
+        let next_query = rng.next_u64();
+        let next_fetch = rng.next_u64();
         Ok(Node {
             table: RoutingTable::new(id, config.metric, config.table()),
             providers: ProviderStore::new(
@@ -231,28 +247,30 @@ impl<A: Address> Node<A> {
             ),
             uploads: Uploads::new(config.max_uploads, config.upload_bytes_per_s),
             held: Held::new(config.max_held_requests),
+            events: Events::new(config.max_event_queue),
+            storage: Storage::new(config.max_store_ops),
             config,
             id,
             addr,
             rng,
-            store,
-            held_roots: BTreeSet::new(),
+            now,
+            held_roots: BTreeMap::new(),
+            publishes: BTreeMap::new(),
             partial: BTreeMap::new(),
             fetches: BTreeMap::new(),
             fetch_by_root: BTreeMap::new(),
             fetch_timers: BTreeSet::new(),
-            next_fetch: 0,
+            next_fetch,
             provided: Provided::default(),
             queries: BTreeMap::new(),
             query_deadlines: BTreeSet::new(),
-            next_query: 0,
+            next_query,
             pending: BTreeMap::new(),
             pending_deadlines: BTreeSet::new(),
             forwards: 0,
-            next_rpc: 0,
+            next_rpc,
             next_maintenance,
             transmits: VecDeque::new(),
-            events: VecDeque::new(),
             counters: Counters::default(),
         })
     }
@@ -270,6 +288,11 @@ impl<A: Address> Node<A> {
     /// This node as a contact.
     pub fn contact(&self) -> Contact<A> {
         Contact::new(self.id, self.addr.clone())
+    }
+
+    /// The latest time an input or command brought.
+    pub fn now(&self) -> Time {
+        self.now
     }
 
     /// The configuration the node runs with.
@@ -305,11 +328,52 @@ impl<A: Address> Node<A> {
     /// Adds a peer known out of band (e.g. remembered from an earlier run) as if it
     /// had just been heard from.
     pub fn add_contact(&mut self, now: Time, contact: Contact<A>) {
+        let now = self.tick(now);
         self.observe(now, contact);
     }
 
-    /// Handles one message from the peer at `from`.
-    pub fn handle_message(&mut self, now: Time, from: A, msg: Message<A>) {
+    /// Feeds one input to the node; then drain it (see [`crate::drive`]).
+    pub fn handle_input(&mut self, now: Time, input: Input<A>) {
+        let now = self.tick(now);
+        match input {
+            Input::Message { from, msg } => self.handle_message(now, from, msg),
+            Input::Timeout => self.handle_timeout(now),
+            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::Stored(done) => self.handle_stored(now, done),
+        }
+    }
+
+    /// The next thing the node wants done: every transmit, then every storage
+    /// operation, then every event, then [`Output::Timeout`] with the time the
+    /// node next needs `Input::Timeout`. Pull until the timeout after every
+    /// input and command.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Output<A> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Output::Transmit(t);
+        }
+        if let Some(op) = self.storage.poll() {
+            return Output::Store(op);
+        }
+        if let Some(e) = self.events.pop() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.next_deadline())
+    }
+
+    /// Notes the time of an input or command. Time never goes backwards: a
+    /// driver that says otherwise is wrong, and the node keeps its own latest time.
+    fn tick(&mut self, now: Time) -> Time {
+        debug_assert!(
+            now >= self.now,
+            "time went backwards: {now:?} after {:?}",
+            self.now
+        );
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn handle_message(&mut self, now: Time, from: A, msg: Message<A>) {
         self.counters.messages_received += 1;
         let sender = Contact::new(msg.sender, from);
         if sender.id == self.id {
@@ -339,9 +403,8 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Handles the passage of time: request, query, fetch and hold deadlines,
-    /// backoffs, maintenance.
-    pub fn handle_timeout(&mut self, now: Time) {
+    /// Request, query, fetch and hold deadlines, backoffs, maintenance.
+    fn handle_timeout(&mut self, now: Time) {
         while let Some(&(deadline, rpc)) = self.pending_deadlines.first() {
             if deadline > now {
                 break;
@@ -366,10 +429,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Handles the driver's report that a message to `to` could not be delivered
-    /// (no connection, connection reset, peer gone). Every request awaiting a reply
-    /// from `to` fails now instead of at its deadline.
-    pub fn handle_send_failed(&mut self, now: Time, to: A) {
+    fn handle_send_failed(&mut self, now: Time, to: A) {
         let failed: Vec<RpcId> = self
             .pending
             .iter()
@@ -384,21 +444,8 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// The next message to send, if any.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event, if any.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event<A>> {
-        self.events.pop_front()
-    }
-
-    /// When [`Node::handle_timeout`] should next be called.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Time> {
+    /// When the node next needs `Input::Timeout`.
+    fn next_deadline(&self) -> Time {
         let mut t = self.next_maintenance;
         if let Some(&(d, _)) = self.pending_deadlines.first() {
             t = t.min(d);
@@ -412,7 +459,7 @@ impl<A: Address> Node<A> {
         if let Some(d) = self.held.next_deadline() {
             t = t.min(d);
         }
-        Some(t)
+        t
     }
 
     // ---- plumbing shared by the handlers ----
@@ -484,7 +531,7 @@ impl<A: Address> Node<A> {
         deadline: Time,
     ) {
         let rpc = RpcId(self.next_rpc);
-        self.next_rpc += 1;
+        self.next_rpc = self.next_rpc.wrapping_add(1);
         if matches!(purpose, Purpose::Forward(_)) {
             self.forwards += 1;
         }
@@ -542,11 +589,9 @@ impl<A: Address> Node<A> {
     }
 
     fn push_event(&mut self, event: Event<A>) {
-        if self.events.len() >= self.config.max_event_queue {
-            self.events.pop_front();
+        if !self.events.push(event) {
             self.counters.events_dropped += 1;
         }
-        self.events.push_back(event);
     }
 
     fn random_id(&mut self) -> Id {
@@ -555,7 +600,7 @@ impl<A: Address> Node<A> {
 
     fn new_query_id(&mut self) -> QueryId {
         let id = QueryId(self.next_query);
-        self.next_query += 1;
+        self.next_query = self.next_query.wrapping_add(1);
         id
     }
 }

@@ -1,12 +1,15 @@
 //! Serving blocks to peers: from the store, within the upload bound, or held
 //! until a block this node is fetching arrives.
 
+use bytes::Bytes;
+
 use crate::contact::{Address, Contact};
 use crate::id::Id;
 use crate::time::Time;
 use crate::transfer::held::HeldRequest;
 use crate::wire::{Body, Payload, RpcId};
 
+use super::storage::ReadFor;
 use super::Node;
 
 impl<A: Address> Node<A> {
@@ -21,13 +24,13 @@ impl<A: Address> Node<A> {
     /// Whether the block may be sent: held, and (unless `serve_partial`) part of
     /// content held complete.
     fn servable(&self, id: &Id) -> bool {
-        self.store.contains(id) && (self.config.serve_partial || !self.partial.contains_key(id))
+        self.storage.contains(id) && (self.config.serve_partial || !self.partial.contains_key(id))
     }
 
     pub(super) fn on_get_block(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, id: Id) {
         self.observe(now, sender.clone());
         if self.servable(&id) {
-            self.answer_block(now, sender, rpc, id);
+            self.answer_block(now, sender, rpc, id, None);
             return;
         }
         if self.should_hold(&sender, &id) {
@@ -55,22 +58,38 @@ impl<A: Address> Node<A> {
             })
     }
 
-    /// Sends a held block, or "busy" when every upload slot is taken.
-    fn answer_block(&mut self, now: Time, to: Contact<A>, rpc: RpcId, id: Id) {
-        let data = match self.store.get(&id) {
-            Ok(Some(data)) => data,
-            // A store that lost the block (or failed) simply does not have it.
-            Ok(None) | Err(_) => {
-                self.counters.dont_have_replies += 1;
-                self.reply(to.addr, rpc, Body::DontHave { id });
-                return;
-            }
+    /// Sends a held block (`data` if the bytes are at hand, else once the store
+    /// has read it), or "busy" when every upload slot is taken.
+    fn answer_block(
+        &mut self,
+        now: Time,
+        to: Contact<A>,
+        rpc: RpcId,
+        id: Id,
+        data: Option<&Bytes>,
+    ) {
+        let Some(len) = self.storage.len_of(&id) else {
+            self.send_dont_have(to, rpc, id);
+            return;
         };
-        if !self.uploads.try_start(now, data.len()) {
+        if self.storage.serve_reads >= self.config.max_uploads
+            || !self.uploads.try_start(now, len as usize)
+        {
             self.counters.busy_replies += 1;
             self.reply(to.addr, rpc, Body::Busy { id });
             return;
         }
+        match data {
+            Some(d) => self.send_block(to, rpc, id, d.clone()),
+            None => {
+                self.storage.serve_reads += 1;
+                self.storage.read(id, ReadFor::Serve { to, rpc });
+            }
+        }
+    }
+
+    /// Sends a block's bytes to the peer that asked.
+    pub(super) fn send_block(&mut self, to: Contact<A>, rpc: RpcId, id: Id, data: Bytes) {
         self.counters.blocks_uploaded += 1;
         self.counters.bytes_uploaded += data.len() as u64;
         self.reply(
@@ -83,13 +102,20 @@ impl<A: Address> Node<A> {
         );
     }
 
-    /// Answers requests held for `id`, if it can be served now.
-    pub(super) fn release_held(&mut self, now: Time, id: &Id) {
+    /// Tells the peer that asked that this node does not have the block.
+    pub(super) fn send_dont_have(&mut self, to: Contact<A>, rpc: RpcId, id: Id) {
+        self.counters.dont_have_replies += 1;
+        self.reply(to.addr, rpc, Body::DontHave { id });
+    }
+
+    /// Answers requests held for `id`, if it can be served now (`data` its
+    /// bytes, if at hand).
+    pub(super) fn release_held(&mut self, now: Time, id: &Id, data: Option<&Bytes>) {
         if !self.servable(id) {
             return;
         }
         for r in self.held.take(id) {
-            self.answer_block(now, r.from, r.rpc, *id);
+            self.answer_block(now, r.from, r.rpc, *id, data);
         }
     }
 

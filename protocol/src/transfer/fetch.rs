@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use core::time::Duration;
 
@@ -42,7 +43,12 @@ pub(crate) struct Source<A> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
     Wanted,
-    InFlight { source: usize },
+    InFlight {
+        source: usize,
+    },
+    /// Received and verified (or being written for another fetch); held once
+    /// the store confirms the write.
+    Storing,
     Held,
 }
 
@@ -53,6 +59,8 @@ pub(crate) struct Slot {
     pub state: SlotState,
     /// The block is a manifest (the root, or a site's file): decode it once held.
     pub manifest: bool,
+    /// The manifest has been decoded and expanded (once is enough).
+    pub decoded: bool,
     /// Asked for before every block that is not (it belongs to a file the
     /// driver is waiting on).
     urgent: bool,
@@ -70,7 +78,8 @@ pub(crate) struct FileProgress {
     pub id: Id,
     /// What the site entry says the file is (`None` when the root is this file).
     pub expect: Option<(u64, MediaType)>,
-    pub manifest: Option<FileManifest>,
+    /// Shared with the event queue, which reports chunk runs from it.
+    pub manifest: Option<Arc<FileManifest>>,
     /// Chunks before this index have been checked and reported, in order.
     pub next_emit: usize,
 }
@@ -208,6 +217,7 @@ impl<A: Clone> Fetch<A> {
             id,
             state: SlotState::Wanted,
             manifest,
+            decoded: false,
             urgent,
             refused: Vec::new(),
             rounds: 0,
@@ -262,6 +272,37 @@ impl<A: Clone> Fetch<A> {
             self.slots[slot].state = SlotState::Held;
             self.stats.blocks_local += 1;
         }
+    }
+
+    /// A wanted block is being written already (for another fetch or a
+    /// publication): wait for that write instead of asking anyone.
+    pub fn landing(&mut self, slot: usize) {
+        if self.wanted.remove(&self.key(slot)) {
+            self.slots[slot].state = SlotState::Storing;
+        }
+    }
+
+    /// The store confirmed the block of `slot`.
+    pub fn stored(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            if s.state == SlotState::Storing {
+                s.state = SlotState::Held;
+            }
+        }
+    }
+
+    /// The store lost a block this fetch counted as held: want it again.
+    /// Returns whether the fetch was affected.
+    pub fn unhold(&mut self, id: &Id) -> bool {
+        let Some(slot) = self.slot_of(id) else {
+            return false;
+        };
+        if self.slots[slot].state != SlotState::Held {
+            return false;
+        }
+        self.slots[slot].state = SlotState::Wanted;
+        self.wanted.insert(self.key(slot));
+        true
     }
 
     /// Chooses the next request: the earliest wanted block, from the live source
@@ -377,7 +418,7 @@ impl<A: Clone> Fetch<A> {
             self.sources[source].in_flight += 1;
             return false;
         }
-        self.slots[slot].state = SlotState::Held;
+        self.slots[slot].state = SlotState::Storing;
         let src = &mut self.sources[source].stats;
         src.bytes += len as u64;
         self.stats.bytes += len as u64;

@@ -8,9 +8,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use bytes::Bytes;
+use distroweb_protocol::content::{read_file, read_manifest};
+use distroweb_protocol::ContentStore;
 use distroweb_protocol::{
-    Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Message, Node, QueryId,
-    Time,
+    drive, Body, Config, Driver, Event, FetchError, FetchId, FetchStats, Id, Input, Manifest,
+    MemoryStore, Message, Node, QueryId, ReadError, StoreOp, Time, Transmit,
 };
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -33,6 +36,8 @@ pub type Rewrite = Box<dyn FnMut(u32, &mut Message<u32>)>;
 /// A tiny deterministic network: one queue ordered by (time, sequence).
 pub struct Net {
     pub nodes: Vec<Node<u32>>,
+    /// Each node's store, answering its storage operations at once.
+    pub stores: Vec<MemoryStore>,
     /// The wake-up time each node last asked for; stale wake-ups are skipped.
     wake_at: Vec<Option<Time>>,
     queue: BinaryHeap<Reverse<(Time, u64, usize)>>,
@@ -74,6 +79,7 @@ impl Net {
             .collect();
         Net {
             nodes,
+            stores: (0..n).map(|_| MemoryStore::default()).collect(),
             wake_at: vec![None; n],
             queue: BinaryHeap::new(),
             slots: Vec::new(),
@@ -121,9 +127,19 @@ impl Net {
         Duration::from_micros(5_000 + h % 75_000)
     }
 
-    /// The drain contract: transmits, then events, then the timeout.
+    /// Drains node `i` with the protocol's one loop, then checks its invariants.
     pub fn drain(&mut self, i: u32) {
-        while let Some(mut t) = self.nodes[i as usize].poll_transmit() {
+        let mut io = Collect {
+            store: &mut self.stores[i as usize],
+            transmits: Vec::new(),
+            events: Vec::new(),
+        };
+        let next = drive(&mut self.nodes[i as usize], self.now, &mut io);
+        let Collect {
+            transmits, events, ..
+        } = io;
+        self.nodes[i as usize].check_invariants();
+        for mut t in transmits {
             if self.down[i as usize] {
                 continue;
             }
@@ -145,15 +161,10 @@ impl Net {
                 },
             );
         }
-        while let Some(e) = self.nodes[i as usize].poll_event() {
-            self.events.push((i, e));
-        }
-        let next = self.nodes[i as usize].poll_timeout();
-        if next != self.wake_at[i as usize] {
-            self.wake_at[i as usize] = next;
-            if let Some(t) = next {
-                self.push(t.max(self.now), Due::Wake { node: i });
-            }
+        self.events.extend(events.into_iter().map(|e| (i, e)));
+        if Some(next) != self.wake_at[i as usize] {
+            self.wake_at[i as usize] = Some(next);
+            self.push(next.max(self.now), Due::Wake { node: i });
         }
     }
 
@@ -168,13 +179,13 @@ impl Net {
                 Some(Due::Deliver { to, .. }) if self.down[to as usize] => {}
                 Some(Due::Deliver { to, from, msg }) => {
                     self.delivered += 1;
-                    self.nodes[to as usize].handle_message(at, from, msg);
+                    self.nodes[to as usize].handle_input(at, Input::Message { from, msg });
                     self.drain(to);
                 }
                 Some(Due::Wake { node }) if self.wake_at[node as usize] == Some(at) => {
                     self.wake_at[node as usize] = None;
                     if !self.down[node as usize] {
-                        self.nodes[node as usize].handle_timeout(at);
+                        self.nodes[node as usize].handle_input(at, Input::Timeout);
                         self.drain(node);
                     }
                 }
@@ -228,21 +239,60 @@ impl Net {
                 fetch,
                 file: fl,
                 offset,
-                data,
+                id,
+                len,
                 ..
             } = e
             {
                 if *n == node && *fetch == f && *fl == file {
                     assert_eq!(*offset, out.len() as u64, "chunks out of order");
-                    out.extend_from_slice(&data.0);
+                    let data = self.stores[node as usize]
+                        .get(id)
+                        .unwrap()
+                        .expect("a reported chunk is in the store");
+                    assert_eq!(data.len(), *len as usize);
+                    out.extend_from_slice(&data);
                 }
             }
         }
         out
     }
 
+    /// The whole file `id` as node `i`'s store holds it.
+    pub fn read_file(&self, i: u32, id: &Id) -> Result<Bytes, ReadError> {
+        read_file(&self.stores[i as usize], id)
+    }
+
+    /// The manifest `id` as node `i`'s store holds it.
+    pub fn read_manifest(&self, i: u32, id: &Id) -> Result<Manifest, ReadError> {
+        read_manifest(&self.stores[i as usize], id)
+    }
+
     /// Takes node `i` off the network.
     pub fn take_down(&mut self, i: u32) {
         self.down[i as usize] = true;
+    }
+}
+
+/// A driver that keeps what a node sends and says, and answers its storage
+/// operations from a memory store at once.
+pub struct Collect<'a> {
+    pub store: &'a mut MemoryStore,
+    pub transmits: Vec<Transmit<u32>>,
+    pub events: Vec<Event<u32>>,
+}
+
+impl Driver<u32> for Collect<'_> {
+    fn transmit(&mut self, _: &mut Node<u32>, _: Time, t: Transmit<u32>) {
+        self.transmits.push(t);
+    }
+
+    fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
+        let done = self.store.apply(op);
+        node.handle_input(now, Input::Stored(done));
+    }
+
+    fn event(&mut self, _: &mut Node<u32>, _: Time, e: Event<u32>) {
+        self.events.push(e);
     }
 }

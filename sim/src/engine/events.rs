@@ -61,6 +61,15 @@ impl Sim {
                     u64::from(stats.requests),
                 ]);
             }
+            Event::Published { root, result } => {
+                if result.is_ok() {
+                    self.metrics.fetches.published += 1;
+                    // It announces itself now: a provider lookup that finds it is right.
+                    self.add_announcer(*root, idx);
+                } else {
+                    self.metrics.fetches.publish_failed += 1;
+                }
+            }
             // Per-chunk progress is for streaming drivers; the finish event carries the totals.
             Event::ManifestVerified { .. } | Event::ChunkVerified { .. } => {}
         }

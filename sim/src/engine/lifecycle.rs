@@ -1,6 +1,6 @@
 //! Scheduled actions: joins and leaves (churn), and commands on nodes.
 
-use distroweb_protocol::{Id, Node, QueryKind};
+use distroweb_protocol::{Id, MemoryStore, Node, QueryKind};
 
 use super::Sim;
 use crate::action::Action;
@@ -42,14 +42,10 @@ impl Sim {
                 data,
                 media_type,
             } => {
+                // Success is counted when `Event::Published` says the blocks are stored.
                 let published = self.command(node, |n, now| n.publish_file(now, data, &media_type));
-                let f = &mut self.metrics.fetches;
-                match published {
-                    Some(Ok(root)) => {
-                        f.published += 1;
-                        self.add_announcer(root, node);
-                    }
-                    Some(Err(_)) | None => f.publish_failed += 1,
+                if !matches!(published, Some(Ok(_))) {
+                    self.metrics.fetches.publish_failed += 1;
                 }
             }
             Action::Fetch { node, root } => {
@@ -112,7 +108,8 @@ impl Sim {
                 now,
             )
             .expect("the protocol config was validated in Sim::new");
-            slot.node = Some(node);
+            slot.node = Some(Box::new(node));
+            slot.store = MemoryStore::default();
         }
         let incarnation = slot.incarnation;
         self.digest
@@ -160,6 +157,7 @@ impl Sim {
         };
         if churn.rejoin == Rejoin::LoseState {
             slot.node = None;
+            slot.store = MemoryStore::default();
         }
         let down = churn.downtime.sample(&mut self.churn_rng);
         let seeds = Seeds::Established(churn.rejoin_seeds);

@@ -6,7 +6,9 @@ mod lifecycle;
 
 use std::collections::BTreeMap;
 
-use distroweb_protocol::{Event, Id, Message, Node, Time, Transmit};
+use distroweb_protocol::{
+    drive, Driver, Event, Id, Input, MemoryStore, Message, Node, StoreOp, Time, Transmit,
+};
 
 use crate::action::Action;
 use crate::addr::NodeIdx;
@@ -36,8 +38,13 @@ struct InFlight {
 /// One node's place in the simulator.
 #[derive(Debug)]
 struct Slot {
-    /// The protocol node; `None` before its first join, or while down after losing state.
-    node: Option<Node<NodeIdx>>,
+    /// The protocol node; `None` before its first join, or while down after
+    /// losing state. Boxed, so the drain can lift it out of the slot cheaply.
+    node: Option<Box<Node<NodeIdx>>>,
+    /// The node's blocks; it answers the node's storage operations at once.
+    store: MemoryStore,
+    /// When the node last said it next needs a timeout.
+    deadline: Time,
     up: bool,
     /// Bumped on every join, so that messages and timers of an old session are ignored.
     incarnation: u32,
@@ -83,6 +90,8 @@ impl Sim {
         let slots = (0..n)
             .map(|_| Slot {
                 node: None,
+                store: MemoryStore::default(),
+                deadline: Time::MAX,
                 up: false,
                 incarnation: 0,
                 timer_at: Time::MAX,
@@ -177,7 +186,12 @@ impl Sim {
 
     /// The protocol node in slot `node`, if it has ever joined (and kept its state).
     pub fn node(&self, node: NodeIdx) -> Option<&Node<NodeIdx>> {
-        self.slots.get(node.index())?.node.as_ref()
+        self.slots.get(node.index())?.node.as_deref()
+    }
+
+    /// The block store of slot `node`, as its node's storage operations left it.
+    pub fn store(&self, node: NodeIdx) -> Option<&MemoryStore> {
+        self.slots.get(node.index()).map(|s| &s.store)
     }
 
     /// Installs a behaviour wrapper on `node` (see [`Behaviour`]).
@@ -217,7 +231,7 @@ impl Sim {
         if !slot.up {
             return None;
         }
-        let r = f(slot.node.as_mut()?, now);
+        let r = f(slot.node.as_deref_mut()?, now);
         self.drain(node);
         Some(r)
     }
@@ -279,7 +293,7 @@ impl Sim {
                     self.stats.send_failures += 1;
                     self.digest
                         .record(&[now.as_micros(), 3, u64::from(node.0), u64::from(to.0)]);
-                    n.handle_send_failed(now, to);
+                    n.handle_input(now, Input::SendFailed { to });
                     self.drain(node);
                 }
             }
@@ -295,7 +309,12 @@ impl Sim {
     fn deliver(&mut self, m: InFlight) {
         let now = self.now;
         let slot = &mut self.slots[m.to.index()];
-        if !slot.up || slot.incarnation != m.to_incarnation {
+        let stale = slot.up && slot.incarnation != m.to_incarnation;
+        if stale && self.config.network.deliver_stale {
+            // The fault: a message meant for the node's previous run reaches
+            // the new one, as a restarted live node at the same address sees.
+            self.stats.stale_delivered += 1;
+        } else if !slot.up || stale {
             self.stats.to_dead += 1;
             if self.config.network.dead_peer == DeadPeer::Refused {
                 let back = self.network.placement().one_way_us(m.to, m.from);
@@ -333,7 +352,7 @@ impl Sim {
             return;
         };
         self.stats.delivered += 1;
-        node.handle_message(now, m.from, msg);
+        node.handle_input(now, Input::Message { from: m.from, msg });
         self.drain(m.to);
     }
 
@@ -349,66 +368,38 @@ impl Sim {
             // Timers sleep while the node is down; the rejoin's drain re-arms them.
             return;
         }
+        let due = slot.deadline <= now;
         let Some(node) = slot.node.as_mut() else {
             return;
         };
-        match node.poll_timeout() {
-            Some(t) if t <= now => {
-                self.stats.timeouts += 1;
-                self.digest.record(&[now.as_micros(), 2, u64::from(idx.0)]);
-                node.handle_timeout(now);
-            }
-            _ => self.stats.rearmed += 1,
+        if due {
+            self.stats.timeouts += 1;
+            self.digest.record(&[now.as_micros(), 2, u64::from(idx.0)]);
+            node.handle_input(now, Input::Timeout);
+        } else {
+            self.stats.rearmed += 1;
         }
         self.drain(idx);
     }
 
-    /// The drain contract: every transmit, then every event, then the timeout.
+    /// Drains a node with the protocol's one loop, then arms its timer.
     fn drain(&mut self, idx: NodeIdx) {
         let now = self.now;
-        loop {
-            let slot = &mut self.slots[idx.index()];
-            let Some(node) = slot.node.as_mut() else {
-                return;
-            };
-            let Some(t) = node.poll_transmit() else {
-                break;
-            };
-            let t = match slot.behaviour.as_mut() {
-                Some(b) => match b.outbound(now, t) {
-                    Some(t) => t,
-                    None => {
-                        self.stats.intercepted += 1;
-                        continue;
-                    }
-                },
-                None => t,
-            };
-            self.send(idx, t);
-        }
-        loop {
-            let Some(node) = self.slots[idx.index()].node.as_mut() else {
-                return;
-            };
-            let Some(e) = node.poll_event() else {
-                break;
-            };
-            self.on_event(idx, e);
-        }
-        let slot = &mut self.slots[idx.index()];
-        let Some(node) = slot.node.as_ref() else {
+        let Some(mut node) = self.slots[idx.index()].node.take() else {
             return;
         };
+        let next = drive(&mut node, now, &mut SimIo { sim: self, idx });
         debug_assert!(
             node.counters().transmits_dropped == 0,
             "a node's transmit queue overflowed although the driver drains it"
         );
-        if let Some(t) = node.poll_timeout() {
-            let t = t.max(now);
-            if t < slot.timer_at {
-                slot.timer_at = t;
-                self.queue.push(t, Due::Wake(idx));
-            }
+        let slot = &mut self.slots[idx.index()];
+        slot.node = Some(node);
+        let t = next.max(now);
+        slot.deadline = t;
+        if t < slot.timer_at {
+            slot.timer_at = t;
+            self.queue.push(t, Due::Wake(idx));
         }
     }
 
@@ -443,6 +434,41 @@ impl Sim {
             Fate::Lost => self.stats.lost += 1,
             Fate::Partitioned => self.stats.partitioned += 1,
         }
+    }
+}
+
+/// The simulator as a node's driver: transmits go through the behaviour
+/// wrapper onto the network model, storage is answered from the slot's memory
+/// store within the same instant, events are tallied.
+struct SimIo<'a> {
+    sim: &'a mut Sim,
+    idx: NodeIdx,
+}
+
+impl Driver<NodeIdx> for SimIo<'_> {
+    fn transmit(&mut self, _: &mut Node<NodeIdx>, now: Time, t: Transmit<NodeIdx>) {
+        let sim = &mut *self.sim;
+        let slot = &mut sim.slots[self.idx.index()];
+        let t = match slot.behaviour.as_mut() {
+            Some(b) => match b.outbound(now, t) {
+                Some(t) => t,
+                None => {
+                    sim.stats.intercepted += 1;
+                    return;
+                }
+            },
+            None => t,
+        };
+        sim.send(self.idx, t);
+    }
+
+    fn store(&mut self, node: &mut Node<NodeIdx>, now: Time, op: StoreOp) {
+        let done = self.sim.slots[self.idx.index()].store.apply(op);
+        node.handle_input(now, Input::Stored(done));
+    }
+
+    fn event(&mut self, _: &mut Node<NodeIdx>, _: Time, e: Event<NodeIdx>) {
+        self.sim.on_event(self.idx, e);
     }
 }
 

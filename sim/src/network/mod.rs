@@ -72,6 +72,10 @@ pub struct NetworkConfig {
     /// Debug switch: encode and decode every message with the real codec and check
     /// it survives, so codec bugs show up in the simulator. Slower.
     pub codec_roundtrip: bool,
+    /// A fault: a message sent to a node that has since restarted reaches its
+    /// new run instead of being dropped, as it would reach a live node that came
+    /// back at the same address. Off by default.
+    pub deliver_stale: bool,
 }
 
 impl Default for NetworkConfig {
@@ -89,6 +93,7 @@ impl Default for NetworkConfig {
             partitions: Vec::new(),
             dead_peer: DeadPeer::Silent,
             codec_roundtrip: false,
+            deliver_stale: false,
         }
     }
 }
