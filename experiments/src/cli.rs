@@ -62,6 +62,10 @@ pub struct HopsArgs {
     /// 100,000 nodes and more.
     #[arg(long)]
     pub join_refreshes: Option<usize>,
+    /// Metrics to sweep by name (repeat or comma-separate); default every
+    /// registered metric.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<distroweb_protocol::Metric>,
 }
 
 /// Options of `churn`.
@@ -169,6 +173,9 @@ impl ExperimentArgs {
                 }
                 if let Some(j) = a.join_refreshes {
                     s += &format!(" --join-refreshes {j}");
+                }
+                for m in &a.metrics {
+                    s += &format!(" --metrics {m}");
                 }
                 s
             }

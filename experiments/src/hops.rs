@@ -31,7 +31,7 @@ pub struct HopsRow {
     pub nodes: u32,
     /// `iterative` or `recursive`.
     pub strategy: String,
-    /// `xor` or `hamming`.
+    /// The metric's name (one of `Metric::ALL`).
     pub metric: String,
     /// Provider lookups issued.
     pub lookups: u64,
@@ -77,6 +77,8 @@ pub struct HopsPlan {
     pub lookups: u32,
     /// The protocol's `join_refreshes`, if overridden.
     pub join_refreshes: Option<usize>,
+    /// Metrics swept, in registry order (default: all of `Metric::ALL`).
+    pub metrics: Vec<Metric>,
 }
 
 impl HopsPlan {
@@ -94,6 +96,11 @@ impl HopsPlan {
             nodes,
             lookups: args.lookups.unwrap_or(if quick { 200 } else { 1_000 }),
             join_refreshes: args.join_refreshes,
+            metrics: Metric::ALL
+                .iter()
+                .copied()
+                .filter(|m| args.metrics.is_empty() || args.metrics.contains(m))
+                .collect(),
         })
     }
 
@@ -101,8 +108,8 @@ impl HopsPlan {
     pub fn points(&self) -> Vec<HopsPoint> {
         let mut points = Vec::new();
         for &nodes in &self.nodes {
-            for strategy in [Strategy::Iterative, Strategy::Recursive] {
-                for metric in [Metric::Xor, Metric::Hamming] {
+            for &strategy in Strategy::ALL {
+                for &metric in &self.metrics {
                     points.push(HopsPoint {
                         nodes,
                         strategy,

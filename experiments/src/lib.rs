@@ -57,6 +57,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 nodes: Vec::new(),
                 lookups: None,
                 join_refreshes: None,
+                metrics: Vec::new(),
             };
             hops::run(&hops_args, &command)?;
             let churn_args = ChurnArgs {

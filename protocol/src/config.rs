@@ -21,6 +21,11 @@ pub enum Strategy {
     Recursive,
 }
 
+impl Strategy {
+    /// Every strategy, for experiments and tests that sweep them.
+    pub const ALL: &'static [Strategy] = &[Strategy::Iterative, Strategy::Recursive];
+}
+
 /// A node's configuration. `Config::default()` follows the Kademlia paper and IPFS.
 ///
 /// Fields missing from a serialised configuration take their default, so files

@@ -19,7 +19,7 @@ pub mod config;
 pub mod contact;
 /// Files, sites, their manifests and the block store.
 pub mod content;
-/// Distance metrics (XOR, Hamming) over ids.
+/// Distance metrics over ids, one file each behind one trait (`Metric::ALL` lists them).
 pub mod distance;
 /// Outputs to the driver: transmits and events.
 pub mod event;
@@ -46,7 +46,7 @@ pub use content::{
     ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore, PathError,
     SiteEntry, SiteError, SiteFile, SiteManifest, SitePath, StoreError,
 };
-pub use distance::{Distance, Metric};
+pub use distance::{Distance, Metric, ParseMetricError};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use node::{CommandError, Counters, Node, PublishError, ReadError};
