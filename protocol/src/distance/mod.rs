@@ -135,6 +135,7 @@ macro_rules! metrics {
 metrics! {
     #[doc = "Kademlia's XOR metric (the default): `d(a, b) = a ⊕ b` read as an integer."] #[default] Xor => xor::Xor,
     #[doc = "The original distroweb design: the number of differing bits, ties broken by XOR."] Hamming => hamming::Hamming,
+    #[doc = "A numeric ring (Chord, Pastry): how far clockwise a node lies past a key, so the closest node is the key's successor."] Ring => ring::Ring,
 }
 
 /// The distance between two ids under some [`Metric`]; smaller is closer.
