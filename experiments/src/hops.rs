@@ -1,6 +1,6 @@
 //! `hops`: how lookup hop counts and latency grow with N, per strategy and metric.
 
-use distroweb_protocol::{Metric, QueryKind, Strategy};
+use distroweb_protocol::{Forwarding, Metric, QueryKind, Strategy};
 use distroweb_sim::{LookupScenario, SimConfig};
 use serde::Serialize;
 
@@ -53,13 +53,6 @@ pub struct HopsRow {
     pub log2_n: f64,
 }
 
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Iterative => "iterative",
-        Strategy::Recursive => "recursive",
-    }
-}
-
 /// Rounds to `digits` decimals, so CSV cells stay short and stable.
 pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
@@ -79,6 +72,12 @@ pub struct HopsPlan {
     pub join_refreshes: Option<usize>,
     /// Metrics swept, in registry order (default: all of `Metric::ALL`).
     pub metrics: Vec<Metric>,
+    /// Strategies swept (default: all of `Strategy::ALL`).
+    pub strategies: Vec<Strategy>,
+    /// The forwarding rule forced on recursive routes, if any.
+    pub forwarding: Option<Forwarding>,
+    /// The protocol's `route_width`, if overridden.
+    pub route_width: Option<usize>,
 }
 
 impl HopsPlan {
@@ -101,6 +100,13 @@ impl HopsPlan {
                 .copied()
                 .filter(|m| args.metrics.is_empty() || args.metrics.contains(m))
                 .collect(),
+            strategies: Strategy::ALL
+                .iter()
+                .copied()
+                .filter(|s| args.strategies.is_empty() || args.strategies.contains(s))
+                .collect(),
+            forwarding: args.forwarding,
+            route_width: args.route_width,
         })
     }
 
@@ -108,7 +114,7 @@ impl HopsPlan {
     pub fn points(&self) -> Vec<HopsPoint> {
         let mut points = Vec::new();
         for &nodes in &self.nodes {
-            for &strategy in Strategy::ALL {
+            for &strategy in &self.strategies {
                 for &metric in &self.metrics {
                     points.push(HopsPoint {
                         nodes,
@@ -132,6 +138,12 @@ impl HopsPlan {
         c.protocol.strategy = p.strategy;
         if let Some(j) = self.join_refreshes {
             c.protocol.join_refreshes = j;
+        }
+        if self.forwarding.is_some() {
+            c.protocol.route_forwarding = self.forwarding;
+        }
+        if let Some(w) = self.route_width {
+            c.protocol.route_width = w;
         }
         c
     }
@@ -193,7 +205,7 @@ fn measure(
     let k = sim.metrics().kind(QueryKind::FindProviders);
     let row = HopsRow {
         nodes: p.nodes,
-        strategy: strategy_name(p.strategy).into(),
+        strategy: p.strategy.to_string(),
         metric: p.metric.to_string(),
         lookups: k.issued,
         success_rate: round(k.success_rate(), 4),

@@ -23,6 +23,9 @@ fn hops_args(out: PathBuf, seed: u64) -> HopsArgs {
         lookups: Some(60),
         join_refreshes: None,
         metrics: Vec::new(),
+        strategies: Vec::new(),
+        forwarding: None,
+        route_width: None,
     }
 }
 

@@ -40,7 +40,7 @@ pub mod transfer;
 /// The wire format and its bounded codec.
 pub mod wire;
 
-pub use config::{Config, ConfigError, Strategy};
+pub use config::{Config, ConfigError, ParseStrategyError, Strategy};
 pub use contact::{Address, Contact};
 pub use content::{
     ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore, PathError,
@@ -50,7 +50,9 @@ pub use distance::{Distance, Metric, ParseMetricError};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use node::{CommandError, Counters, Node, PublishError, ReadError};
-pub use query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
+pub use query::{
+    Forwarding, ParseForwardingError, QueryError, QueryId, QueryKind, QueryOutput, QueryStats,
+};
 pub use time::Time;
 pub use transfer::{Corruption, FetchError, FetchId, FetchStats, ProviderStats};
 pub use wire::{Body, DecodeError, EncodeError, Message, Payload, RpcId, TrafficClass};

@@ -4,6 +4,7 @@
 //! by the XOR distance. That keeps the order total and deterministic.
 
 use crate::id::{Id, ID_BITS};
+use crate::query::Forwarding;
 
 use super::{Distance, DistanceMetric};
 
@@ -13,6 +14,9 @@ pub(crate) struct Hamming;
 impl DistanceMetric for Hamming {
     const NAME: &'static str = "hamming";
     const SYMMETRIC: bool = true;
+    /// Greedy forwarding gets stuck (docs/RESULTS.md, hops): distance to a node
+    /// says little about its distance to the key, so no table is a funnel.
+    const FORWARDING: Forwarding = Forwarding::BestFirst;
 
     #[inline]
     fn distance(a: &Id, b: &Id) -> Distance {

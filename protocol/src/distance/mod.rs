@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact::Contact;
 use crate::id::Id;
+use crate::query::Forwarding;
 use crate::routing::BucketView;
 
 /// One distance metric: the laws in the module documentation, as code.
@@ -31,6 +32,10 @@ pub(crate) trait DistanceMetric {
 
     /// Whether `distance(a, b) == distance(b, a)` for all ids.
     const SYMMETRIC: bool;
+
+    /// How recursive routes forward under this metric unless configured
+    /// otherwise: greedy where the buckets funnel towards any target.
+    const FORWARDING: Forwarding = Forwarding::Greedy;
 
     /// The distance from `a` to `b`; zero exactly when `a == b`, and distinct
     /// for distinct `b` at a fixed `a` (so "the closest" is always unique).
@@ -46,16 +51,24 @@ pub(crate) trait DistanceMetric {
     /// Appends to `out` the contacts of `table` closest to `target`, closest
     /// first: at least the `n` closest, possibly more (the caller truncates).
     ///
-    /// The default sorts the whole table; a metric whose buckets come in
-    /// distance groups overrides it to sort only the buckets it needs.
+    /// The default measures the whole table and selects the `n` closest
+    /// before sorting them (linear, not `m log m`, in the table's size `m`); a
+    /// metric whose buckets come in distance groups overrides it to measure
+    /// only the buckets it needs.
     fn closest<'a, A>(
         table: &BucketView<'a, A>,
         target: &Id,
         n: usize,
         out: &mut Vec<(Distance, &'a Contact<A>)>,
     ) {
-        let _ = n;
-        table.take::<Self>(.., target, out);
+        let start = out.len();
+        table.extend::<Self>(.., target, out);
+        if n > 0 && out.len() - start > n {
+            out[start..].select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+            out.truncate(start + n);
+        }
+        // Ids in the table are unique, so distances are too and the order is total.
+        out[start..].sort_unstable_by_key(|(d, _)| *d);
     }
 }
 
@@ -93,6 +106,11 @@ macro_rules! metrics {
             /// Whether `distance(a, b) == distance(b, a)` always holds.
             pub const fn is_symmetric(self) -> bool {
                 match self { $( Metric::$variant => <$module::$ty as DistanceMetric>::SYMMETRIC, )+ }
+            }
+
+            /// How recursive routes forward under this metric by default.
+            pub const fn forwarding(self) -> Forwarding {
+                match self { $( Metric::$variant => <$module::$ty as DistanceMetric>::FORWARDING, )+ }
             }
 
             /// Distance from `a` to `b`; a lookup ranks node `n` for target `t` by

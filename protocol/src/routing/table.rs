@@ -286,6 +286,19 @@ impl<'a, A> BucketView<'a, A> {
         out: &mut Vec<(Distance, &'a Contact<A>)>,
     ) {
         let start = out.len();
+        self.extend::<M>(range, target, out);
+        // Ids in the table are unique, so distances are too and the order is total.
+        out[start..].sort_unstable_by_key(|(d, _)| *d);
+    }
+
+    /// Appends the live contacts of the buckets whose index is in `range`, each
+    /// with `M`'s distance to `target`, in table order.
+    pub(crate) fn extend<M: DistanceMetric + ?Sized>(
+        &self,
+        range: impl RangeBounds<usize>,
+        target: &Id,
+        out: &mut Vec<(Distance, &'a Contact<A>)>,
+    ) {
         for b in self.buckets {
             if range.contains(&(b.index as usize)) {
                 out.extend(
@@ -295,8 +308,6 @@ impl<'a, A> BucketView<'a, A> {
                 );
             }
         }
-        // Ids in the table are unique, so distances are too and the order is total.
-        out[start..].sort_unstable_by_key(|(d, _)| *d);
     }
 }
 
