@@ -24,7 +24,7 @@ fn table(metric: Metric, n: u32) -> RoutingTable<u32> {
 
 fn routing(c: &mut Criterion) {
     let mut g = c.benchmark_group("routing");
-    for metric in [Metric::Xor, Metric::Hamming] {
+    for &metric in Metric::ALL {
         let t = table(metric, 100_000);
         let mut target = 0u32;
         g.bench_function(format!("closest_k20/{metric}/{}_contacts", t.len()), |b| {

@@ -62,6 +62,21 @@ pub struct HopsArgs {
     /// 100,000 nodes and more.
     #[arg(long)]
     pub join_refreshes: Option<usize>,
+    /// Metrics to sweep by name (repeat or comma-separate); default every
+    /// registered metric.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<distroweb_protocol::Metric>,
+    /// Strategies to sweep (`iterative`, `recursive`; repeat or comma-separate);
+    /// default both.
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<distroweb_protocol::Strategy>,
+    /// Force one forwarding rule for recursive routes (`greedy`, `best-first`)
+    /// instead of each metric's own.
+    #[arg(long)]
+    pub forwarding: Option<distroweb_protocol::Forwarding>,
+    /// Override the protocol's `route_width` (best-first forwarding).
+    #[arg(long)]
+    pub route_width: Option<usize>,
 }
 
 /// Options of `churn`.
@@ -169,6 +184,18 @@ impl ExperimentArgs {
                 }
                 if let Some(j) = a.join_refreshes {
                     s += &format!(" --join-refreshes {j}");
+                }
+                for m in &a.metrics {
+                    s += &format!(" --metrics {m}");
+                }
+                for m in &a.strategies {
+                    s += &format!(" --strategies {m}");
+                }
+                if let Some(f) = a.forwarding {
+                    s += &format!(" --forwarding {f}");
+                }
+                if let Some(w) = a.route_width {
+                    s += &format!(" --route-width {w}");
                 }
                 s
             }

@@ -1,6 +1,6 @@
 //! `hops`: how lookup hop counts and latency grow with N, per strategy and metric.
 
-use distroweb_protocol::{Metric, QueryKind, Strategy};
+use distroweb_protocol::{Forwarding, Metric, QueryKind, Strategy};
 use distroweb_sim::{LookupScenario, SimConfig};
 use serde::Serialize;
 
@@ -31,7 +31,7 @@ pub struct HopsRow {
     pub nodes: u32,
     /// `iterative` or `recursive`.
     pub strategy: String,
-    /// `xor` or `hamming`.
+    /// The metric's name (one of `Metric::ALL`).
     pub metric: String,
     /// Provider lookups issued.
     pub lookups: u64,
@@ -53,13 +53,6 @@ pub struct HopsRow {
     pub log2_n: f64,
 }
 
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Iterative => "iterative",
-        Strategy::Recursive => "recursive",
-    }
-}
-
 /// Rounds to `digits` decimals, so CSV cells stay short and stable.
 pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
@@ -77,6 +70,14 @@ pub struct HopsPlan {
     pub lookups: u32,
     /// The protocol's `join_refreshes`, if overridden.
     pub join_refreshes: Option<usize>,
+    /// Metrics swept, in registry order (default: all of `Metric::ALL`).
+    pub metrics: Vec<Metric>,
+    /// Strategies swept (default: all of `Strategy::ALL`).
+    pub strategies: Vec<Strategy>,
+    /// The forwarding rule forced on recursive routes, if any.
+    pub forwarding: Option<Forwarding>,
+    /// The protocol's `route_width`, if overridden.
+    pub route_width: Option<usize>,
 }
 
 impl HopsPlan {
@@ -94,6 +95,18 @@ impl HopsPlan {
             nodes,
             lookups: args.lookups.unwrap_or(if quick { 200 } else { 1_000 }),
             join_refreshes: args.join_refreshes,
+            metrics: Metric::ALL
+                .iter()
+                .copied()
+                .filter(|m| args.metrics.is_empty() || args.metrics.contains(m))
+                .collect(),
+            strategies: Strategy::ALL
+                .iter()
+                .copied()
+                .filter(|s| args.strategies.is_empty() || args.strategies.contains(s))
+                .collect(),
+            forwarding: args.forwarding,
+            route_width: args.route_width,
         })
     }
 
@@ -101,8 +114,8 @@ impl HopsPlan {
     pub fn points(&self) -> Vec<HopsPoint> {
         let mut points = Vec::new();
         for &nodes in &self.nodes {
-            for strategy in [Strategy::Iterative, Strategy::Recursive] {
-                for metric in [Metric::Xor, Metric::Hamming] {
+            for &strategy in &self.strategies {
+                for &metric in &self.metrics {
                     points.push(HopsPoint {
                         nodes,
                         strategy,
@@ -125,6 +138,12 @@ impl HopsPlan {
         c.protocol.strategy = p.strategy;
         if let Some(j) = self.join_refreshes {
             c.protocol.join_refreshes = j;
+        }
+        if self.forwarding.is_some() {
+            c.protocol.route_forwarding = self.forwarding;
+        }
+        if let Some(w) = self.route_width {
+            c.protocol.route_width = w;
         }
         c
     }
@@ -186,7 +205,7 @@ fn measure(
     let k = sim.metrics().kind(QueryKind::FindProviders);
     let row = HopsRow {
         nodes: p.nodes,
-        strategy: strategy_name(p.strategy).into(),
+        strategy: p.strategy.to_string(),
         metric: p.metric.to_string(),
         lookups: k.issued,
         success_rate: round(k.success_rate(), 4),

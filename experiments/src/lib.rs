@@ -57,6 +57,10 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 nodes: Vec::new(),
                 lookups: None,
                 join_refreshes: None,
+                metrics: Vec::new(),
+                strategies: Vec::new(),
+                forwarding: None,
+                route_width: None,
             };
             hops::run(&hops_args, &command)?;
             let churn_args = ChurnArgs {

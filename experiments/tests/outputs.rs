@@ -22,6 +22,10 @@ fn hops_args(out: PathBuf, seed: u64) -> HopsArgs {
         nodes: vec![40, 120],
         lookups: Some(60),
         join_refreshes: None,
+        metrics: Vec::new(),
+        strategies: Vec::new(),
+        forwarding: None,
+        route_width: None,
     }
 }
 

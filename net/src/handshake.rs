@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::frame::{self, FrameError};
 
 /// The version of the wire format this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: recursive routes carry a frontier and a message tally.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 const MAGIC: [u8; 4] = *b"dweb";
 /// A hello is tiny; an unauthenticated peer may not make us buffer more.

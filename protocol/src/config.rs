@@ -5,6 +5,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
+use crate::query::Forwarding;
 use crate::routing::TableConfig;
 use crate::wire::{MAX_LIST_LEN, MAX_ROUTE_PATH};
 
@@ -19,6 +20,45 @@ pub enum Strategy {
     /// The original distroweb design: each hop forwards the request to the closest
     /// peer it knows; the responsible node answers back down the path.
     Recursive,
+}
+
+impl Strategy {
+    /// Every strategy, for experiments and tests that sweep them.
+    pub const ALL: &'static [Strategy] = &[Strategy::Iterative, Strategy::Recursive];
+
+    /// The lowercase name, as shown and parsed.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::Iterative => "iterative",
+            Strategy::Recursive => "recursive",
+        }
+    }
+}
+
+impl core::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A strategy name that is not one of [`Strategy::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {given:?} (known: iterative, recursive)")]
+pub struct ParseStrategyError {
+    /// What was given.
+    pub given: String,
+}
+
+impl core::str::FromStr for Strategy {
+    type Err = ParseStrategyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL
+            .iter()
+            .copied()
+            .find(|x| x.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| ParseStrategyError { given: s.into() })
+    }
 }
 
 /// A node's configuration. `Config::default()` follows the Kademlia paper and IPFS.
@@ -65,8 +105,14 @@ pub struct Config {
     pub max_route_hops: usize,
     /// Peers a recursive hop tries before it gives up with `DeadEnd`.
     pub route_attempts: usize,
-    /// Sideways steps a recursive provider lookup may take out of a local minimum.
+    /// Sideways steps a greedy recursive provider lookup may take out of a local minimum.
     pub route_detours: usize,
+    /// How recursive routes pick their next hop; `None` (the default) lets the
+    /// metric choose (greedy for XOR and the ring, best-first for Hamming).
+    pub route_forwarding: Option<Forwarding>,
+    /// Best-first forwarding: a route ends once this many of the closest nodes
+    /// it has seen were visited. 20 (= `k`): see docs/RESULTS.md, hops.
+    pub route_width: usize,
     /// Recursive requests a node forwards at once for others; past this it refuses.
     pub max_forwards: usize,
     /// A bucket no lookup touched for this long is refreshed with a random lookup.
@@ -169,6 +215,8 @@ impl Default for Config {
             max_route_hops: 32,
             route_attempts: 3,
             route_detours: 4,
+            route_forwarding: None,
+            route_width: 20,
             max_forwards: 1024,
             refresh_interval: Duration::from_secs(3600),
             maintenance_interval: Duration::from_secs(300),
@@ -255,6 +303,7 @@ impl Config {
             ("max_publishes", self.max_publishes),
             ("max_route_hops", self.max_route_hops),
             ("route_attempts", self.route_attempts),
+            ("route_width", self.route_width),
             ("max_provider_keys", self.max_provider_keys),
             ("max_providers_per_key", self.max_providers_per_key),
             ("max_providers_returned", self.max_providers_returned),
@@ -320,6 +369,12 @@ impl Config {
             return Err(ConfigError::HoldOutlastsRequest);
         }
         Ok(())
+    }
+
+    /// The forwarding rule recursive routes follow: the configured one, else the metric's.
+    pub fn forwarding(&self) -> Forwarding {
+        self.route_forwarding
+            .unwrap_or_else(|| self.metric.forwarding())
     }
 
     pub(crate) fn table(&self) -> TableConfig {

@@ -20,7 +20,7 @@ pub mod config;
 pub mod contact;
 /// Files, sites, their manifests and the block store.
 pub mod content;
-/// Distance metrics (XOR, Hamming) over ids.
+/// Distance metrics over ids, one file each behind one trait (`Metric::ALL` lists them).
 pub mod distance;
 /// The one drain loop every driver uses.
 pub mod drive;
@@ -45,20 +45,22 @@ pub mod transfer;
 /// The wire format and its bounded codec.
 pub mod wire;
 
-pub use config::{Config, ConfigError, Strategy};
+pub use config::{Config, ConfigError, ParseStrategyError, Strategy};
 pub use contact::{Address, Contact};
 pub use content::{
     BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,
     PathError, Prepared, ReadError, SiteEntry, SiteError, SiteFile, SiteManifest, SitePath,
     StoreError,
 };
-pub use distance::{Distance, Metric};
+pub use distance::{Distance, Metric, ParseMetricError};
 pub use drive::{drive, Driver};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use io::{Input, Output, StoreDone, StoreOp};
 pub use node::{CommandError, Counters, Node, PublishError};
-pub use query::{QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
+pub use query::{
+    Forwarding, ParseForwardingError, QueryError, QueryId, QueryKind, QueryOutput, QueryStats,
+};
 pub use time::Time;
 pub use transfer::{Corruption, FetchError, FetchId, FetchStats, ProviderStats};
 pub use wire::{Body, DecodeError, EncodeError, Message, Payload, RpcId, TrafficClass};

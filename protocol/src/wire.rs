@@ -204,6 +204,13 @@ pub struct Route<A> {
     /// Every node the request has passed through, the origin first.
     #[serde(deserialize_with = "capped::<_, A, MAX_ROUTE_PATH>")]
     pub path: Vec<Contact<A>>,
+    /// Best-first forwarding: the closest candidates seen so far that are not on
+    /// the path, closest first, at most `k`; empty under greedy forwarding.
+    #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+    pub frontier: Vec<Contact<A>>,
+    /// Messages sent for this route so far, by every hop: forwards (retries
+    /// included) and acknowledgements, this message counted.
+    pub messages: u32,
 }
 
 /// Why a recursive lookup stopped short.
@@ -260,6 +267,9 @@ pub struct RouteReply<A> {
     pub path: Vec<Contact<A>>,
     /// How it ended.
     pub outcome: RouteOutcome<A>,
+    /// Messages sent for the route so far: the route's own tally, then one
+    /// for each step of this reply back down the path, this one counted.
+    pub messages: u32,
 }
 
 /// What a message is for, so drivers can account for traffic by purpose.
@@ -502,18 +512,26 @@ mod tests {
             ),
             id().prop_map(|key| Body::AddProvider { key }),
             id().prop_map(|key| Body::ProviderAdded { key }),
-            (any::<u64>(), id(), any::<bool>(), contacts(MAX_ROUTE_PATH)).prop_map(
-                |(tag, target, p, path)| Body::Route(Route {
-                    tag,
-                    target,
-                    want: if p {
-                        RouteWant::Providers
-                    } else {
-                        RouteWant::Closest
-                    },
-                    path
-                })
-            ),
+            (
+                (any::<u64>(), id(), any::<bool>()),
+                contacts(MAX_ROUTE_PATH),
+                contacts(MAX_LIST_LEN),
+                any::<u32>()
+            )
+                .prop_map(|((tag, target, p), path, frontier, messages)| {
+                    Body::Route(Route {
+                        tag,
+                        target,
+                        want: if p {
+                            RouteWant::Providers
+                        } else {
+                            RouteWant::Closest
+                        },
+                        path,
+                        frontier,
+                        messages,
+                    })
+                }),
             Just(Body::RouteAck),
             (
                 any::<u64>(),
@@ -528,6 +546,7 @@ mod tests {
                         target,
                         path,
                         outcome: RouteOutcome::Found { closest, providers },
+                        messages: tag as u32,
                     }
                 )),
             id().prop_map(|key| Body::AddFetching { key }),
@@ -547,6 +566,7 @@ mod tests {
                         target,
                         path,
                         outcome: RouteOutcome::Failed(f),
+                        messages: 3,
                     })
                 }
             ),

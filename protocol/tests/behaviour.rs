@@ -323,6 +323,8 @@ fn a_route_that_comes_back_is_a_loop() {
         target: id(0x80, 0),
         want: RouteWant::Providers,
         path: vec![x.clone(), n.contact(), y.clone()],
+        frontier: Vec::new(),
+        messages: 1,
     };
     n.handle_message(Time::ZERO, 2, msg(y.id, RpcId(8), Body::Route(route)));
     let (t, _) = drain(&mut n);
@@ -361,6 +363,8 @@ fn a_route_at_the_hop_limit_fails_with_hop_limit() {
         target: id(0x80, 0),
         want: RouteWant::Closest,
         path: vec![x.clone()],
+        frontier: Vec::new(),
+        messages: 1,
     };
     n.handle_message(Time::ZERO, 9, msg(x.id, RpcId(1), Body::Route(route)));
     let (t, _) = drain(&mut n);
@@ -376,6 +380,8 @@ fn a_route_whose_path_does_not_end_with_its_sender_is_refused() {
         target: id(0x80, 0),
         want: RouteWant::Closest,
         path: vec![Contact::new(id(0x40, 9), 9)],
+        frontier: Vec::new(),
+        messages: 1,
     };
     n.handle_message(
         Time::ZERO,

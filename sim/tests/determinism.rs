@@ -47,8 +47,8 @@ fn outputs(sim: &Sim) -> String {
 
 #[test]
 fn same_seed_same_digest_and_outputs_for_every_metric_and_strategy() {
-    for metric in [Metric::Xor, Metric::Hamming] {
-        for strategy in [Strategy::Iterative, Strategy::Recursive] {
+    for &metric in Metric::ALL {
+        for &strategy in Strategy::ALL {
             let a = run(config(7, metric, strategy));
             let b = run(config(7, metric, strategy));
             let c = run(config(8, metric, strategy));
@@ -67,7 +67,7 @@ fn same_seed_same_digest_and_outputs_for_every_metric_and_strategy() {
 
 #[test]
 fn the_codec_round_trip_changes_nothing() {
-    for strategy in [Strategy::Iterative, Strategy::Recursive] {
+    for &strategy in Strategy::ALL {
         let plain = run(config(3, Metric::Xor, strategy));
         let mut c = config(3, Metric::Xor, strategy);
         c.network.codec_roundtrip = true;

@@ -454,9 +454,16 @@ impl<A: Address> Node<A> {
         };
         self.query_deadlines.remove(&(query.deadline, q));
         query.stats.finished = now;
-        if query.strategy == Strategy::Iterative {
-            query.stats.hops = query.completed_depth.map_or(0, |d| d + 1);
-            query.stats.messages = query.stats.requests + query.stats.replies;
+        match query.strategy {
+            Strategy::Iterative => {
+                query.stats.hops = query.completed_depth.map_or(0, |d| d + 1);
+                query.stats.messages = query.stats.requests + query.stats.replies;
+            }
+            // No reply came back down the path (a timeout): count what we saw.
+            Strategy::Recursive if query.stats.messages == 0 => {
+                query.stats.messages = query.stats.requests + query.stats.replies;
+            }
+            Strategy::Recursive => {}
         }
         if let Some(fetch) = query.owner {
             self.fetch_located(now, fetch, result);

@@ -48,7 +48,13 @@ impl<A: Address> Node<A> {
         let Some(closest) = self.table.closest(&self.id, 1).first().map(|c| c.id) else {
             return;
         };
-        let Some(from) = self.table.bucket_index(&closest) else {
+        // The scale of the gap to the nearest neighbour: the bucket we fall into
+        // in *its* table. Under a symmetric metric that is the bucket it sits in
+        // here. Implementation note: under an asymmetric one (the ring), the
+        // self-lookup found the nodes that rank us closest (our successors), not
+        // the ones we rank closest (our predecessors, our lowest buckets);
+        // refreshing the buckets just above that gap reaches them.
+        let Some(from) = self.config.metric.bucket_index(&closest, &self.id) else {
             return;
         };
         for index in (from + 1..crate::id::ID_BITS).take(self.config.join_refreshes) {

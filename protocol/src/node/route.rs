@@ -1,5 +1,7 @@
 //! Recursive routing (the original distroweb design): each hop forwards the
-//! request to the closest peer it knows, and the answer travels back down the path.
+//! request to the next hop that the forwarding rule (`query/route.rs`: greedy,
+//! or best-first with a frontier carried in the request) picks, and the answer
+//! travels back down the path.
 //!
 //! Every forward is acknowledged hop by hop, so a hop whose next peer is dead
 //! tries the next-closest one (up to `route_attempts`) instead of losing the
@@ -9,6 +11,7 @@
 
 use crate::contact::{Address, Contact};
 use crate::event::Misbehaviour;
+use crate::query::route::HopRule;
 use crate::query::{Phase, QueryError, QueryId, QueryKind};
 use crate::time::Time;
 use crate::wire::{Body, Route, RouteFailure, RouteOutcome, RouteReply, RouteWant, RpcId};
@@ -29,6 +32,8 @@ impl<A: Address> Node<A> {
             target,
             want,
             path: vec![self.contact()],
+            frontier: Vec::new(),
+            messages: 0,
         };
         self.route_step(now, route);
     }
@@ -47,6 +52,7 @@ impl<A: Address> Node<A> {
         }
         self.observe(now, sender.clone());
         self.reply(sender.addr, rpc, Body::RouteAck);
+        route.messages = route.messages.saturating_add(1);
         let looped = route.path.iter().any(|c| c.id == self.id);
         route.path.push(self.contact());
         if looped {
@@ -56,9 +62,9 @@ impl<A: Address> Node<A> {
         self.route_step(now, route);
     }
 
-    /// Answers the route here, or forwards it to the closest peer that is closer
-    /// to the target than this node. `route.path` ends with this node.
-    fn route_step(&mut self, now: Time, route: Route<A>) {
+    /// Answers the route here, or forwards it to the next hop the forwarding
+    /// rule picks. `route.path` ends with this node.
+    fn route_step(&mut self, now: Time, mut route: Route<A>) {
         if route.want == RouteWant::Providers {
             let providers = self.providers_for(now, &route.target);
             if !providers.is_empty() {
@@ -67,14 +73,8 @@ impl<A: Address> Node<A> {
             }
         }
         let hops = route.path.len() - 1;
-        let mut next = self.next_hop(&route, &[], false);
-        if next.is_none()
-            && route.want == RouteWant::Providers
-            && self.detours(&route) < self.config.route_detours
-        {
-            next = self.next_hop(&route, &[], true);
-        }
-        match next {
+        let mine = self.table.closest(&route.target, self.config.k);
+        match self.hop_rule().next_hop(&self.id, &mut route, mine, &[]) {
             None => self.answer_found(now, route, Vec::new()),
             Some(_)
                 if hops >= self.config.max_route_hops
@@ -89,49 +89,25 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// The closest known peer that is strictly closer to the target than this
-    /// node (or, for a detour, any distance), not already on the path and not yet tried.
-    fn next_hop(
-        &self,
-        route: &Route<A>,
-        tried: &[crate::id::Id],
-        detour: bool,
-    ) -> Option<Contact<A>> {
-        let metric = self.config.metric;
-        let own = metric.distance(&self.id, &route.target);
-        self.table
-            .closest(&route.target, self.config.k)
-            .into_iter()
-            .take_while(|c| detour || metric.distance(&c.id, &route.target) < own)
-            .find(|c| !tried.contains(&c.id) && !route.path.iter().any(|p| p.id == c.id))
-    }
-
-    /// Steps on the path that did not get closer to the target.
-    ///
-    /// Implementation note: greedy routing can stop at a local minimum, a node
-    /// that knows no closer peer yet does not track the key (common under Hamming,
-    /// where many ids sit at similar distances). A provider route that meets one
-    /// may step sideways to the closest unvisited peer, up to `route_detours` times;
-    /// the count is read off the path, so the wire format carries no extra field.
-    fn detours(&self, route: &Route<A>) -> usize {
-        let metric = self.config.metric;
-        route
-            .path
-            .windows(2)
-            .filter(|w| {
-                metric.distance(&w[1].id, &route.target) >= metric.distance(&w[0].id, &route.target)
-            })
-            .count()
+    fn hop_rule(&self) -> HopRule {
+        HopRule {
+            metric: self.config.metric,
+            forwarding: self.config.forwarding(),
+            k: self.config.k,
+            width: self.config.route_width,
+            detours: self.config.route_detours,
+        }
     }
 
     fn forward(
         &mut self,
         now: Time,
-        route: Route<A>,
+        mut route: Route<A>,
         mut tried: Vec<crate::id::Id>,
         next: Contact<A>,
     ) {
         tried.push(next.id);
+        route.messages = route.messages.saturating_add(1);
         if let Some(q) = self.own_route_query(&route) {
             q.stats.requests += 1;
         }
@@ -147,20 +123,15 @@ impl<A: Address> Node<A> {
         );
     }
 
-    /// The next hop did not acknowledge: try the next-closest, or give up.
+    /// The next hop did not acknowledge: try the next one the rule picks, or give up.
     pub(super) fn forward_failed(&mut self, now: Time, f: Forward<A>) {
-        let Forward { route, tried } = f;
+        let Forward { mut route, tried } = f;
         if let Some(q) = self.own_route_query(&route) {
             q.stats.failures += 1;
         }
         let next = if tried.len() < self.config.route_attempts {
-            let detour = route.want == RouteWant::Providers
-                && self.detours(&route) < self.config.route_detours;
-            self.next_hop(&route, &tried, false).or_else(|| {
-                detour
-                    .then(|| self.next_hop(&route, &tried, true))
-                    .flatten()
-            })
+            let mine = self.table.closest(&route.target, self.config.k);
+            self.hop_rule().next_hop(&self.id, &mut route, mine, &tried)
         } else {
             None
         };
@@ -185,12 +156,15 @@ impl<A: Address> Node<A> {
         self.queries.get_mut(&QueryId(route.tag))
     }
 
-    /// This node is the last on the path: answer with what it knows.
+    /// This node is the last on the path: answer with what it knows, and what
+    /// the route learned on its way (its path and frontier).
     fn answer_found(&mut self, now: Time, route: Route<A>, providers: Vec<Contact<A>>) {
         let metric = self.config.metric;
         let mut closest = self.table.closest(&route.target, self.config.k);
-        closest.push(self.contact());
+        closest.extend(route.path.iter().skip(1).cloned());
+        closest.extend(route.frontier.iter().cloned());
         closest.sort_by_key(|c| metric.distance(&c.id, &route.target));
+        closest.dedup_by(|a, b| a.id == b.id);
         closest.truncate(self.config.k);
         self.answer_route(now, route, RouteOutcome::Found { closest, providers });
     }
@@ -201,17 +175,19 @@ impl<A: Address> Node<A> {
             target: route.target,
             path: route.path,
             outcome,
+            messages: route.messages,
         };
         let pos = reply.path.len() - 1;
         self.pass_back(now, reply, pos);
     }
 
     /// Sends `reply` one step back down its path from position `pos` (this node).
-    fn pass_back(&mut self, now: Time, reply: RouteReply<A>, pos: usize) {
+    fn pass_back(&mut self, now: Time, mut reply: RouteReply<A>, pos: usize) {
         if pos == 0 {
             self.route_finished(now, reply);
             return;
         }
+        reply.messages = reply.messages.saturating_add(1);
         let to = reply.path[pos - 1].addr.clone();
         self.transmit(to, Body::RouteReply(reply), RpcId(0));
     }
@@ -251,8 +227,7 @@ impl<A: Address> Node<A> {
         if hops > 0 {
             query.stats.replies += 1;
         }
-        query.stats.messages =
-            query.stats.requests + query.stats.replies + 3 * hops.saturating_sub(1);
+        query.stats.messages = reply.messages;
         match reply.outcome {
             RouteOutcome::Failed(f) => self.fail_query(now, q, QueryError::Route(f)),
             RouteOutcome::Found {

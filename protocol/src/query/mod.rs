@@ -1,9 +1,13 @@
 //! Queries: what a lookup is for, how far it got, and how it ended.
 //!
-//! The walk itself lives in [`closest`] (iterative) and in the node's route
-//! handling (recursive); this module holds the bookkeeping both share.
+//! The walks live in [`closest`] (iterative) and [`route`] (the recursive
+//! forwarding rule, applied by the node's route handling); this module holds
+//! the bookkeeping both share.
 
 pub(crate) mod closest;
+pub(crate) mod route;
+
+pub use route::{Forwarding, ParseForwardingError};
 
 use core::fmt;
 
@@ -62,8 +66,11 @@ pub struct QueryStats {
     /// contact from our own table has depth 0, one learned from a depth-d reply
     /// d + 1). Recursive: forwards from the origin to the answering node.
     pub hops: u32,
-    /// Messages the query caused: for iterative, requests plus replies; for
-    /// recursive, also the forwards, acknowledgements and replies along the path.
+    /// Messages the query caused, counted as they were sent. Iterative:
+    /// requests plus replies. Recursive: the tally the route and its reply
+    /// carry, to which every hop adds what it sent for them (forwards with
+    /// their retries, acknowledgements, each step of the reply back down the
+    /// path); when no reply came back, only the origin's requests and replies.
     pub messages: u32,
     /// When the query started.
     pub started: Time,

@@ -7,4 +7,5 @@
 mod bucket;
 mod table;
 
+pub(crate) use table::BucketView;
 pub use table::{Observed, RoutingTable, TableConfig};

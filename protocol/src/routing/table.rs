@@ -3,7 +3,9 @@
 use core::time::Duration;
 
 use crate::contact::{Address, Contact};
-use crate::distance::{Distance, Metric};
+use core::ops::RangeBounds;
+
+use crate::distance::{Distance, DistanceMetric, Metric};
 use crate::id::Id;
 use crate::time::Time;
 
@@ -208,69 +210,21 @@ impl<A: Address> RoutingTable<A> {
     }
 
     /// The `n` live contacts closest to `target`, closest first.
+    ///
+    /// The metric decides how: by default it sorts the whole table, XOR sorts
+    /// only the buckets that can hold the answer (see `distance/xor.rs`).
     pub fn closest(&self, target: &Id, n: usize) -> Vec<Contact<A>> {
         if n == 0 {
             return Vec::new();
         }
         let mut out: Vec<(Distance, &Contact<A>)> = Vec::with_capacity(n.min(self.len));
-        match self.metric {
-            Metric::Xor => self.closest_xor(target, n, &mut out),
-            Metric::Hamming => {
-                let all = self.buckets.iter();
-                self.take_group(all, target, &mut out);
-            }
-        }
+        let view = BucketView {
+            own: &self.own,
+            buckets: &self.buckets,
+        };
+        self.metric.closest(&view, target, n, &mut out);
         out.truncate(n);
         out.into_iter().map(|(_, c)| c.clone()).collect()
-    }
-
-    /// Under XOR the buckets come in distance groups, so usually one bucket is
-    /// sorted instead of the whole table. With `i` the bucket of `target`:
-    /// bucket `i` holds everything closer than `2^i`; buckets below `i` all lie in
-    /// `[2^i, 2^(i+1))`; each bucket `j > i` lies in `[2^j, 2^(j+1))`.
-    fn closest_xor<'a>(&'a self, target: &Id, n: usize, out: &mut Vec<(Distance, &'a Contact<A>)>) {
-        let Some(i) = self.metric.bucket_index(&self.own, target) else {
-            // The target is our own id: bucket j lies in [2^j, 2^(j+1)), in order.
-            for b in &self.buckets {
-                self.take_group(core::iter::once(b), target, out);
-                if out.len() >= n {
-                    return;
-                }
-            }
-            return;
-        };
-        let i = i as u16;
-        let own_bucket = self.buckets.iter().filter(|b| b.index == i);
-        self.take_group(own_bucket, target, out);
-        if out.len() >= n {
-            return;
-        }
-        self.take_group(self.buckets.iter().filter(|b| b.index < i), target, out);
-        for b in self.buckets.iter().filter(|b| b.index > i) {
-            if out.len() >= n {
-                return;
-            }
-            self.take_group(core::iter::once(b), target, out);
-        }
-    }
-
-    /// Appends the contacts of `buckets`, sorted by distance to `target`.
-    fn take_group<'a>(
-        &'a self,
-        buckets: impl Iterator<Item = &'a Bucket<A>>,
-        target: &Id,
-        out: &mut Vec<(Distance, &'a Contact<A>)>,
-    ) {
-        let start = out.len();
-        for b in buckets {
-            out.extend(
-                b.entries
-                    .iter()
-                    .map(|e| (self.metric.distance(&e.contact.id, target), &e.contact)),
-            );
-        }
-        // Ids in the table are unique, so distances are too and the order is total.
-        out[start..].sort_unstable_by_key(|(d, _)| *d);
     }
 
     /// Notes that a lookup for `target` just ran, so its bucket needs no refresh.
@@ -301,6 +255,59 @@ impl<A: Address> RoutingTable<A> {
         self.buckets
             .iter()
             .map(|b| (b.index as usize, b.entries.len(), b.replacements.len()))
+    }
+}
+
+/// A routing table's buckets as a metric's `closest` sees them: read-only, in
+/// index order, so a metric can sort only the buckets that hold its answer.
+pub(crate) struct BucketView<'a, A> {
+    own: &'a Id,
+    /// Buckets in use, sorted by index.
+    buckets: &'a [Bucket<A>],
+}
+
+impl<'a, A> BucketView<'a, A> {
+    /// The id of the table's owner.
+    pub(crate) fn own(&self) -> &'a Id {
+        self.own
+    }
+
+    /// Indices of the buckets in use, ascending.
+    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + 'a {
+        self.buckets.iter().map(|b| b.index as usize)
+    }
+
+    /// Appends the live contacts of the buckets whose index is in `range`,
+    /// sorted among themselves by `M`'s distance to `target`.
+    pub(crate) fn take<M: DistanceMetric + ?Sized>(
+        &self,
+        range: impl RangeBounds<usize>,
+        target: &Id,
+        out: &mut Vec<(Distance, &'a Contact<A>)>,
+    ) {
+        let start = out.len();
+        self.extend::<M>(range, target, out);
+        // Ids in the table are unique, so distances are too and the order is total.
+        out[start..].sort_unstable_by_key(|(d, _)| *d);
+    }
+
+    /// Appends the live contacts of the buckets whose index is in `range`, each
+    /// with `M`'s distance to `target`, in table order.
+    pub(crate) fn extend<M: DistanceMetric + ?Sized>(
+        &self,
+        range: impl RangeBounds<usize>,
+        target: &Id,
+        out: &mut Vec<(Distance, &'a Contact<A>)>,
+    ) {
+        for b in self.buckets {
+            if range.contains(&(b.index as usize)) {
+                out.extend(
+                    b.entries
+                        .iter()
+                        .map(|e| (M::distance(&e.contact.id, target), &e.contact)),
+                );
+            }
+        }
     }
 }
 
@@ -346,14 +353,10 @@ mod tests {
         ]
     }
 
-    fn metric() -> impl Strategy<Value = Metric> {
-        prop_oneof![Just(Metric::Xor), Just(Metric::Hamming)]
-    }
-
     proptest! {
         #[test]
         fn invariants_hold_under_any_operations(
-            m in metric(),
+            m in crate::distance::any_metric(),
             k in 1usize..6,
             ops in proptest::collection::vec(op(), 0..200),
             target in any::<[u8; 32]>(),
