@@ -379,6 +379,44 @@ async fn a_site_outlives_its_publisher() {
     }
 }
 
+/// A reader whose store cannot take the content answers 507 before any header,
+/// instead of a 200 with the full length that breaks off when the store fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_cannot_fit_is_refused_before_any_header() {
+    let a = Peer::start(21, true, None).await;
+    let small = LiveNode::start(NetConfig {
+        seed: Some(22),
+        protocol: distroweb_protocol::Config {
+            store_capacity_bytes: 300_000,
+            ..distroweb_protocol::Config::default()
+        },
+        ..NetConfig::loopback()
+    })
+    .await
+    .unwrap();
+    small
+        .join(&[a.node.handle().listen_addr()])
+        .await
+        .expect("join");
+    let config = ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        lookup_deadline: Duration::from_secs(20),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(config, small.handle()).await.unwrap();
+    let id = publish_site(a.proxy()).await;
+    let r = site_get(proxy.local_addr(), &id, "/data/big.bin").await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE, "{:?}", r.body);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("300000"),
+        "the page names the store's size: {:?}",
+        r.body
+    );
+    proxy.stop().await;
+    small.stop().await;
+    a.stop().await;
+}
+
 /// The attacker's site: its page tries to read, from its own origin, everything
 /// it should not (the victim site, the node's pages and API, a loopback server
 /// through the relay) and registers a service worker that would answer every
