@@ -11,6 +11,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use distroweb_protocol::Id;
+use distroweb_proxy::origin::parse_id;
+
 use crate::local_api::{content_error, LocalApi};
 
 /// Files at least this large get a progress bar.
@@ -19,7 +22,7 @@ const PROGRESS_MIN_BYTES: u64 = 1 << 20;
 /// Options of `distroweb get`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The content id (64 hex characters).
+    /// The content id: 64 hex or 52 base32 characters.
     id: String,
     /// Where to write a file (default: stdout), or the directory for a site
     /// (default: a new directory named after the id).
@@ -37,50 +40,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn get(args: Args) -> anyhow::Result<()> {
     let api = LocalApi::new(args.proxy);
-    let id = args.id.trim();
-    let response = api
-        .send(Method::GET, &format!("/distroweb/{id}"), None, Bytes::new())
-        .await?;
-    match response.status() {
-        StatusCode::OK => {
-            let len = response
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            match &args.output {
-                Some(path) => save(response.into_body(), len, path).await,
-                None => {
-                    let mut out = std::io::stdout().lock();
-                    copy(response.into_body(), len, &mut out).await?;
-                    out.flush().context("writing to stdout")
-                }
-            }
-        }
-        // A site answers with a redirect to its index: fetch its listing, then each file.
-        s if s.is_redirection() => {
-            let dir = args.output.unwrap_or_else(|| PathBuf::from(id));
-            get_site(&api, id, &dir).await
-        }
-        other => Err(content_error(other, id)),
-    }
-}
-
-async fn get_site(api: &LocalApi, id: &str, dir: &Path) -> anyhow::Result<()> {
+    let id =
+        parse_id(args.id.trim()).with_context(|| format!("{:?} is not a content id", args.id))?;
+    // What the content is arrives with its root manifest; the fetch goes on meanwhile.
     let listing = api
         .json(
-            Method::POST,
-            &format!("/api/v1/fetch/{id}"),
+            Method::GET,
+            &format!("/api/v1/content/{id}"),
             None,
             Bytes::new(),
         )
         .await?;
+    if listing["kind"] == "site" {
+        let dir = args.output.unwrap_or_else(|| PathBuf::from(id.to_string()));
+        return get_site(&api, &id, &listing, &dir).await;
+    }
+    let response = api.get_from_site(&id, "/").await?;
+    if response.status() != StatusCode::OK {
+        return Err(content_error(response.status(), &id.to_string()));
+    }
+    let len = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    match &args.output {
+        Some(path) => save(response.into_body(), len, path).await,
+        None => {
+            let mut out = std::io::stdout().lock();
+            copy(response.into_body(), len, &mut out).await?;
+            out.flush().context("writing to stdout")
+        }
+    }
+}
+
+async fn get_site(
+    api: &LocalApi,
+    id: &Id,
+    listing: &serde_json::Value,
+    dir: &Path,
+) -> anyhow::Result<()> {
     let files = listing["files"]
         .as_array()
         .context("the node's answer lists no files")?;
     for file in files {
         let path = file["path"].as_str().context("a file without a path")?;
-        // The node checked every path at publish time; check again before touching the disk.
         if path
             .split('/')
             .any(|s| s.is_empty() || s == "." || s == "..")
@@ -97,14 +101,7 @@ async fn get_site(api: &LocalApi, id: &str, dir: &Path) -> anyhow::Result<()> {
             })
             .collect::<Vec<_>>()
             .join("/");
-        let response = api
-            .send(
-                Method::GET,
-                &format!("/distroweb/{id}/{encoded}"),
-                None,
-                Bytes::new(),
-            )
-            .await?;
+        let response = api.get_from_site(id, &format!("/{encoded}")).await?;
         if response.status() != StatusCode::OK {
             return Err(content_error(response.status(), &format!("{id}/{path}")));
         }
@@ -119,8 +116,6 @@ async fn get_site(api: &LocalApi, id: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Streams a body into `path` through a `.part` file renamed at the end, so an
-/// interrupted download never looks complete.
 async fn save(body: Incoming, len: Option<u64>, path: &Path) -> anyhow::Result<()> {
     let mut part = path.as_os_str().to_owned();
     part.push(".part");

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use distroweb_protocol::Id;
+use distroweb_proxy::origin::to_base32;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -39,9 +41,31 @@ impl LocalApi {
         content_type: Option<&str>,
         body: Bytes,
     ) -> anyhow::Result<Response<Incoming>> {
+        self.send_to(None, method, path, content_type, body).await
+    }
+
+    /// `GET path` on the site `id`'s own origin (`Host: <base32 id>.localhost`),
+    /// through the same proxy address.
+    pub async fn get_from_site(&self, id: &Id, path: &str) -> anyhow::Result<Response<Incoming>> {
+        let host = format!("{}.localhost:{}", to_base32(id), self.addr.port());
+        self.send_to(Some(&host), Method::GET, path, None, Bytes::new())
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        host: Option<&str>,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<Response<Incoming>> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr));
+        if let Some(host) = host {
+            req = req.header(http::header::HOST, host);
+        }
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }

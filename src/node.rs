@@ -16,9 +16,32 @@ pub struct Args {
     /// The address to tell peers, if not the listen address (e.g. a public IP).
     #[arg(long)]
     advertise: Option<SocketAddr>,
-    /// Where the local HTTP proxy listens (keep it on loopback: it relays to any host).
+    /// Where the local HTTP proxy listens. Beyond loopback it serves content
+    /// only, unless --relay is given; the status page and API stay loopback-only.
     #[arg(long, default_value = "127.0.0.1:1234")]
     proxy: SocketAddr,
+    /// Another name this proxy answers to (besides 127.0.0.1, localhost and
+    /// *.localhost); sites are then at <id>.NAME, which needs a wildcard DNS
+    /// entry. Repeat for several. Any other Host gets 421.
+    #[arg(long = "proxy-host", value_name = "NAME")]
+    proxy_hosts: Vec<String>,
+    /// Let the relay and CONNECT reach loopback, private and link-local
+    /// addresses (your LAN, local servers); off, web pages cannot reach them
+    /// through the relay.
+    #[arg(long)]
+    relay_allow_private: bool,
+    /// The ports CONNECT may reach, comma-separated.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_delimiter = ',',
+        default_value = "443"
+    )]
+    connect_ports: Vec<u16>,
+    /// Relay and tunnel (CONNECT) for clients beyond this machine too, when
+    /// --proxy listens beyond loopback: an open proxy to whoever reaches it.
+    #[arg(long)]
+    relay: bool,
     /// A peer to join through, HOST:PORT; repeat for several.
     #[arg(long = "bootstrap", value_name = "HOST:PORT")]
     bootstrap: Vec<String>,
@@ -49,10 +72,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
         let node = LiveNode::start(config).await?;
         if !args.proxy.ip().is_loopback() {
-            tracing::warn!(proxy = %args.proxy, "the proxy listens beyond loopback: anyone who reaches it can use it to relay requests");
+            let relay = if args.relay {
+                "and, because of --relay, the relay and CONNECT tunnels to any public host"
+            } else {
+                "only: the relay, CONNECT, the status page and the API answer this machine alone"
+            };
+            tracing::warn!(proxy = %args.proxy, "the proxy listens beyond loopback: anyone who reaches it can read content through this node (which then fetches and serves it) {relay}");
         }
         let proxy_config = ProxyConfig {
             listen: args.proxy,
+            hosts: args.proxy_hosts,
+            relay_allow_private: args.relay_allow_private,
+            connect_ports: args.connect_ports,
+            relay_for_remote_clients: args.relay,
             ..ProxyConfig::default()
         };
         let proxy = match Proxy::start(proxy_config, node.handle()).await {

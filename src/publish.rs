@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http::Method;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
+use distroweb_proxy::origin::{parse_id, site_url, LOCALHOST};
+
 use crate::local_api::LocalApi;
 
 /// Most files a published directory may hold (the protocol's site limit).
@@ -22,6 +24,10 @@ pub struct Args {
     /// The running node's proxy.
     #[arg(long, default_value = "127.0.0.1:1234")]
     proxy: SocketAddr,
+    /// Publish what symbolic links point to even outside the directory (by
+    /// default such a link is an error: it may lead to a private file).
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 /// Publishes and prints the id (first line) and the URL (second line).
@@ -29,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
     let (query, content_type, body) = if meta.is_dir() {
-        let files = site_files(&args.path)?;
+        let files = site_files(&args.path, args.follow_symlinks)?;
         if !files.iter().any(|(rel, _)| rel == "index.html") {
             eprintln!(
                 "note: {} has no index.html; link to its files by path",
@@ -58,10 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let id = answer["id"]
         .as_str()
         .context("the node's answer has no id")?;
+    let root = parse_id(id).context("the node's answer has a malformed id")?;
     let printed = writeln!(
         std::io::stdout().lock(),
-        "{id}\nhttp://{}/distroweb/{id}/",
-        api.addr()
+        "{id}\n{}",
+        site_url(&root, LOCALHOST, api.addr().port())
     );
     match printed {
         // `distroweb publish DIR | head -1` closes the pipe early; that is fine.
@@ -72,9 +79,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Every regular file under `root` as (path relative to root with `/`, absolute
 /// path), in path order; hidden files and directories (`.git`, `.env`) are left out.
-fn site_files(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// A symbolic link is followed only if it stays inside `root` (or with
+/// `follow_symlinks`); links that lead out are an error naming every one of
+/// them, so a link to `~/.ssh` is never published by accident.
+fn site_files(root: &Path, follow_symlinks: bool) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let real_root = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
     let mut out = Vec::new();
     let mut skipped = 0usize;
+    let mut escaping = Vec::new();
+    // Directories already listed, by real path: a link back up cannot loop.
+    let mut seen = std::collections::BTreeSet::from([real_root.clone()]);
     let mut stack = vec![(String::new(), root.to_path_buf())];
     while let Some((prefix, dir)) = stack.pop() {
         let entries =
@@ -89,18 +104,44 @@ fn site_files(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
                 continue;
             }
             let rel = format!("{prefix}{name}");
-            // metadata() follows symlinks: a link to a file publishes the file.
-            let meta = std::fs::metadata(entry.path())
-                .with_context(|| format!("cannot read {}", entry.path().display()))?;
+            let path = entry.path();
+            let link = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .file_type()
+                .is_symlink();
+            if link {
+                let target = std::fs::canonicalize(&path)
+                    .with_context(|| format!("{} is a broken symbolic link", path.display()))?;
+                if !follow_symlinks && !target.starts_with(&real_root) {
+                    escaping.push(format!("{} -> {}", path.display(), target.display()));
+                    continue;
+                }
+            }
+            // metadata() follows the link checked above.
+            let meta = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             if meta.is_dir() {
-                stack.push((format!("{rel}/"), entry.path()));
+                let real = std::fs::canonicalize(&path)
+                    .with_context(|| format!("cannot resolve {}", path.display()))?;
+                if seen.insert(real) {
+                    stack.push((format!("{rel}/"), path));
+                }
             } else if meta.is_file() {
-                out.push((rel, entry.path()));
+                out.push((rel, path));
                 if out.len() > MAX_FILES {
                     bail!("{} holds more than {MAX_FILES} files", root.display());
                 }
             }
         }
+    }
+    if !escaping.is_empty() {
+        escaping.sort();
+        bail!(
+            "refusing symbolic links that lead out of {}:\n  {}\n\
+             remove them, or pass --follow-symlinks to publish what they point to",
+            root.display(),
+            escaping.join("\n  ")
+        );
     }
     if skipped > 0 {
         eprintln!("note: left out {skipped} hidden files or directories");

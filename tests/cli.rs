@@ -121,16 +121,56 @@ fn testnet_then_publish_then_get_through_another_node() {
     let mut printed = stdout.lines();
     let id = printed.next().unwrap().to_string();
     assert_eq!(id.len(), 64);
+    let id_b32 = distroweb_proxy::origin::to_base32(&id.parse().unwrap());
     assert_eq!(
         printed.next(),
-        Some(format!("http://127.0.0.1:{port}/distroweb/{id}/").as_str())
+        Some(format!("http://{id_b32}.localhost:{port}/").as_str())
     );
 
+    // A symbolic link that leads out of the directory is refused, naming it;
+    // one that stays inside is fine; --follow-symlinks publishes what it points to.
+    let outside = temp_dir("outside");
+    std::fs::write(outside.join("id_ed25519"), "PRIVATE KEY").unwrap();
+    let linked = temp_dir("linked");
+    std::fs::write(linked.join("index.html"), "<h1>links</h1>").unwrap();
+    std::os::unix::fs::symlink(outside.join("id_ed25519"), linked.join("key.txt")).unwrap();
+    std::os::unix::fs::symlink("index.html", linked.join("home.html")).unwrap();
+    let out = publish(&linked, port);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("key.txt") && stderr.contains("--follow-symlinks"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("home.html"), "{stderr}");
+    std::fs::remove_file(linked.join("key.txt")).unwrap();
+    let out = publish(&linked, port);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::symlink(outside.join("id_ed25519"), linked.join("key.txt")).unwrap();
+    let out = distroweb()
+        .arg("publish")
+        .arg(&linked)
+        .args(["--proxy", &format!("127.0.0.1:{port}"), "--follow-symlinks"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&outside);
+    let _ = std::fs::remove_dir_all(&linked);
+
+    // Either id form names the content.
     let copy = temp_dir("copy").join("site");
     let out = distroweb()
         .args([
             "get",
-            &id,
+            &id_b32,
             "-o",
             copy.to_str().unwrap(),
             "--proxy",

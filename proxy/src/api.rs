@@ -2,15 +2,17 @@
 
 use std::net::SocketAddr;
 
+use bytes::{Bytes, BytesMut};
 use distroweb_net::{NetError, Published};
 use distroweb_protocol::{FetchError, Id, Manifest};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::body::{full, Body};
+use crate::origin::{parse_id, site_url, LOCALHOST};
 use crate::server::State;
 use crate::upload;
 
@@ -32,14 +34,21 @@ pub async fn handle(
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         },
         (&Method::POST, "publish") => publish(state, req).await,
-        (&Method::POST, "fetch") => match target.parse::<Id>() {
+        (&Method::GET, "content") => match parse_id(target) {
+            Ok(id) => listing(state, id).await,
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed content id: {e}"),
+            ),
+        },
+        (&Method::POST, "fetch") => match parse_id(target) {
             Ok(id) => fetch(state, id, req.uri().query() == Some("pin=1")).await,
             Err(e) => error(
                 StatusCode::BAD_REQUEST,
                 &format!("malformed content id: {e}"),
             ),
         },
-        (&Method::POST, "pin") => match target.parse::<Id>() {
+        (&Method::POST, "pin") => match parse_id(target) {
             Ok(id) => match state.node.pin(id).await {
                 Ok(()) => reply(
                     StatusCode::OK,
@@ -52,7 +61,7 @@ pub async fn handle(
                 &format!("malformed content id: {e}"),
             ),
         },
-        (_, "status" | "publish" | "fetch" | "pin") => error(
+        (_, "status" | "publish" | "fetch" | "pin" | "content") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "wrong method for this endpoint",
         ),
@@ -77,16 +86,20 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
                 .into_owned()
         })
         .unwrap_or_default();
-    let limit = state.config.max_upload_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("uploads are limited to {limit} bytes"),
-            );
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("reading the upload: {e}")),
+    // Each upload waiting here holds nothing yet; each one reading holds up to
+    // `max_upload_bytes`, so only a few read at once.
+    let Ok(_permit) = state.uploads.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the proxy is stopping");
+    };
+    let body = match read_body(
+        req.into_body(),
+        state.config.max_upload_bytes,
+        state.config.body_read_timeout,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err((status, why)) => return error(status, &why),
     };
     let size = body.len();
     let (published, kind, files) = if is_tar {
@@ -109,12 +122,60 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
                 "files": files,
                 "upload_bytes": size,
                 "announced_to": stored_at,
-                "url": format!("/distroweb/{id}/"),
+                "url": site_url(&id, LOCALHOST, state.port),
             }),
         ),
         Err(NetError::Publish(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
+}
+
+/// Reads a request body of at most `limit` bytes; a client that pauses longer
+/// than `pause` between two pieces gets a 408, so a slow upload cannot hold its
+/// slot (and its memory) for ever.
+pub async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    pause: std::time::Duration,
+) -> Result<Bytes, (StatusCode, String)> {
+    let mut out = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(pause, body.frame()).await {
+            Err(_) => {
+                return Err((
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the upload stalled for {} s", pause.as_secs()),
+                ));
+            }
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err((StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > limit {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("uploads are limited to {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+}
+
+/// `GET /api/v1/content/<id>`: what the content is (a file, or a site and its
+/// files), as soon as its root manifest arrives; the fetch goes on.
+async fn listing(state: &State, id: Id) -> Response<Body> {
+    let deadline = state.config.lookup_deadline;
+    let result = tokio::time::timeout(deadline, async {
+        let mut f = state.node.fetch(id).await?;
+        f.manifest(&id).await
+    })
+    .await
+    .unwrap_or(Err(NetError::Fetch(FetchError::Timeout)));
+    describe(state, id, result)
 }
 
 /// `POST /api/v1/fetch/<id>[?pin=1]`: fetches the whole content, keeps it (and
@@ -130,16 +191,23 @@ async fn fetch(state: &State, id: Id, pin: bool) -> Response<Body> {
         Ok::<_, NetError>(manifest)
     }
     .await;
+    describe(state, id, result)
+}
+
+/// The JSON listing of content, or the error that kept it away.
+fn describe(state: &State, id: Id, result: Result<Manifest, NetError>) -> Response<Body> {
+    let url = site_url(&id, LOCALHOST, state.port);
     match result {
         Ok(Manifest::File(m)) => reply(
             StatusCode::OK,
-            &json!({ "id": id.to_string(), "kind": "file", "bytes": m.len(), "media_type": m.media_type().as_str() }),
+            &json!({ "id": id.to_string(), "kind": "file", "bytes": m.len(), "media_type": m.media_type().as_str(), "url": url }),
         ),
         Ok(Manifest::Site(s)) => reply(
             StatusCode::OK,
             &json!({
                 "id": id.to_string(),
                 "kind": "site",
+                "url": url,
                 "bytes": s.total_size(),
                 "files": s.entries().iter().map(|e| json!({
                     "path": e.path.as_str(),

@@ -34,6 +34,27 @@ pub struct ProxyConfig {
     pub max_upload_bytes: usize,
     /// How long open connections get to finish when the proxy stops.
     pub shutdown_grace: Duration,
+    /// Open connections from one client IP at most, so one client cannot take
+    /// every slot of `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// How long a client may pause while sending a request body before a 408.
+    pub body_read_timeout: Duration,
+    /// Uploads to publish read at once; more wait their turn (each holds up to
+    /// `max_upload_bytes` in memory).
+    pub max_concurrent_uploads: usize,
+    /// Names besides loopback, `localhost` and `*.localhost` that this proxy
+    /// answers to (`--proxy-host`); sites are served at `<id>.<name>`. Any
+    /// other Host is refused with 421 (DNS rebinding).
+    pub hosts: Vec<String>,
+    /// Let the relay and CONNECT reach loopback, private and link-local
+    /// addresses (`--relay-allow-private`); off, any web page could reach the
+    /// user's LAN through the relay.
+    pub relay_allow_private: bool,
+    /// The only ports CONNECT reaches (`--connect-ports`); 443 by default, as Squid's `SSL_ports`.
+    pub connect_ports: Vec<u16>,
+    /// Serve the relay and CONNECT to clients beyond loopback (`--relay`); off,
+    /// a proxy listening on the LAN serves content only.
+    pub relay_for_remote_clients: bool,
 }
 
 impl Default for ProxyConfig {
@@ -49,6 +70,13 @@ impl Default for ProxyConfig {
             lookup_deadline: Duration::from_secs(30),
             max_upload_bytes: 256 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            max_connections_per_ip: 64,
+            body_read_timeout: Duration::from_secs(10),
+            max_concurrent_uploads: 2,
+            hosts: Vec::new(),
+            relay_allow_private: false,
+            connect_ports: vec![443],
+            relay_for_remote_clients: false,
         }
     }
 }

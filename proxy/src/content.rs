@@ -1,4 +1,5 @@
-//! `/distroweb/<id>[/<path>]`: content from the network, streamed as it lands.
+//! Content from the network on its site's origin, `http://<id>.localhost/<path>`,
+//! streamed as it lands.
 //!
 //! The response starts as soon as the file's manifest is verified and sends
 //! each chunk the moment it is verified, so a large file plays or renders while
@@ -24,6 +25,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use crate::body::{empty, Body, BoxError};
 use crate::error_page::error_page;
 use crate::metrics::ProxyMetrics;
+use crate::origin::on_purpose;
 use crate::range::{parse_range, ByteRange};
 use crate::server::State;
 
@@ -39,19 +41,24 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'<')
     .add(b'>');
 
-/// Serves the file `id`, or the file at `path` inside the site `id`.
-pub async fn serve(
-    state: &State,
-    req: Request<Incoming>,
-    id: Id,
-    path: Option<String>,
-) -> Response<Body> {
+/// Serves the file `id` (at the path `""`), or the file at `path` inside the site
+/// `id`; `path` is decoded and checked ([`crate::route::site_path`]).
+pub async fn serve(state: &State, req: Request<Incoming>, id: Id, path: String) -> Response<Body> {
     ProxyMetrics::bump(&state.metrics.content_requests);
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return error_page(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "content is read-only: use GET or HEAD",
-        );
+    if !on_purpose(req.headers()) {
+        match state.node.read_block(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return error_page(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "{id} is not on this node, and another website cannot make it fetch: \
+                         open the link itself to fetch it"
+                    ),
+                );
+            }
+            Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        }
     }
     let deadline = state.config.lookup_deadline;
     let mut fetching = match state.node.fetch(id).await {
@@ -62,10 +69,17 @@ pub async fn serve(
         Ok(m) => m,
         Err(e) => return failure(&id, &e, deadline),
     };
+    let needed = match &root {
+        Manifest::File(m) => m.len(),
+        Manifest::Site(site) => site.total_size(),
+    };
+    if let Err(response) = room_for(state, &mut fetching, id, needed).await {
+        return response;
+    }
     let (file_id, manifest) = match root {
-        Manifest::File(m) => match path.as_deref() {
-            None | Some("") => (id, m),
-            Some(_) => {
+        Manifest::File(m) => match path.as_str() {
+            "" => (id, m),
+            _ => {
                 return error_page(
                     StatusCode::NOT_FOUND,
                     &format!("{id} is a single file; it has no paths inside"),
@@ -73,11 +87,6 @@ pub async fn serve(
             }
         },
         Manifest::Site(site) => {
-            // Without the trailing slash, relative links in the site would resolve
-            // one level too high.
-            let Some(path) = path else {
-                return redirect(format!("/distroweb/{id}/"));
-            };
             let wanted = if path.is_empty() || path.ends_with('/') {
                 format!("{path}index.html")
             } else {
@@ -86,7 +95,9 @@ pub async fn serve(
             let Some(entry) = site.get(&wanted) else {
                 if site.get(&format!("{wanted}/index.html")).is_some() {
                     let escaped = utf8_percent_encode(&wanted, PATH_ESCAPES);
-                    return redirect(format!("/distroweb/{id}/{escaped}/"));
+                    // Without the trailing slash, relative links in the
+                    // directory's index would resolve one level too high.
+                    return redirect(format!("/{escaped}/"));
                 }
                 return error_page(
                     StatusCode::NOT_FOUND,
@@ -232,6 +243,53 @@ async fn stream(
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
     ProxyMetrics::bump(&metrics.content_served);
+}
+
+/// Refuses, before any header, content that cannot fit in the store: the node
+/// evicts cached content to make room but never published or pinned content,
+/// and a fetch that runs out of room would break off after a 200 with the full
+/// length. Content already held, or a fetch already ended, needs no check.
+async fn room_for(
+    state: &State,
+    fetching: &mut Fetching,
+    root: Id,
+    needed: u64,
+) -> Result<(), Response<Body>> {
+    let deadline = state.config.lookup_deadline;
+    // `finished` answers at once when the outcome is known; otherwise it is running.
+    match tokio::time::timeout(Duration::ZERO, fetching.finished()).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => return Err(failure(&root, &e, deadline)),
+        Err(_) => {}
+    }
+    let status = match state.node.status().await {
+        Ok(s) => s,
+        Err(e) => return Err(failure(&root, &e, deadline)),
+    };
+    if status.held.iter().any(|(r, _)| *r == root) {
+        return Ok(());
+    }
+    // Implementation note: the blocks of this fetch that already landed count
+    // twice here (in the store and in `needed`), so a nearly full store may
+    // refuse content that would just fit; the mistake is on the safe side.
+    let evictable: u64 = status
+        .held
+        .iter()
+        .filter(|(_, h)| !h.pinned)
+        .map(|(_, h)| h.size)
+        .sum();
+    let kept = status.store_bytes.saturating_sub(evictable);
+    if kept.saturating_add(needed) > status.store_capacity_bytes {
+        return Err(error_page(
+            StatusCode::INSUFFICIENT_STORAGE,
+            &format!(
+                "{root} needs {needed} bytes, and this node's store keeps {kept} of its {} bytes \
+                 for published and pinned content",
+                status.store_capacity_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `f` with a deadline; running out is a [`FetchError::Timeout`].

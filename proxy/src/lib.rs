@@ -1,9 +1,12 @@
 //! The local HTTP proxy (hyper 1.x) on `127.0.0.1:1234` that serves distroweb sites to a browser.
 //!
-//! `/distroweb/<id>[/<path>]` is content from the network; `/` is the node's status
-//! page, `/metrics` its Prometheus text, `/api/v1/` the local API for the CLI;
-//! every other path (`/<host>/<path>`) and every absolute-form request is relayed
-//! to the ordinary web, and `CONNECT` opens a tunnel for `https://`.
+//! Every site has its own origin, `http://<base32 id>.localhost:<port>/`, where
+//! every path is a path of that site. The node's own origin (`127.0.0.1`,
+//! `localhost`, `[::1]`) holds its status page `/`, `/metrics`, the local API
+//! `/api/v1/` for the CLI, the relay `/<host>/<path>` to the ordinary web, and
+//! redirects the seed's `/distroweb/<id>/<path>` to the site's origin; any other
+//! Host is refused (421). Absolute-form requests are relayed and `CONNECT` opens
+//! a tunnel for `https://`, both only to public addresses unless told otherwise.
 //! It talks to the node only through `distroweb_net`'s command handle;
 //! it never touches the protocol state machine or the peer-to-peer sockets directly.
 //!
@@ -17,8 +20,10 @@ pub mod api;
 pub mod body;
 /// Every tunable of the proxy.
 pub mod config;
-/// `/distroweb/<id>`: content from the network.
+/// Content from the network, on its site's origin.
 pub mod content;
+/// Where the relay and CONNECT may connect.
+pub mod destination;
 /// Error pages.
 pub mod error_page;
 /// Hop-by-hop headers and `Via`.
@@ -27,6 +32,10 @@ pub mod headers;
 pub mod html;
 /// Counters and the Prometheus exposition.
 pub mod metrics;
+/// Site origins, the Host allowlist and fetch metadata.
+pub mod origin;
+/// The per-client-IP connection cap.
+pub mod per_ip;
 /// The `Range` header.
 pub mod range;
 /// Request target parsing.

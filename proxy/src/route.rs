@@ -1,15 +1,17 @@
 //! Where a request goes: pure parsing of the request target, so every rule can
 //! be tested without a socket.
 
-use distroweb_protocol::{Id, ParseIdError};
+use distroweb_protocol::Id;
 use http::uri::{Authority, Uri};
 
-/// The URL prefix of distroweb content.
+use crate::origin::{parse_id, IdFormError};
+
+/// The URL prefix of the seed's content URLs on the node's origin, now redirects.
 pub const CONTENT_PREFIX: &str = "distroweb";
 /// Most bytes in a path inside a site, after percent-decoding.
 pub const MAX_SITE_PATH_BYTES: usize = 1024;
 
-/// What a request asks for.
+/// What a request to the node's own origin asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /`: the status page.
@@ -20,15 +22,14 @@ pub enum Route {
     Favicon,
     /// `/api/v1/<rest>`: the local API.
     Api(String),
-    /// `/distroweb/<id>[/<path>]`.
+    /// `/distroweb/<id>[/<path>]`: the seed's URL form, redirected to the site's own origin.
     Content {
         /// The content id.
         id: Id,
-        /// The path inside a site: `None` for `/distroweb/<id>`, `Some("")` for
-        /// `/distroweb/<id>/`, else the decoded, validated relative path.
-        path: Option<String>,
+        /// The path inside the site, still percent-encoded, with the query if any.
+        rest: String,
     },
-    /// `/<host>/<path>` or an absolute-form request: relayed to this URI.
+    /// `/<host>/<path>`: relayed to this URI.
     Upstream(Uri),
 }
 
@@ -36,11 +37,11 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// `/distroweb/` without an id.
-    #[error("missing content id: use /distroweb/<64 hex characters>")]
+    #[error("missing content id: use /distroweb/<id>, the id in hex or base32")]
     MissingId,
-    /// The id is not 64 lowercase hex characters.
+    /// The id is neither 64 hex nor 52 base32 characters.
     #[error("malformed content id: {0}")]
-    BadId(#[from] ParseIdError),
+    BadId(#[from] IdFormError),
     /// The path inside a site is unsafe or malformed.
     #[error("bad path: {0}")]
     BadPath(&'static str),
@@ -54,14 +55,8 @@ pub enum RouteError {
     UnsupportedScheme(String),
 }
 
-/// Routes a request target. `local` lists the authorities this proxy answers to,
-/// so that an absolute-form request for the proxy itself is served, not relayed.
-pub fn route(uri: &Uri, local: &[Authority]) -> Result<Route, RouteError> {
-    if let Some(authority) = uri.authority() {
-        if !local.iter().any(|l| l == authority) {
-            return absolute(uri, authority);
-        }
-    }
+/// Routes an origin-form request target on the node's own origin.
+pub fn route(uri: &Uri) -> Result<Route, RouteError> {
     let path = uri.path();
     let mut segments = path.strip_prefix('/').unwrap_or(path).splitn(2, '/');
     let first = segments.next().unwrap_or("");
@@ -73,7 +68,7 @@ pub fn route(uri: &Uri, local: &[Authority]) -> Result<Route, RouteError> {
         ("api", Some(rest)) => Ok(Route::Api(
             rest.strip_prefix("v1/").unwrap_or("").to_string(),
         )),
-        (CONTENT_PREFIX, rest) => content(rest),
+        (CONTENT_PREFIX, rest) => content(rest, uri.query()),
         (host, rest) => {
             let authority: Authority = host
                 .parse()
@@ -91,29 +86,37 @@ pub fn route(uri: &Uri, local: &[Authority]) -> Result<Route, RouteError> {
     }
 }
 
-fn absolute(uri: &Uri, authority: &Authority) -> Result<Route, RouteError> {
+/// Checks an absolute-form (forward proxy) request target: `http://` only, a
+/// real host, no user information.
+pub fn forward_target(uri: &Uri) -> Result<Uri, RouteError> {
     match uri.scheme_str() {
         Some("http") | None => {}
         Some(other) => return Err(RouteError::UnsupportedScheme(other.to_string())),
     }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| RouteError::BadHost(String::new()))?;
     if authority.host().is_empty() || authority.as_str().contains('@') {
         return Err(RouteError::BadHost(authority.to_string()));
     }
-    Ok(Route::Upstream(uri.clone()))
+    Ok(uri.clone())
 }
 
-fn content(rest: Option<&str>) -> Result<Route, RouteError> {
+fn content(rest: Option<&str>, query: Option<&str>) -> Result<Route, RouteError> {
     let rest = rest.ok_or(RouteError::MissingId)?;
-    let (id, path) = match rest.split_once('/') {
-        Some((id, path)) => (id, Some(path)),
-        None => (rest, None),
-    };
+    let (id, path) = rest.split_once('/').unwrap_or((rest, ""));
     if id.is_empty() {
         return Err(RouteError::MissingId);
     }
-    let id: Id = id.parse()?;
-    let path = path.map(site_path).transpose()?;
-    Ok(Route::Content { id, path })
+    let id = parse_id(id)?;
+    // Checked here so a bad path is a 400 on this origin, not a redirect to one.
+    site_path(path)?;
+    let mut rest = path.to_string();
+    if let Some(q) = query {
+        rest.push('?');
+        rest.push_str(q);
+    }
+    Ok(Route::Content { id, rest })
 }
 
 /// Decodes and checks a path inside a site: relative, no `.` or `..` segments, no
@@ -146,12 +149,12 @@ pub fn site_path(raw: &str) -> Result<String, RouteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::origin::to_base32;
 
     const ID: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
     fn r(target: &str) -> Result<Route, RouteError> {
-        let local: Authority = "127.0.0.1:1234".parse().unwrap();
-        route(&target.parse().unwrap(), &[local])
+        route(&target.parse().unwrap())
     }
 
     #[test]
@@ -159,30 +162,24 @@ mod tests {
         assert_eq!(r("/"), Ok(Route::Status));
         assert_eq!(r("/metrics"), Ok(Route::Metrics));
         assert_eq!(r("/api/v1/status"), Ok(Route::Api("status".into())));
-        assert_eq!(r("http://127.0.0.1:1234/metrics"), Ok(Route::Metrics));
     }
 
     #[test]
     fn content_ids_and_paths() {
         let id: Id = ID.parse().unwrap();
-        assert_eq!(
-            r(&format!("/distroweb/{ID}")),
-            Ok(Route::Content { id, path: None })
-        );
-        assert_eq!(
-            r(&format!("/distroweb/{ID}/")),
+        let content = |rest: &str| {
             Ok(Route::Content {
                 id,
-                path: Some(String::new())
+                rest: rest.into(),
             })
-        );
+        };
+        assert_eq!(r(&format!("/distroweb/{ID}")), content(""));
+        assert_eq!(r(&format!("/distroweb/{ID}/")), content(""));
         assert_eq!(
-            r(&format!("/distroweb/{ID}/css/a%20b.css")),
-            Ok(Route::Content {
-                id,
-                path: Some("css/a b.css".into())
-            })
+            r(&format!("/distroweb/{ID}/css/a%20b.css?v=1")),
+            content("css/a%20b.css?v=1")
         );
+        assert_eq!(r(&format!("/distroweb/{}/x", to_base32(&id))), content("x"));
         assert_eq!(r("/distroweb/"), Err(RouteError::MissingId));
         assert_eq!(r("/distroweb"), Err(RouteError::MissingId));
         assert!(matches!(r("/distroweb/abc"), Err(RouteError::BadId(_))));
@@ -206,7 +203,13 @@ mod tests {
                 ),
                 "{bad}"
             );
+            assert!(
+                matches!(site_path(bad), Err(RouteError::BadPath(_))),
+                "{bad}"
+            );
         }
+        assert_eq!(site_path("css/a%20b.css"), Ok("css/a b.css".into()));
+        assert_eq!(site_path("dir/"), Ok("dir/".into()));
         let long = "a".repeat(MAX_SITE_PATH_BYTES + 1);
         assert!(r(&format!("/distroweb/{ID}/{long}")).is_err());
     }
@@ -223,13 +226,18 @@ mod tests {
             r("/example.org"),
             Ok(Route::Upstream("http://example.org/".parse().unwrap()))
         );
+        let f = |t: &str| forward_target(&t.parse().unwrap());
         assert_eq!(
-            r("http://example.org/x?y"),
-            Ok(Route::Upstream("http://example.org/x?y".parse().unwrap()))
+            f("http://example.org/x?y"),
+            Ok("http://example.org/x?y".parse().unwrap())
         );
         assert!(matches!(
-            r("https://example.org/"),
+            f("https://example.org/"),
             Err(RouteError::UnsupportedScheme(_))
+        ));
+        assert!(matches!(
+            f("http://u@example.org/"),
+            Err(RouteError::BadHost(_))
         ));
         assert!(matches!(r("/exa%20mple/"), Err(RouteError::BadHost(_))));
         assert_eq!(r("/favicon.ico"), Ok(Route::Favicon));

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use distroweb_net::NodeHandle;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use distroweb_protocol::Id;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -18,11 +19,14 @@ use tokio::task::JoinHandle;
 
 use crate::body::{full, Body};
 use crate::config::ProxyConfig;
+use crate::destination::Destinations;
 use crate::error_page::error_page;
 use crate::headers::has_looped;
 use crate::metrics::{self, ProxyMetrics};
-use crate::route::{route, Route};
-use crate::upstream::{self, UpstreamClient};
+use crate::origin::{site_url, HostError, HostPolicy, Origin};
+use crate::per_ip::{PerIp, PerIpPermit};
+use crate::route::{forward_target, route, site_path, Route};
+use crate::upstream::{self, Form};
 use crate::{api, content, status_page, tunnel};
 
 /// Why the proxy could not start.
@@ -48,16 +52,20 @@ pub struct State {
     pub config: ProxyConfig,
     /// The node behind the proxy.
     pub node: NodeHandle,
-    /// The client for origin servers.
-    pub client: UpstreamClient,
     /// Counters for `/metrics`, shared with response streams that outlive their handler.
     pub metrics: Arc<ProxyMetrics>,
     /// This proxy's `Via` entry; seeing it on a request means a loop.
     pub via: HeaderValue,
-    /// Authorities that name this proxy, so absolute-form requests for it are served here.
-    pub local: Vec<Authority>,
+    /// The names this proxy answers to, and which origin each is.
+    pub hosts: HostPolicy,
+    /// Where the relay and CONNECT may go.
+    pub destinations: Destinations,
+    /// The port the proxy listens on, for site URLs.
+    pub port: u16,
     /// One permit per open CONNECT tunnel (`max_tunnels`).
     pub tunnels: Arc<Semaphore>,
+    /// One permit per upload being read (`max_concurrent_uploads`).
+    pub uploads: Arc<Semaphore>,
 }
 
 /// A running proxy.
@@ -74,8 +82,15 @@ impl Proxy {
         if config.max_header_bytes < 8192 {
             return Err(ProxyError::Config("max_header_bytes must be at least 8192"));
         }
-        if config.max_connections == 0 {
-            return Err(ProxyError::Config("max_connections must be at least 1"));
+        if config.max_connections == 0 || config.max_connections_per_ip == 0 {
+            return Err(ProxyError::Config(
+                "max_connections and max_connections_per_ip must be at least 1",
+            ));
+        }
+        if config.max_concurrent_uploads == 0 {
+            return Err(ProxyError::Config(
+                "max_concurrent_uploads must be at least 1",
+            ));
         }
         let bind_error = |source| ProxyError::Bind {
             addr: config.listen,
@@ -83,27 +98,26 @@ impl Proxy {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        let mut local: Vec<Authority> = Vec::new();
-        for name in [addr.to_string(), format!("localhost:{}", addr.port())] {
-            if let Ok(a) = name.parse() {
-                local.push(a);
-            }
-        }
+        let destinations = Destinations {
+            allow_private: config.relay_allow_private,
+            own: vec![addr, node.listen_addr(), node.advertised_addr()],
+        };
         let via = HeaderValue::from_str(&format!("1.1 distroweb-{}", node.id().short()))
             .unwrap_or(HeaderValue::from_static("1.1 distroweb"));
-        let config_tunnels = config.max_tunnels;
         let state = Arc::new(State {
-            client: upstream::client(&config),
+            hosts: HostPolicy::new(&config.hosts),
+            destinations,
+            port: addr.port(),
+            tunnels: Arc::new(Semaphore::new(config.max_tunnels)),
+            uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
             config,
             node,
             metrics: Arc::default(),
             via,
-            local,
-            tunnels: Arc::new(Semaphore::new(config_tunnels)),
         });
         let (shutdown, stop) = watch::channel(false);
         let task = tokio::spawn(accept_loop(state, listener, stop));
-        tracing::info!(%addr, "proxy listening: open http://{addr}/");
+        tracing::info!(%addr, "proxy listening: the node's pages at http://{addr}/, sites at http://<id>.localhost:{}/", addr.port());
         Ok(Proxy {
             addr,
             shutdown,
@@ -126,6 +140,7 @@ impl Proxy {
 async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let max = state.config.max_connections;
     let permits = Arc::new(Semaphore::new(max));
+    let per_ip = PerIp::new(state.config.max_connections_per_ip);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -139,6 +154,10 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::
                 continue;
             }
         };
+        let Some(per_ip) = per_ip.admit(remote.ip()) else {
+            tracing::debug!(%remote, "refused HTTP connection: this client is at its connection cap");
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(%remote, "refused HTTP connection: at the connection cap");
             continue;
@@ -147,7 +166,7 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::
             state.clone(),
             stream,
             remote,
-            permit,
+            (permit, per_ip),
             stop.clone(),
         ));
     }
@@ -162,7 +181,7 @@ async fn serve_connection(
     state: Arc<State>,
     stream: TcpStream,
     remote: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, PerIpPermit),
     mut stop: watch::Receiver<bool>,
 ) {
     let service = {
@@ -211,20 +230,131 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
             "this request already passed through this proxy: it names the proxy itself as the host",
         );
     }
+    let local_client = remote.ip().to_canonical().is_loopback();
+    let relay_allowed = local_client || state.config.relay_for_remote_clients;
     if req.method() == Method::CONNECT {
+        if !relay_allowed {
+            return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
+        }
         return tunnel::connect(state, &state.tunnels, req).await;
     }
-    let route = match route(req.uri(), &state.local) {
+    // An absolute-form request names its target; one for another port than
+    // ours is for the relay whatever its host, as a forward proxy must.
+    let absolute = req.uri().authority().cloned();
+    let for_us = absolute
+        .as_ref()
+        .is_none_or(|a| a.port_u16().unwrap_or(80) == state.port);
+    let authority = match &absolute {
+        Some(a) => Some(a.as_str()),
+        None => req.headers().get(HOST).and_then(|h| h.to_str().ok()),
+    };
+    let origin = match authority {
+        None => Err(HostError::Missing),
+        Some(_) if !for_us => Err(HostError::Foreign(String::new())),
+        Some(a) => state.hosts.classify(a),
+    };
+    match origin {
+        Ok(Origin::Site(id)) => site(state, req, id).await,
+        Ok(Origin::Node { site_parent }) => node(state, remote, req, site_parent).await,
+        Err(HostError::Foreign(_)) if absolute.is_some() => {
+            if !relay_allowed {
+                return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
+            }
+            if let Some(refused) = refuse_service_worker(req.headers()) {
+                return refused;
+            }
+            match forward_target(req.uri()) {
+                Ok(uri) => upstream::relay(state, req, uri, Form::Forward).await,
+                Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
+        Err(e @ HostError::Foreign(_)) => {
+            error_page(StatusCode::MISDIRECTED_REQUEST, &e.to_string())
+        }
+        Err(e @ HostError::NotAnId { .. }) => error_page(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e @ HostError::Missing) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// What a client beyond loopback is told when it asks for the relay.
+const REMOTE_RELAY: &str =
+    "this proxy relays for clients on this machine only (start the node with --relay to change that)";
+
+/// A request on a site's own origin: every path is a path of that site.
+async fn site(state: &State, req: Request<Incoming>, id: Id) -> Response<Body> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "content is read-only: use GET or HEAD",
+        );
+    }
+    let raw = req.uri().path();
+    match site_path(raw.strip_prefix('/').unwrap_or(raw)) {
+        Ok(path) => content::serve(state, req, id, path).await,
+        Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// A request on the node's own origin: its pages, the API, the relay, and the
+/// seed's content URLs redirected to each site's origin.
+async fn node(
+    state: &State,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+    site_parent: Option<String>,
+) -> Response<Body> {
+    // One service worker here would answer for every relayed host.
+    if let Some(refused) = refuse_service_worker(req.headers()) {
+        return refused;
+    }
+    let route = match route(req.uri()) {
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
+    let local_client = remote.ip().to_canonical().is_loopback();
     match route {
-        Route::Status | Route::Metrics if !read_only => {
+        Route::Content { id, rest } => {
+            let Some(parent) = site_parent else {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "sites need a name to hang under: reach this proxy by a name given with --proxy-host, \
+                     with a wildcard DNS entry for its subdomains",
+                );
+            };
+            let port = req
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<Authority>().ok())
+                .and_then(|a| a.port_u16())
+                .unwrap_or(state.port);
+            redirect(&format!("{}{rest}", site_url(&id, &parent, port)))
+        }
+        Route::Upstream(uri) => {
+            if !(local_client || state.config.relay_for_remote_clients) {
+                return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
+            }
+            if state.hosts.from_site(req.headers()) {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    "a site's pages cannot use the relay: it would reach other hosts in this node's name",
+                );
+            }
+            upstream::relay(state, req, uri, Form::Path).await
+        }
+        _ if !local_client => error_page(
+            StatusCode::FORBIDDEN,
+            "the node's status, metrics and API answer clients on this machine only",
+        ),
+        _ if state.hosts.from_elsewhere(req.headers()) => error_page(
+            StatusCode::FORBIDDEN,
+            "the node's status, metrics and API do not answer requests from other origins",
+        ),
+        Route::Status | Route::Metrics if !matches!(*req.method(), Method::GET | Method::HEAD) => {
             error_page(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD")
         }
         Route::Status => match state.node.status().await {
-            Ok(s) => text(status_page::render(&s), "text/html; charset=utf-8"),
+            Ok(s) => own_page(text(status_page::render(&s), "text/html; charset=utf-8")),
             Err(e) => error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         },
         Route::Metrics => match state.node.status().await {
@@ -236,9 +366,36 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
         },
         Route::Favicon => error_page(StatusCode::NOT_FOUND, "this proxy has no favicon"),
         Route::Api(rest) => api::handle(state, remote, req, &rest).await,
-        Route::Content { id, path } => content::serve(state, req, id, path).await,
-        Route::Upstream(uri) => upstream::relay(state, req, uri).await,
     }
+}
+
+/// Refuses a service worker's script fetch (`Service-Worker: script`) where one
+/// registration would cover more than one site.
+fn refuse_service_worker(headers: &http::HeaderMap) -> Option<Response<Body>> {
+    (headers.get("service-worker").map(HeaderValue::as_bytes) == Some(b"script")).then(|| {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "no service workers on the node's origin or the relay: one would answer for every site",
+        )
+    })
+}
+
+/// The node's status page may not be framed by another page (clickjacking).
+fn own_page(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut r = Response::new(crate::body::empty());
+    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
 }
 
 fn text(body: String, content_type: &'static str) -> Response<Body> {

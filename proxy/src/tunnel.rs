@@ -6,29 +6,36 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::body::{empty, Body};
+use crate::destination::DestinationError;
 use crate::error_page::error_page;
 use crate::metrics::ProxyMetrics;
 use crate::server::State;
 
-/// Opens the tunnel: connects to the target first, so a failure is a 502/504
-/// the browser can show, then answers 200 and copies bytes both ways.
+/// Opens the tunnel: checks the port and the resolved address, connects to that
+/// address first, so a failure is a 403/502/504 the browser can show, then
+/// answers 200 and copies bytes both ways.
 pub async fn connect(
     state: &State,
     tunnels: &Arc<Semaphore>,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let Some(target) = req
+    let Some((target, port)) = req
         .uri()
         .authority()
-        .filter(|a| a.port_u16().is_some())
-        .cloned()
+        .and_then(|a| Some((a.clone(), a.port_u16()?)))
     else {
         return error_page(StatusCode::BAD_REQUEST, "CONNECT needs a host:port target");
     };
+    if !state.config.connect_ports.contains(&port) {
+        let e = DestinationError::Port {
+            port,
+            allowed: state.config.connect_ports.clone(),
+        };
+        return error_page(e.status(), &e.to_string());
+    }
     let Ok(permit) = tunnels.clone().try_acquire_owned() else {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -36,22 +43,15 @@ pub async fn connect(
         );
     };
     ProxyMetrics::bump(&state.metrics.upstream_requests);
-    let timeout = state.config.upstream_connect_timeout;
-    let upstream = match tokio::time::timeout(timeout, TcpStream::connect(target.as_str())).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
+    let connected = state
+        .destinations
+        .connect(target.host(), port, state.config.upstream_connect_timeout)
+        .await;
+    let upstream = match connected {
+        Ok((stream, _)) => stream,
+        Err(e) => {
             ProxyMetrics::bump(&state.metrics.upstream_failures);
-            return error_page(
-                StatusCode::BAD_GATEWAY,
-                &format!("cannot connect to {target}: {e}"),
-            );
-        }
-        Err(_) => {
-            ProxyMetrics::bump(&state.metrics.upstream_failures);
-            return error_page(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!("{target} did not accept a connection in time"),
-            );
+            return error_page(e.status(), &e.to_string());
         }
     };
     tokio::spawn(async move {
