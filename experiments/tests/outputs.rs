@@ -45,8 +45,10 @@ fn hops_csv_is_complete_and_byte_identical_for_a_seed() {
              latency_ms_p50,latency_ms_p99,messages_per_lookup,log2_n"
         )
     );
-    assert_eq!(text.lines().count(), 1 + 2 * 4);
-    assert_eq!(rows.len(), 8);
+    // Two sizes, both strategies, every registered metric.
+    let expected = 2 * 2 * distroweb_protocol::Metric::ALL.len();
+    assert_eq!(text.lines().count(), 1 + expected);
+    assert_eq!(rows.len(), expected);
     for r in &rows {
         assert_eq!(r.lookups, 60);
         assert!(r.success_rate >= 0.95, "{r:?}");
@@ -61,7 +63,7 @@ fn hops_csv_is_complete_and_byte_identical_for_a_seed() {
             .expect("json");
     assert_eq!(json["plan"]["seed"], 9);
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(json["runs"].as_array().map(Vec::len), Some(8));
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(expected));
     let other: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(c.join("hops.json")).expect("json"))
             .expect("json");
