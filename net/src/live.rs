@@ -66,11 +66,14 @@ impl LiveNode {
             Some(dir) => {
                 let p = &config.protocol;
                 let blocks = dir.root().join("blocks");
-                let store = DiskStore::open(&blocks, p.store_capacity_bytes, p.store_max_blocks)
-                    .map_err(|source| StartError::Store {
-                        path: blocks,
-                        source,
-                    })?;
+                let mut store =
+                    DiskStore::open(&blocks, p.store_capacity_bytes, p.store_max_blocks).map_err(
+                        |source| StartError::Store {
+                            path: blocks,
+                            source,
+                        },
+                    )?;
+                crate::orphans::collect(&mut store, &Holdings::load(dir));
                 let mut node = Node::with_store(
                     p.clone(),
                     id,
