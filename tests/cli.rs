@@ -199,3 +199,127 @@ fn testnet_then_publish_then_get_through_another_node() {
     std::fs::remove_dir_all(&site).unwrap();
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());
 }
+
+/// Every file under `dir`, recursively.
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A node killed (SIGKILL) in the middle of publishing leaves blocks that no
+/// held content names; the next start on the same data directory deletes them,
+/// keeps what was published before, and is not locked out by the dead process
+/// (still a zombie here: its pid exists, its flock does not).
+#[test]
+fn orphan_blocks_are_collected_after_a_crash_during_publish() {
+    let dir = temp_dir("crash");
+    let data = dir.join("data");
+    let port = free_ports();
+    let node = || {
+        distroweb()
+            .args(["node", "--listen", "127.0.0.1:0", "--proxy"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = node();
+    wait_for_port(port);
+    std::fs::write(dir.join("kept.txt"), "published before the crash").unwrap();
+    let out = publish(&dir.join("kept.txt"), port);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept_id = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let blocks = data.join("blocks");
+    let kept_blocks = count_files(&blocks);
+    assert!(kept_blocks >= 1);
+
+    // 96 MiB is 384 chunks, each written and fsynced: the kill lands mid-way.
+    // Distinct chunks (xorshift), so every one is a block of its own.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..96usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    drop(big);
+    let mut publishing = distroweb()
+        .arg("publish")
+        .arg(dir.join("big.bin"))
+        .args(["--proxy", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_files(&blocks) < kept_blocks + 8 {
+        assert!(
+            Instant::now() < deadline,
+            "the publish never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap(); // SIGKILL, not reaped yet
+    let _ = publishing.wait();
+    let orphaned = count_files(&blocks);
+    assert!(orphaned >= kept_blocks + 8, "{orphaned}");
+
+    let mut second = node();
+    wait_for_port(port);
+    assert_eq!(
+        count_files(&blocks),
+        kept_blocks,
+        "the blocks of the interrupted publish are gone, the rest kept"
+    );
+    let out = distroweb()
+        .args(["get", &kept_id, "--proxy", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "published before the crash",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = first.wait();
+    assert!(Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(second.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,12 +26,12 @@ pub enum DataDirError {
         source: io::Error,
     },
     /// Another running node uses the directory.
-    #[error("{path} is held by another running distroweb node (pid {pid}); stop it, or use another --data-dir")]
+    #[error("{path} is held by another running distroweb node ({holder}); stop it, or use another --data-dir")]
     Locked {
         /// The lock file.
         path: PathBuf,
-        /// The process holding it.
-        pid: u32,
+        /// Who holds it, as far as the file says ("pid N").
+        holder: String,
     },
     /// The identity file holds something other than a node id.
     #[error(
@@ -68,42 +68,39 @@ impl DataDir {
     }
 
     /// Claims the directory for this process until the returned guard drops, so
-    /// that two nodes never share one store. A lock left by a process that no
-    /// longer exists (a crash) is taken over.
+    /// that two nodes never share one store.
+    ///
+    /// The claim is an exclusive `flock` on the open file `lock`: the kernel drops
+    /// it when the process ends, however it ends, so a crash leaves nothing stale,
+    /// and a zombie or a reused pid cannot hold it. The pid written inside only
+    /// names the holder in the error.
     pub fn lock(&self) -> Result<DirLock, DataDirError> {
         let path = self.root.join("lock");
         let io = |source| DataDirError::Io {
             path: path.clone(),
             source,
         };
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id()).map_err(io)?;
-                    return Ok(DirLock { path });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if process_exists(pid) => {
-                            return Err(DataDirError::Locked { path, pid });
-                        }
-                        _ => {
-                            tracing::info!(path = %path.display(), "taking over a stale lock");
-                            let _ = fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(io(e)),
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok())
+                    .map_or_else(|| "pid unknown".to_string(), |pid| format!("pid {pid}"));
+                return Err(DataDirError::Locked { path, holder });
             }
+            Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        Err(io(io::Error::other("the lock file keeps reappearing")))
+        file.set_len(0).map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(DirLock { _file: file })
     }
 
     /// The node id saved by an earlier run, if any.
@@ -174,25 +171,12 @@ impl DataDir {
     }
 }
 
-/// Holds a data directory's lock file; removes it when dropped.
+/// Holds a data directory's lock: the open, `flock`ed lock file; closing it
+/// (dropping this) releases the lock. The file stays: removing it would let a
+/// second node lock a new file while a third still waits on the old one.
 #[derive(Debug)]
 pub struct DirLock {
-    path: PathBuf,
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Whether process `pid` is alive. Where `/proc` is not available the answer is
-/// "yes", so a stale lock there is reported rather than silently taken over.
-fn process_exists(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
+    _file: fs::File,
 }
 
 /// Writes `bytes` to `path` so that readers (and a crash) see the old content or
@@ -266,13 +250,22 @@ mod tests {
         assert!(again.load_peers().is_empty());
 
         let lock = dir.lock().unwrap();
-        assert!(matches!(again.lock(), Err(DataDirError::Locked { .. })));
+        let refused = again.lock().unwrap_err();
+        assert!(
+            matches!(&refused, DataDirError::Locked { holder, .. } if *holder == format!("pid {}", std::process::id())),
+            "{refused}"
+        );
         drop(lock);
         drop(again.lock().unwrap());
-        // A lock left by a process that is gone is taken over.
-        fs::write(root.join("lock"), "4294967295\n").unwrap();
-        drop(again.lock().unwrap());
-        assert!(!root.join("lock").exists());
+        // A lock file left by a process that is gone (or whose pid now names
+        // another process) holds no flock, so it is simply taken.
+        fs::write(root.join("lock"), "1\n").unwrap();
+        let taken = again.lock().unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("lock")).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(taken);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -46,6 +46,8 @@ mod holdings;
 mod listener;
 /// Start and stop.
 mod live;
+/// Collecting blocks that no held content names, at start.
+mod orphans;
 /// Transport counters.
 pub mod stats;
 /// Node snapshots for status pages and metrics.

@@ -82,7 +82,13 @@ impl LiveNode {
                 let blocks = dir.root().join("blocks");
                 let opened = {
                     let blocks = blocks.clone();
-                    tokio::task::spawn_blocking(move || DiskStore::open(blocks)).await
+                    let held = Holdings::load(dir);
+                    tokio::task::spawn_blocking(move || {
+                        let store = DiskStore::open(blocks)?;
+                        crate::orphans::collect(&store, &held);
+                        Ok::<_, std::io::Error>(store)
+                    })
+                    .await
                 };
                 match opened {
                     Ok(Ok(store)) => Arc::new(store),

@@ -1,0 +1,69 @@
+//! Orphan blocks: blocks in the store that no held content names, left by a
+//! crash during a publish or a fetch (the blocks were written, the `held` list
+//! was not). Nothing would ever read or evict them, yet they count against the
+//! store's capacity for good; so at start they are found and deleted.
+
+use std::collections::BTreeSet;
+
+use distroweb_protocol::{Id, Manifest};
+
+use crate::block_store::BlockStore;
+
+use crate::disk_store::DiskStore;
+use crate::holdings::Holdings;
+
+/// Deletes every block of `store` that no content in `held` names (its root
+/// manifest, its file manifests and their chunks) and returns how many went.
+///
+/// A manifest that cannot be read names nothing: that content cannot be
+/// restored either (the restore step drops it), so its blocks go too.
+pub fn collect(store: &DiskStore, held: &Holdings) -> usize {
+    let mut named = BTreeSet::new();
+    for (root, _) in held.iter() {
+        name_blocks(store, *root, &mut named);
+    }
+    let mut removed = 0usize;
+    for (id, _) in store.blocks() {
+        if named.contains(&id) {
+            continue;
+        }
+        match store.remove(&id) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(block = %id.short(), "cannot remove an orphan block: {e}"),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            blocks = removed,
+            "removed blocks that no held content names (left by an interrupted publish or fetch)"
+        );
+    }
+    removed
+}
+
+/// Adds `root` and every block its manifests name to `named`.
+fn name_blocks(store: &DiskStore, root: Id, named: &mut BTreeSet<Id>) {
+    let Some(manifest) = read_manifest(store, &root) else {
+        return;
+    };
+    named.insert(root);
+    let files: Vec<Id> = match manifest {
+        Manifest::File(m) => {
+            named.extend(m.chunks().iter().copied());
+            return;
+        }
+        Manifest::Site(site) => site.entries().iter().map(|e| e.file).collect(),
+    };
+    for file in files {
+        if let Some(Manifest::File(m)) = read_manifest(store, &file) {
+            named.insert(file);
+            named.extend(m.chunks().iter().copied());
+        }
+    }
+}
+
+fn read_manifest(store: &DiskStore, id: &Id) -> Option<Manifest> {
+    let block = store.get(id).ok().flatten()?;
+    Manifest::decode(&block).ok()
+}
