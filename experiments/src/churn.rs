@@ -309,7 +309,7 @@ fn measure(
         if t >= measure_from && t < measure_to {
             up_sum += sim.up_count() as u64;
             up_samples += 1;
-            if second % plan.sample_s == 0 {
+            if second.is_multiple_of(plan.sample_s) {
                 let held = files
                     .iter()
                     .filter(|root| {
