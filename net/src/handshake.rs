@@ -153,10 +153,11 @@ mod tests {
         assert_eq!(Hello::decode(&hello.encode()).unwrap(), hello);
 
         let mut other = hello.encode();
-        other[4..8].copy_from_slice(&2u32.to_be_bytes());
+        let theirs = PROTOCOL_VERSION + 1;
+        other[4..8].copy_from_slice(&theirs.to_be_bytes());
         assert!(matches!(
             Hello::decode(&other),
-            Err(HandshakeError::WrongVersion { theirs: 2, ours: 1 })
+            Err(HandshakeError::WrongVersion { theirs: t, ours: PROTOCOL_VERSION }) if t == theirs
         ));
         assert!(matches!(
             Hello::decode(b"GET / HTTP/1.1"),

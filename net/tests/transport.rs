@@ -140,7 +140,7 @@ async fn hostile_connections_are_closed_and_the_node_keeps_serving() {
     // A hello from another protocol version: refused after our own hello.
     let mut s = TcpStream::connect(server).await.unwrap();
     let mut wrong = Hello::new(Id::hash_of(b"v2"), "127.0.0.1:9".parse().unwrap()).encode();
-    wrong[4..8].copy_from_slice(&2u32.to_be_bytes());
+    wrong[4..8].copy_from_slice(&(distroweb_net::PROTOCOL_VERSION + 1).to_be_bytes());
     s.write_all(&frame::encode(&wrong)).await.unwrap();
     assert!(closed_within(&mut s, limit).await, "wrong version");
 
