@@ -2,7 +2,7 @@
 //!
 //! It waits on four things — transport inputs, commands, storage completions
 //! and one timer — feeds each to the node with the current time, and then
-//! drains the node with the protocol's one loop ([`drive`]): transmits go to
+//! drains the node with the protocol's one loop ([`drain`]): transmits go to
 //! connections, storage operations to the [`StorePool`], events to the waiting
 //! callers. The timer is re-armed only when the node's deadline changes.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distroweb_protocol::{
-    drive, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Node, Prepared, QueryId,
+    drain, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Node, Prepared, QueryId,
     QueryKind, StoreDone, StoreOp, Time, Transmit,
 };
 use tokio::sync::mpsc::error::TrySendError;
@@ -154,7 +154,7 @@ impl Driver {
         let mut persist = tokio::time::interval(self.io.shared.config.persist_interval);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         persist.reset();
-        self.drain(sleep.as_mut());
+        self.settle(sleep.as_mut());
         loop {
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -173,7 +173,7 @@ impl Driver {
                     self.node.handle_input(self.io.clock.now(), Input::Timeout);
                 }
             }
-            self.drain(sleep.as_mut());
+            self.settle(sleep.as_mut());
         }
         self.io.save_peers(&self.node, true);
         // Dropping the waiters tells every caller the node stopped.
@@ -182,9 +182,9 @@ impl Driver {
 
     /// Drains the node with the protocol's one loop, then re-arms the timer if
     /// the node's deadline moved.
-    fn drain(&mut self, mut sleep: Pin<&mut Sleep>) {
+    fn settle(&mut self, mut sleep: Pin<&mut Sleep>) {
         let now = self.io.clock.now();
-        let next = drive(&mut self.node, now, &mut self.io);
+        let next = drain(&mut self.node, now, &mut self.io);
         if Some(next) != self.io.armed {
             self.io.armed = Some(next);
             sleep.as_mut().reset(self.io.clock.instant(next));

@@ -7,7 +7,7 @@
 //! This crate never reads the clock, draws OS randomness, spawns threads, opens
 //! sockets or files, or iterates a hash map: time and a seed come from the driver,
 //! and outputs are pulled with [`Node::poll_output`] until it says
-//! [`Output::Timeout`]; [`drive`] is that loop (see [`Node`]).
+//! [`Output::Timeout`]; [`drain`] is that loop (see [`Node`]).
 //! `clippy.toml` in this crate bans the offending APIs.
 //!
 //! Start reading at [`Node`]; the rest, in dependency order:
@@ -23,7 +23,7 @@ pub mod content;
 /// Distance metrics over ids, one file each behind one trait (`Metric::ALL` lists them).
 pub mod distance;
 /// The one drain loop every driver uses.
-pub mod drive;
+pub mod drain;
 /// Outputs to the driver: transmits and events.
 pub mod event;
 /// 256-bit ids for nodes and content.
@@ -53,7 +53,7 @@ pub use content::{
     StoreError,
 };
 pub use distance::{Distance, Metric, ParseMetricError};
-pub use drive::{drive, Driver};
+pub use drain::{drain, Driver};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use io::{Input, Output, StoreDone, StoreOp};
@@ -64,3 +64,8 @@ pub use query::{
 pub use time::Time;
 pub use transfer::{Corruption, FetchError, FetchId, FetchStats, ProviderStats};
 pub use wire::{Body, DecodeError, EncodeError, Message, Payload, RpcId, TrafficClass};
+
+/// ARCHITECTURE.md's code runs as a doctest, so the loop it shows cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../ARCHITECTURE.md")]
+pub struct ArchitectureDoctests;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use distroweb_protocol::wire::{Route, RouteFailure, RouteOutcome, RouteReply, RouteWant};
 mod common;
 
-use distroweb_protocol::{drive, Input, MemoryStore};
+use distroweb_protocol::{drain, Input, MemoryStore};
 use distroweb_protocol::{
     Body, CommandError, Config, Contact, Event, Id, Message, Misbehaviour, Node, QueryError,
     QueryOutput, RpcId, Strategy, Time, Transmit,
@@ -27,14 +27,14 @@ fn node(config: Config) -> Node<u32> {
 }
 
 /// Drains a node with the protocol's one loop; returns what it sent and said.
-fn drain(n: &mut Node<u32>) -> (Vec<Transmit<u32>>, Vec<Event<u32>>) {
+fn outputs(n: &mut Node<u32>) -> (Vec<Transmit<u32>>, Vec<Event<u32>>) {
     let mut store = MemoryStore::default();
     let mut io = common::Collect {
         store: &mut store,
         transmits: Vec::new(),
         events: Vec::new(),
     };
-    drive(n, n.now(), &mut io);
+    drain(n, n.now(), &mut io);
     n.check_invariants();
     (io.transmits, io.events)
 }
@@ -66,7 +66,7 @@ impl Feed for Node<u32> {
             transmits: Vec::new(),
             events: Vec::new(),
         };
-        drive(self, self.now(), &mut io)
+        drain(self, self.now(), &mut io)
     }
 }
 
@@ -85,7 +85,7 @@ fn finished(events: &[Event<u32>]) -> Option<&Result<QueryOutput<u32>, QueryErro
 fn unsolicited_reply_is_dropped_and_reported() {
     let mut n = node(Config::default());
     n.handle_message(Time::ZERO, 5, msg(id(5, 0), RpcId(99), Body::Pong));
-    let (t, e) = drain(&mut n);
+    let (t, e) = outputs(&mut n);
     assert!(t.is_empty());
     assert!(matches!(
         e.as_slice(),
@@ -107,7 +107,7 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
     let b = Contact::new(id(0x80, 1), 1);
     n.add_contact(Time::ZERO, b.clone());
     n.find_node(Time::ZERO, id(0x80, 9)).unwrap();
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     let rpc = t[0].msg.rpc;
     assert_eq!(t[0].to, 1);
     // A third party answers in b's place: refused.
@@ -116,7 +116,7 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
         7,
         msg(id(0x40, 7), rpc, Body::Nodes { closer: vec![] }),
     );
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert!(matches!(
         e.as_slice(),
         [Event::PeerMisbehaved {
@@ -129,7 +129,7 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
         1,
         msg(b.id, rpc, Body::Nodes { closer: vec![] }),
     );
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Ok(QueryOutput::Closest(vec![b]))));
 }
 
@@ -144,7 +144,7 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
     n.add_contact(Time::ZERO, b.clone());
     n.add_contact(Time::ZERO, c.clone());
     n.find_node(Time::ZERO, id(0x80, 9)).unwrap();
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert_eq!(t.len(), 2);
     let too_many: Vec<Contact<u32>> = (10..13)
         .map(|i| Contact::new(id(0x20, i), i as u32))
@@ -154,7 +154,7 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
         1,
         msg(b.id, t[0].msg.rpc, Body::Nodes { closer: too_many }),
     );
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert!(matches!(
         e.as_slice(),
         [Event::PeerMisbehaved {
@@ -167,7 +167,7 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
         2,
         msg(c.id, t[1].msg.rpc, Body::Nodes { closer: vec![] }),
     );
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Ok(QueryOutput::Closest(vec![c]))));
 }
 
@@ -182,19 +182,19 @@ fn a_timeout_moves_the_lookup_to_the_next_candidate() {
     n.add_contact(Time::ZERO, near.clone());
     n.add_contact(Time::ZERO, far.clone());
     n.find_node(Time::ZERO, id(0x80, 0)).unwrap();
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert_eq!((t.len(), t[0].to), (1, 1));
     let deadline = n.next_timeout();
     assert_eq!(deadline, Time::ZERO + Config::default().request_timeout);
     n.handle_timeout(deadline);
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert_eq!((t.len(), t[0].to), (1, 2), "the next candidate is asked");
     n.handle_message(
         deadline,
         2,
         msg(far.id, t[0].msg.rpc, Body::Nodes { closer: vec![] }),
     );
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     match e.as_slice() {
         [Event::QueryFinished {
             result: Ok(QueryOutput::Closest(c)),
@@ -218,14 +218,14 @@ fn a_query_that_runs_past_its_deadline_times_out() {
     let mut n = node(config);
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
     n.find_providers(Time::ZERO, id(0x80, 9)).unwrap();
-    drain(&mut n);
+    outputs(&mut n);
     n.handle_timeout(Time::from_secs(4));
     assert!(
-        drain(&mut n).1.is_empty(),
+        outputs(&mut n).1.is_empty(),
         "an early timeout call is harmless"
     );
     n.handle_timeout(Time::from_secs(5));
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Err(QueryError::Timeout)));
 }
 
@@ -234,9 +234,9 @@ fn send_failure_fails_the_request_at_once() {
     let mut n = node(Config::default());
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
     n.find_providers(Time::ZERO, id(0x80, 9)).unwrap();
-    drain(&mut n);
+    outputs(&mut n);
     n.handle_send_failed(Time::from_millis(1), 1);
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Err(QueryError::NotFound)));
 }
 
@@ -251,7 +251,7 @@ fn the_head_of_a_full_bucket_is_pinged_and_evicted_if_silent() {
     n.add_contact(Time::ZERO, old.clone());
     // The newcomer pings us: we answer it and ping the old contact.
     n.handle_message(Time::ZERO, 2, msg(new.id, RpcId(5), Body::Ping));
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert_eq!(t.len(), 2);
     assert!(t.iter().any(|x| x.to == 2 && x.msg.body == Body::Pong));
     assert!(t.iter().any(|x| x.to == 1 && x.msg.body == Body::Ping));
@@ -270,7 +270,7 @@ fn a_live_head_is_kept() {
     let old = Contact::new(id(0x80, 1), 1);
     n.add_contact(Time::ZERO, old.clone());
     n.handle_message(Time::ZERO, 2, msg(id(0x81, 2), RpcId(5), Body::Ping));
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     let ping = t.iter().find(|x| x.to == 1).unwrap();
     n.handle_message(
         Time::from_millis(3),
@@ -298,14 +298,14 @@ fn recursive_route_with_no_acknowledging_hop_is_a_dead_end() {
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
     n.add_contact(Time::ZERO, Contact::new(id(0x90, 2), 2));
     n.find_providers(Time::ZERO, id(0x80, 0)).unwrap();
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert!(matches!(&t[0].msg.body, Body::Route(r) if r.path.len() == 1));
     let mut now = Time::ZERO;
     for _ in 0..2 {
         now = n.next_timeout();
         n.handle_timeout(now);
     }
-    let (_, e) = drain(&mut n);
+    let (_, e) = outputs(&mut n);
     assert_eq!(
         finished(&e),
         Some(&Err(QueryError::Route(RouteFailure::DeadEnd)))
@@ -327,7 +327,7 @@ fn a_route_that_comes_back_is_a_loop() {
         messages: 1,
     };
     n.handle_message(Time::ZERO, 2, msg(y.id, RpcId(8), Body::Route(route)));
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert!(t
         .iter()
         .any(|m| m.to == 2 && m.msg.body == Body::RouteAck && m.msg.rpc == RpcId(8)));
@@ -367,7 +367,7 @@ fn a_route_at_the_hop_limit_fails_with_hop_limit() {
         messages: 1,
     };
     n.handle_message(Time::ZERO, 9, msg(x.id, RpcId(1), Body::Route(route)));
-    let (t, _) = drain(&mut n);
+    let (t, _) = outputs(&mut n);
     assert!(t.iter().any(|m| matches!(&m.msg.body,
         Body::RouteReply(RouteReply { outcome: RouteOutcome::Failed(RouteFailure::HopLimit), .. }) if m.to == 9)));
 }
@@ -388,7 +388,7 @@ fn a_route_whose_path_does_not_end_with_its_sender_is_refused() {
         4,
         msg(id(0x41, 4), RpcId(1), Body::Route(route)),
     );
-    let (t, e) = drain(&mut n);
+    let (t, e) = outputs(&mut n);
     assert!(t.is_empty());
     assert!(matches!(
         e.as_slice(),
@@ -419,7 +419,7 @@ fn pump(nodes: &mut [Node<u32>], now: Time) -> Vec<Event<u32>> {
     loop {
         let mut moved = false;
         for i in 0..nodes.len() {
-            let (t, e) = drain(&mut nodes[i]);
+            let (t, e) = outputs(&mut nodes[i]);
             events.extend(e);
             for x in t {
                 moved = true;

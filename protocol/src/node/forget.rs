@@ -46,7 +46,7 @@ impl<A: Address> Node<A> {
 #[cfg(test)]
 mod tests {
     use crate::content::{ContentStore, MemoryStore};
-    use crate::{drive, Config, Driver, Event, Id, Node, SiteFile, StoreOp, Time, Transmit};
+    use crate::{drain, Config, Driver, Event, Id, Node, SiteFile, StoreOp, Time, Transmit};
 
     /// A driver with a memory store and no network.
     #[derive(Default)]
@@ -77,20 +77,20 @@ mod tests {
         let file = n
             .publish_file(Time::ZERO, shared.clone(), "text/plain")
             .unwrap();
-        drive(&mut n, Time::ZERO, &mut io);
+        drain(&mut n, Time::ZERO, &mut io);
         let site = n
             .publish_site(
                 Time::ZERO,
                 vec![SiteFile::new("a.bin", "application/octet-stream", other)],
             )
             .unwrap();
-        drive(&mut n, Time::ZERO, &mut io);
+        drain(&mut n, Time::ZERO, &mut io);
         assert!(n.holds(&site) && n.holds(&file));
         let before = n.block_count();
         assert_eq!(io.store.block_count(), before);
         // The site's first chunk is the file's only chunk: it must survive.
         let removed = n.forget(&site);
-        drive(&mut n, Time::ZERO, &mut io);
+        drain(&mut n, Time::ZERO, &mut io);
         assert!(!n.holds(&site) && n.holds(&file));
         assert!(!n.provided_keys().any(|k| *k == site));
         assert_eq!(removed, 3, "site manifest, file manifest, tail chunk");

@@ -1,5 +1,5 @@
 //! Checks that the node's counters and indexes mirror its collections, run by
-//! tests after every drain (and by [`crate::drive`] in debug builds).
+//! tests after every drain (and by [`crate::drain`] in debug builds).
 
 use crate::contact::Address;
 

@@ -155,7 +155,7 @@ struct Pending<A> {
 ///
 /// After every [`Node::handle_input`] and every command (`bootstrap`, `find_node`,
 /// `find_providers`, `announce`, `publish`, `fetch`, …) the driver pulls outputs
-/// until [`Output::Timeout`]; [`crate::drive`] is that loop, and every driver uses it.
+/// until [`Output::Timeout`]; [`crate::drain`] is that loop, and every driver uses it.
 /// Outputs come in a fixed order: transmits, storage operations, events, then
 /// the timeout. Time never goes backwards between calls.
 ///
@@ -332,7 +332,7 @@ impl<A: Address> Node<A> {
         self.observe(now, contact);
     }
 
-    /// Feeds one input to the node; then drain it (see [`crate::drive`]).
+    /// Feeds one input to the node; then drain it (see [`crate::drain`]).
     pub fn handle_input(&mut self, now: Time, input: Input<A>) {
         let now = self.tick(now);
         match input {

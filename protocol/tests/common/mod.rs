@@ -12,7 +12,7 @@ use bytes::Bytes;
 use distroweb_protocol::content::{read_file, read_manifest};
 use distroweb_protocol::ContentStore;
 use distroweb_protocol::{
-    drive, Body, Config, Driver, Event, FetchError, FetchId, FetchStats, Id, Input, Manifest,
+    drain, Body, Config, Driver, Event, FetchError, FetchId, FetchStats, Id, Input, Manifest,
     MemoryStore, Message, Node, QueryId, ReadError, StoreOp, Time, Transmit,
 };
 use rand_chacha::ChaCha12Rng;
@@ -128,13 +128,13 @@ impl Net {
     }
 
     /// Drains node `i` with the protocol's one loop, then checks its invariants.
-    pub fn drain(&mut self, i: u32) {
+    pub fn settle(&mut self, i: u32) {
         let mut io = Collect {
             store: &mut self.stores[i as usize],
             transmits: Vec::new(),
             events: Vec::new(),
         };
-        let next = drive(&mut self.nodes[i as usize], self.now, &mut io);
+        let next = drain(&mut self.nodes[i as usize], self.now, &mut io);
         let Collect {
             transmits, events, ..
         } = io;
@@ -180,13 +180,13 @@ impl Net {
                 Some(Due::Deliver { to, from, msg }) => {
                     self.delivered += 1;
                     self.nodes[to as usize].handle_input(at, Input::Message { from, msg });
-                    self.drain(to);
+                    self.settle(to);
                 }
                 Some(Due::Wake { node }) if self.wake_at[node as usize] == Some(at) => {
                     self.wake_at[node as usize] = None;
                     if !self.down[node as usize] {
                         self.nodes[node as usize].handle_input(at, Input::Timeout);
-                        self.drain(node);
+                        self.settle(node);
                     }
                 }
                 Some(Due::Wake { .. }) => {}
@@ -205,7 +205,7 @@ impl Net {
     pub fn command<T>(&mut self, i: u32, f: impl FnOnce(&mut Node<u32>, Time) -> T) -> T {
         let now = self.now;
         let out = f(&mut self.nodes[i as usize], now);
-        self.drain(i);
+        self.settle(i);
         out
     }
 

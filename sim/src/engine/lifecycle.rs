@@ -133,7 +133,7 @@ impl Sim {
             }
         }
         self.scratch_seeds = peers;
-        self.drain(idx);
+        self.settle(idx);
         if let Some(churn) = &self.config.churn {
             let session = churn.session.sample(&mut self.churn_rng);
             self.schedule(

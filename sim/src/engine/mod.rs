@@ -7,7 +7,7 @@ mod lifecycle;
 use std::collections::BTreeMap;
 
 use distroweb_protocol::{
-    drive, Driver, Event, Id, Input, MemoryStore, Message, Node, StoreOp, Time, Transmit,
+    drain, Driver, Event, Id, Input, MemoryStore, Message, Node, StoreOp, Time, Transmit,
 };
 
 use crate::action::Action;
@@ -232,7 +232,7 @@ impl Sim {
             return None;
         }
         let r = f(slot.node.as_deref_mut()?, now);
-        self.drain(node);
+        self.settle(node);
         Some(r)
     }
 
@@ -294,7 +294,7 @@ impl Sim {
                     self.digest
                         .record(&[now.as_micros(), 3, u64::from(node.0), u64::from(to.0)]);
                     n.handle_input(now, Input::SendFailed { to });
-                    self.drain(node);
+                    self.settle(node);
                 }
             }
             Due::Action(i) => {
@@ -353,7 +353,7 @@ impl Sim {
         };
         self.stats.delivered += 1;
         node.handle_input(now, Input::Message { from: m.from, msg });
-        self.drain(m.to);
+        self.settle(m.to);
     }
 
     fn wake(&mut self, idx: NodeIdx) {
@@ -379,16 +379,16 @@ impl Sim {
         } else {
             self.stats.rearmed += 1;
         }
-        self.drain(idx);
+        self.settle(idx);
     }
 
     /// Drains a node with the protocol's one loop, then arms its timer.
-    fn drain(&mut self, idx: NodeIdx) {
+    fn settle(&mut self, idx: NodeIdx) {
         let now = self.now;
         let Some(mut node) = self.slots[idx.index()].node.take() else {
             return;
         };
-        let next = drive(&mut node, now, &mut SimIo { sim: self, idx });
+        let next = drain(&mut node, now, &mut SimIo { sim: self, idx });
         debug_assert!(
             node.counters().transmits_dropped == 0,
             "a node's transmit queue overflowed although the driver drains it"

@@ -1,6 +1,6 @@
 //! The one drain loop every driver uses: pull outputs until the timeout.
 //!
-//! The simulator, the protocol's tests and the live node all call [`drive`]
+//! The simulator, the protocol's tests and the live node all call [`drain`]
 //! after every input and command, so the order of outputs (transmits, storage,
 //! events, timeout) is honoured in exactly one place.
 
@@ -14,7 +14,7 @@ use crate::time::Time;
 ///
 /// Each method gets the node back, so a driver may feed inputs (a send that
 /// failed at once, a storage operation completed in memory) or issue commands
-/// (re-announcements, evictions) right away; [`drive`] keeps pulling outputs
+/// (re-announcements, evictions) right away; [`drain`] keeps pulling outputs
 /// until the node has nothing left to say.
 pub trait Driver<A: Address> {
     /// Deliver a message (or feed `Input::SendFailed` if it cannot be).
@@ -28,7 +28,7 @@ pub trait Driver<A: Address> {
 /// Drains `node` after an input or a command at `now`: hands every output to
 /// `driver` in the documented order and returns the time at which the node
 /// next wants `Input::Timeout`.
-pub fn drive<A: Address>(node: &mut Node<A>, now: Time, driver: &mut impl Driver<A>) -> Time {
+pub fn drain<A: Address>(node: &mut Node<A>, now: Time, driver: &mut impl Driver<A>) -> Time {
     loop {
         match node.poll_output() {
             Output::Transmit(t) => driver.transmit(node, now, t),
