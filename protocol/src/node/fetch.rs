@@ -4,8 +4,6 @@
 //! The bookkeeping lives in `transfer::fetch::Fetch`; this file moves it along
 //! with messages, timers, the store and events.
 
-use std::sync::Arc;
-
 use rand_core::RngCore;
 
 use crate::contact::{Address, Contact};
@@ -14,7 +12,7 @@ use crate::event::{Event, Misbehaviour};
 use crate::id::Id;
 use crate::query::{QueryError, QueryKind, QueryOutput};
 use crate::time::Time;
-use crate::transfer::fetch::{Fetch, FileProgress, Next, Phase, Refusal, SlotState};
+use crate::transfer::fetch::{Ended, Fetch, Next, Phase, Refusal};
 use crate::transfer::{Corruption, FetchError, FetchId};
 use crate::wire::Body;
 
@@ -93,15 +91,14 @@ impl<A: Address> Node<A> {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
-        f.stats.lookups += 1;
-        let first = f.stats.lookups == 1;
-        let root = f.root;
+        let first = f.count_lookup();
+        let root = f.root();
         let enough = self.config.fetch_providers_wanted;
         match self.provider_lookup(now, root, enough, Some(fid)) {
             // The lookup may have ended already (this node tracks the key).
             Ok(q) if self.queries.contains_key(&q) => {
                 if let Some(f) = self.fetches.get_mut(&fid) {
-                    f.phase = Phase::Locating(q);
+                    f.locating(q);
                 }
             }
             Ok(_) => {}
@@ -131,13 +128,12 @@ impl<A: Address> Node<A> {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
-        f.phase = Phase::Transferring;
         f.add_sources(ranked);
         if f.live_sources() > 0 {
             self.pump(now, fid);
             return;
         }
-        let error = match (f.sources.is_empty(), result) {
+        let error = match (!f.had_sources(), result) {
             (false, _) => FetchError::AllProvidersFailed,
             (true, Err(QueryError::Timeout)) => FetchError::Timeout,
             (true, _) => FetchError::NotFound,
@@ -155,31 +151,33 @@ impl<A: Address> Node<A> {
             let Some(f) = self.fetches.get_mut(&fid) else {
                 return;
             };
-            if f.phase != Phase::Transferring || f.in_flight >= self.config.max_blocks_in_flight {
+            if f.phase() != Phase::Transferring || f.in_flight() >= self.config.max_blocks_in_flight
+            {
                 return;
             }
             match f.next(now, per_provider, rounds, backoff) {
                 Next::Send { slot, source } => {
                     f.sent(slot, source);
-                    let block = f.slots[slot].id;
-                    let to = f.sources[source].stats.provider.clone();
+                    let Some((block, _)) = f.block(slot) else {
+                        return;
+                    };
+                    let to = f.provider(source).clone();
                     let deadline = now + self.config.block_timeout;
                     let purpose = Purpose::Block { fetch: fid, block };
                     let body = Body::GetBlock { id: block };
                     self.send_request_until(to.addr, Some(to.id), body, purpose, deadline);
                 }
                 Next::WaitUntil(t) => {
-                    if f.wake.is_none_or(|w| t < w) {
-                        f.wake = Some(t);
+                    if f.wake_at(t) {
                         self.fetch_timers.insert((t, fid));
                     }
                     return;
                 }
                 Next::Idle => return,
                 Next::Exhausted => {
-                    if f.stats.lookups < self.config.max_lookups_per_fetch {
+                    if f.lookups() < self.config.max_lookups_per_fetch {
                         self.locate(now, fid);
-                    } else if f.in_flight == 0 {
+                    } else if f.in_flight() == 0 {
                         self.fetch_failed(now, fid, FetchError::AllProvidersFailed);
                     }
                     return;
@@ -256,7 +254,7 @@ impl<A: Address> Node<A> {
             if let Some(n) = self.partial.get_mut(&block) {
                 *n += 1;
                 if let Some(f) = self.fetches.get_mut(&fid) {
-                    f.added.push(block);
+                    f.share(block);
                 }
             }
             self.fetch_block_stored(now, fid, block, &data);
@@ -292,15 +290,13 @@ impl<A: Address> Node<A> {
         let Some(slot) = f.slot_of(&id) else {
             return;
         };
-        if !f.added.contains(&id) && self.partial.contains_key(&id) {
-            f.added.push(id);
+        if self.partial.contains_key(&id) {
+            f.share(id);
         }
         f.stored(slot);
-        if f.slots[slot].manifest && f.slots[slot].state == SlotState::Held {
-            if let Err(e) = self.absorb(fid, slot, data) {
-                self.fetch_failed(now, fid, e);
-                return;
-            }
+        if let Err(e) = self.absorb(fid, slot, data) {
+            self.fetch_failed(now, fid, e);
+            return;
         }
         self.advance(now, fid);
     }
@@ -311,11 +307,9 @@ impl<A: Address> Node<A> {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
-        let Some(s) = f.slots.get(slot) else {
+        let Some((id, manifest)) = f.block(slot) else {
             return;
         };
-        let id = s.id;
-        let manifest = s.manifest;
         if let Some(w) = self.storage.writes.get_mut(&id) {
             f.landing(slot);
             if !w.fetches.contains(&fid) {
@@ -331,7 +325,7 @@ impl<A: Address> Node<A> {
             // Brought by another running fetch: share it, so its failure does
             // not drop it under us.
             *n += 1;
-            f.added.push(id);
+            f.share(id);
         }
         if manifest {
             self.storage
@@ -352,7 +346,7 @@ impl<A: Address> Node<A> {
         let Some(slot) = f.slot_of(&id) else {
             return;
         };
-        if f.slots[slot].state != SlotState::Held {
+        if !f.is_held(slot) {
             return;
         }
         if let Err(e) = self.absorb(fid, slot, &data) {
@@ -362,82 +356,24 @@ impl<A: Address> Node<A> {
         self.advance(now, fid);
     }
 
-    /// Decodes the held manifest of `slot` and adds the blocks it names (taking
-    /// those the store holds already).
+    /// Has the fetch expand the held manifest of `slot` (if it is one not yet
+    /// decoded), reports it, and takes the blocks it names that the store holds.
     fn absorb(&mut self, fid: FetchId, slot: usize, data: &[u8]) -> Result<(), FetchError> {
         let Some(f) = self.fetches.get_mut(&fid) else {
             return Ok(());
         };
-        let s = &mut f.slots[slot];
-        if !s.manifest || s.decoded {
+        let Some(expanded) = f.expand(slot, data)? else {
             return Ok(());
-        }
-        s.decoded = true;
-        let id = s.id;
-        let root = f.root;
-        let manifest = Manifest::decode(data)
-            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
-        let mut new_slots = Vec::new();
-        match &manifest {
-            Manifest::Site(site) if id == root && f.manifest.is_none() => {
-                for e in site.entries() {
-                    if f.files.iter().any(|p| p.id == e.file) {
-                        continue;
-                    }
-                    f.files.push(FileProgress {
-                        id: e.file,
-                        expect: Some((e.size, e.media_type.clone())),
-                        manifest: None,
-                        next_emit: 0,
-                    });
-                    let urgent = f.urgent_files.contains(&e.file);
-                    let (s, new) = f.need(e.file, true, urgent);
-                    if new {
-                        new_slots.push(s);
-                    }
-                }
-            }
-            Manifest::Site(_) => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
-            Manifest::File(m) => {
-                if id == root && f.files.is_empty() {
-                    f.files.push(FileProgress {
-                        id,
-                        expect: None,
-                        manifest: None,
-                        next_emit: 0,
-                    });
-                }
-                let shared = Arc::new(m.clone());
-                for p in f
-                    .files
-                    .iter_mut()
-                    .filter(|p| p.id == id && p.manifest.is_none())
-                {
-                    if let Some((size, media_type)) = &p.expect {
-                        if *size != m.len() || media_type != m.media_type() {
-                            return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
-                        }
-                    }
-                    p.manifest = Some(Arc::clone(&shared));
-                }
-                let urgent = f.urgent_files.contains(&id);
-                for c in m.chunks() {
-                    let (s, new) = f.need(*c, false, urgent);
-                    if new {
-                        new_slots.push(s);
-                    }
-                }
-            }
-        }
-        if id == root {
-            f.manifest.get_or_insert_with(|| manifest.clone());
-        }
+        };
+        let Some((id, _)) = f.block(slot) else {
+            return Ok(());
+        };
         self.push_event(Event::ManifestVerified {
             fetch: fid,
             id,
-            manifest,
+            manifest: expanded.manifest,
         });
-        for s in new_slots {
+        for s in expanded.new_slots {
             self.take_local(fid, s);
         }
         Ok(())
@@ -451,25 +387,13 @@ impl<A: Address> Node<A> {
             let Some(f) = self.fetches.get_mut(&fid) else {
                 return Ok(());
             };
-            let Some((file, index, chunk)) = f.next_ready_chunk() else {
+            let storage = &self.storage;
+            let Some(chunk) = f.next_report(|id| storage.len_of(id))? else {
                 return Ok(());
             };
-            let p = &mut f.files[file];
-            let Some(m) = &p.manifest else {
-                return Ok(());
-            };
-            let held = self.storage.len_of(&chunk).map(|l| l as usize);
-            if held.is_none() || m.chunk_len(index) != held {
-                return Err(FetchError::Corrupt(Corruption::ChunkLength {
-                    file: p.id,
-                    index: index as u32,
-                }));
-            }
-            p.next_emit += 1;
             if emit {
-                let m = Arc::clone(m);
-                let file = p.id;
-                self.events.push_chunk(fid, file, &m, index as u32);
+                self.events
+                    .push_chunk(fid, chunk.file, &chunk.manifest, chunk.index);
             }
         }
     }
@@ -498,10 +422,8 @@ impl<A: Address> Node<A> {
             let Some(f) = self.fetches.get_mut(&fid) else {
                 continue;
             };
-            if f.wake == Some(t) {
-                f.wake = None;
-            }
-            if now >= f.deadline {
+            f.woken(t);
+            if now >= f.deadline() {
                 self.fetch_failed(now, fid, FetchError::Timeout);
             } else {
                 self.pump(now, fid);
@@ -510,24 +432,22 @@ impl<A: Address> Node<A> {
     }
 
     /// Removes a finished fetch and its timers.
-    fn take_fetch(&mut self, now: Time, fid: FetchId) -> Option<Fetch<A>> {
-        let mut f = self.fetches.remove(&fid)?;
-        self.fetch_by_root.remove(&f.root);
-        self.fetch_timers.remove(&(f.deadline, fid));
-        if let Some(w) = f.wake {
+    fn take_fetch(&mut self, now: Time, fid: FetchId) -> Option<Ended<A>> {
+        let f = self.fetches.remove(&fid)?;
+        self.fetch_by_root.remove(&f.root());
+        self.fetch_timers.remove(&(f.deadline(), fid));
+        let (ended, wake) = f.end(now);
+        if let Some(w) = wake {
             self.fetch_timers.remove(&(w, fid));
         }
-        if let Phase::Locating(q) = f.phase {
+        if let Some(q) = ended.locating {
             // Its lookup is of no use now; end it without a report.
             if let Some(query) = self.queries.get_mut(&q) {
                 query.owner = None;
                 query.internal = true;
             }
         }
-        f.stats.finished = now;
-        f.stats.blocks = f.slots.len() as u32;
-        f.stats.providers = f.sources.iter().map(|s| s.stats.clone()).collect();
-        Some(f)
+        Some(ended)
     }
 
     /// The content is complete and verified: keep it, announce it, serve it.
@@ -539,7 +459,7 @@ impl<A: Address> Node<A> {
             // Part of complete content now, whichever fetches shared it.
             self.partial.remove(b);
         }
-        let mut blocks: Vec<Id> = f.block_ids().collect();
+        let mut blocks = f.blocks;
         blocks.sort_unstable();
         for b in &blocks {
             self.release_held(now, b, None);
@@ -558,7 +478,7 @@ impl<A: Address> Node<A> {
                 }
             }
         }
-        let Fetch {
+        let Ended {
             root,
             manifest,
             stats,
@@ -587,7 +507,7 @@ impl<A: Address> Node<A> {
                 }
             }
         }
-        for b in f.block_ids() {
+        for b in f.blocks {
             if self.fetches.values().any(|g| g.wants(&b)) {
                 continue;
             }

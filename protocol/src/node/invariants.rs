@@ -36,14 +36,17 @@ impl<A: Address> Node<A> {
         assert_eq!(self.fetches.len(), self.fetch_by_root.len());
         for (root, fid) in &self.fetch_by_root {
             let f = self.fetches.get(fid);
-            assert!(f.is_some_and(|f| f.root == *root), "fetch_by_root");
+            assert!(f.is_some_and(|f| f.root() == *root), "fetch_by_root");
             let f = f.expect("checked above");
             assert!(
-                self.fetch_timers.contains(&(f.deadline, *fid)),
+                self.fetch_timers.contains(&(f.deadline(), *fid)),
                 "a fetch without its deadline timer"
             );
         }
         assert!(self.fetches.len() <= self.config.max_fetches);
+        for f in self.fetches.values() {
+            f.check();
+        }
         self.storage.check();
         for id in self.partial.keys() {
             assert!(

@@ -4,7 +4,7 @@ use crate::config::Strategy;
 use crate::contact::{Address, Contact};
 use crate::event::Event;
 use crate::id::Id;
-use crate::query::closest::{ClosestPeers, Step};
+use crate::query::walk::{Walk, WalkParams, WalkStep};
 use crate::query::{Phase, Query, QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 use crate::time::Time;
 use crate::transfer::FetchId;
@@ -30,11 +30,11 @@ impl<A: Address> Node<A> {
         }
         if let Some(query) = self.queries.get_mut(&q) {
             query.stats.requests += sent;
-            if let Phase::Iterative { seeds_pending, .. } = &mut query.phase {
-                *seeds_pending = sent as usize;
+            if let Phase::Walking(walk) = &mut query.phase {
+                walk.wait_for_seeds(sent as usize);
             }
         }
-        self.drive(now, q);
+        self.step_walk(now, q);
         Ok(q)
     }
 
@@ -138,25 +138,20 @@ impl<A: Address> Node<A> {
         }
         let id = self.new_query_id();
         self.table.mark_refreshed(&target, now);
-        let phase = match strategy {
-            Strategy::Iterative => {
-                let mut peers = ClosestPeers::new(
-                    target,
-                    self.config.metric,
-                    self.config.k,
-                    self.config.alpha,
-                    self.config.max_lookup_candidates,
-                );
-                for c in self.table.closest(&target, self.config.k) {
-                    peers.add(c, 0);
-                }
-                Phase::Iterative {
-                    peers,
-                    seeds_pending: 0,
-                }
-            }
-            Strategy::Recursive => Phase::Recursive,
+        let params = WalkParams {
+            strategy,
+            target,
+            metric: self.config.metric,
+            k: self.config.k,
+            alpha: self.config.alpha,
+            max_candidates: self.config.max_lookup_candidates,
         };
+        let known = match strategy {
+            Strategy::Iterative => self.table.closest(&target, self.config.k),
+            // The first hop (this node) picks from its table as it forwards.
+            Strategy::Recursive => Vec::new(),
+        };
+        let phase = Phase::Walking(Walk::start(params, known));
         let deadline = now + self.config.query_timeout;
         self.queries.insert(
             id,
@@ -184,47 +179,27 @@ impl<A: Address> Node<A> {
 
     /// Sets a registered query on its walk.
     pub(super) fn launch(&mut self, now: Time, q: QueryId) {
-        let Some(query) = self.queries.get(&q) else {
-            return;
-        };
-        match query.strategy {
-            Strategy::Iterative => self.drive(now, q),
-            Strategy::Recursive => {
-                let want = match query.kind {
-                    QueryKind::FindProviders => RouteWant::Providers,
-                    _ => RouteWant::Closest,
-                };
-                let target = query.target;
-                self.start_route(now, q, target, want);
-            }
-        }
+        self.step_walk(now, q);
     }
 
-    /// Moves an iterative query forward: sends requests while it may, finishes it
-    /// when the walk is over.
-    pub(super) fn drive(&mut self, now: Time, q: QueryId) {
+    /// Moves a query's walk forward: sends what it asks for while it may, and
+    /// ends the walk when it says so. The one place both strategies advance.
+    pub(super) fn step_walk(&mut self, now: Time, q: QueryId) {
         loop {
             let Some(query) = self.queries.get_mut(&q) else {
                 return;
             };
-            let Phase::Iterative {
-                peers,
-                seeds_pending,
-            } = &mut query.phase
-            else {
+            let Phase::Walking(walk) = &mut query.phase else {
                 return;
             };
-            if *seeds_pending > 0 {
-                return;
-            }
-            let body = match query.kind {
-                QueryKind::FindProviders => Body::GetProviders { key: query.target },
-                _ => Body::FindNode {
-                    target: query.target,
-                },
-            };
-            match peers.next() {
-                Step::Contact(c) => {
+            match walk.next() {
+                WalkStep::Ask(c) => {
+                    let body = match query.kind {
+                        QueryKind::FindProviders => Body::GetProviders { key: query.target },
+                        _ => Body::FindNode {
+                            target: query.target,
+                        },
+                    };
                     query.stats.requests += 1;
                     let id = c.id;
                     if !self.send_request(now, c.addr, Some(id), body, Purpose::Query(q), false) {
@@ -233,9 +208,22 @@ impl<A: Address> Node<A> {
                         return;
                     }
                 }
-                Step::Wait => return,
-                Step::Finished => {
-                    self.walk_done(now, q);
+                WalkStep::Route => {
+                    let want = match query.kind {
+                        QueryKind::FindProviders => RouteWant::Providers,
+                        _ => RouteWant::Closest,
+                    };
+                    let target = query.target;
+                    self.start_route(now, q, target, want);
+                    return;
+                }
+                WalkStep::Wait => return,
+                WalkStep::Done { closest, depth } => {
+                    self.walk_done(now, q, closest, depth);
+                    return;
+                }
+                WalkStep::Failed(e) => {
+                    self.fail_query(now, q, e);
                     return;
                 }
             }
@@ -259,29 +247,12 @@ impl<A: Address> Node<A> {
         };
         let enough = query.enough;
         query.stats.replies += 1;
-        let Phase::Iterative {
-            peers,
-            seeds_pending,
-        } = &mut query.phase
-        else {
+        let Phase::Walking(walk) = &mut query.phase else {
             return;
         };
-        let depth = if seed {
-            *seeds_pending = seeds_pending.saturating_sub(1);
-            peers.add_succeeded(sender, 0);
-            0
-        } else {
-            match peers.on_success(&sender.id) {
-                Some(d) => d,
-                // A late reply to a peer the walk already gave up on.
-                None => return,
-            }
+        let Some(depth) = walk.on_reply(&own, sender, seed, closer) else {
+            return;
         };
-        for c in closer {
-            if c.id != own {
-                peers.add(c, depth + 1);
-            }
-        }
         if !providers.is_empty() {
             query.add_providers(providers, max);
             if query.kind == QueryKind::FindProviders && query.providers.len() >= enough {
@@ -290,7 +261,7 @@ impl<A: Address> Node<A> {
                 return;
             }
         }
-        self.drive(now, q);
+        self.step_walk(now, q);
     }
 
     /// A query's request failed (`to_id` is `None` for a bootstrap seed).
@@ -300,42 +271,31 @@ impl<A: Address> Node<A> {
         };
         query.stats.failures += 1;
         match &mut query.phase {
-            Phase::Iterative {
-                peers,
-                seeds_pending,
-            } => {
-                match to_id {
-                    None => *seeds_pending = seeds_pending.saturating_sub(1),
-                    Some(id) => peers.on_failure(&id),
+            Phase::Walking(walk) => {
+                if walk.on_failure(to_id.as_ref()) {
+                    self.step_walk(now, q);
                 }
-                self.drive(now, q);
             }
             Phase::Storing { .. } => self.stored_ack(now, q, false),
-            Phase::Recursive => {}
         }
     }
 
-    /// The walk of an iterative query is over: finish it, or (announce) store.
-    fn walk_done(&mut self, now: Time, q: QueryId) {
+    /// A query's walk is over, by either strategy: finish it, or (announce) store.
+    fn walk_done(&mut self, now: Time, q: QueryId, closest: Vec<Contact<A>>, depth: Option<u32>) {
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
-        let Phase::Iterative { peers, .. } = &query.phase else {
-            return;
-        };
-        let closest = peers.succeeded(self.config.k);
         if query.completed_depth.is_none() {
-            query.completed_depth = closest.first().map(|(_, d)| *d);
+            query.completed_depth = depth;
         }
-        let contacts: Vec<Contact<A>> = closest.into_iter().map(|(c, _)| c).collect();
         let kind = query.kind;
         if kind == QueryKind::Bootstrap {
             self.join_refresh(now);
         }
         if kind == QueryKind::Announce {
-            self.store_at(now, q, contacts);
+            self.store_at(now, q, closest);
         } else {
-            self.finish_with(now, q, Some(contacts));
+            self.finish_with(now, q, Some(closest));
         }
     }
 

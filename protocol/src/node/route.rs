@@ -12,7 +12,7 @@
 use crate::contact::{Address, Contact};
 use crate::event::Misbehaviour;
 use crate::query::route::HopRule;
-use crate::query::{Phase, QueryError, QueryId, QueryKind};
+use crate::query::{Phase, QueryId, QueryKind};
 use crate::time::Time;
 use crate::wire::{Body, Route, RouteFailure, RouteOutcome, RouteReply, RouteWant, RpcId};
 
@@ -209,7 +209,7 @@ impl<A: Address> Node<A> {
         self.pass_back(now, reply, pos);
     }
 
-    /// The answer to one of our recursive queries arrived.
+    /// The answer to one of our recursive queries arrived: the walk takes it.
     fn route_finished(&mut self, now: Time, reply: RouteReply<A>) {
         let q = QueryId(reply.tag);
         let k = self.config.k;
@@ -219,32 +219,36 @@ impl<A: Address> Node<A> {
             // The query already ended (timed out); a late answer changes nothing.
             return;
         };
-        if !matches!(query.phase, Phase::Recursive) || query.target != reply.target {
+        let Phase::Walking(walk) = &mut query.phase else {
+            return;
+        };
+        if !walk.awaits_answer() || query.target != reply.target {
             return;
         }
-        let hops = (reply.path.len() - 1) as u32;
-        query.stats.hops = hops;
-        if hops > 0 {
-            query.stats.replies += 1;
-        }
-        query.stats.messages = reply.messages;
-        match reply.outcome {
-            RouteOutcome::Failed(f) => self.fail_query(now, q, QueryError::Route(f)),
+        let answer = match reply.outcome {
+            RouteOutcome::Failed(f) => Err(f),
             RouteOutcome::Found {
                 mut closest,
                 providers,
             } => {
                 closest.retain(|c| c.id != own);
                 closest.truncate(k);
-                match query.kind {
-                    QueryKind::FindProviders => {
-                        query.add_providers(providers, max);
-                        self.finish(now, q);
-                    }
-                    QueryKind::Announce => self.store_at(now, q, closest),
-                    _ => self.finish_with(now, q, Some(closest)),
+                if query.kind == QueryKind::FindProviders {
+                    query.add_providers(providers, max);
                 }
+                Ok(closest)
             }
+        };
+        let Phase::Walking(walk) = &mut query.phase else {
+            return;
+        };
+        walk.on_answer(answer);
+        let hops = (reply.path.len() - 1) as u32;
+        query.stats.hops = hops;
+        if hops > 0 {
+            query.stats.replies += 1;
         }
+        query.stats.messages = reply.messages;
+        self.step_walk(now, q);
     }
 }

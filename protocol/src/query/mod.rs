@@ -1,11 +1,13 @@
 //! Queries: what a lookup is for, how far it got, and how it ended.
 //!
-//! The walks live in [`closest`] (iterative) and [`route`] (the recursive
-//! forwarding rule, applied by the node's route handling); this module holds
-//! the bookkeeping both share.
+//! A query's lookup is a [`walk::Walk`], one start / advance / finish over
+//! both strategies; the iterative shortlist lives in [`closest`] and the
+//! recursive forwarding rule (applied at every hop) in [`route`]; this module
+//! holds the bookkeeping both share.
 
 pub(crate) mod closest;
 pub(crate) mod route;
+pub(crate) mod walk;
 
 pub use route::{Forwarding, ParseForwardingError};
 
@@ -20,7 +22,7 @@ use crate::time::Time;
 use crate::transfer::FetchId;
 use crate::wire::RouteFailure;
 
-use closest::ClosestPeers;
+use walk::Walk;
 
 /// Names a query started by a command; unique within one node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -126,16 +128,11 @@ pub enum QueryError {
     Route(RouteFailure),
 }
 
-/// How a query walks, and where it is.
+/// Where a query is.
 #[derive(Debug)]
 pub(crate) enum Phase<A> {
-    /// Iterative walk; `seeds_pending` counts bootstrap seeds yet to answer.
-    Iterative {
-        peers: ClosestPeers<A>,
-        seeds_pending: usize,
-    },
-    /// Recursive walk: waiting for the reply to come back down the path.
-    Recursive,
+    /// Looking up its target, by either strategy.
+    Walking(Walk<A>),
     /// Announce after its lookup: waiting for provider-record acknowledgements.
     Storing { pending: usize, stored: usize },
 }

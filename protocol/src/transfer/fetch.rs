@@ -1,7 +1,11 @@
-//! One fetch's state: which blocks it needs, who may have them, what is in flight.
+//! One fetch's state: which blocks it needs, who may have them, what is in
+//! flight, and how far its files have been reported.
 //!
-//! Pure bookkeeping: the node sends the requests this decides on, feeds back the
-//! answers, and does the storing, verifying and reporting.
+//! `Fetch` owns its bookkeeping behind private fields: it expands a verified
+//! manifest into the blocks it names (checking a site's entries against its
+//! files' manifests), picks the next request, and hands out chunks to report in
+//! file order once their length checks out. The node sends the requests this
+//! decides on, feeds back the answers, and does the storing and the events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -15,7 +19,7 @@ use crate::id::Id;
 use crate::query::QueryId;
 use crate::time::Time;
 
-use super::{FetchStats, ProviderStats};
+use super::{Corruption, FetchError, FetchStats, ProviderStats};
 
 /// Where a fetch is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +32,8 @@ pub(crate) enum Phase {
 
 /// A provider as this fetch sees it.
 #[derive(Clone, Debug)]
-pub(crate) struct Source<A> {
-    pub stats: ProviderStats<A>,
+struct Source<A> {
+    stats: ProviderStats<A>,
     /// Random tie-breaker, so that a crowd of fetchers spreads over providers.
     rank: u64,
     in_flight: usize,
@@ -41,7 +45,7 @@ pub(crate) struct Source<A> {
 
 /// Where one block is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SlotState {
+enum SlotState {
     Wanted,
     InFlight {
         source: usize,
@@ -54,13 +58,13 @@ pub(crate) enum SlotState {
 
 /// One distinct block the content needs.
 #[derive(Clone, Debug)]
-pub(crate) struct Slot {
-    pub id: Id,
-    pub state: SlotState,
+struct Slot {
+    id: Id,
+    state: SlotState,
     /// The block is a manifest (the root, or a site's file): decode it once held.
-    pub manifest: bool,
+    manifest: bool,
     /// The manifest has been decoded and expanded (once is enough).
-    pub decoded: bool,
+    decoded: bool,
     /// Asked for before every block that is not (it belongs to a file the
     /// driver is waiting on).
     urgent: bool,
@@ -74,14 +78,51 @@ pub(crate) struct Slot {
 
 /// One file of the content, and how far its verified chunks have been reported.
 #[derive(Clone, Debug)]
-pub(crate) struct FileProgress {
-    pub id: Id,
+struct FileProgress {
+    id: Id,
     /// What the site entry says the file is (`None` when the root is this file).
-    pub expect: Option<(u64, MediaType)>,
+    expect: Option<(u64, MediaType)>,
     /// Shared with the event queue, which reports chunk runs from it.
-    pub manifest: Option<Arc<FileManifest>>,
+    manifest: Option<Arc<FileManifest>>,
     /// Chunks before this index have been checked and reported, in order.
-    pub next_emit: usize,
+    next_emit: usize,
+}
+
+/// A manifest the fetch has just decoded and expanded.
+#[derive(Debug)]
+pub(crate) struct Expanded {
+    /// The manifest, for `Event::ManifestVerified`.
+    pub manifest: Manifest,
+    /// Slots of the blocks it added: the node takes those the store holds.
+    pub new_slots: Vec<usize>,
+}
+
+/// A chunk whose length has been checked, next to report in file order.
+#[derive(Debug)]
+pub(crate) struct ChunkReady {
+    /// The file it belongs to.
+    pub file: Id,
+    /// The file's manifest (shared with the event queue).
+    pub manifest: Arc<FileManifest>,
+    /// Its index in the file.
+    pub index: u32,
+}
+
+/// What a finished fetch leaves behind for the node to settle.
+#[derive(Debug)]
+pub(crate) struct Ended<A> {
+    /// The content id.
+    pub root: Id,
+    /// The root manifest, once verified.
+    pub manifest: Option<Manifest>,
+    /// What it cost, providers included.
+    pub stats: FetchStats<A>,
+    /// Blocks it put in the store or shared with another running fetch.
+    pub added: Vec<Id>,
+    /// Every block the content needs, in slot order.
+    pub blocks: Vec<Id>,
+    /// Its provider lookup, if one was still running.
+    pub locating: Option<QueryId>,
 }
 
 /// What the fetch wants to do next.
@@ -109,25 +150,25 @@ pub(crate) enum Refusal {
 /// A fetch in progress.
 #[derive(Debug)]
 pub(crate) struct Fetch<A> {
-    pub root: Id,
-    pub deadline: Time,
-    pub phase: Phase,
+    root: Id,
+    deadline: Time,
+    phase: Phase,
     /// The earliest timer set for this fetch and not yet fired.
-    pub wake: Option<Time>,
-    pub sources: Vec<Source<A>>,
-    pub slots: Vec<Slot>,
+    wake: Option<Time>,
+    sources: Vec<Source<A>>,
+    slots: Vec<Slot>,
     slot_of: BTreeMap<Id, usize>,
     /// Blocks to ask for, by (urgency, slot): urgent first, then in slot order.
     wanted: BTreeSet<(bool, usize)>,
     /// Files the driver asked to have first.
-    pub urgent_files: BTreeSet<Id>,
-    pub in_flight: usize,
-    pub files: Vec<FileProgress>,
-    pub manifest: Option<Manifest>,
-    pub stats: FetchStats<A>,
+    urgent_files: BTreeSet<Id>,
+    in_flight: usize,
+    files: Vec<FileProgress>,
+    manifest: Option<Manifest>,
+    stats: FetchStats<A>,
     /// Blocks this fetch put in the store (or shares with another running
     /// fetch), released when it ends.
-    pub added: Vec<Id>,
+    added: Vec<Id>,
 }
 
 impl<A: Clone> Fetch<A> {
@@ -151,8 +192,125 @@ impl<A: Clone> Fetch<A> {
         }
     }
 
-    /// Adds providers not known yet, each with a random rank; returns how many were new.
+    /// The content id.
+    pub fn root(&self) -> Id {
+        self.root
+    }
+
+    /// When the fetch fails with `Timeout`.
+    pub fn deadline(&self) -> Time {
+        self.deadline
+    }
+
+    /// Where the fetch is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// A provider lookup for this fetch is running.
+    pub fn locating(&mut self, q: QueryId) {
+        self.phase = Phase::Locating(q);
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Provider lookups started so far.
+    pub fn lookups(&self) -> u32 {
+        self.stats.lookups
+    }
+
+    /// Counts one more provider lookup; returns whether it is the first.
+    pub fn count_lookup(&mut self) -> bool {
+        self.stats.lookups += 1;
+        self.stats.lookups == 1
+    }
+
+    /// Whether any provider was ever known.
+    pub fn had_sources(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// Asks to be woken at `t`; returns whether that is earlier than the wake
+    /// already set (so the caller arms a timer).
+    pub fn wake_at(&mut self, t: Time) -> bool {
+        if self.wake.is_some_and(|w| w <= t) {
+            return false;
+        }
+        self.wake = Some(t);
+        true
+    }
+
+    /// A timer of this fetch fired at `t`.
+    pub fn woken(&mut self, t: Time) {
+        if self.wake == Some(t) {
+            self.wake = None;
+        }
+    }
+
+    /// The block of `slot` and whether it is a manifest.
+    pub fn block(&self, slot: usize) -> Option<(Id, bool)> {
+        self.slots.get(slot).map(|s| (s.id, s.manifest))
+    }
+
+    /// The provider behind `source`.
+    pub fn provider(&self, source: usize) -> &Contact<A> {
+        &self.sources[source].stats.provider
+    }
+
+    /// Whether the block of `slot` is held (confirmed in the store).
+    pub fn is_held(&self, slot: usize) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|s| s.state == SlotState::Held)
+    }
+
+    /// Records that this fetch put `id` in the store or shares it with
+    /// another running fetch, so it is released when this one ends.
+    pub fn share(&mut self, id: Id) {
+        if !self.added.contains(&id) {
+            self.added.push(id);
+        }
+    }
+
+    /// Ends the fetch at `now`: its stats are completed and its parts handed over.
+    pub fn end(self, now: Time) -> (Ended<A>, Option<Time>) {
+        let Fetch {
+            root,
+            deadline: _,
+            phase,
+            wake,
+            sources,
+            slots,
+            manifest,
+            mut stats,
+            added,
+            ..
+        } = self;
+        stats.finished = now;
+        stats.blocks = slots.len() as u32;
+        stats.providers = sources.into_iter().map(|s| s.stats).collect();
+        let locating = match phase {
+            Phase::Locating(q) => Some(q),
+            Phase::Transferring => None,
+        };
+        let ended = Ended {
+            root,
+            manifest,
+            stats,
+            added,
+            blocks: slots.into_iter().map(|s| s.id).collect(),
+            locating,
+        };
+        (ended, wake)
+    }
+
+    /// Adds providers not known yet, each with a random rank (the lookup is
+    /// over, so the fetch is transferring); returns how many were new.
     pub fn add_sources(&mut self, found: Vec<(Contact<A>, u64)>) -> usize {
+        self.phase = Phase::Transferring;
         let mut added = 0;
         for (c, rank) in found {
             if self.sources.iter().any(|s| s.stats.provider.id == c.id) {
@@ -469,6 +627,110 @@ impl<A: Clone> Fetch<A> {
         }
     }
 
+    /// Decodes the held manifest in `slot` (`data` its verified bytes) and
+    /// needs every block it names; `None` if the slot is no held manifest or
+    /// was decoded already. A site root lists its files; a file's manifest must
+    /// match what its site entry says (size and media type).
+    pub fn expand(&mut self, slot: usize, data: &[u8]) -> Result<Option<Expanded>, FetchError> {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return Ok(None);
+        };
+        if !s.manifest || s.decoded || s.state != SlotState::Held {
+            return Ok(None);
+        }
+        s.decoded = true;
+        let id = s.id;
+        let manifest = Manifest::decode(data)
+            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
+        let mut new_slots = Vec::new();
+        match &manifest {
+            Manifest::Site(site) if id == self.root && self.manifest.is_none() => {
+                for e in site.entries() {
+                    if self.files.iter().any(|p| p.id == e.file) {
+                        continue;
+                    }
+                    self.files.push(FileProgress {
+                        id: e.file,
+                        expect: Some((e.size, e.media_type.clone())),
+                        manifest: None,
+                        next_emit: 0,
+                    });
+                    let urgent = self.urgent_files.contains(&e.file);
+                    let (s, new) = self.need(e.file, true, urgent);
+                    if new {
+                        new_slots.push(s);
+                    }
+                }
+            }
+            Manifest::Site(_) => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+            Manifest::File(m) => {
+                if id == self.root && self.files.is_empty() {
+                    self.files.push(FileProgress {
+                        id,
+                        expect: None,
+                        manifest: None,
+                        next_emit: 0,
+                    });
+                }
+                let shared = Arc::new(m.clone());
+                for p in self
+                    .files
+                    .iter_mut()
+                    .filter(|p| p.id == id && p.manifest.is_none())
+                {
+                    if let Some((size, media_type)) = &p.expect {
+                        if *size != m.len() || media_type != m.media_type() {
+                            return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
+                        }
+                    }
+                    p.manifest = Some(Arc::clone(&shared));
+                }
+                let urgent = self.urgent_files.contains(&id);
+                for c in m.chunks() {
+                    let (s, new) = self.need(*c, false, urgent);
+                    if new {
+                        new_slots.push(s);
+                    }
+                }
+            }
+        }
+        if id == self.root {
+            self.manifest.get_or_insert_with(|| manifest.clone());
+        }
+        Ok(Some(Expanded {
+            manifest,
+            new_slots,
+        }))
+    }
+
+    /// The next chunk to report in file order, if it is held; its length
+    /// (`held_len`, from the store's index) must be the one its manifest allows.
+    pub fn next_report(
+        &mut self,
+        held_len: impl Fn(&Id) -> Option<u32>,
+    ) -> Result<Option<ChunkReady>, FetchError> {
+        let Some((file, index, chunk)) = self.next_ready_chunk() else {
+            return Ok(None);
+        };
+        let p = &mut self.files[file];
+        let Some(m) = &p.manifest else {
+            return Ok(None);
+        };
+        let held = held_len(&chunk).map(|l| l as usize);
+        if held.is_none() || m.chunk_len(index) != held {
+            return Err(FetchError::Corrupt(Corruption::ChunkLength {
+                file: p.id,
+                index: index as u32,
+            }));
+        }
+        p.next_emit += 1;
+        Ok(Some(ChunkReady {
+            file: p.id,
+            manifest: Arc::clone(m),
+            index: index as u32,
+        }))
+    }
+
     /// Every block held and every file checked and reported to its end.
     pub fn is_complete(&self) -> bool {
         self.manifest.is_some()
@@ -482,7 +744,7 @@ impl<A: Clone> Fetch<A> {
     }
 
     /// The next chunk to check and report in file order: (file, index, chunk id).
-    pub fn next_ready_chunk(&self) -> Option<(usize, usize, Id)> {
+    fn next_ready_chunk(&self) -> Option<(usize, usize, Id)> {
         self.files.iter().enumerate().find_map(|(f, file)| {
             let m = file.manifest.as_ref()?;
             let id = *m.chunks().get(file.next_emit)?;
@@ -491,9 +753,34 @@ impl<A: Clone> Fetch<A> {
         })
     }
 
-    /// Ids of the blocks this fetch needs, in slot order.
-    pub fn block_ids(&self) -> impl Iterator<Item = Id> + '_ {
-        self.slots.iter().map(|s| s.id)
+    /// Panics if the fetch's counters disagree with its collections: requests
+    /// in flight per source and in all, the wanted set, the slot index.
+    pub fn check(&self) {
+        let flying = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::InFlight { .. }))
+            .count();
+        assert_eq!(self.in_flight, flying, "fetch in_flight");
+        for (i, src) in self.sources.iter().enumerate() {
+            let n = self
+                .slots
+                .iter()
+                .filter(|s| s.state == SlotState::InFlight { source: i })
+                .count();
+            assert_eq!(src.in_flight, n, "a source's in_flight");
+        }
+        for &(_, s) in &self.wanted {
+            assert_eq!(self.slots[s].state, SlotState::Wanted, "a wanted slot");
+        }
+        assert_eq!(self.slot_of.len(), self.slots.len(), "slot index");
+        for (id, &s) in &self.slot_of {
+            assert_eq!(self.slots[s].id, *id, "slot index");
+        }
+        assert!(self.files.iter().all(|f| f
+            .manifest
+            .as_ref()
+            .is_none_or(|m| f.next_emit <= m.chunks().len())));
     }
 }
 
