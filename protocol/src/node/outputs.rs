@@ -95,19 +95,22 @@ impl<A> Events<A> {
             Entry::Chunks(run) => {
                 let index = run.next;
                 let i = index as usize;
-                let event = Event::ChunkVerified {
+                let m = &run.manifest;
+                let event = m.chunks().get(i).map(|&id| Event::ChunkVerified {
                     fetch: run.fetch,
                     file: run.file,
                     index,
-                    offset: run.manifest.chunk_offset(i),
-                    id: run.manifest.chunks()[i],
-                    len: run.manifest.chunk_len(i).unwrap_or(0) as u32,
-                };
+                    offset: m.chunk_offset(i),
+                    id,
+                    len: m.chunk_len(i).unwrap_or(0) as u32,
+                });
                 run.next += 1;
-                if run.next == run.end {
+                if run.next >= run.end {
                     self.queue.pop_front();
                 }
-                Some(event)
+                debug_assert!(event.is_some(), "a chunk run past its file's end");
+                // A run past its file's end (a bug) reports nothing rather than panic.
+                event.or_else(|| self.pop())
             }
             Entry::Event(_) => match self.queue.pop_front() {
                 Some(Entry::Event(e)) => {

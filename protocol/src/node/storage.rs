@@ -52,6 +52,9 @@ pub(super) struct Storage<A> {
     bytes: u64,
     /// Operations not yet handed to the driver, oldest first.
     queue: VecDeque<StoreOp>,
+    /// Operations that reached the head of `queue` while their block had one
+    /// in flight, in order per block: the next goes when that one completes.
+    parked: BTreeMap<Id, VecDeque<StoreOp>>,
     /// Blocks with an operation handed to the driver and not yet completed.
     in_flight: BTreeSet<Id>,
     max_in_flight: usize,
@@ -71,6 +74,7 @@ impl<A> Storage<A> {
             blocks: BTreeMap::new(),
             bytes: 0,
             queue: VecDeque::new(),
+            parked: BTreeMap::new(),
             in_flight: BTreeSet::new(),
             max_in_flight,
             reads: BTreeMap::new(),
@@ -188,28 +192,47 @@ impl<A> Storage<A> {
 
     /// The next operation for the driver: the oldest whose block has nothing in
     /// flight, while fewer than `max_store_ops` are in flight.
+    ///
+    /// Each operation is looked at once: one whose block is busy is parked
+    /// behind it, so polling costs no scan of the queue.
     pub fn poll(&mut self) -> Option<StoreOp> {
         if self.in_flight.len() >= self.max_in_flight {
             return None;
         }
-        let i = self
-            .queue
-            .iter()
-            .position(|op| !self.in_flight.contains(&op.id()))?;
-        let op = self.queue.remove(i)?;
-        self.in_flight.insert(op.id());
-        Some(op)
+        while let Some(op) = self.queue.pop_front() {
+            let id = op.id();
+            if self.in_flight.contains(&id) {
+                self.parked.entry(id).or_default().push_back(op);
+                continue;
+            }
+            self.in_flight.insert(id);
+            return Some(op);
+        }
+        None
     }
 
-    /// Marks the operation on `id` done; `false` if none was in flight (a
-    /// completion the node never asked for, which it ignores).
+    /// Marks the operation on `id` done, and lets the ones parked on that
+    /// block go first; `false` if none was in flight (a completion the node
+    /// never asked for, which it ignores).
     pub fn complete(&mut self, id: &Id) -> bool {
-        self.in_flight.remove(id)
+        if !self.in_flight.remove(id) {
+            return false;
+        }
+        // Back to the head in their order: the first goes next, the others
+        // park again behind it. Nothing is parked on a block not in flight.
+        if let Some(ops) = self.parked.remove(id) {
+            for op in ops.into_iter().rev() {
+                self.queue.push_front(op);
+            }
+        }
+        true
     }
 
-    /// Operations queued or in flight.
+    /// Operations queued, parked or in flight.
     pub fn outstanding(&self) -> usize {
-        self.queue.len() + self.in_flight.len()
+        self.queue.len()
+            + self.parked.values().map(VecDeque::len).sum::<usize>()
+            + self.in_flight.len()
     }
 
     /// Checks that the counters mirror the collections.
@@ -226,6 +249,10 @@ impl<A> Storage<A> {
                 .sum::<u64>()
         );
         assert!(self.in_flight.len() <= self.max_in_flight);
+        for (id, ops) in &self.parked {
+            assert!(self.in_flight.contains(id), "parked behind nothing");
+            assert!(!ops.is_empty() && ops.iter().all(|op| op.id() == *id));
+        }
         let serving = self
             .reads
             .values()
@@ -235,10 +262,12 @@ impl<A> Storage<A> {
         assert_eq!(serving, self.serve_reads);
         for (id, waiters) in &self.reads {
             assert!(!waiters.is_empty());
-            let queued = self
-                .queue
-                .iter()
-                .any(|op| matches!(op, StoreOp::Read { id: r } if r == id));
+            let is_read = |op: &StoreOp| matches!(op, StoreOp::Read { id: r } if r == id);
+            let queued = self.queue.iter().any(is_read)
+                || self
+                    .parked
+                    .get(id)
+                    .is_some_and(|ops| ops.iter().any(is_read));
             assert!(
                 queued || self.in_flight.contains(id),
                 "a read nobody will answer"
@@ -390,5 +419,31 @@ impl<A: Address> Node<A> {
         for fid in affected {
             self.advance(now, fid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::test_id as id;
+
+    #[test]
+    fn an_operation_on_a_busy_block_waits_without_holding_up_the_others() {
+        let mut s: Storage<u32> = Storage::new(8);
+        s.write(id(1), Bytes::from_static(b"a"));
+        s.read(id(1), ReadFor::Manifest { fetch: FetchId(0) });
+        s.remove_unindexed(id(1));
+        s.write(id(2), Bytes::from_static(b"b"));
+        assert_eq!(s.poll().map(|op| op.id()), Some(id(1)));
+        assert_eq!(s.poll().map(|op| op.id()), Some(id(2)), "block 2 overtakes");
+        assert_eq!(s.poll(), None, "block 1's read and removal wait");
+        assert_eq!(s.outstanding(), 4);
+        s.check();
+        assert!(s.complete(&id(1)));
+        assert_eq!(s.poll(), Some(StoreOp::Read { id: id(1) }), "in order");
+        assert_eq!(s.poll(), None, "the removal waits for the read");
+        assert!(s.complete(&id(1)));
+        assert_eq!(s.poll(), Some(StoreOp::Remove { id: id(1) }));
+        assert!(!s.complete(&id(3)), "a completion never asked for");
     }
 }
