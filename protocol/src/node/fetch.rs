@@ -211,9 +211,14 @@ impl<A: Address> Node<A> {
                 }
                 self.counters.blocks_downloaded += 1;
                 self.counters.bytes_downloaded += data.0.len() as u64;
-                if let Err(e) = self.keep_block(now, fid, block, data.0) {
-                    self.fetch_failed(now, fid, FetchError::Store(e));
-                    return;
+                match self.keep_block(now, fid, block, data.0) {
+                    // The block was held already and the fetch has moved on.
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.fetch_failed(now, fid, FetchError::Store(e));
+                        return;
+                    }
                 }
             }
             Body::Block { .. } => {
@@ -242,13 +247,16 @@ impl<A: Address> Node<A> {
 
     /// Has a verified block written for a fetch (or shares one held or being
     /// written already); the fetch moves on when the write is confirmed.
+    /// Returns `true` if the block was held already, so the fetch has moved
+    /// on inside this call (moving it twice would start a second lookup when
+    /// its sources are exhausted).
     fn keep_block(
         &mut self,
         now: Time,
         fid: FetchId,
         block: Id,
         data: bytes::Bytes,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if self.storage.contains(&block) {
             // Another fetch or a publication brought it meanwhile: share it.
             if let Some(n) = self.partial.get_mut(&block) {
@@ -258,13 +266,13 @@ impl<A: Address> Node<A> {
                 }
             }
             self.fetch_block_stored(now, fid, block, &data);
-            return Ok(());
+            return Ok(true);
         }
         if let Some(w) = self.storage.writes.get_mut(&block) {
             if !w.fetches.contains(&fid) {
                 w.fetches.push(fid);
             }
-            return Ok(());
+            return Ok(false);
         }
         self.storage.room_for(
             data.len() as u64,
@@ -273,7 +281,7 @@ impl<A: Address> Node<A> {
             self.config.store_max_blocks,
         )?;
         self.storage.write(block, data).fetches.push(fid);
-        Ok(())
+        Ok(false)
     }
 
     /// The block `id` of fetch `fid` is in the store now (`data` its bytes).
