@@ -88,13 +88,13 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimConfigError {
     /// The protocol configuration is invalid.
-    #[error("protocol: {0}")]
+    #[error("invalid protocol configuration")]
     Protocol(#[from] ConfigError),
     /// The network model is invalid.
-    #[error("network: {0}")]
+    #[error("invalid network model")]
     Network(#[from] NetworkConfigError),
     /// A churn distribution is invalid.
-    #[error("churn: {0}")]
+    #[error("invalid churn distribution")]
     Churn(#[from] DistributionError),
     /// No node slots.
     #[error("`nodes` must be at least 1")]
