@@ -8,10 +8,10 @@ use distroweb_sim::SimConfigError;
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
     /// The simulator refused the configuration.
-    #[error("invalid simulation config: {0}")]
+    #[error("invalid simulation config")]
     Config(#[from] SimConfigError),
     /// A result file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum ExperimentError {
         source: std::io::Error,
     },
     /// A CSV row could not be written.
-    #[error("cannot write CSV {path}: {source}")]
+    #[error("cannot write CSV {path}")]
     Csv {
         /// The file.
         path: PathBuf,
@@ -27,7 +27,7 @@ pub enum ExperimentError {
         source: csv::Error,
     },
     /// The JSON record could not be written.
-    #[error("cannot write JSON {path}: {source}")]
+    #[error("cannot write JSON {path}")]
     Json {
         /// The file.
         path: PathBuf,

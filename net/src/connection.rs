@@ -14,6 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NetConfig;
+use crate::error::Chain;
 use crate::frame::{self, FrameError};
 use crate::handshake::{HandshakeError, Hello};
 use crate::stats::TransportStats;
@@ -77,7 +78,7 @@ impl Outbox {
 /// Why a connection closed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CloseReason {
-    #[error("{0}")]
+    #[error(transparent)]
     Frame(#[from] FrameError),
     #[error("undecodable message: {0}")]
     Garbage(DecodeError),
@@ -157,9 +158,9 @@ impl Shared {
                 );
             }
             HandshakeError::NotDistroweb | HandshakeError::Malformed | HandshakeError::OwnId => {
-                tracing::info!(%peer, "handshake refused: {e}");
+                tracing::info!(%peer, "handshake refused: {}", Chain(e));
             }
-            _ => tracing::debug!(%peer, "handshake failed: {e}"),
+            _ => tracing::debug!(%peer, "handshake failed: {}", Chain(e)),
         }
     }
 }
@@ -199,9 +200,9 @@ pub(crate) async fn run(
     drop(permit);
     if reason.is_misbehaviour() {
         TransportStats::bump(&shared.stats.bad_frames);
-        tracing::warn!(%peer, peer_id = %peer_id.short(), "disconnected misbehaving peer: {reason}");
+        tracing::warn!(%peer, peer_id = %peer_id.short(), "disconnected misbehaving peer: {}", Chain(&reason));
     } else {
-        tracing::debug!(%peer, conn, "connection closed: {reason}");
+        tracing::debug!(%peer, conn, "connection closed: {}", Chain(&reason));
     }
     if !matches!(reason, CloseReason::Shutdown) {
         let _ = shared.inputs.send(Input::Down { conn, peer, reason }).await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use crate::connection::{self, Input, Shared};
+use crate::error::Chain;
 use crate::handshake::{self, HandshakeError, Hello};
 use crate::stats::TransportStats;
 
@@ -20,7 +21,7 @@ pub(crate) enum DialError {
     Timeout,
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
-    #[error("handshake failed: {0}")]
+    #[error("handshake failed")]
     Handshake(#[from] HandshakeError),
 }
 
@@ -48,7 +49,7 @@ pub(crate) fn start(shared: &Arc<Shared>, peer: SocketAddr) -> Result<(), DialEr
                 TransportStats::bump(&shared.stats.dials_failed);
                 match &e {
                     DialError::Handshake(h) => shared.handshake_failed(peer, h),
-                    _ => tracing::debug!(%peer, "dial failed: {e}"),
+                    _ => tracing::debug!(%peer, "dial failed: {}", Chain(&e)),
                 }
                 let _ = shared.inputs.send(Input::DialFailed { peer }).await;
             }

@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::connection::{ConnId, Established, Input as TransportInput, Outbox, Shared};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
-use crate::error::NetError;
+use crate::error::{Chain, NetError};
 use crate::fetching::FetchProgress;
 use crate::frame;
 use crate::handle::{Command, Publish, QueryCommand, QueryDone};
@@ -281,7 +281,7 @@ impl Io {
                     self.conns.remove(&peer);
                     // Requests awaiting this peer will get no answer on this
                     // connection; let them fail now rather than at their deadline.
-                    tracing::trace!(%peer, "reporting closed connection: {reason}");
+                    tracing::trace!(%peer, "reporting closed connection: {}", Chain(&reason));
                     node.handle_input(now, Input::SendFailed { to: peer });
                 }
             }

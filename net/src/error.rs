@@ -1,5 +1,11 @@
 //! What can go wrong starting a node or asking it something.
+//!
+//! Each error's message says only its own layer's context; the cause is its
+//! `source()`. Show an error to a person with [`Chain`], which prints the whole
+//! chain on one line.
 
+use core::fmt;
+use std::error::Error;
 use std::net::SocketAddr;
 
 use distroweb_protocol::{
@@ -46,19 +52,19 @@ pub enum NetError {
     #[error("the node has stopped")]
     Stopped,
     /// The node refused the command (a bound was reached).
-    #[error("command refused: {0}")]
+    #[error("command refused")]
     Refused(#[from] CommandError),
     /// The query ran and failed.
-    #[error("query failed: {0}")]
+    #[error("query failed")]
     Query(#[from] QueryError),
     /// The fetch ran and failed.
-    #[error("fetch failed: {0}")]
+    #[error("fetch failed")]
     Fetch(#[from] FetchError),
     /// Publishing was refused; nothing was stored or announced.
-    #[error("cannot publish: {0}")]
+    #[error("cannot publish")]
     Publish(#[from] PublishError),
     /// The content store failed.
-    #[error("store: {0}")]
+    #[error("the content store failed")]
     Store(#[from] StoreError),
     /// The fetch ended without this block: it is not part of the content.
     #[error("block {0:?} is not part of the content")]
@@ -69,4 +75,42 @@ pub enum NetError {
     /// The content is not held here.
     #[error("content {0:?} is not held by this node")]
     NotHeldHere(Id),
+}
+
+/// Shows an error and every cause below it on one line, `outer: cause: root`:
+/// the outermost message alone names only its own layer.
+#[derive(Clone, Copy)]
+pub struct Chain<'a>(pub &'a dyn Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_names_every_layer_once() {
+        let e = NetError::Refused(CommandError::TooManyFetches { max: 3 });
+        assert_eq!(e.to_string(), "command refused");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "command refused: too many fetches running (at most 3)"
+        );
+    }
 }

@@ -36,7 +36,7 @@ pub enum FrameError {
     #[error("frame not completed in time")]
     Stalled,
     /// The socket failed.
-    #[error("i/o error: {0}")]
+    #[error("socket i/o failed")]
     Io(#[from] std::io::Error),
 }
 

@@ -44,7 +44,7 @@ struct HelloBody {
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     /// The hello frame could not be read.
-    #[error("reading hello: {0}")]
+    #[error("cannot read the hello")]
     Frame(#[from] FrameError),
     /// Writing our hello failed.
     #[error("writing hello: {0}")]

@@ -59,7 +59,7 @@ pub use block_store::{BlockStore, MemoryBlocks};
 pub use config::NetConfig;
 pub use data_dir::{DataDir, DataDirError, DirLock};
 pub use disk_store::DiskStore;
-pub use error::{NetError, StartError};
+pub use error::{Chain, NetError, StartError};
 pub use fetching::{FetchProgress, Fetching};
 pub use handle::{NodeHandle, Published, QueryDone};
 pub use handshake::PROTOCOL_VERSION;

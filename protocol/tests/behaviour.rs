@@ -1,12 +1,11 @@
 //! One node at a time, fed hand-made messages: the failure paths of the protocol
 //! (timeouts, dead peers, misbehaving peers, recursive route failures, bounds).
+//! Tests of several nodes run on the simulator's harness, in `sim/tests/`.
 
 use std::time::Duration;
 
 use distroweb_protocol::wire::{Route, RouteFailure, RouteOutcome, RouteReply, RouteWant};
-mod common;
-
-use distroweb_protocol::{drain, Input, MemoryStore};
+use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
 use distroweb_protocol::{
     Body, CommandError, Config, Contact, Event, Id, Message, Misbehaviour, Node, QueryError,
     QueryOutput, RpcId, Strategy, Time, Transmit,
@@ -26,14 +25,34 @@ fn node(config: Config) -> Node<u32> {
     Node::new(config, id(0, 0), ME, 1, Time::ZERO).unwrap()
 }
 
-/// Drains a node with the protocol's one loop; returns what it sent and said.
+/// A driver that keeps what the node sends and says, and answers its storage
+/// operations from a memory store at once.
+#[derive(Default)]
+struct Collect {
+    store: MemoryStore,
+    transmits: Vec<Transmit<u32>>,
+    events: Vec<Event<u32>>,
+}
+
+impl Driver<u32> for Collect {
+    fn transmit(&mut self, _: &mut Node<u32>, _: Time, t: Transmit<u32>) {
+        self.transmits.push(t);
+    }
+
+    fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
+        let done = self.store.apply(op);
+        node.handle_input(now, Input::Stored(done));
+    }
+
+    fn event(&mut self, _: &mut Node<u32>, _: Time, e: Event<u32>) {
+        self.events.push(e);
+    }
+}
+
+/// Drains a node with the protocol's one loop, checks its invariants, and
+/// returns what it sent and said.
 fn outputs(n: &mut Node<u32>) -> (Vec<Transmit<u32>>, Vec<Event<u32>>) {
-    let mut store = MemoryStore::default();
-    let mut io = common::Collect {
-        store: &mut store,
-        transmits: Vec::new(),
-        events: Vec::new(),
-    };
+    let mut io = Collect::default();
     drain(n, n.now(), &mut io);
     n.check_invariants();
     (io.transmits, io.events)
@@ -60,13 +79,9 @@ impl Feed for Node<u32> {
         self.handle_input(now, Input::SendFailed { to });
     }
     fn next_timeout(&mut self) -> Time {
-        let mut store = MemoryStore::default();
-        let mut io = common::Collect {
-            store: &mut store,
-            transmits: Vec::new(),
-            events: Vec::new(),
-        };
-        drain(self, self.now(), &mut io)
+        let next = drain(self, self.now(), &mut Collect::default());
+        self.check_invariants();
+        next
     }
 }
 
@@ -410,86 +425,5 @@ fn commands_past_the_query_bound_are_refused() {
     assert_eq!(
         n.find_node(Time::ZERO, id(2, 2)),
         Err(CommandError::TooManyQueries { max: 1 })
-    );
-}
-
-/// Delivers every queued message at once, until the nodes fall silent.
-fn pump(nodes: &mut [Node<u32>], now: Time) -> Vec<Event<u32>> {
-    let mut events = Vec::new();
-    loop {
-        let mut moved = false;
-        for i in 0..nodes.len() {
-            let (t, e) = outputs(&mut nodes[i]);
-            events.extend(e);
-            for x in t {
-                moved = true;
-                nodes[x.to as usize].handle_message(now, i as u32, x.msg);
-            }
-        }
-        if !moved {
-            return events;
-        }
-    }
-}
-
-#[test]
-fn records_are_republished_while_provided_and_expire_after() {
-    let config = Config::default();
-    let mut nodes: Vec<Node<u32>> = (0..3)
-        .map(|i| {
-            Node::new(
-                config.clone(),
-                id(0x10 * (i + 1), i),
-                i as u32,
-                i as u64,
-                Time::ZERO,
-            )
-            .unwrap()
-        })
-        .collect();
-    nodes[1].bootstrap(Time::ZERO, &[0]).unwrap();
-    nodes[2].bootstrap(Time::ZERO, &[0]).unwrap();
-    pump(&mut nodes, Time::ZERO);
-    let key = id(0x30, 0xAA);
-    nodes[0].announce(Time::ZERO, key).unwrap();
-    let events = pump(&mut nodes, Time::ZERO);
-    assert!(events.iter().any(|e| matches!(
-        e,
-        Event::QueryFinished {
-            result: Ok(QueryOutput::Announced { stored: 3 }),
-            ..
-        }
-    )));
-    let holds = |n: &Node<u32>, now| !n.provider_store().get(now, &key, 5).is_empty();
-    // Every 5 minutes of maintenance for 60 hours: without the 22-hour republish the
-    // record would have expired at 48 hours.
-    let mut now = Time::ZERO;
-    while now < Time::from_secs(60 * 3600) {
-        now += Duration::from_secs(300);
-        for n in nodes.iter_mut() {
-            n.handle_timeout(now);
-        }
-        pump(&mut nodes, now);
-    }
-    assert!(
-        holds(&nodes[2], now),
-        "republished record still held at 60 h"
-    );
-    nodes[0].stop_providing(&key);
-    while now < Time::from_secs(100 * 3600) {
-        now += Duration::from_secs(300);
-        for n in nodes.iter_mut() {
-            n.handle_timeout(now);
-        }
-        pump(&mut nodes, now);
-    }
-    assert!(
-        !holds(&nodes[2], now),
-        "record lapsed after its provider stopped"
-    );
-    assert_eq!(
-        nodes[2].provider_store().record_count(),
-        0,
-        "expired records are removed, not just hidden"
     );
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use distroweb_net::{NetError, Published};
+use distroweb_net::{Chain, NetError, Published};
 use distroweb_protocol::{FetchError, Id, Manifest};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -31,7 +31,7 @@ pub async fn handle(
     match (&method, action) {
         (&Method::GET, "status") => match state.node.status().await {
             Ok(s) => reply(StatusCode::OK, &status_json(&s)),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
         },
         (&Method::POST, "publish") => publish(state, req).await,
         (&Method::GET, "content") => match parse_id(target) {
@@ -54,7 +54,7 @@ pub async fn handle(
                     StatusCode::OK,
                     &json!({ "id": id.to_string(), "pinned": true }),
                 ),
-                Err(e) => error(StatusCode::NOT_FOUND, &e.to_string()),
+                Err(e) => error(StatusCode::NOT_FOUND, &Chain(&e).to_string()),
             },
             Err(e) => error(
                 StatusCode::BAD_REQUEST,
@@ -125,8 +125,10 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
                 "url": site_url(&id, LOCALHOST, state.port),
             }),
         ),
-        Err(NetError::Publish(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(NetError::Publish(e)) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, &Chain(&e).to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
     }
 }
 
@@ -223,7 +225,7 @@ fn describe(state: &State, id: Id, result: Result<Manifest, NetError>) -> Respon
         Err(NetError::Fetch(FetchError::Timeout)) => {
             error(StatusCode::GATEWAY_TIMEOUT, "the fetch timed out")
         }
-        Err(e) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
+        Err(e) => error(StatusCode::BAD_GATEWAY, &Chain(&e).to_string()),
     }
 }
 

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use distroweb_net::{Fetching, NetError};
+use distroweb_net::{Chain, Fetching, NetError};
 use distroweb_protocol::{CommandError, FetchError, FileManifest, Id, Manifest};
 use http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
@@ -57,7 +57,7 @@ pub async fn serve(state: &State, req: Request<Incoming>, id: Id, path: String) 
                     ),
                 );
             }
-            Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
         }
     }
     let deadline = state.config.lookup_deadline;
@@ -345,9 +345,12 @@ fn failure(id: &Id, e: &NetError, deadline: Duration) -> Response<Body> {
         ),
         NetError::Refused(CommandError::TooManyFetches { .. }) | NetError::Stopped => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot fetch {id} now: {e}"),
+            format!("cannot fetch {id} now: {}", Chain(e)),
         ),
-        other => (StatusCode::INTERNAL_SERVER_ERROR, format!("{id}: {other}")),
+        other => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{id}: {}", Chain(other)),
+        ),
     };
     error_page(status, &detail)
 }

@@ -20,7 +20,7 @@ const MAX_ADDRESSES_TRIED: usize = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     /// The name does not resolve.
-    #[error("cannot resolve {host}: {source}")]
+    #[error("cannot resolve {host}")]
     Resolve {
         /// The name.
         host: String,
@@ -51,7 +51,7 @@ pub enum DestinationError {
         allowed: Vec<u16>,
     },
     /// Connecting failed.
-    #[error("cannot connect to {host}: {source}")]
+    #[error("cannot connect to {host}")]
     Connect {
         /// The name.
         host: String,

@@ -29,7 +29,7 @@ pub enum IdFormError {
     #[error("a content id is 64 hex or {BASE32_ID_LEN} base32 characters, not {0}")]
     WrongLength(usize),
     /// 64 characters that are not lowercase hex.
-    #[error("{0}")]
+    #[error(transparent)]
     Hex(#[from] ParseIdError),
     /// 52 characters that are not base32 (`a`–`z`, `2`–`7`).
     #[error("{0:?} is not a base32 character (a-z, 2-7)")]

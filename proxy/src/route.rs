@@ -40,7 +40,7 @@ pub enum RouteError {
     #[error("missing content id: use /distroweb/<id>, the id in hex or base32")]
     MissingId,
     /// The id is neither 64 hex nor 52 base32 characters.
-    #[error("malformed content id: {0}")]
+    #[error("malformed content id")]
     BadId(#[from] IdFormError),
     /// The path inside a site is unsafe or malformed.
     #[error("bad path: {0}")]

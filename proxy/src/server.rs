@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use distroweb_net::NodeHandle;
+use distroweb_net::{Chain, NodeHandle};
 use distroweb_protocol::Id;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::uri::Authority;
@@ -265,7 +265,7 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
             }
             match forward_target(req.uri()) {
                 Ok(uri) => upstream::relay(state, req, uri, Form::Forward).await,
-                Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+                Err(e) => error_page(StatusCode::BAD_REQUEST, &Chain(&e).to_string()),
             }
         }
         Err(e @ HostError::Foreign(_)) => {
@@ -291,7 +291,7 @@ async fn site(state: &State, req: Request<Incoming>, id: Id) -> Response<Body> {
     let raw = req.uri().path();
     match site_path(raw.strip_prefix('/').unwrap_or(raw)) {
         Ok(path) => content::serve(state, req, id, path).await,
-        Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => error_page(StatusCode::BAD_REQUEST, &Chain(&e).to_string()),
     }
 }
 
@@ -309,7 +309,7 @@ async fn node(
     }
     let route = match route(req.uri()) {
         Ok(r) => r,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &Chain(&e).to_string()),
     };
     let local_client = remote.ip().to_canonical().is_loopback();
     match route {

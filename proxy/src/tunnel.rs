@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use distroweb_net::Chain;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -51,7 +52,7 @@ pub async fn connect(
         Ok((stream, _)) => stream,
         Err(e) => {
             ProxyMetrics::bump(&state.metrics.upstream_failures);
-            return error_page(e.status(), &e.to_string());
+            return error_page(e.status(), &Chain(&e).to_string());
         }
     };
     tokio::spawn(async move {

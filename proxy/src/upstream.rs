@@ -8,8 +8,7 @@
 //! origin and carry no cookies either way: one relayed host cannot read another,
 //! nor the node's pages, nor fill the node's origin with cookies.
 
-use std::error::Error as _;
-
+use distroweb_net::Chain;
 use http::header::{AUTHORIZATION, COOKIE, HOST, SET_COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -60,8 +59,8 @@ pub async fn relay(
         Ok((stream, _)) => stream,
         Err(e) => {
             ProxyMetrics::bump(&state.metrics.upstream_failures);
-            tracing::debug!(%host, "relay refused or failed: {e}");
-            return error_page(e.status(), &e.to_string());
+            tracing::debug!(%host, "relay refused or failed: {}", Chain(&e));
+            return error_page(e.status(), &Chain(&e).to_string());
         }
     };
     // An origin server gets the origin form; the Host header names it.
@@ -113,7 +112,7 @@ pub async fn relay(
         }
         Ok(Err(e)) => (
             StatusCode::BAD_GATEWAY,
-            format!("could not get an answer from {host}: {}", chain(&e)),
+            format!("could not get an answer from {host}: {}", Chain(&e)),
         ),
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,
@@ -123,16 +122,4 @@ pub async fn relay(
     ProxyMetrics::bump(&state.metrics.upstream_failures);
     tracing::debug!(%host, status = %failure.0, "relay failed: {}", failure.1);
     error_page(failure.0, &failure.1)
-}
-
-/// The error and its causes on one line: the outermost alone says little.
-fn chain(e: &hyper::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(err) = source {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        source = err.source();
-    }
-    out
 }

@@ -67,6 +67,11 @@ pub struct SimConfig {
     /// Keep every node event for the caller ([`crate::Sim::take_events`]); off by
     /// default, since metrics are tallied anyway.
     pub keep_events: bool,
+    /// Call `Node::check_invariants` after every drain, in release builds too
+    /// (debug builds check inside `protocol::drain` anyway). The test harness
+    /// turns it on; off by default, since it costs time at scale.
+    #[serde(default)]
+    pub check_invariants: bool,
 }
 
 impl Default for SimConfig {
@@ -80,6 +85,7 @@ impl Default for SimConfig {
             seed_min_age: Duration::from_secs(5),
             max_events_per_instant: 10_000_000,
             keep_events: false,
+            check_invariants: false,
         }
     }
 }
@@ -88,13 +94,13 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimConfigError {
     /// The protocol configuration is invalid.
-    #[error("protocol: {0}")]
+    #[error("invalid protocol configuration")]
     Protocol(#[from] ConfigError),
     /// The network model is invalid.
-    #[error("network: {0}")]
+    #[error("invalid network model")]
     Network(#[from] NetworkConfigError),
     /// A churn distribution is invalid.
-    #[error("churn: {0}")]
+    #[error("invalid churn distribution")]
     Churn(#[from] DistributionError),
     /// No node slots.
     #[error("`nodes` must be at least 1")]

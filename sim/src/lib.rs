@@ -24,6 +24,10 @@ pub mod dist;
 pub mod engine;
 /// Content fetch outcomes, completion times and who served.
 pub mod fetch_metrics;
+/// A test harness: a few real nodes driven step by step, messages held or dropped.
+pub mod harness;
+/// Rules that hold or drop messages on their way.
+pub mod intercept;
 /// Who is up, and bootstrap peer choice.
 pub mod membership;
 /// Per-kind query outcomes and per-node traffic.
@@ -49,8 +53,10 @@ pub use addr::NodeIdx;
 pub use behaviour::{Behaviour, Unresponsive};
 pub use config::{ChurnConfig, Rejoin, SimConfig, SimConfigError};
 pub use dist::Distribution;
-pub use engine::Sim;
+pub use engine::{Sim, Step};
 pub use fetch_metrics::FetchMetrics;
+pub use harness::Harness;
+pub use intercept::{Envelope, RuleId, Verdict};
 pub use membership::Seeds;
 pub use metrics::{ClassCounters, KindMetrics, Metrics};
 pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};

@@ -23,6 +23,8 @@ pub enum Stream {
     Churn,
     /// Which node asks for which key, and when.
     Workload,
+    /// The test harness's own choices (bootstrap peers in `Harness::join_all`).
+    Harness,
 }
 
 impl Stream {
@@ -32,6 +34,7 @@ impl Stream {
             Stream::Network => "network",
             Stream::Churn => "churn",
             Stream::Workload => "workload",
+            Stream::Harness => "harness",
         }
     }
 }

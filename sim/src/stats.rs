@@ -28,6 +28,10 @@ pub struct EngineStats {
     /// Messages meant for an earlier incarnation that the `deliver_stale`
     /// fault delivered to the current one.
     pub stale_delivered: u64,
+    /// Messages a rule held back (see [`crate::Sim::held`]).
+    pub held: u64,
+    /// Messages a rule dropped.
+    pub dropped: u64,
 }
 
 impl EngineStats {

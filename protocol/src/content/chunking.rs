@@ -26,7 +26,7 @@ pub struct Prepared {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
     /// The media type is invalid.
-    #[error("bad media type: {0}")]
+    #[error("bad media type")]
     MediaType(#[from] MediaTypeError),
     /// The chunk size is outside what manifests allow.
     #[error("chunk size {size} is outside {min}..={max}")]

@@ -141,7 +141,7 @@ pub enum ManifestError {
         max: usize,
     },
     /// A media type is invalid.
-    #[error("bad media type: {0}")]
+    #[error("bad media type")]
     MediaType(#[from] MediaTypeError),
     /// A path is invalid, or not in normal form.
     #[error("bad path: {0}")]

@@ -100,14 +100,18 @@ impl Sim {
                 .as_ref()
                 .is_some_and(|c| c.rejoin == Rejoin::LoseState);
         if fresh {
+            let config = match slot.protocol.as_deref() {
+                Some(own) => own.clone(),
+                None => self.config.protocol.clone(),
+            };
             let node = Node::new(
-                self.config.protocol.clone(),
+                config,
                 node_id(self.config.seed, idx.0),
                 idx,
                 node_seed(self.config.seed, idx.0, slot.incarnation),
                 now,
             )
-            .expect("the protocol config was validated in Sim::new");
+            .expect("protocol configs are validated by Sim::new and Sim::set_protocol");
             slot.node = Some(Box::new(node));
             slot.store = MemoryStore::default();
         }

@@ -1,5 +1,9 @@
 //! The engine: node slots, the event loop, and the one `drain` that honours the
 //! protocol's drain contract.
+//!
+//! The loop can also be driven one entry at a time ([`Sim::step`]), which says
+//! what each entry did ([`Step`]); message rules ([`crate::intercept`]) hold or
+//! drop messages on their way. The test harness ([`crate::harness`]) rests on both.
 
 mod events;
 mod lifecycle;
@@ -7,7 +11,8 @@ mod lifecycle;
 use std::collections::BTreeMap;
 
 use distroweb_protocol::{
-    drain, Driver, Event, Id, Input, MemoryStore, Message, Node, StoreOp, Time, Transmit,
+    drain, Config, ConfigError, Driver, Event, Id, Input, MemoryStore, Message, Node, RpcId,
+    StoreOp, Time, Transmit,
 };
 
 use crate::action::Action;
@@ -15,6 +20,7 @@ use crate::addr::NodeIdx;
 use crate::behaviour::Behaviour;
 use crate::config::{SimConfig, SimConfigError};
 use crate::digest::TraceDigest;
+use crate::intercept::{Envelope, Matcher, RuleId, Rules, Verdict};
 use crate::membership::Membership;
 use crate::metrics::{class_index, Metrics};
 use crate::network::{DeadPeer, Fate, Network};
@@ -35,6 +41,81 @@ struct InFlight {
     msg: Message<NodeIdx>,
 }
 
+impl InFlight {
+    fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            from: self.from,
+            to: self.to,
+            msg: &self.msg,
+        }
+    }
+}
+
+/// What one entry of the event queue did, as [`Sim::step`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A message reached `to` as `Input::Message`.
+    Delivered {
+        /// Its sender.
+        from: NodeIdx,
+        /// Its receiver.
+        to: NodeIdx,
+        /// Its request id.
+        rpc: RpcId,
+        /// What it is ([`distroweb_protocol::Body::name`]).
+        body: &'static str,
+    },
+    /// A rule held the message back (see [`Sim::held`]).
+    Held {
+        /// Its sender.
+        from: NodeIdx,
+        /// Its receiver.
+        to: NodeIdx,
+        /// What it is.
+        body: &'static str,
+    },
+    /// A rule dropped the message.
+    Dropped {
+        /// Its sender.
+        from: NodeIdx,
+        /// Its receiver.
+        to: NodeIdx,
+        /// What it is.
+        body: &'static str,
+    },
+    /// The message found its receiver down, or restarted since it was sent.
+    ToDead {
+        /// Its sender.
+        from: NodeIdx,
+        /// Its receiver.
+        to: NodeIdx,
+    },
+    /// The receiver's behaviour wrapper swallowed the message.
+    Swallowed {
+        /// Its sender.
+        from: NodeIdx,
+        /// Its receiver.
+        to: NodeIdx,
+    },
+    /// `node` got `Input::Timeout`: a deadline of its was due.
+    Timeout {
+        /// The node.
+        node: NodeIdx,
+    },
+    /// `node` got `Input::SendFailed`: its message to `to` bounced.
+    SendFailed {
+        /// The node.
+        node: NodeIdx,
+        /// The peer that was down.
+        to: NodeIdx,
+    },
+    /// A scheduled [`Action`] ran.
+    Action,
+    /// No node got an input: a lazily cancelled or re-armed timer, or a bounce
+    /// meant for an earlier incarnation.
+    Idle,
+}
+
 /// One node's place in the simulator.
 #[derive(Debug)]
 struct Slot {
@@ -48,6 +129,8 @@ struct Slot {
     up: bool,
     /// Bumped on every join, so that messages and timers of an old session are ignored.
     incarnation: u32,
+    /// The protocol configuration this node runs, if not the run's own.
+    protocol: Option<Box<Config>>,
     /// The time of the one live `Wake` entry for this node in the queue
     /// (`Time::MAX` if none); any other `Wake` for it is stale.
     timer_at: Time,
@@ -79,6 +162,10 @@ pub struct Sim {
     scratch_seeds: Vec<NodeIdx>,
     /// The progress check: the current instant and events run at it.
     instant: (Time, u64),
+    /// Rules that hold or drop messages on delivery.
+    rules: Rules,
+    /// Messages a rule holds back, in the order they were held.
+    held: Vec<InFlight>,
     reproduce: Option<String>,
 }
 
@@ -95,6 +182,7 @@ impl Sim {
                 up: false,
                 incarnation: 0,
                 timer_at: Time::MAX,
+                protocol: None,
                 behaviour: None,
             })
             .collect();
@@ -109,6 +197,8 @@ impl Sim {
             events: Vec::new(),
             scratch_seeds: Vec::new(),
             instant: (Time::ZERO, 0),
+            rules: Rules::default(),
+            held: Vec::new(),
             reproduce: None,
             queue: EventQueue::default(),
             messages: Slab::default(),
@@ -206,6 +296,72 @@ impl Sim {
         std::mem::take(&mut self.events)
     }
 
+    /// Node events collected so far (only with `keep_events`), oldest first.
+    pub fn events(&self) -> &[(Time, NodeIdx, Event<NodeIdx>)] {
+        &self.events
+    }
+
+    /// The network model, to change latencies or link speeds mid-run.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.network
+    }
+
+    /// Makes `node` run `config` instead of the run's protocol configuration,
+    /// from its next fresh start (its first join, or a rejoin that lost state).
+    pub fn set_protocol(&mut self, node: NodeIdx, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        if let Some(s) = self.slots.get_mut(node.index()) {
+            s.protocol = Some(Box::new(config));
+        }
+        Ok(())
+    }
+
+    /// Adds a rule: messages that `matches` accepts are held back or dropped
+    /// when they reach a node that is up, instead of being delivered. With a
+    /// `limit` the rule applies to that many messages and then goes. Rules are
+    /// consulted in the order they were added; the first match decides.
+    pub fn add_rule(&mut self, verdict: Verdict, limit: Option<u32>, matches: Matcher) -> RuleId {
+        self.rules.add(verdict, limit, matches)
+    }
+
+    /// Removes a rule; `false` if it was gone already (used up, say).
+    pub fn remove_rule(&mut self, id: RuleId) -> bool {
+        self.rules.remove(id)
+    }
+
+    /// Removes every rule with this verdict; returns how many there were.
+    pub fn remove_rules(&mut self, verdict: Verdict) -> usize {
+        self.rules.remove_all(verdict)
+    }
+
+    /// The messages rules hold back, in the order they were held.
+    pub fn held(&self) -> impl Iterator<Item = Envelope<'_>> + '_ {
+        self.held.iter().map(InFlight::envelope)
+    }
+
+    /// Lets the held messages that `which` accepts go: each is delivered now, in
+    /// the order it was held, after what is already due now. Rules still in force
+    /// see it again on delivery (remove a hold rule first, or it holds the
+    /// message anew). Returns how many were released.
+    pub fn release(&mut self, mut which: impl FnMut(&Envelope<'_>) -> bool) -> usize {
+        let (go, keep): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|m| which(&m.envelope()));
+        self.held = keep;
+        let n = go.len();
+        for m in go {
+            let i = self.messages.insert(m);
+            self.queue.push(self.now, Due::Deliver(i));
+        }
+        n
+    }
+
+    /// Runs `action` now, as if it had been scheduled for this instant and come due.
+    pub fn perform(&mut self, action: Action) {
+        self.stats.actions += 1;
+        self.act(action);
+    }
+
     /// The nodes that announced `key`: through an [`Action::Announce`] or an
     /// [`Action::Publish`], or by completing a fetch with `serve_after_fetch`.
     pub fn announcers(&self, key: &Id) -> &[NodeIdx] {
@@ -238,17 +394,23 @@ impl Sim {
 
     /// Runs every event up to and including `until`, then sets the clock to `until`.
     pub fn run_until(&mut self, until: Time) {
-        while let Some(at) = self.queue.peek_time() {
-            if at > until {
-                break;
-            }
-            let Some((at, due)) = self.queue.pop() else {
-                break;
-            };
-            self.advance(at);
-            self.dispatch(due);
+        while self.queue.peek_time().is_some_and(|at| at <= until) {
+            self.step();
         }
         self.now = self.now.max(until);
+    }
+
+    /// Runs the earliest entry of the event queue and says what it did; `None`
+    /// when the queue is empty. The clock moves to the entry's time.
+    pub fn step(&mut self) -> Option<Step> {
+        let (at, due) = self.queue.pop()?;
+        self.advance(at);
+        Some(self.dispatch(due))
+    }
+
+    /// When the earliest entry of the event queue comes due, if there is one.
+    pub fn next_due(&self) -> Option<Time> {
+        self.queue.peek_time()
     }
 
     /// Runs for `d` of virtual time.
@@ -271,13 +433,12 @@ impl Sim {
         }
     }
 
-    fn dispatch(&mut self, due: Due) {
+    fn dispatch(&mut self, due: Due) -> Step {
         match due {
-            Due::Deliver(i) => {
-                if let Some(m) = self.messages.take(i) {
-                    self.deliver(m);
-                }
-            }
+            Due::Deliver(i) => match self.messages.take(i) {
+                Some(m) => self.deliver(m),
+                None => Step::Idle,
+            },
             Due::Wake(node) => self.wake(node),
             Due::SendFailed {
                 node,
@@ -287,26 +448,29 @@ impl Sim {
                 let now = self.now;
                 let slot = &mut self.slots[node.index()];
                 if !slot.up || slot.incarnation != incarnation {
-                    return;
+                    return Step::Idle;
                 }
-                if let Some(n) = slot.node.as_mut() {
-                    self.stats.send_failures += 1;
-                    self.digest
-                        .record(&[now.as_micros(), 3, u64::from(node.0), u64::from(to.0)]);
-                    n.handle_input(now, Input::SendFailed { to });
-                    self.settle(node);
-                }
+                let Some(n) = slot.node.as_mut() else {
+                    return Step::Idle;
+                };
+                self.stats.send_failures += 1;
+                self.digest
+                    .record(&[now.as_micros(), 3, u64::from(node.0), u64::from(to.0)]);
+                n.handle_input(now, Input::SendFailed { to });
+                self.settle(node);
+                Step::SendFailed { node, to }
             }
-            Due::Action(i) => {
-                if let Some(a) = self.actions.take(i) {
-                    self.stats.actions += 1;
-                    self.act(a);
+            Due::Action(i) => match self.actions.take(i) {
+                Some(a) => {
+                    self.perform(a);
+                    Step::Action
                 }
-            }
+                None => Step::Idle,
+            },
         }
     }
 
-    fn deliver(&mut self, m: InFlight) {
+    fn deliver(&mut self, m: InFlight) -> Step {
         let now = self.now;
         let slot = &mut self.slots[m.to.index()];
         let stale = slot.up && slot.incarnation != m.to_incarnation;
@@ -317,7 +481,7 @@ impl Sim {
         } else if !slot.up || stale {
             self.stats.to_dead += 1;
             if self.config.network.dead_peer == DeadPeer::Refused {
-                let back = self.network.placement().one_way_us(m.to, m.from);
+                let back = self.network.one_way_us(m.to, m.from);
                 self.queue.push(
                     now + core::time::Duration::from_micros(back),
                     Due::SendFailed {
@@ -327,8 +491,32 @@ impl Sim {
                     },
                 );
             }
-            return;
+            return Step::ToDead {
+                from: m.from,
+                to: m.to,
+            };
         }
+        let body = m.msg.body.name();
+        if !self.rules.is_empty() {
+            match self.rules.verdict(&m.envelope()) {
+                Some(Verdict::Hold) => {
+                    self.stats.held += 1;
+                    let (from, to) = (m.from, m.to);
+                    self.held.push(m);
+                    return Step::Held { from, to, body };
+                }
+                Some(Verdict::Drop) => {
+                    self.stats.dropped += 1;
+                    return Step::Dropped {
+                        from: m.from,
+                        to: m.to,
+                        body,
+                    };
+                }
+                None => {}
+            }
+        }
+        let slot = &mut self.slots[m.to.index()];
         self.metrics
             .received(m.to.index(), m.class as usize, u64::from(m.bytes));
         self.digest.record(&[
@@ -338,48 +526,58 @@ impl Sim {
             m.msg.rpc.0,
             u64::from(m.bytes),
         ]);
+        let (from, to, rpc) = (m.from, m.to, m.msg.rpc);
         let msg = match slot.behaviour.as_mut() {
             Some(b) => match b.inbound(now, m.from, m.msg) {
                 Some(msg) => msg,
                 None => {
                     self.stats.intercepted += 1;
-                    return;
+                    return Step::Swallowed { from, to };
                 }
             },
             None => m.msg,
         };
         let Some(node) = slot.node.as_mut() else {
-            return;
+            return Step::Idle;
         };
         self.stats.delivered += 1;
-        node.handle_input(now, Input::Message { from: m.from, msg });
-        self.settle(m.to);
+        node.handle_input(now, Input::Message { from, msg });
+        self.settle(to);
+        Step::Delivered {
+            from,
+            to,
+            rpc,
+            body,
+        }
     }
 
-    fn wake(&mut self, idx: NodeIdx) {
+    fn wake(&mut self, idx: NodeIdx) -> Step {
         let now = self.now;
         let slot = &mut self.slots[idx.index()];
         if slot.timer_at != now {
             self.stats.stale_wakes += 1;
-            return;
+            return Step::Idle;
         }
         slot.timer_at = Time::MAX;
         if !slot.up {
             // Timers sleep while the node is down; the rejoin's drain re-arms them.
-            return;
+            return Step::Idle;
         }
         let due = slot.deadline <= now;
         let Some(node) = slot.node.as_mut() else {
-            return;
+            return Step::Idle;
         };
-        if due {
+        let step = if due {
             self.stats.timeouts += 1;
             self.digest.record(&[now.as_micros(), 2, u64::from(idx.0)]);
             node.handle_input(now, Input::Timeout);
+            Step::Timeout { node: idx }
         } else {
             self.stats.rearmed += 1;
-        }
+            Step::Idle
+        };
         self.settle(idx);
+        step
     }
 
     /// Drains a node with the protocol's one loop, then arms its timer.
@@ -389,6 +587,9 @@ impl Sim {
             return;
         };
         let next = drain(&mut node, now, &mut SimIo { sim: self, idx });
+        if self.config.check_invariants {
+            node.check_invariants();
+        }
         debug_assert!(
             node.counters().transmits_dropped == 0,
             "a node's transmit queue overflowed although the driver drains it"

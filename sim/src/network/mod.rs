@@ -8,6 +8,7 @@ mod latency;
 mod partition;
 
 use core::time::Duration;
+use std::collections::BTreeMap;
 
 use distroweb_protocol::Time;
 use serde::{Deserialize, Serialize};
@@ -161,11 +162,16 @@ pub enum Fate {
 /// The network's state: placement and per-link-end queues, for every slot.
 ///
 /// Per node: two coordinates, an access delay, two busy-until times and a loss
-/// state, 29 bytes in all.
+/// state, 29 bytes in all; overrides of single links or uplinks (which tests
+/// set) cost only what they hold.
 #[derive(Debug)]
 pub struct Network {
     config: NetworkConfig,
     placement: Placement,
+    /// One-way delays (µs) that replace the placement's for single directed links.
+    latency_us: BTreeMap<(NodeIdx, NodeIdx), u64>,
+    /// Uplink capacities (bytes/s, 0 unlimited) that replace the configured one.
+    upload_bytes_per_s: BTreeMap<NodeIdx, u64>,
     /// When each node's uplink finishes sending what it has queued (µs).
     up_busy_us: Vec<u64>,
     /// When each node's downlink finishes receiving what is headed to it (µs).
@@ -191,6 +197,8 @@ impl Network {
         let placement = Placement::new(&config, nodes, &mut placement_rng);
         Network {
             placement,
+            latency_us: BTreeMap::new(),
+            upload_bytes_per_s: BTreeMap::new(),
             up_busy_us: vec![0; nodes],
             down_busy_us: vec![0; nodes],
             bad: vec![false; nodes],
@@ -209,6 +217,44 @@ impl Network {
         &self.placement
     }
 
+    /// Fixes the one-way delay of the directed link `from` → `to` (before jitter
+    /// and link queues), or with `None` gives it back to the placement.
+    pub fn set_latency(&mut self, from: NodeIdx, to: NodeIdx, delay: Option<Duration>) {
+        match delay {
+            Some(d) => {
+                let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                self.latency_us.insert((from, to), us);
+            }
+            None => {
+                self.latency_us.remove(&(from, to));
+            }
+        }
+    }
+
+    /// Sets `node`'s uplink capacity in bytes/s (0: unlimited), or with `None`
+    /// gives it back the configured `upload_bytes_per_s`.
+    pub fn set_upload_bytes_per_s(&mut self, node: NodeIdx, bytes_per_s: Option<u64>) {
+        match bytes_per_s {
+            Some(b) => {
+                self.upload_bytes_per_s.insert(node, b);
+            }
+            None => {
+                self.upload_bytes_per_s.remove(&node);
+            }
+        }
+    }
+
+    /// The one-way delay from `a` to `b` in µs, without queueing or jitter: the
+    /// link's fixed delay if one is set, else the placement's.
+    pub fn one_way_us(&self, a: NodeIdx, b: NodeIdx) -> u64 {
+        if !self.latency_us.is_empty() {
+            if let Some(us) = self.latency_us.get(&(a, b)) {
+                return *us;
+            }
+        }
+        self.placement.one_way_us(a, b)
+    }
+
     /// Decides the fate of a `bytes`-long message sent at `now` from `from` to `to`,
     /// and charges the links it crosses.
     ///
@@ -219,8 +265,15 @@ impl Network {
     pub fn send(&mut self, now: Time, from: NodeIdx, to: NodeIdx, bytes: u64) -> Fate {
         let (f, t) = (from.index(), to.index());
         let now_us = now.as_micros();
-        let depart =
-            now_us.max(self.up_busy_us[f]) + transfer_us(bytes, self.config.upload_bytes_per_s);
+        let uplink = if self.upload_bytes_per_s.is_empty() {
+            self.config.upload_bytes_per_s
+        } else {
+            self.upload_bytes_per_s
+                .get(&from)
+                .copied()
+                .unwrap_or(self.config.upload_bytes_per_s)
+        };
+        let depart = now_us.max(self.up_busy_us[f]) + transfer_us(bytes, uplink);
         self.up_busy_us[f] = depart;
         if self.lost(f) {
             return Fate::Lost;
@@ -233,7 +286,7 @@ impl Network {
         {
             return Fate::Partitioned;
         }
-        let mut delay = self.placement.one_way_us(from, to);
+        let mut delay = self.one_way_us(from, to);
         if self.config.jitter > 0.0 {
             let stretch = 1.0 + self.config.jitter * unit_open(&mut self.rng);
             delay = (delay as f64 * stretch) as u64;
@@ -266,7 +319,7 @@ impl Network {
 
     /// The round-trip time between two nodes without queueing or jitter.
     pub fn rtt(&self, a: NodeIdx, b: NodeIdx) -> Duration {
-        Duration::from_micros(2 * self.placement.one_way_us(a, b))
+        Duration::from_micros(self.one_way_us(a, b) + self.one_way_us(b, a))
     }
 
     /// A node's queued upload backlog at `now`: how long until its uplink is idle.
@@ -309,6 +362,37 @@ mod tests {
         assert_eq!(
             net.upload_backlog(NodeIdx(0), Time::ZERO),
             Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_fixed_link_delay_and_uplink_override_one_direction_only() {
+        let config = NetworkConfig {
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 3, 1);
+        let (a, b) = (NodeIdx(0), NodeIdx(1));
+        let back = net.one_way_us(b, a);
+        net.set_latency(a, b, Some(Duration::from_millis(700)));
+        assert_eq!(
+            net.send(Time::ZERO, a, b, 10),
+            Fate::Arrives(Time::from_millis(700))
+        );
+        assert_eq!(net.one_way_us(b, a), back, "the way back keeps its delay");
+        assert_eq!(net.rtt(a, b), Duration::from_micros(700_000 + back));
+        net.set_upload_bytes_per_s(a, Some(1_000));
+        assert_eq!(
+            net.send(Time::ZERO, a, b, 1_000),
+            Fate::Arrives(Time::from_millis(1_700))
+        );
+        net.set_latency(a, b, None);
+        net.set_upload_bytes_per_s(a, None);
+        let placed = net.placement().one_way_us(a, b);
+        assert_eq!(
+            net.send(Time::from_secs(5), a, b, 1_000),
+            Fate::Arrives(Time::from_micros(5_000_000 + placed))
         );
     }
 

@@ -1,27 +1,61 @@
-//! Publishing and fetching files and sites through an in-memory network:
-//! round trips, lying, busy and vanishing providers, and typed refusals.
-
-mod common;
+//! Publishing and fetching files and sites through a small network on the test
+//! harness: round trips, lying, busy and vanishing providers, and typed refusals.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Net;
 use distroweb_protocol::content::DEFAULT_CHUNK_BYTES;
 use distroweb_protocol::{
     Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Misbehaviour, PathError,
     PublishError, SiteError, SiteFile,
 };
+use distroweb_sim::{Harness, NodeIdx};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
 const CS: usize = DEFAULT_CHUNK_BYTES;
 
-fn joined(configs: Vec<Config>, seed: u64) -> Net {
-    let mut net = Net::with_configs(configs, seed);
-    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xC0FFEE);
-    net.join_all(&mut rng);
-    net
+// The configurations these tests change, each made from the default in one place.
+
+/// Uploads one block at a time, slowly.
+fn slow_uploader() -> Config {
+    Config {
+        max_uploads: 1,
+        upload_bytes_per_s: 50_000,
+        ..Config::default()
+    }
+}
+
+/// A store of three chunks.
+fn small_store() -> Config {
+    Config {
+        store_capacity_bytes: 3 * CS as u64,
+        ..Config::default()
+    }
+}
+
+/// Gives a fetch two seconds.
+fn hasty() -> Config {
+    Config {
+        fetch_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
+/// Chunks of `chunk` bytes, a 4,096-event bound and room for 100,000 blocks.
+fn many_small_chunks(chunk: usize) -> Config {
+    Config {
+        chunk_size: chunk,
+        max_event_queue: 4096,
+        store_max_blocks: 100_000,
+        ..Config::default()
+    }
+}
+
+fn joined(configs: Vec<Config>, seed: u64) -> Harness {
+    let mut h = Harness::with_configs(configs, seed).expect("valid configs");
+    h.join_all();
+    h
 }
 
 fn random_bytes(len: usize, seed: u64) -> Bytes {
@@ -30,48 +64,48 @@ fn random_bytes(len: usize, seed: u64) -> Bytes {
     Bytes::from(v)
 }
 
-fn publish(net: &mut Net, node: u32, data: &Bytes, media_type: &str) -> Id {
-    let id = net.command(node, |n, now| {
+fn publish(h: &mut Harness, node: u32, data: &Bytes, media_type: &str) -> Id {
+    let id = h.command(node, |n, now| {
         n.publish_file(now, data.clone(), media_type).unwrap()
     });
-    net.run_for(Duration::from_secs(10));
+    h.run_for(Duration::from_secs(10));
     id
 }
 
-fn fetch(net: &mut Net, node: u32, id: Id) -> FetchId {
-    net.command(node, |n, now| n.fetch(now, id).unwrap())
+fn fetch(h: &mut Harness, node: u32, id: Id) -> FetchId {
+    h.command(node, |n, now| n.fetch(now, id).unwrap())
 }
 
 /// Fetches `id` at `node`, runs the network for `time`, and expects success.
-fn fetch_ok(net: &mut Net, node: u32, id: Id, time: Duration) -> (Manifest, FetchStats<u32>) {
-    let f = fetch(net, node, id);
-    net.run_for(time);
-    match net.fetch_result(node, f) {
+fn fetch_ok(h: &mut Harness, node: u32, id: Id, time: Duration) -> (Manifest, FetchStats<NodeIdx>) {
+    let f = fetch(h, node, id);
+    h.run_for(time);
+    match h.fetch_result(node, f) {
         Some((Ok(m), s)) => (m.clone(), s.clone()),
         other => panic!("fetch of {id:?} at node {node}: {other:?}"),
     }
 }
 
-fn bytes_from(stats: &FetchStats<u32>, provider: u32) -> u64 {
+fn bytes_from(stats: &FetchStats<NodeIdx>, provider: u32) -> u64 {
     stats
         .providers
         .iter()
-        .filter(|p| p.provider.addr == provider)
+        .filter(|p| p.provider.addr == NodeIdx(provider))
         .map(|p| p.bytes)
         .sum()
 }
 
 #[test]
 fn files_of_every_awkward_size_round_trip() {
-    let mut net = joined(vec![Config::default(); 30], 1);
+    let mut h = joined(vec![Config::default(); 30], 1);
     for (i, len) in [0, 1, CS - 1, CS, CS + 1, 10 << 20].into_iter().enumerate() {
         let data = random_bytes(len, i as u64);
-        let id = publish(&mut net, 3, &data, "application/octet-stream");
+        let id = publish(&mut h, 3, &data, "application/octet-stream");
         let fetcher = 10 + i as u32;
-        let f = fetch(&mut net, fetcher, id);
-        net.run_for(Duration::from_secs(60));
-        let Some((Ok(Manifest::File(m)), stats)) = net.fetch_result(fetcher, f) else {
-            panic!("size {len}: {:?}", net.fetch_result(fetcher, f));
+        let f = fetch(&mut h, fetcher, id);
+        h.run_for(Duration::from_secs(60));
+        let Some((Ok(Manifest::File(m)), stats)) = h.fetch_result(fetcher, f) else {
+            panic!("size {len}: {:?}", h.fetch_result(fetcher, f));
         };
         assert_eq!(m.len(), len as u64);
         assert_eq!(stats.blocks as usize, len.div_ceil(CS) + 1, "size {len}");
@@ -79,10 +113,9 @@ fn files_of_every_awkward_size_round_trip() {
         assert!(stats
             .time_to_first_byte()
             .is_some_and(|t| t <= stats.duration()));
-        let node = &net.nodes[fetcher as usize];
-        assert!(node.holds(&id));
-        assert_eq!(net.read_file(fetcher, &id).unwrap(), data, "size {len}");
-        assert_eq!(net.streamed(fetcher, f, id), data, "streamed, size {len}");
+        assert!(h.node(fetcher).holds(&id));
+        assert_eq!(h.read_file(fetcher, &id).unwrap(), data, "size {len}");
+        assert_eq!(h.streamed(fetcher, f, id), data, "streamed, size {len}");
         println!(
             "size {len}: {} blocks, {} requests, {:?} to first byte, {:?} in all",
             stats.blocks,
@@ -95,7 +128,7 @@ fn files_of_every_awkward_size_round_trip() {
 
 #[test]
 fn a_site_with_nested_paths_round_trips() {
-    let mut net = joined(vec![Config::default(); 30], 2);
+    let mut h = joined(vec![Config::default(); 30], 2);
     let files = vec![
         SiteFile::new("index.html", "text/html; charset=utf-8", "<h1>hi</h1>"),
         SiteFile::new("./about.html", "text/html", "<p>about</p>"),
@@ -106,9 +139,9 @@ fn a_site_with_nested_paths_round_trips() {
         // The same bytes under two names: one file, stored once.
         SiteFile::new("copy/site.css", "text/css", "body{}"),
     ];
-    let site = net.command(4, |n, now| n.publish_site(now, files.clone()).unwrap());
-    net.run_for(Duration::from_secs(10));
-    let (m, stats) = fetch_ok(&mut net, 21, site, Duration::from_secs(60));
+    let site = h.command(4, |n, now| n.publish_site(now, files.clone()).unwrap());
+    h.run_for(Duration::from_secs(10));
+    let (m, stats) = fetch_ok(&mut h, 21, site, Duration::from_secs(60));
     let Manifest::Site(s) = m else {
         panic!("not a site")
     };
@@ -140,104 +173,99 @@ fn a_site_with_nested_paths_round_trips() {
         let path = String::from_utf8(f.path.clone()).unwrap();
         let entry = s.get(path.trim_start_matches("./")).unwrap();
         assert_eq!(entry.size, f.data.len() as u64);
-        assert_eq!(net.read_file(21, &entry.file).unwrap(), f.data, "{path}");
+        assert_eq!(h.read_file(21, &entry.file).unwrap(), f.data, "{path}");
     }
-    let f = net
-        .events
-        .iter()
-        .find_map(|(n, e)| match e {
-            Event::FetchFinished { id, root, .. } if *n == 21 && *root == site => Some(*id),
+    let f = h
+        .events_of(21)
+        .find_map(|e| match e {
+            Event::FetchFinished { id, root, .. } if *root == site => Some(*id),
             _ => None,
         })
         .unwrap();
     let png = s.get("img/a.png").unwrap().file;
-    assert_eq!(net.streamed(21, f, png), files[3].data);
+    assert_eq!(h.streamed(21, f, png), files[3].data);
 }
 
-#[test]
-fn a_lying_provider_is_caught_and_the_fetch_completes_from_an_honest_one() {
-    let mut net = joined(vec![Config::default(); 30], 3);
-    let (honest, liar, fetcher) = (5, 9, 20);
-    let data = random_bytes(2 << 20, 33);
-    let id = publish(&mut net, honest, &data, "video/mp4");
-    assert_eq!(publish(&mut net, liar, &data, "video/mp4"), id);
-    net.rewrite = Some(Box::new(move |from, msg| {
-        if from != liar {
-            return;
-        }
-        if let Body::Block { data, .. } = &mut msg.body {
+/// Flips the first byte of every block `liar` sends (a modified node lying
+/// about its content), outside the protocol.
+#[derive(Debug)]
+struct FlipBlocks;
+
+impl distroweb_sim::Behaviour for FlipBlocks {
+    fn outbound(
+        &mut self,
+        _: distroweb_protocol::Time,
+        mut t: distroweb_protocol::Transmit<NodeIdx>,
+    ) -> Option<distroweb_protocol::Transmit<NodeIdx>> {
+        if let Body::Block { data, .. } = &mut t.msg.body {
             let mut v = data.0.to_vec();
             if let Some(b) = v.first_mut() {
                 *b ^= 0xff;
             }
             data.0 = Bytes::from(v);
         }
-    }));
-    let (_, stats) = fetch_ok(&mut net, fetcher, id, Duration::from_secs(60));
-    assert_eq!(net.read_file(fetcher, &id).unwrap(), data);
+        Some(t)
+    }
+}
+
+#[test]
+fn a_lying_provider_is_caught_and_the_fetch_completes_from_an_honest_one() {
+    let mut h = joined(vec![Config::default(); 30], 3);
+    let (honest, liar, fetcher) = (5, 9, 20);
+    let data = random_bytes(2 << 20, 33);
+    let id = publish(&mut h, honest, &data, "video/mp4");
+    assert_eq!(publish(&mut h, liar, &data, "video/mp4"), id);
+    h.sim_mut()
+        .set_behaviour(NodeIdx(liar), Box::new(FlipBlocks));
+    let (_, stats) = fetch_ok(&mut h, fetcher, id, Duration::from_secs(60));
+    assert_eq!(h.read_file(fetcher, &id).unwrap(), data);
     let lied = stats
         .providers
         .iter()
-        .find(|p| p.provider.addr == liar)
+        .find(|p| p.provider.addr == NodeIdx(liar))
         .unwrap();
     assert!(lied.corrupt >= 1 && lied.bytes == 0, "{lied:?}");
     assert_eq!(bytes_from(&stats, honest), stats.bytes);
-    assert!(net.events.iter().any(|(n, e)| *n == fetcher
-        && matches!(e, Event::PeerMisbehaved { peer, reason: Misbehaviour::CorruptBlock } if peer.addr == liar)));
-    assert!(net.nodes[fetcher as usize].counters().corrupt_blocks >= 1);
+    assert!(h.events_of(fetcher).any(|e| matches!(e,
+        Event::PeerMisbehaved { peer, reason: Misbehaviour::CorruptBlock } if peer.addr == NodeIdx(liar))));
+    assert!(h.node(fetcher).counters().corrupt_blocks >= 1);
 }
 
 #[test]
 fn a_busy_provider_makes_the_fetch_fall_back() {
-    let slow = Config {
-        max_uploads: 1,
-        upload_bytes_per_s: 50_000,
-        ..Config::default()
-    };
     let mut configs = vec![Config::default(); 30];
-    configs[7] = slow;
-    let mut net = joined(configs, 4);
+    configs[7] = slow_uploader();
+    let mut h = joined(configs, 4);
     let data = random_bytes(1 << 20, 44);
-    let id = publish(&mut net, 7, &data, "image/jpeg");
-    assert_eq!(publish(&mut net, 8, &data, "image/jpeg"), id);
-    let (_, stats) = fetch_ok(&mut net, 25, id, Duration::from_secs(60));
-    assert_eq!(net.read_file(25, &id).unwrap(), data);
+    let id = publish(&mut h, 7, &data, "image/jpeg");
+    assert_eq!(publish(&mut h, 8, &data, "image/jpeg"), id);
+    let (_, stats) = fetch_ok(&mut h, 25, id, Duration::from_secs(60));
+    assert_eq!(h.read_file(25, &id).unwrap(), data);
     let busy: u32 = stats.providers.iter().map(|p| p.busy).sum();
     assert!(busy >= 1, "{stats:?}");
     assert!(bytes_from(&stats, 8) > bytes_from(&stats, 7), "{stats:?}");
-    assert!(net.nodes[7].counters().busy_replies >= 1);
+    assert!(h.node(7).counters().busy_replies >= 1);
 }
 
 #[test]
 fn a_provider_vanishing_mid_fetch_is_replaced() {
-    let mut net = joined(vec![Config::default(); 30], 5);
+    let mut h = joined(vec![Config::default(); 30], 5);
     let data = random_bytes(10 << 20, 55);
-    let id = publish(&mut net, 11, &data, "application/zip");
-    assert_eq!(publish(&mut net, 12, &data, "application/zip"), id);
-    let f = fetch(&mut net, 27, id);
+    let id = publish(&mut h, 11, &data, "application/zip");
+    assert_eq!(publish(&mut h, 12, &data, "application/zip"), id);
+    let f = fetch(&mut h, 27, id);
     // Let the transfer get going, then pull one provider out.
-    let started = |net: &Net| {
-        net.events
-            .iter()
-            .any(|(n, e)| *n == 27 && matches!(e, Event::ChunkVerified { .. }))
+    h.run_until_event(|n, e| n == NodeIdx(27) && matches!(e, Event::ChunkVerified { .. }));
+    h.take_down(12);
+    h.run_for(Duration::from_secs(120));
+    let Some((Ok(_), stats)) = h.fetch_result(27, f) else {
+        panic!("{:?}", h.fetch_result(27, f));
     };
-    for _ in 0..200 {
-        if started(&net) {
-            break;
-        }
-        net.run_for(Duration::from_millis(50));
-    }
-    assert!(started(&net));
-    net.take_down(12);
-    net.run_for(Duration::from_secs(120));
-    let Some((Ok(_), stats)) = net.fetch_result(27, f) else {
-        panic!("{:?}", net.fetch_result(27, f));
-    };
-    assert_eq!(net.read_file(27, &id).unwrap(), data);
+    assert_eq!(h.read_file(27, &id).unwrap(), data);
     let gone = stats
         .providers
         .iter()
-        .find(|p| p.provider.addr == 12)
+        .find(|p| p.provider.addr == NodeIdx(12))
         .unwrap();
     assert!(gone.failures >= 1, "{gone:?}");
     assert!(stats.chunks_retried >= 1);
@@ -250,43 +278,44 @@ fn a_provider_vanishing_mid_fetch_is_replaced() {
 
 #[test]
 fn a_downloader_serves_others_after_the_publisher_leaves() {
-    let mut net = joined(vec![Config::default(); 30], 6);
+    let mut h = joined(vec![Config::default(); 30], 6);
     let data = random_bytes(3 * CS + 5, 66);
-    let id = publish(&mut net, 2, &data, "text/html");
-    let (_, first) = fetch_ok(&mut net, 14, id, Duration::from_secs(30));
+    let id = publish(&mut h, 2, &data, "text/html");
+    let (_, first) = fetch_ok(&mut h, 14, id, Duration::from_secs(30));
     assert_eq!(bytes_from(&first, 2), first.bytes);
-    net.take_down(2);
-    let (_, second) = fetch_ok(&mut net, 23, id, Duration::from_secs(120));
-    assert_eq!(net.read_file(23, &id).unwrap(), data);
+    h.take_down(2);
+    let (_, second) = fetch_ok(&mut h, 23, id, Duration::from_secs(120));
+    assert_eq!(h.read_file(23, &id).unwrap(), data);
     assert_eq!(bytes_from(&second, 14), second.bytes, "{second:?}");
-    assert!(net.nodes[14].counters().bytes_uploaded >= data.len() as u64);
+    assert!(h.node(14).counters().bytes_uploaded >= data.len() as u64);
 }
 
 #[test]
 fn missing_and_unreachable_content_fail_with_a_reason() {
-    let mut net = joined(vec![Config::default(); 20], 7);
-    let f = fetch(&mut net, 5, Id::hash_of(b"nobody has this"));
-    net.run_for(Duration::from_secs(120));
+    let mut h = joined(vec![Config::default(); 20], 7);
+    let f = fetch(&mut h, 5, Id::hash_of(b"nobody has this"));
+    h.run_for(Duration::from_secs(120));
     assert!(matches!(
-        net.fetch_result(5, f),
+        h.fetch_result(5, f),
         Some((Err(FetchError::NotFound), _))
     ));
     // Published, then its only holder goes before anyone fetched it.
-    let id = publish(&mut net, 6, &random_bytes(1000, 77), "text/plain");
-    net.take_down(6);
-    let f = fetch(&mut net, 9, id);
-    net.run_for(Duration::from_secs(400));
-    let Some((Err(FetchError::AllProvidersFailed), stats)) = net.fetch_result(9, f) else {
-        panic!("{:?}", net.fetch_result(9, f));
+    let id = publish(&mut h, 6, &random_bytes(1000, 77), "text/plain");
+    h.take_down(6);
+    let f = fetch(&mut h, 9, id);
+    h.run_for(Duration::from_secs(400));
+    let Some((Err(FetchError::AllProvidersFailed), stats)) = h.fetch_result(9, f) else {
+        panic!("{:?}", h.fetch_result(9, f));
     };
     assert!(stats.duration() <= Config::default().fetch_timeout);
-    assert!(!net.nodes[9].holds(&id));
-    assert_eq!(net.nodes[9].block_count(), 0, "partial blocks dropped");
+    assert!(!h.node(9).holds(&id));
+    assert_eq!(h.node(9).block_count(), 0, "partial blocks dropped");
 }
 
 #[test]
 fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
-    let mut net = Net::new(1, &Config::default(), 8);
+    let mut h = Harness::new(1, &Config::default(), 8).expect("valid config");
+    h.join(0, &[]);
     let bad = |path: &[u8]| vec![SiteFile::new(path, "text/html", "x")];
     let cases: Vec<(Vec<SiteFile>, PathError)> = vec![
         (bad(b"../etc/passwd"), PathError::ParentSegment),
@@ -304,7 +333,7 @@ fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
         ),
     ];
     for (files, want) in cases {
-        let got = net.command(0, |n, now| n.publish_site(now, files));
+        let got = h.command(0, |n, now| n.publish_site(now, files));
         assert!(
             matches!(&got, Err(PublishError::Site(SiteError::Path { error, .. })) if *error == want),
             "{got:?}"
@@ -315,7 +344,7 @@ fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
         SiteFile::new("./a.html", "text/html", "2"),
     ];
     assert!(matches!(
-        net.command(0, |n, now| n.publish_site(now, dup)),
+        h.command(0, |n, now| n.publish_site(now, dup)),
         Err(PublishError::Site(SiteError::Duplicate(_)))
     ));
     let clash = vec![
@@ -323,38 +352,39 @@ fn invalid_sites_are_refused_with_typed_errors_and_nothing_stored() {
         SiteFile::new("a/b.html", "text/html", "2"),
     ];
     assert!(matches!(
-        net.command(0, |n, now| n.publish_site(now, clash)),
+        h.command(0, |n, now| n.publish_site(now, clash)),
         Err(PublishError::Site(SiteError::FileIsDirectory(_)))
     ));
     assert!(matches!(
-        net.command(0, |n, now| n.publish_site(now, Vec::new())),
+        h.command(0, |n, now| n.publish_site(now, Vec::new())),
         Err(PublishError::Site(SiteError::FileCount { .. }))
     ));
     assert!(matches!(
-        net.command(0, |n, now| n.publish_file(now, "x", "nonsense")),
+        h.command(0, |n, now| n.publish_file(now, "x", "nonsense")),
         Err(PublishError::File(_))
     ));
-    assert_eq!(net.nodes[0].block_count(), 0);
-    assert_eq!(net.nodes[0].provided_keys().count(), 0);
+    assert_eq!(h.node(0).block_count(), 0);
+    assert_eq!(h.node(0).provided_keys().count(), 0);
 }
 
 #[test]
 fn same_seed_same_fetch_trace() {
     let trace = |seed: u64| {
-        let mut net = joined(vec![Config::default(); 25], seed);
+        let mut h = joined(vec![Config::default(); 25], seed);
         let data = random_bytes(CS * 3, 88);
-        let id = publish(&mut net, 1, &data, "text/plain");
-        publish(&mut net, 2, &data, "text/plain");
+        let id = publish(&mut h, 1, &data, "text/plain");
+        publish(&mut h, 2, &data, "text/plain");
         for node in [10, 11, 12] {
-            fetch(&mut net, node, id);
+            fetch(&mut h, node, id);
         }
-        net.run_for(Duration::from_secs(30));
-        let mut t: Vec<String> = net
-            .events
+        h.run_for(Duration::from_secs(30));
+        let mut t: Vec<String> = h
+            .events()
             .iter()
-            .map(|(n, e)| format!("{n}:{e:?}"))
+            .map(|(at, n, e)| format!("{at:?} {n}:{e:?}"))
             .collect();
-        t.push(format!("delivered={}", net.delivered));
+        t.push(format!("delivered={}", h.delivered()));
+        t.push(format!("digest={}", h.sim().digest()));
         t
     };
     assert_eq!(trace(9), trace(9));
@@ -363,24 +393,24 @@ fn same_seed_same_fetch_trace() {
 
 #[test]
 fn held_content_is_fetched_from_the_store_and_fetches_are_shared() {
-    let mut net = joined(vec![Config::default(); 12], 10);
+    let mut h = joined(vec![Config::default(); 12], 10);
     let data = random_bytes(2 * CS + 1, 99);
-    let id = publish(&mut net, 3, &data, "text/plain");
+    let id = publish(&mut h, 3, &data, "text/plain");
     // The publisher's own fetch needs no network: it ends inside the command.
-    let f = fetch(&mut net, 3, id);
-    let Some((Ok(_), stats)) = net.fetch_result(3, f) else {
-        panic!("{:?}", net.fetch_result(3, f));
+    let f = fetch(&mut h, 3, id);
+    let Some((Ok(_), stats)) = h.fetch_result(3, f) else {
+        panic!("{:?}", h.fetch_result(3, f));
     };
     assert_eq!((stats.bytes, stats.requests), (0, 0));
     assert_eq!(stats.blocks_local, stats.blocks);
-    assert_eq!(net.streamed(3, f, id), data);
+    assert_eq!(h.streamed(3, f, id), data);
     // Asking twice for content on its way joins the fetch already running.
-    let a = fetch(&mut net, 7, id);
-    assert_eq!(fetch(&mut net, 7, id), a);
-    assert_eq!(net.nodes[7].fetches_running(), 1);
-    net.run_for(Duration::from_secs(30));
-    assert!(matches!(net.fetch_result(7, a), Some((Ok(_), _))));
-    assert_eq!(net.nodes[7].fetches_running(), 0);
+    let a = fetch(&mut h, 7, id);
+    assert_eq!(fetch(&mut h, 7, id), a);
+    assert_eq!(h.node(7).fetches_running(), 1);
+    h.run_for(Duration::from_secs(30));
+    assert!(matches!(h.fetch_result(7, a), Some((Ok(_), _))));
+    assert_eq!(h.node(7).fetches_running(), 0);
 }
 
 #[test]
@@ -391,50 +421,44 @@ fn a_live_node_can_move_between_threads() {
 
 #[test]
 fn a_full_store_and_a_slow_fetch_fail_cleanly() {
-    let small = Config {
-        store_capacity_bytes: 3 * CS as u64,
-        ..Config::default()
-    };
-    let hasty = Config {
-        fetch_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
     let mut configs = vec![Config::default(); 16];
-    configs[5] = small;
-    configs[6] = hasty;
-    let mut net = joined(configs, 11);
+    configs[5] = small_store();
+    configs[6] = hasty();
+    let mut h = joined(configs, 11);
     let data = random_bytes(8 * CS, 111);
     // Publishing more than the store holds stores nothing.
-    let refused = net.command(5, |n, now| n.publish_file(now, data.clone(), "text/plain"));
+    let refused = h.command(5, |n, now| n.publish_file(now, data.clone(), "text/plain"));
     assert!(
         matches!(refused, Err(PublishError::Store(_))),
         "{refused:?}"
     );
-    assert_eq!(net.nodes[5].byte_count(), 0);
-    let id = publish(&mut net, 2, &data, "text/plain");
+    assert_eq!(h.node(5).byte_count(), 0);
+    let id = publish(&mut h, 2, &data, "text/plain");
     // Fetching it fills the store part way, then fails and gives the room back.
-    let f = fetch(&mut net, 5, id);
-    net.run_for(Duration::from_secs(30));
+    let f = fetch(&mut h, 5, id);
+    h.run_for(Duration::from_secs(30));
     assert!(
-        matches!(net.fetch_result(5, f), Some((Err(FetchError::Store(_)), _))),
+        matches!(h.fetch_result(5, f), Some((Err(FetchError::Store(_)), _))),
         "{:?}",
-        net.fetch_result(5, f)
+        h.fetch_result(5, f)
     );
-    assert_eq!(net.nodes[5].byte_count(), 0);
-    // A link too slow for the fetch's deadline ends it on time.
-    net.link_bytes_per_s = 100_000;
-    let f = fetch(&mut net, 6, id);
-    net.run_for(Duration::from_secs(30));
-    let Some((Err(FetchError::Timeout), stats)) = net.fetch_result(6, f) else {
-        panic!("{:?}", net.fetch_result(6, f));
+    assert_eq!(h.node(5).byte_count(), 0);
+    // Links too slow for the fetch's deadline end it on time.
+    for node in 0..16 {
+        h.set_upload(node, 100_000);
+    }
+    let f = fetch(&mut h, 6, id);
+    h.run_for(Duration::from_secs(30));
+    let Some((Err(FetchError::Timeout), stats)) = h.fetch_result(6, f) else {
+        panic!("{:?}", h.fetch_result(6, f));
     };
     assert_eq!(stats.duration(), Duration::from_secs(2));
-    assert_eq!(net.nodes[6].block_count(), 0);
+    assert_eq!(h.node(6).block_count(), 0);
 }
 
 #[test]
 fn a_prioritised_file_of_a_site_arrives_first() {
-    let mut net = joined(vec![Config::default(); 12], 12);
+    let mut h = joined(vec![Config::default(); 12], 12);
     let files = vec![
         SiteFile::new(
             "a.bin",
@@ -447,41 +471,48 @@ fn a_prioritised_file_of_a_site_arrives_first() {
             random_bytes(10 << 20, 2),
         ),
     ];
-    let site = net.command(1, |n, now| n.publish_site(now, files).unwrap());
-    net.run_for(Duration::from_secs(10));
-    let f = fetch(&mut net, 9, site);
+    let site = h.command(1, |n, now| n.publish_site(now, files).unwrap());
+    h.run_for(Duration::from_secs(10));
+    let f = fetch(&mut h, 9, site);
     // A proxy learns the site's layout, then asks for z.bin first.
-    let z = loop {
-        let found = net.events.iter().find_map(|(n, e)| match e {
-            Event::ManifestVerified {
-                manifest: Manifest::Site(s),
-                ..
-            } if *n == 9 => s.get("z.bin").map(|e| e.file),
-            _ => None,
-        });
-        if let Some(z) = found {
-            break z;
-        }
-        net.run_for(Duration::from_millis(5));
+    let z = match &h
+        .run_until_event(|n, e| {
+            n == NodeIdx(9)
+                && matches!(
+                    e,
+                    Event::ManifestVerified {
+                        manifest: Manifest::Site(_),
+                        ..
+                    }
+                )
+        })
+        .2
+    {
+        Event::ManifestVerified {
+            manifest: Manifest::Site(s),
+            ..
+        } => s.get("z.bin").unwrap().file,
+        other => unreachable!("{other:?}"),
     };
-    assert!(net.command(9, |n, now| n.prioritise(now, f, z)));
-    net.run_for(Duration::from_secs(60));
-    assert!(matches!(net.fetch_result(9, f), Some((Ok(_), _))));
+    assert!(h.command(9, |n, now| n.prioritise(now, f, z)));
+    h.run_for(Duration::from_secs(60));
+    assert!(matches!(h.fetch_result(9, f), Some((Ok(_), _))));
     let last_chunk_of = |file: Id| {
-        net.events
+        h.events()
             .iter()
-            .rposition(|(n, e)| {
-                *n == 9 && matches!(e, Event::ChunkVerified { file: fl, .. } if *fl == file)
+            .rposition(|(_, n, e)| {
+                *n == NodeIdx(9)
+                    && matches!(e, Event::ChunkVerified { file: fl, .. } if *fl == file)
             })
             .unwrap()
     };
-    let a = match net.read_manifest(9, &site).unwrap() {
+    let a = match h.read_manifest(9, &site).unwrap() {
         Manifest::Site(s) => s.get("a.bin").unwrap().file,
         _ => unreachable!(),
     };
     assert!(last_chunk_of(z) < last_chunk_of(a));
     assert!(
-        !net.command(9, |n, now| n.prioritise(now, f, z)),
+        !h.command(9, |n, now| n.prioritise(now, f, z)),
         "fetch over"
     );
 }
@@ -494,13 +525,8 @@ fn a_prioritised_file_of_a_site_arrives_first() {
 fn a_local_fetch_of_forty_thousand_chunks_reports_every_chunk_in_order() {
     const CHUNK: usize = 1024;
     const PER_FILE: usize = 20_000;
-    let config = Config {
-        chunk_size: CHUNK,
-        max_event_queue: 4096,
-        store_max_blocks: 100_000,
-        ..Config::default()
-    };
-    let mut net = Net::new(1, &config, 5);
+    let mut h = Harness::new(1, &many_small_chunks(CHUNK), 5).expect("valid config");
+    h.join(0, &[]);
     // Every chunk distinct, so that the store holds 40,000 of them.
     let file = |n: u8| {
         let mut v = vec![0u8; PER_FILE * CHUNK];
@@ -514,16 +540,13 @@ fn a_local_fetch_of_forty_thousand_chunks_reports_every_chunk_in_order() {
         SiteFile::new("a.bin", "application/octet-stream", file(1)),
         SiteFile::new("b.bin", "application/octet-stream", file(2)),
     ];
-    let site = net.command(0, |n, now| n.publish_site(now, files).unwrap());
-    assert!(net.nodes[0].holds(&site));
-    assert_eq!(net.nodes[0].block_count(), 2 * PER_FILE + 3);
-    net.events.clear();
-    let f = net.command(0, |n, now| n.fetch(now, site).unwrap());
-    let mine: Vec<&Event<u32>> = net
-        .events
-        .iter()
-        .filter(|(n, _)| *n == 0)
-        .map(|(_, e)| e)
+    let site = h.command(0, |n, now| n.publish_site(now, files).unwrap());
+    assert!(h.node(0).holds(&site));
+    assert_eq!(h.node(0).block_count(), 2 * PER_FILE + 3);
+    h.clear_events();
+    let f = h.command(0, |n, now| n.fetch(now, site).unwrap());
+    let mine: Vec<&Event<NodeIdx>> = h
+        .events_of(0)
         .filter(|e| match e {
             Event::ManifestVerified { fetch, .. }
             | Event::ChunkVerified { fetch, .. }
@@ -558,5 +581,5 @@ fn a_local_fetch_of_forty_thousand_chunks_reports_every_chunk_in_order() {
         ),
         "the fetch ends last, successfully"
     );
-    assert_eq!(net.nodes[0].counters().events_dropped, 0);
+    assert_eq!(h.node(0).counters().events_dropped, 0);
 }

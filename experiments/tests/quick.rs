@@ -1,0 +1,273 @@
+//! The `--quick` experiments, pinned. Each test runs one experiment at a fixed
+//! seed and compares its CSV, byte for byte, and every run's trace digest with
+//! the snapshot files in `experiments/tests/snapshots/`; scale's wall-clock and
+//! memory columns, which no seed fixes, are left out of its snapshot.
+//!
+//! A seeded run is an exact function of its seed, so a snapshot that no longer
+//! matches is a change in behaviour, however small. Check that the change is
+//! the one intended, then regenerate every snapshot with one command:
+//!
+//! ```sh
+//! DISTROWEB_BLESS=1 cargo test -p distroweb-experiments --release --test quick
+//! ```
+//!
+//! and commit the new snapshots with the change that explains them. Beside the
+//! snapshots each test checks the claim its experiment exists to show (the swarm
+//! spares the publisher, shorter sessions cost more upkeep, ...), so that a
+//! regression cannot be blessed without a failing assertion.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use distroweb_experiments::{
+    churn, flash_crowd, hops, scale, ChurnArgs, Common, FlashCrowdArgs, HopsArgs, ScaleArgs,
+};
+
+/// The variable that makes the tests write snapshots instead of comparing.
+const BLESS: &str = "DISTROWEB_BLESS";
+/// The command that regenerates every snapshot.
+const REGENERATE: &str =
+    "DISTROWEB_BLESS=1 cargo test -p distroweb-experiments --release --test quick";
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("distroweb-exp-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    d
+}
+
+fn common(out: PathBuf, seed: u64) -> Common {
+    Common {
+        seed,
+        out,
+        quick: true,
+    }
+}
+
+/// Compares `actual` with the snapshot `name`, or writes it when blessing.
+fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os(BLESS).is_some_and(|v| v == "1") {
+        fs::create_dir_all(path.parent().expect("a parent")).expect("snapshot directory");
+        fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => panic!(
+            "no snapshot {} ({e}); create it with:\n    {REGENERATE}",
+            path.display()
+        ),
+    };
+    if expected != actual {
+        panic!(
+            "snapshot {name} differs from this run:\n{}\nIf the change is intended, regenerate \
+             every snapshot with:\n    {REGENERATE}",
+            diff(&expected, actual)
+        );
+    }
+}
+
+/// The first differing line, then every differing line (`-` snapshot, `+` this run).
+fn diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = String::new();
+    let mut shown = 0;
+    for i in 0..e.len().max(a.len()) {
+        let (x, y) = (e.get(i), a.get(i));
+        if x == y {
+            continue;
+        }
+        if shown == 0 {
+            out += &format!("first difference at line {}:\n", i + 1);
+        }
+        if shown == 20 {
+            out += "  ... (more lines differ)\n";
+            break;
+        }
+        if let Some(x) = x {
+            out += &format!("  {:>4} - {x}\n", i + 1);
+        }
+        if let Some(y) = y {
+            out += &format!("  {:>4} + {y}\n", i + 1);
+        }
+        shown += 1;
+    }
+    if shown == 0 {
+        out += "the lines agree; the files differ in line endings or a final newline\n";
+    }
+    out
+}
+
+/// Each run of the experiment whose JSON record is `json`: label, seed, events
+/// and trace digest, one line a run.
+fn digests(json: &serde_json::Value) -> String {
+    let runs = json["runs"].as_array().expect("runs");
+    assert!(!runs.is_empty(), "a record without runs");
+    let mut out = String::from("label\tseed\tevents\tdigest\n");
+    for r in runs {
+        out += &format!(
+            "{}\t{}\t{}\t{}\n",
+            r["label"].as_str().expect("label"),
+            r["seed"],
+            r["events"],
+            r["digest"].as_str().expect("digest")
+        );
+    }
+    out
+}
+
+fn read_json(path: PathBuf) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).expect("json")).expect("valid json")
+}
+
+/// Pins experiment `name`'s output in `out`: `figures` of its CSV as
+/// `<name>.csv`, its runs' digests as `<name>.digests`. Returns its JSON record.
+fn pin(out: &Path, name: &str, figures: impl Fn(&str) -> String) -> serde_json::Value {
+    let csv = fs::read_to_string(out.join(format!("{name}.csv"))).expect("csv");
+    let json = read_json(out.join(format!("{name}.json")));
+    snapshot(&format!("{name}.csv"), &figures(&csv));
+    snapshot(&format!("{name}.digests"), &digests(&json));
+    json
+}
+
+/// Only the named columns of a CSV, in their order.
+fn columns(csv: &str, keep: &[&str]) -> String {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let at: Vec<usize> = keep
+        .iter()
+        .map(|k| {
+            header
+                .iter()
+                .position(|h| h == k)
+                .unwrap_or_else(|| panic!("no column {k}"))
+        })
+        .collect();
+    let mut out = keep.join(",") + "\n";
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        out += &at.iter().map(|&i| cells[i]).collect::<Vec<_>>().join(",");
+        out += "\n";
+    }
+    out
+}
+
+fn hops_args(out: PathBuf, seed: u64) -> HopsArgs {
+    HopsArgs {
+        common: common(out, seed),
+        nodes: vec![40, 120],
+        lookups: Some(60),
+        join_refreshes: None,
+        metrics: Vec::new(),
+        strategies: Vec::new(),
+        forwarding: None,
+        route_width: None,
+    }
+}
+
+#[test]
+fn hops_figures_and_digests_are_pinned() {
+    let (a, b) = (dir("hops"), dir("hops-other"));
+    let rows = hops::run(&hops_args(a.clone(), 9), "test").expect("hops");
+    hops::run(&hops_args(b.clone(), 10), "test").expect("hops, seed 10");
+    let json = pin(&a, "hops", str::to_owned);
+    // Two sizes, both strategies, every registered metric.
+    assert_eq!(rows.len(), 2 * 2 * distroweb_protocol::Metric::ALL.len());
+    for r in &rows {
+        assert!(r.hops_mean < r.log2_n, "{r:?}");
+    }
+    let svg = fs::read_to_string(a.join("hops.svg")).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.contains("log2 N"));
+    assert_eq!(json["plan"]["seed"], 9);
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    let other = read_json(b.join("hops.json"));
+    assert_ne!(json["runs"][0]["digest"], other["runs"][0]["digest"]);
+    for d in [a, b] {
+        let _ = fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn scale_figures_and_digests_are_pinned() {
+    let out = dir("scale");
+    let args = ScaleArgs {
+        common: common(out.clone(), 3),
+        nodes: vec![300],
+        join_refreshes: 0,
+    };
+    let rows = scale::run(&args, "test").expect("scale");
+    let csv = fs::read_to_string(out.join("scale.csv")).expect("csv");
+    assert_eq!(
+        csv.lines().next(),
+        Some(
+            "nodes,lookups,events,wall_s,events_per_s,peak_rss_bytes,bytes_per_node,\
+             success_rate,hops_mean"
+        )
+    );
+    let deterministic = ["nodes", "lookups", "events", "success_rate", "hops_mean"];
+    pin(&out, "scale", |csv| columns(csv, &deterministic));
+    let r = &rows[0];
+    assert!(r.events_per_s > 0.0 && r.peak_rss_bytes > 0, "{r:?}");
+    assert!(out.join("scale.svg").exists());
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn flash_crowd_figures_and_digests_are_pinned_and_the_swarm_spares_the_publisher_tenfold() {
+    let out = dir("flash");
+    let args = FlashCrowdArgs {
+        common: common(out.clone(), 4),
+        requesters: vec![1_000],
+        window_s: 10.0,
+        content_bytes: None,
+    };
+    let runs = flash_crowd::run(&args, "test").expect("flash-crowd");
+    let json = pin(&out, "flash_crowd", str::to_owned);
+    let row = |mode: &str| {
+        &runs
+            .iter()
+            .find(|r| r.row.mode == mode)
+            .unwrap_or_else(|| panic!("no {mode} row"))
+            .row
+    };
+    let (swarm, origin) = (row("distroweb"), row("origin-only"));
+    assert_eq!(origin.served_by_peers_frac, 0.0, "{origin:?}");
+    assert!(
+        swarm.origin_upload_bytes * 10 <= origin.origin_upload_bytes,
+        "distroweb {} vs origin-only {}",
+        swarm.origin_upload_bytes,
+        origin.origin_upload_bytes
+    );
+    let svg = fs::read_to_string(out.join("flash_crowd.svg")).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.contains("origin-only"));
+    assert_eq!(json["plan"]["seed"], 4);
+    assert_eq!(json["config"]["seed"], 4);
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn churn_figures_and_digests_are_pinned_and_short_sessions_cost_more_upkeep() {
+    let out = dir("churn");
+    let args = ChurnArgs {
+        common: common(out.clone(), 7),
+        nodes: Some(200),
+        session_median_min: vec![1.4, 15.0],
+        warmup_min: Some(5),
+        measure_min: Some(3),
+    };
+    let rows = churn::run(&args, "test").expect("churn");
+    pin(&out, "churn", str::to_owned);
+    assert_eq!(rows.len(), 2);
+    // Shorter sessions cost more upkeep: more joins, more refreshes.
+    assert!(
+        rows[0].maintenance_bytes_per_node_s > rows[1].maintenance_bytes_per_node_s,
+        "{rows:?}"
+    );
+    assert!(fs::read_to_string(out.join("churn.svg"))
+        .expect("svg")
+        .contains("maintenance"));
+    let _ = fs::remove_dir_all(out);
+}
