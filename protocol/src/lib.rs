@@ -45,7 +45,10 @@ pub mod transfer;
 /// The wire format and its bounded codec.
 pub mod wire;
 
-pub use config::{Config, ConfigError, ParseStrategyError, Strategy};
+pub use config::{
+    Config, ConfigError, CrowdConfig, DhtConfig, LimitsConfig, ParseStrategyError, RecordsConfig,
+    RoutingConfig, Strategy, TransferConfig,
+};
 pub use contact::{Address, Contact};
 pub use content::{
     BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,

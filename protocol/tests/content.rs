@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::Net;
 use distroweb_protocol::content::DEFAULT_CHUNK_BYTES;
+use distroweb_protocol::{nonzero, LimitsConfig, TransferConfig};
 use distroweb_protocol::{
     Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Misbehaviour, PathError,
     PublishError, SiteError, SiteFile,
@@ -190,8 +191,11 @@ fn a_lying_provider_is_caught_and_the_fetch_completes_from_an_honest_one() {
 #[test]
 fn a_busy_provider_makes_the_fetch_fall_back() {
     let slow = Config {
-        max_uploads: 1,
-        upload_bytes_per_s: 50_000,
+        transfer: TransferConfig {
+            max_uploads: nonzero!(1),
+            upload_bytes_per_s: nonzero!(50_000),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut configs = vec![Config::default(); 30];
@@ -279,7 +283,7 @@ fn missing_and_unreachable_content_fail_with_a_reason() {
     let Some((Err(FetchError::AllProvidersFailed), stats)) = net.fetch_result(9, f) else {
         panic!("{:?}", net.fetch_result(9, f));
     };
-    assert!(stats.duration() <= Config::default().fetch_timeout);
+    assert!(stats.duration() <= Config::default().transfer.fetch_timeout);
     assert!(!net.nodes[9].holds(&id));
     assert_eq!(net.nodes[9].block_count(), 0, "partial blocks dropped");
 }
@@ -392,11 +396,17 @@ fn a_live_node_can_move_between_threads() {
 #[test]
 fn a_full_store_and_a_slow_fetch_fail_cleanly() {
     let small = Config {
-        store_capacity_bytes: 3 * CS as u64,
+        transfer: TransferConfig {
+            store_capacity_bytes: nonzero!(3 * CS as u64),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let hasty = Config {
-        fetch_timeout: Duration::from_secs(2),
+        transfer: TransferConfig {
+            fetch_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut configs = vec![Config::default(); 16];
@@ -495,9 +505,15 @@ fn a_local_fetch_of_forty_thousand_chunks_reports_every_chunk_in_order() {
     const CHUNK: usize = 1024;
     const PER_FILE: usize = 20_000;
     let config = Config {
-        chunk_size: CHUNK,
-        max_event_queue: 4096,
-        store_max_blocks: 100_000,
+        transfer: TransferConfig {
+            chunk_size: CHUNK,
+            store_max_blocks: nonzero!(100_000),
+            ..Default::default()
+        },
+        limits: LimitsConfig {
+            max_event_queue: nonzero!(4096),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut net = Net::new(1, &config, 5);

@@ -8,6 +8,7 @@ use common::Net;
 use distroweb_protocol::{
     Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, SiteFile, Strategy,
 };
+use distroweb_protocol::{CrowdConfig, DhtConfig};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -22,8 +23,11 @@ struct Outcome {
 /// Builds an `n`-node network, announces keys, then looks them up.
 fn scenario(n: usize, metric: Metric, strategy: Strategy, seed: u64, lookups: usize) -> Outcome {
     let config = Config {
-        metric,
-        strategy,
+        dht: DhtConfig {
+            metric,
+            strategy,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut net = Net::new(n, &config, seed);
@@ -237,9 +241,12 @@ fn a_flash_crowd_is_served_by_the_crowd() {
 #[test]
 fn origin_only_baseline_puts_every_byte_on_the_publisher() {
     let config = Config {
-        serve_after_fetch: false,
-        serve_partial: false,
-        announce_fetching: false,
+        crowd: CrowdConfig {
+            serve_after_fetch: false,
+            serve_partial: false,
+            announce_fetching: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let crowd = flash_crowd(config, 21);
@@ -253,14 +260,20 @@ fn each_flash_crowd_switch_alone_still_spares_the_publisher() {
     // Coral alone: fetchers announce themselves and hold requests until their
     // own fetch completes, but serve nothing partial.
     let coral = Config {
-        serve_partial: false,
+        crowd: CrowdConfig {
+            serve_partial: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     // Neither: only complete downloaders serve (partial serving alone is inert,
     // since without "fetch in progress" records nobody finds a partial holder).
     let after_fetch = Config {
-        announce_fetching: false,
-        serve_partial: false,
+        crowd: CrowdConfig {
+            announce_fetching: false,
+            serve_partial: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     for (name, config) in [("coral-only", coral), ("after-fetch-only", after_fetch)] {

@@ -41,7 +41,7 @@ impl<A: Address> Node<A> {
     /// Finds the `k` nodes closest to `target`.
     pub fn find_node(&mut self, now: Time, target: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        let q = self.start(now, QueryKind::FindNode, target, self.config.strategy)?;
+        let q = self.start(now, QueryKind::FindNode, target, self.config.dht.strategy)?;
         self.launch(now, q);
         Ok(q)
     }
@@ -50,7 +50,7 @@ impl<A: Address> Node<A> {
     /// still fetching it, who serve what they hold so far).
     pub fn find_providers(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        self.provider_lookup(now, key, self.config.providers_enough, None)
+        self.provider_lookup(now, key, self.config.records.providers_enough.get(), None)
     }
 
     /// Starts a provider lookup that stops at `enough` providers, reporting to
@@ -62,11 +62,11 @@ impl<A: Address> Node<A> {
         enough: usize,
         owner: Option<FetchId>,
     ) -> Result<QueryId, CommandError> {
-        let q = self.start(now, QueryKind::FindProviders, key, self.config.strategy)?;
+        let q = self.start(now, QueryKind::FindProviders, key, self.config.dht.strategy)?;
         let own = self.id;
         let mut local = self.providers_for(now, &key);
         local.retain(|c| c.id != own);
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         if let Some(query) = self.queries.get_mut(&q) {
             query.enough = enough;
             query.owner = owner;
@@ -86,7 +86,7 @@ impl<A: Address> Node<A> {
     /// Providers of `key` this node tracks, complete holders first, then peers
     /// with a fetch in progress; at most `max_providers_returned`.
     pub(super) fn providers_for(&self, now: Time, key: &Id) -> Vec<Contact<A>> {
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         let mut out = self.providers.get(now, key, max);
         if out.len() < max {
             for c in self.fetching.get(now, key, max) {
@@ -106,14 +106,16 @@ impl<A: Address> Node<A> {
     /// [`Node::stop_providing`].
     pub fn announce(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        if !self.provided.contains(&key) && self.provided.len() >= self.config.max_provided_keys {
+        if !self.provided.contains(&key)
+            && self.provided.len() >= self.config.records.max_provided_keys.get()
+        {
             return Err(CommandError::TooManyProvided {
-                max: self.config.max_provided_keys,
+                max: self.config.records.max_provided_keys.get(),
             });
         }
-        let q = self.start(now, QueryKind::Announce, key, self.config.strategy)?;
+        let q = self.start(now, QueryKind::Announce, key, self.config.dht.strategy)?;
         self.provided
-            .insert(key, now + self.config.republish_interval);
+            .insert(key, now + self.config.records.republish_interval);
         self.launch(now, q);
         Ok(q)
     }
@@ -131,9 +133,9 @@ impl<A: Address> Node<A> {
         target: Id,
         strategy: Strategy,
     ) -> Result<QueryId, CommandError> {
-        if self.queries.len() >= self.config.max_queries {
+        if self.queries.len() >= self.config.limits.max_queries.get() {
             return Err(CommandError::TooManyQueries {
-                max: self.config.max_queries,
+                max: self.config.limits.max_queries.get(),
             });
         }
         let id = self.new_query_id();
@@ -142,12 +144,12 @@ impl<A: Address> Node<A> {
             Strategy::Iterative => {
                 let mut peers = ClosestPeers::new(
                     target,
-                    self.config.metric,
-                    self.config.k,
-                    self.config.alpha,
-                    self.config.max_lookup_candidates,
+                    self.config.dht.metric,
+                    self.config.dht.k.get(),
+                    self.config.dht.alpha.get(),
+                    self.config.dht.max_lookup_candidates.get(),
                 );
-                for c in self.table.closest(&target, self.config.k) {
+                for c in self.table.closest(&target, self.config.dht.k.get()) {
                     peers.add(c, 0);
                 }
                 Phase::Iterative {
@@ -157,7 +159,7 @@ impl<A: Address> Node<A> {
             }
             Strategy::Recursive => Phase::Recursive,
         };
-        let deadline = now + self.config.query_timeout;
+        let deadline = now + self.config.dht.query_timeout;
         self.queries.insert(
             id,
             Query {
@@ -174,7 +176,7 @@ impl<A: Address> Node<A> {
                 completed_depth: None,
                 internal: kind == QueryKind::Refresh,
                 owner: None,
-                enough: self.config.providers_enough,
+                enough: self.config.records.providers_enough.get(),
                 fetching_record: false,
             },
         );
@@ -253,7 +255,7 @@ impl<A: Address> Node<A> {
         providers: Vec<Contact<A>>,
     ) {
         let own = self.id;
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
@@ -323,7 +325,7 @@ impl<A: Address> Node<A> {
         let Phase::Iterative { peers, .. } = &query.phase else {
             return;
         };
-        let closest = peers.succeeded(self.config.k);
+        let closest = peers.succeeded(self.config.dht.k.get());
         if query.completed_depth.is_none() {
             query.completed_depth = closest.first().map(|(_, d)| *d);
         }
@@ -347,8 +349,8 @@ impl<A: Address> Node<A> {
         };
         let key = query.target;
         let fetching_record = query.fetching_record;
-        let r = self.config.replication;
-        let metric = self.config.metric;
+        let r = self.config.dht.replication.get();
+        let metric = self.config.dht.metric;
         let own_distance = metric.distance(&self.id, &key);
         let mut targets: Vec<Contact<A>> = closest
             .into_iter()

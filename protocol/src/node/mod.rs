@@ -224,9 +224,9 @@ impl<A: Address> Node<A> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
-        let jitter = rng.next_u64() % micros(config.maintenance_interval).max(1);
+        let jitter = rng.next_u64() % micros(config.dht.maintenance_interval).max(1);
         let next_maintenance =
-            now + config.maintenance_interval + core::time::Duration::from_micros(jitter);
+            now + config.dht.maintenance_interval + core::time::Duration::from_micros(jitter);
         // Implementation note: request, query and fetch ids start at random points
         // of the node's stream, so a reply meant for an earlier run of this node
         // (same id, same address, counters back at zero) matches nothing now.
@@ -234,21 +234,24 @@ impl<A: Address> Node<A> {
         let next_query = rng.next_u64();
         let next_fetch = rng.next_u64();
         Ok(Node {
-            table: RoutingTable::new(id, config.metric, config.table()),
+            table: RoutingTable::new(id, config.dht.metric, config.table()),
             providers: ProviderStore::new(
-                config.max_provider_keys,
-                config.max_providers_per_key,
-                config.provider_ttl,
+                config.records.max_provider_keys.get(),
+                config.records.max_providers_per_key.get(),
+                config.records.provider_ttl,
             ),
             fetching: ProviderStore::new(
-                config.max_fetching_keys,
-                config.max_providers_per_key,
-                config.fetching_ttl,
+                config.crowd.max_fetching_keys.get(),
+                config.records.max_providers_per_key.get(),
+                config.crowd.fetching_ttl,
             ),
-            uploads: Uploads::new(config.max_uploads, config.upload_bytes_per_s),
-            held: Held::new(config.max_held_requests),
-            events: Events::new(config.max_event_queue),
-            storage: Storage::new(config.max_store_ops),
+            uploads: Uploads::new(
+                config.transfer.max_uploads.get(),
+                config.transfer.upload_bytes_per_s.get(),
+            ),
+            held: Held::new(config.crowd.max_held_requests),
+            events: Events::new(config.limits.max_event_queue.get()),
+            storage: Storage::new(config.limits.max_store_ops.get()),
             config,
             id,
             addr,
@@ -424,7 +427,7 @@ impl<A: Address> Node<A> {
         self.fetch_timers_due(now);
         self.holds_expired(now);
         if now >= self.next_maintenance {
-            self.next_maintenance = now + self.config.maintenance_interval;
+            self.next_maintenance = now + self.config.dht.maintenance_interval;
             self.maintain(now);
         }
     }
@@ -481,7 +484,7 @@ impl<A: Address> Node<A> {
     }
 
     fn transmit(&mut self, to: A, body: Body<A>, rpc: RpcId) {
-        if self.transmits.len() >= self.config.max_transmit_queue {
+        if self.transmits.len() >= self.config.limits.max_transmit_queue.get() {
             self.counters.transmits_dropped += 1;
             return;
         }
@@ -512,10 +515,10 @@ impl<A: Address> Node<A> {
         purpose: Purpose<A>,
         exempt: bool,
     ) -> bool {
-        if !exempt && self.pending.len() >= self.config.max_pending_requests {
+        if !exempt && self.pending.len() >= self.config.limits.max_pending_requests.get() {
             return false;
         }
-        let deadline = now + self.config.request_timeout;
+        let deadline = now + self.config.dht.request_timeout;
         self.send_request_until(to, to_id, body, purpose, deadline);
         true
     }
