@@ -60,7 +60,7 @@ pub use drain::{drain, Driver};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use io::{Input, Output, StoreDone, StoreOp};
-pub use node::{CommandError, Counters, Node, PublishError};
+pub use node::{Basis, CommandError, Counters, MemoryReport, MemoryTerm, Node, PublishError};
 pub use query::{
     Forwarding, ParseForwardingError, QueryError, QueryId, QueryKind, QueryOutput, QueryStats,
 };

@@ -66,5 +66,12 @@ impl<A: Address> Node<A> {
         }
         assert!(self.events.misbehaviour_waiting() == self.events.count_misbehaviour());
         assert!(self.transmits.len() <= self.config.limits.max_transmit_queue.get());
+        let blocks = self
+            .transmits
+            .iter()
+            .filter(|t| matches!(t.msg.body, crate::wire::Body::Block { .. }))
+            .count();
+        assert_eq!(blocks, self.peaks.blocks_queued, "queued blocks");
+        assert!(self.peaks.transmits >= self.transmits.len());
     }
 }

@@ -5,6 +5,7 @@ mod forget;
 mod invariants;
 mod lookup;
 mod maintenance;
+mod memory;
 mod outputs;
 mod publish;
 mod requests;
@@ -32,6 +33,7 @@ use crate::transfer::uploads::Uploads;
 use crate::transfer::FetchId;
 use crate::wire::{Body, Message, Route, RpcId};
 
+pub use memory::{Basis, MemoryReport, MemoryTerm};
 pub use publish::PublishError;
 
 use outputs::Events;
@@ -106,6 +108,18 @@ pub struct Counters {
     pub requests_held: u64,
     /// Blocks received that did not match their hash.
     pub corrupt_blocks: u64,
+}
+
+/// High-water marks of the queues the driver empties after every input: their
+/// current length is zero whenever a driver looks, so the peak is what counts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Peaks {
+    /// The longest the transmit queue has been.
+    transmits: usize,
+    /// Block messages in the transmit queue now.
+    blocks_queued: usize,
+    /// The most block messages the transmit queue has held at once.
+    blocks: usize,
 }
 
 /// Why a pending request was sent, so its reply (or timeout) reaches the right place.
@@ -194,6 +208,8 @@ pub struct Node<A> {
     next_rpc: u64,
     next_maintenance: Time,
     transmits: VecDeque<Transmit<A>>,
+    /// High-water marks of the queues the driver empties, for [`Node::memory_usage`].
+    peaks: Peaks,
     events: Events<A>,
     counters: Counters,
     /// The index of blocks held, and the storage operations under way.
@@ -274,6 +290,7 @@ impl<A: Address> Node<A> {
             next_rpc,
             next_maintenance,
             transmits: VecDeque::new(),
+            peaks: Peaks::default(),
             counters: Counters::default(),
         })
     }
@@ -353,6 +370,9 @@ impl<A: Address> Node<A> {
     #[must_use]
     pub fn poll_output(&mut self) -> Output<A> {
         if let Some(t) = self.transmits.pop_front() {
+            if matches!(t.msg.body, Body::Block { .. }) {
+                self.peaks.blocks_queued -= 1;
+            }
             return Output::Transmit(t);
         }
         if let Some(op) = self.storage.poll() {
@@ -489,6 +509,10 @@ impl<A: Address> Node<A> {
             return;
         }
         self.counters.messages_sent += 1;
+        if matches!(body, Body::Block { .. }) {
+            self.peaks.blocks_queued += 1;
+            self.peaks.blocks = self.peaks.blocks.max(self.peaks.blocks_queued);
+        }
         self.transmits.push_back(Transmit {
             to,
             msg: Message {
@@ -497,6 +521,7 @@ impl<A: Address> Node<A> {
                 body,
             },
         });
+        self.peaks.transmits = self.peaks.transmits.max(self.transmits.len());
     }
 
     fn reply(&mut self, to: A, rpc: RpcId, body: Body<A>) {

@@ -178,6 +178,11 @@ impl<A: Clone> Fetch<A> {
         added
     }
 
+    /// Refusals remembered over all slots (for `Node::memory_usage`).
+    pub fn refusals(&self) -> usize {
+        self.slots.iter().map(|s| s.refused.len()).sum()
+    }
+
     /// Sources not given up on.
     pub fn live_sources(&self) -> usize {
         self.sources.iter().filter(|s| !s.dead).count()
