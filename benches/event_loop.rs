@@ -16,7 +16,7 @@ fn grown() -> (Sim, Vec<distroweb_protocol::Id>) {
         nodes: NODES,
         ..SimConfig::default()
     };
-    config.protocol.join_refreshes = 0;
+    config.protocol.dht.join_refreshes = 0;
     let mut sim = Sim::new(config).expect("valid config");
     let mut w = Workload::new(&sim);
     let end = w.grow(&mut sim, NODES, Time::ZERO, Duration::from_millis(10), 3);

@@ -69,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             data_dir: Some(data_dir),
             ..NetConfig::default()
         };
-        config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
+        config.protocol.transfer.upload_bytes_per_s =
+            core::num::NonZeroU64::new(args.upload_mbit * 125_000)
+                .context("--upload-mbit must be at least 1")?;
         let node = LiveNode::start(config).await?;
         if !args.proxy.ip().is_loopback() {
             let relay = if args.relay {

@@ -43,7 +43,9 @@ async fn start_all(args: &Args, running: &mut Vec<(LiveNode, Proxy)>) -> anyhow:
     let mut seed: Option<SocketAddr> = None;
     for i in 0..args.nodes {
         let mut config = NetConfig::loopback();
-        config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
+        config.protocol.transfer.upload_bytes_per_s =
+            core::num::NonZeroU64::new(args.upload_mbit * 125_000)
+                .context("--upload-mbit must be at least 1")?;
         let node = LiveNode::start(config).await?;
         let port = args
             .proxy_port

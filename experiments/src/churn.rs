@@ -127,9 +127,12 @@ impl ChurnPlan {
             keep_events: true,
             ..SimConfig::default()
         };
-        c.protocol.emit_chunk_events = false;
-        // A node paces its uploads by the uplink it assumes: tell it the model's.
-        c.protocol.upload_bytes_per_s = c.network.upload_bytes_per_s;
+        c.protocol.transfer.emit_chunk_events = false;
+        // A node paces its uploads by the uplink it assumes: tell it the model's
+        // (an unlimited model uplink, 0, leaves the node's own assumption).
+        if let Some(up) = core::num::NonZeroU64::new(c.network.upload_bytes_per_s) {
+            c.protocol.transfer.upload_bytes_per_s = up;
+        }
         c
     }
 

@@ -76,7 +76,7 @@ pub struct HopsArgs {
     pub forwarding: Option<distroweb_protocol::Forwarding>,
     /// Override the protocol's `route_width` (best-first forwarding).
     #[arg(long)]
-    pub route_width: Option<usize>,
+    pub route_width: Option<core::num::NonZeroUsize>,
 }
 
 /// Options of `churn`.

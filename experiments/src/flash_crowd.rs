@@ -185,14 +185,17 @@ impl FlashPlan {
             ..SimConfig::default()
         };
         let (after, fetching, partial) = p.mode.switches();
-        c.protocol.serve_after_fetch = after;
-        c.protocol.announce_fetching = fetching;
-        c.protocol.serve_partial = partial;
-        c.protocol.chunk_size = self.chunk_size;
-        // A node paces its uploads by the uplink it assumes: tell it the model's.
-        c.protocol.upload_bytes_per_s = c.network.upload_bytes_per_s;
+        c.protocol.crowd.serve_after_fetch = after;
+        c.protocol.crowd.announce_fetching = fetching;
+        c.protocol.crowd.serve_partial = partial;
+        c.protocol.transfer.chunk_size = self.chunk_size;
+        // A node paces its uploads by the uplink it assumes: tell it the model's
+        // (an unlimited model uplink, 0, leaves the node's own assumption).
+        if let Some(up) = core::num::NonZeroU64::new(c.network.upload_bytes_per_s) {
+            c.protocol.transfer.upload_bytes_per_s = up;
+        }
         // Nobody streams in the simulator; the totals arrive with `FetchFinished`.
-        c.protocol.emit_chunk_events = false;
+        c.protocol.transfer.emit_chunk_events = false;
         c
     }
 }
@@ -238,7 +241,7 @@ fn measure(
 ) -> Result<(FlashRun, RunRecord), ExperimentError> {
     let config = plan.config(p);
     let nodes = config.nodes;
-    let fetch_timeout = config.protocol.fetch_timeout;
+    let fetch_timeout = config.protocol.transfer.fetch_timeout;
     progress.note(&format!(
         "flash-crowd: start mode={} requesters={} {config}",
         p.mode.name(),

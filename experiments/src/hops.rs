@@ -77,7 +77,7 @@ pub struct HopsPlan {
     /// The forwarding rule forced on recursive routes, if any.
     pub forwarding: Option<Forwarding>,
     /// The protocol's `route_width`, if overridden.
-    pub route_width: Option<usize>,
+    pub route_width: Option<core::num::NonZeroUsize>,
 }
 
 impl HopsPlan {
@@ -134,16 +134,16 @@ impl HopsPlan {
             nodes: p.nodes,
             ..SimConfig::default()
         };
-        c.protocol.metric = p.metric;
-        c.protocol.strategy = p.strategy;
+        c.protocol.dht.metric = p.metric;
+        c.protocol.dht.strategy = p.strategy;
         if let Some(j) = self.join_refreshes {
-            c.protocol.join_refreshes = j;
+            c.protocol.dht.join_refreshes = j;
         }
         if self.forwarding.is_some() {
-            c.protocol.route_forwarding = self.forwarding;
+            c.protocol.routing.route_forwarding = self.forwarding;
         }
         if let Some(w) = self.route_width {
-            c.protocol.route_width = w;
+            c.protocol.routing.route_width = w;
         }
         c
     }

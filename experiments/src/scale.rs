@@ -74,7 +74,7 @@ impl ScalePlan {
             nodes,
             ..SimConfig::default()
         };
-        c.protocol.join_refreshes = self.join_refreshes;
+        c.protocol.dht.join_refreshes = self.join_refreshes;
         c
     }
 }

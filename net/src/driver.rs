@@ -369,7 +369,7 @@ impl Io {
         what: Publish,
         reply: oneshot::Sender<Result<Id, NetError>>,
     ) {
-        let chunk_size = node.config().chunk_size;
+        let chunk_size = node.config().transfer.chunk_size;
         let back = self.commands_tx.clone();
         tokio::spawn(async move {
             let prepared = tokio::task::spawn_blocking(move || {
@@ -466,7 +466,7 @@ impl Io {
     /// bytes fit under the store's capacity. Published and pinned content, and
     /// content used within `eviction_grace`, is never evicted.
     fn make_room(&mut self, node: &mut Node<SocketAddr>, now: Time, incoming: u64) {
-        let capacity = node.config().store_capacity_bytes;
+        let capacity = node.config().transfer.store_capacity_bytes.get();
         let over = |node: &Node<SocketAddr>| node.byte_count() + incoming > capacity;
         if !over(node) {
             return;
@@ -505,7 +505,7 @@ impl Io {
     /// Announces what this node provides again, a few queries at a time, so that
     /// content published or held while the node was alone becomes findable.
     fn pump_reannounce(&mut self, node: &mut Node<SocketAddr>, now: Time) {
-        let limit = node.config().max_queries / 2;
+        let limit = node.config().limits.max_queries.get() / 2;
         while node.queries_running() < limit {
             let Some(key) = self.reannounce.pop_front() else {
                 return;
@@ -718,7 +718,7 @@ impl Io {
             held_count: node.held_content().count(),
             store_bytes: node.byte_count(),
             store_blocks: node.block_count(),
-            store_capacity_bytes: node.config().store_capacity_bytes,
+            store_capacity_bytes: node.config().transfer.store_capacity_bytes.get(),
             fetches_running: node.fetches_running(),
             fetches_succeeded: self.fetches_succeeded,
             fetches_failed: self.fetches_failed,

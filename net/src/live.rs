@@ -146,7 +146,7 @@ impl LiveNode {
         let (pool, stored) = StorePool::new(
             store.clone(),
             config.store_workers,
-            config.protocol.max_store_ops,
+            config.protocol.limits.max_store_ops.get(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(

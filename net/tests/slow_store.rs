@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use distroweb_net::{BlockStore, LiveNode, MemoryBlocks, NetConfig};
+use distroweb_protocol::TransferConfig;
 use distroweb_protocol::{Config, Id, StoreError};
 
 /// A memory store that sleeps a second in every operation, like a disk that
@@ -47,7 +48,10 @@ fn config(n: u8) -> NetConfig {
         id: Some(Id::hash_of(&[n])),
         seed: Some(u64::from(n)),
         protocol: Config {
-            chunk_size: 1024,
+            transfer: TransferConfig {
+                chunk_size: 1024,
+                ..Default::default()
+            },
             ..Config::default()
         },
         ..NetConfig::loopback()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use distroweb_net::{LiveNode, NetConfig, NetError};
+use distroweb_protocol::{nonzero, TransferConfig};
 use distroweb_protocol::{Config, FetchError, Id, Manifest, QueryOutput, StoreError};
 
 fn bytes(len: usize, salt: u32) -> Bytes {
@@ -139,7 +140,10 @@ async fn a_full_store_evicts_cached_content_but_never_pinned() {
     let small = LiveNode::start(NetConfig {
         seed: Some(11),
         protocol: Config {
-            store_capacity_bytes: 700_000,
+            transfer: TransferConfig {
+                store_capacity_bytes: nonzero!(700_000),
+                ..Default::default()
+            },
             ..Config::default()
         },
         eviction_grace: Duration::ZERO,

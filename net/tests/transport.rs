@@ -8,6 +8,7 @@ use distroweb_net::frame;
 use distroweb_net::handshake::Hello;
 use distroweb_net::{LiveNode, NetConfig, NetError};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
+use distroweb_protocol::DhtConfig;
 use distroweb_protocol::{Body, Config, Id, Message, QueryError, QueryOutput, RpcId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -200,7 +201,10 @@ async fn hostile_connections_are_closed_and_the_node_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_fails_pending_requests_at_once() {
     let slow = Config {
-        request_timeout: Duration::from_secs(30),
+        dht: DhtConfig {
+            request_timeout: Duration::from_secs(30),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let a = LiveNode::start(NetConfig {

@@ -1,5 +1,21 @@
-//! Every tunable of a node, with the bound it puts on memory or time.
+//! Every tunable of a node, grouped by what it governs, each with its unit, its
+//! default and where that default comes from.
+//!
+//! A field's doc says what it is, its unit, its default, and the default's
+//! provenance: the Kademlia paper (Maymounkov and Mazières, IPTPS 2002), IPFS
+//! (kubo, and Trautwein et al., SIGCOMM 2022), BitTorrent, CoralCDN (Freedman
+//! et al., NSDI 2004), a measurement in `docs/RESULTS.md`, or "a bound chosen
+//! here" when it is none of those.
+//! Counts that cannot be zero have non-zero types; [`Config::validate`] checks
+//! the rest (durations, wire limits, and every rule between fields), each with
+//! its own [`ConfigError`].
+//! [`Config::memory_bound`] states the most memory a configuration lets a node use.
+//!
+//! In a serialised configuration every group and every field may be left out
+//! (it takes its default), and an unknown field is an error, so a typo is caught
+//! rather than silently ignored.
 
+use core::num::{NonZeroU32, NonZeroU64, NonZeroU8, NonZeroUsize};
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +24,29 @@ use crate::distance::Metric;
 use crate::query::Forwarding;
 use crate::routing::TableConfig;
 use crate::wire::{MAX_LIST_LEN, MAX_ROUTE_PATH};
+
+/// A non-zero integer constant, checked when the program is compiled:
+/// `nonzero!(20)` is a `NonZeroUsize` (or `NonZeroU32`, …, whichever the
+/// place needs), and `nonzero!(0)` does not compile.
+///
+/// ```
+/// use distroweb_protocol::{nonzero, Config};
+/// let mut config = Config::default();
+/// config.dht.k = nonzero!(8);
+/// config.dht.replication = nonzero!(8);
+/// assert_eq!(config.validate(), Ok(()));
+/// ```
+#[macro_export]
+macro_rules! nonzero {
+    ($n:expr) => {
+        const {
+            match ::core::num::NonZero::new($n) {
+                Some(n) => n,
+                None => panic!("nonzero!: the value is zero"),
+            }
+        }
+    };
+}
 
 /// How a lookup travels through the network.
 #[derive(
@@ -61,207 +100,348 @@ impl core::str::FromStr for Strategy {
     }
 }
 
-/// A node's configuration. `Config::default()` follows the Kademlia paper and IPFS.
-///
-/// Fields missing from a serialised configuration take their default, so files
-/// written by older versions still load.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// A node's configuration, one group per concern. `Config::default()` follows
+/// the Kademlia paper and IPFS where they say something, and measurements here
+/// where they do not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// How closeness between ids is measured.
-    pub metric: Metric,
-    /// How lookups travel.
-    pub strategy: Strategy,
-    /// `k`: bucket size, and how many closest nodes a lookup converges on.
-    pub k: usize,
-    /// `alpha`: requests in flight at once in an iterative lookup.
-    pub alpha: usize,
-    /// `r`: how many of the closest nodes store a provider record.
-    pub replication: usize,
-    /// Stand-in contacts cached per full bucket.
-    pub replacement_cache: usize,
-    /// Unanswered requests in a row after which a contact is dropped.
-    pub max_failures: u8,
-    /// How long to wait for any single reply.
-    pub request_timeout: Duration,
-    /// How long a whole query may run before it fails with `Timeout`.
-    pub query_timeout: Duration,
-    /// Queries that may run at once; a command past this is refused.
-    pub max_queries: usize,
-    /// Candidates an iterative lookup remembers; the farthest are forgotten first.
-    pub max_lookup_candidates: usize,
-    /// Requests awaiting a reply at once (all queries together); past this a query waits.
-    pub max_pending_requests: usize,
-    /// Outgoing messages queued for the driver; past this, new ones are dropped and counted.
-    pub max_transmit_queue: usize,
-    /// Misbehaviour reports queued for the driver; past this, new ones are
-    /// dropped and counted (terminal and progress events are never dropped).
-    pub max_event_queue: usize,
-    /// Storage operations handed to the driver at once; the rest wait in order.
-    pub max_store_ops: usize,
-    /// Publications waiting for their blocks to be stored at once.
-    pub max_publishes: usize,
-    /// Most forwards along a recursive route before it fails with `HopLimit`.
-    pub max_route_hops: usize,
-    /// Peers a recursive hop tries before it gives up with `DeadEnd`.
-    pub route_attempts: usize,
-    /// Sideways steps a greedy recursive provider lookup may take out of a local minimum.
-    pub route_detours: usize,
-    /// How recursive routes pick their next hop; `None` (the default) lets the
-    /// metric choose (greedy for XOR and the ring, best-first for Hamming).
-    pub route_forwarding: Option<Forwarding>,
-    /// Best-first forwarding: a route ends once this many of the closest nodes
-    /// it has seen were visited. 20 (= `k`): see docs/RESULTS.md, hops.
-    pub route_width: usize,
-    /// Recursive requests a node forwards at once for others; past this it refuses.
-    pub max_forwards: usize,
-    /// A bucket no lookup touched for this long is refreshed with a random lookup.
-    pub refresh_interval: Duration,
-    /// How often the node checks for stale buckets, due republishes and expired records.
-    pub maintenance_interval: Duration,
-    /// Refresh lookups started per maintenance round at most.
-    pub max_refreshes_per_round: usize,
-    /// Buckets a joining node refreshes after its self-lookup (Kademlia §2.3:
-    /// those farther than its closest neighbour), nearest first; 0 skips it.
-    pub join_refreshes: usize,
-    /// How long a provider record lives at a tracker (IPFS: 48 h).
-    pub provider_ttl: Duration,
-    /// How often a provider re-announces what it holds (IPFS: 22 h).
-    pub republish_interval: Duration,
-    /// Keys a tracker keeps provider records for; the least recently announced go first.
-    pub max_provider_keys: usize,
-    /// Providers a tracker keeps per key; the least recently announced go first.
-    pub max_providers_per_key: usize,
-    /// Providers returned in one reply and by one `find_providers`.
-    pub max_providers_returned: usize,
-    /// A provider lookup stops once it knows this many providers.
-    pub providers_enough: usize,
-    /// Keys this node announces (and republishes) at once.
-    pub max_provided_keys: usize,
-
-    // ---- content ----
-    /// Bytes per chunk when publishing a file (default 256 KiB); at most one block.
-    pub chunk_size: usize,
-    /// Bytes the default in-memory store holds at most.
-    pub store_capacity_bytes: u64,
-    /// Blocks the default in-memory store holds at most.
-    pub store_max_blocks: usize,
-    /// Publishing a site also announces each of its files (off: only the site's id).
-    pub announce_site_files: bool,
-    /// "Every downloader is a server": after a complete, verified fetch the node
-    /// announces itself as a provider. Off, only publishers serve (the plain-web baseline).
-    pub serve_after_fetch: bool,
-    /// BitTorrent's swarming: serve blocks of content still being fetched.
-    /// Peers learn of a partial holder only through `announce_fetching`.
-    pub serve_partial: bool,
-    /// CoralCDN's flash-crowd guard: a fetch announces a short-lived "fetch in
-    /// progress" record, so later requesters find this node, and this node holds
-    /// their requests for blocks it is about to receive instead of refusing them.
-    pub announce_fetching: bool,
-    /// How long a "fetch in progress" record lives at a tracker.
-    pub fetching_ttl: Duration,
-    /// Keys a tracker keeps "fetch in progress" records for.
-    pub max_fetching_keys: usize,
-    /// Block requests held at once while their block is on its way here.
-    pub max_held_requests: usize,
-    /// How long a held request waits before it is answered "don't have";
-    /// shorter than `block_timeout`, so the requester hears before it gives up.
-    pub hold_timeout: Duration,
-    /// Uploads running at once; past this a block request is answered "busy".
-    pub max_uploads: usize,
-    /// Upload capacity the node assumes when estimating when an upload ends.
-    pub upload_bytes_per_s: u64,
-    /// Fetches running at once; a command past this is refused.
-    pub max_fetches: usize,
-    /// How long a whole fetch may run before it fails with `Timeout`.
-    pub fetch_timeout: Duration,
-    /// How long to wait for one block.
-    pub block_timeout: Duration,
-    /// A fetch's provider lookup stops once it knows this many providers.
-    pub fetch_providers_wanted: usize,
-    /// Block requests one fetch has in flight at once, over all providers.
-    pub max_blocks_in_flight: usize,
-    /// Block requests one fetch has in flight to any one provider.
-    pub max_blocks_per_provider: usize,
-    /// How long a provider that answered "busy" (or failed) is left alone.
-    pub busy_backoff: Duration,
-    /// Rounds through every provider a block may take before the fetch gives up on it.
-    pub block_rounds: u32,
-    /// Provider lookups one fetch may make (more when providers run out).
-    pub max_lookups_per_fetch: u32,
-    /// Report every verified chunk, in file order, as an event (for streaming).
-    pub emit_chunk_events: bool,
+    /// The Kademlia core: metric, lookups, the routing table and its upkeep.
+    pub dht: DhtConfig,
+    /// Recursive routes (`Strategy::Recursive`): how they forward and how far.
+    pub routing: RoutingConfig,
+    /// Provider records: those this node tracks for others, and the keys it announces.
+    pub records: RecordsConfig,
+    /// Content: chunking, the block store, fetching and uploading.
+    pub transfer: TransferConfig,
+    /// Flash crowds: every downloader serves, even before it has everything.
+    pub crowd: CrowdConfig,
+    /// Queue bounds that no other group owns.
+    pub limits: LimitsConfig,
 }
 
-impl Default for Config {
+/// The Kademlia core: how closeness is measured, how lookups walk, the routing
+/// table and its upkeep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhtConfig {
+    /// How closeness between ids is measured; default XOR (Kademlia paper §2.1).
+    pub metric: Metric,
+    /// How lookups travel; default iterative (Kademlia paper §2.3).
+    pub strategy: Strategy,
+    /// `k`: contacts per bucket, and how many closest nodes a lookup converges on;
+    /// default 20 (Kademlia paper §2.2: k = 20).
+    pub k: NonZeroUsize,
+    /// `alpha`: requests in flight at once in an iterative lookup; default 3
+    /// (Kademlia paper §2.3: α = 3).
+    pub alpha: NonZeroUsize,
+    /// `r`: nodes, of the `k` closest to a key, that store its provider record;
+    /// default 20 (IPFS: records go to the 20 closest peers, Trautwein et al. 2022).
+    pub replication: NonZeroUsize,
+    /// Stand-in contacts cached per full bucket; default 4 (Kademlia paper §4.1
+    /// keeps a replacement cache without sizing it; 4 is a bound chosen here).
+    pub replacement_cache: usize,
+    /// Unanswered requests in a row after which a contact is dropped; default 3
+    /// (a bound chosen here).
+    pub max_failures: NonZeroU8,
+    /// How long to wait for any single reply; default 2 s (a bound chosen here;
+    /// docs/RESULTS.md, churn, measures what it costs when a peer has left).
+    ///
+    /// Not required to be shorter than `query_timeout`: a longer one makes a
+    /// query give up before any one request does (tests use that).
+    pub request_timeout: Duration,
+    /// How long a whole query may run before it fails with `Timeout`; default
+    /// 60 s (a bound chosen here).
+    pub query_timeout: Duration,
+    /// Candidates an iterative lookup remembers and has not asked yet (the farthest
+    /// are forgotten first); default 100 = 5·k (a bound chosen here).
+    pub max_lookup_candidates: NonZeroUsize,
+    /// A bucket no lookup touched for this long is refreshed with a random
+    /// lookup; default 1 h (Kademlia paper §2.3: an hour; BEP 5 uses 15 min).
+    pub refresh_interval: Duration,
+    /// How often the node checks for stale buckets, due republishes and expired
+    /// records; default 5 min (a bound chosen here).
+    pub maintenance_interval: Duration,
+    /// Refresh lookups started per maintenance round at most; default 8 (a bound
+    /// chosen here).
+    pub max_refreshes_per_round: usize,
+    /// Buckets a joining node refreshes after its self-lookup, nearest first; 0
+    /// skips it; default 16 (Kademlia paper §2.3 refreshes every bucket farther
+    /// than the closest neighbour; 16 of them is a bound chosen here).
+    pub join_refreshes: usize,
+}
+
+impl Default for DhtConfig {
     fn default() -> Self {
-        Config {
+        DhtConfig {
             metric: Metric::Xor,
             strategy: Strategy::Iterative,
-            k: 20,
-            alpha: 3,
-            replication: 20,
+            k: nonzero!(20),
+            alpha: nonzero!(3),
+            replication: nonzero!(20),
             replacement_cache: 4,
-            max_failures: 3,
+            max_failures: nonzero!(3),
             request_timeout: Duration::from_secs(2),
             query_timeout: Duration::from_secs(60),
-            max_queries: 256,
-            max_lookup_candidates: 100,
-            max_pending_requests: 1024,
-            max_transmit_queue: 4096,
-            max_event_queue: 4096,
-            max_store_ops: 64,
-            max_publishes: 16,
-            max_route_hops: 32,
-            route_attempts: 3,
-            route_detours: 4,
-            route_forwarding: None,
-            route_width: 20,
-            max_forwards: 1024,
+            max_lookup_candidates: nonzero!(100),
             refresh_interval: Duration::from_secs(3600),
             maintenance_interval: Duration::from_secs(300),
             max_refreshes_per_round: 8,
             join_refreshes: 16,
+        }
+    }
+}
+
+/// Recursive routes: how each hop picks the next, and the bounds on a route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// How routes pick their next hop; default `None`, the metric's own rule
+    /// (greedy for XOR and the ring, best-first for Hamming: measured here,
+    /// docs/RESULTS.md, hops, "Why greedy Hamming forwarding got stuck").
+    pub route_forwarding: Option<Forwarding>,
+    /// Best-first forwarding: a route ends once this many of the closest nodes it
+    /// has seen were visited; default 20 = k (measured here: docs/RESULTS.md,
+    /// hops: width 20 succeeds at 10,000 nodes where width 3 fails a fifth).
+    pub route_width: NonZeroUsize,
+    /// Sideways steps a greedy provider route may take out of a local minimum;
+    /// default 4 (a bound chosen here).
+    pub route_detours: usize,
+    /// Next hops one hop tries before the route fails with `DeadEnd`; default 3
+    /// (a bound chosen here).
+    pub route_attempts: NonZeroUsize,
+    /// Forwards along a route before it fails with `HopLimit`; default 32 (a bound
+    /// chosen here, under the wire's path limit).
+    pub max_route_hops: NonZeroUsize,
+    /// Routes a node forwards at once (its own and others'); past this it
+    /// answers `Busy`; default 1,024 (a bound chosen here).
+    pub max_forwards: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            route_forwarding: None,
+            route_width: nonzero!(20),
+            route_detours: 4,
+            route_attempts: nonzero!(3),
+            max_route_hops: nonzero!(32),
+            max_forwards: 1024,
+        }
+    }
+}
+
+/// Provider records: those a node tracks for the keys near its id, and the keys
+/// it announces itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// How long a provider record lives at a tracker after its last announcement;
+    /// default 48 h (IPFS: provider records expire after 48 h).
+    pub provider_ttl: Duration,
+    /// How often a provider re-announces what it holds; default 22 h (IPFS: the
+    /// reprovide interval).
+    pub republish_interval: Duration,
+    /// Keys a tracker keeps provider records for (the least recently announced go
+    /// first); default 16,384 (a bound chosen here).
+    pub max_provider_keys: NonZeroUsize,
+    /// Providers a tracker keeps per key, and "fetch in progress" records per key
+    /// (the least recently announced go first); default 20 = k (a bound chosen here).
+    pub max_providers_per_key: NonZeroUsize,
+    /// Providers in one reply and in one lookup's result; default 20 = k (a bound
+    /// chosen here).
+    pub max_providers_returned: NonZeroUsize,
+    /// A provider lookup stops once it knows this many providers; default 1
+    /// (chosen here: one provider lets a fetch start; docs/RESULTS.md, hops,
+    /// shows what it does to hop counts).
+    pub providers_enough: NonZeroUsize,
+    /// Keys this node announces (and republishes) at once; default 16,384 (a bound
+    /// chosen here).
+    pub max_provided_keys: NonZeroUsize,
+    /// Publishing a site also announces each of its files (off: only the site's
+    /// id); default off (chosen here: one record per site).
+    pub announce_site_files: bool,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
             provider_ttl: Duration::from_secs(48 * 3600),
             republish_interval: Duration::from_secs(22 * 3600),
-            max_provider_keys: 16_384,
-            max_providers_per_key: 20,
-            max_providers_returned: 20,
-            providers_enough: 1,
-            max_provided_keys: 16_384,
-            chunk_size: crate::content::DEFAULT_CHUNK_BYTES,
-            store_capacity_bytes: 1 << 30,
-            store_max_blocks: 65_536,
+            max_provider_keys: nonzero!(16_384),
+            max_providers_per_key: nonzero!(20),
+            max_providers_returned: nonzero!(20),
+            providers_enough: nonzero!(1),
+            max_provided_keys: nonzero!(16_384),
             announce_site_files: false,
-            serve_after_fetch: true,
-            serve_partial: true,
-            announce_fetching: true,
-            fetching_ttl: Duration::from_secs(60),
-            max_fetching_keys: 4096,
-            max_held_requests: 256,
-            hold_timeout: Duration::from_secs(5),
-            max_uploads: 16,
-            upload_bytes_per_s: 12_500_000,
-            max_fetches: 64,
+        }
+    }
+}
+
+/// Content: how files are chunked and stored, how fetches move blocks, how
+/// uploads are admitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Bytes per chunk when publishing a file, from 1 KiB to one block; default
+    /// 256 KiB (IPFS: kubo's default chunker, size-262144).
+    pub chunk_size: usize,
+    /// Bytes the block store holds at most, counting blocks being written;
+    /// default 1 GiB (a bound chosen here).
+    pub store_capacity_bytes: NonZeroU64,
+    /// Blocks the block store holds at most, counting blocks being written;
+    /// default 65,536 (a bound chosen here).
+    pub store_max_blocks: NonZeroUsize,
+    /// Uploads running at once; past this a block request is answered "busy";
+    /// default 16 (a bound chosen here).
+    pub max_uploads: NonZeroUsize,
+    /// Upload capacity, bytes per second, the node assumes when estimating when an
+    /// upload ends; default 12.5 MB/s = 100 Mbit/s (a bound chosen here).
+    pub upload_bytes_per_s: NonZeroU64,
+    /// Fetches running at once; a command past this is refused; default 64 (a
+    /// bound chosen here).
+    pub max_fetches: NonZeroUsize,
+    /// How long a whole fetch may run before it fails with `Timeout`; default
+    /// 300 s (a bound chosen here).
+    ///
+    /// Not required to be longer than `block_timeout`: a shorter one makes a
+    /// fetch give up before any one block request does (tests use that).
+    pub fetch_timeout: Duration,
+    /// How long to wait for one block; default 10 s (a bound chosen here).
+    pub block_timeout: Duration,
+    /// A fetch's provider lookup stops once it knows this many providers;
+    /// default 8 (a bound chosen here).
+    pub fetch_providers_wanted: NonZeroUsize,
+    /// Block requests one fetch has in flight at once, over all providers;
+    /// default 16 (a bound chosen here).
+    pub max_blocks_in_flight: NonZeroUsize,
+    /// Block requests one fetch has in flight to any one provider; default 4 (a
+    /// bound chosen here).
+    pub max_blocks_per_provider: NonZeroUsize,
+    /// How long a provider that answered "busy" (or failed) is left alone;
+    /// default 500 ms (a bound chosen here).
+    pub busy_backoff: Duration,
+    /// Rounds through every provider a block may take before the fetch gives up
+    /// on it; default 3 (a bound chosen here).
+    pub block_rounds: NonZeroU32,
+    /// Provider lookups one fetch may make when its providers run out; default 3
+    /// (a bound chosen here).
+    pub max_lookups_per_fetch: NonZeroU32,
+    /// Report every verified chunk, in file order, as an event (for streaming);
+    /// default on (the proxy streams pages as they land).
+    pub emit_chunk_events: bool,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            chunk_size: crate::content::DEFAULT_CHUNK_BYTES,
+            store_capacity_bytes: nonzero!(1 << 30),
+            store_max_blocks: nonzero!(65_536),
+            max_uploads: nonzero!(16),
+            upload_bytes_per_s: nonzero!(12_500_000),
+            max_fetches: nonzero!(64),
             fetch_timeout: Duration::from_secs(300),
             block_timeout: Duration::from_secs(10),
-            fetch_providers_wanted: 8,
-            max_blocks_in_flight: 16,
-            max_blocks_per_provider: 4,
+            fetch_providers_wanted: nonzero!(8),
+            max_blocks_in_flight: nonzero!(16),
+            max_blocks_per_provider: nonzero!(4),
             busy_backoff: Duration::from_millis(500),
-            block_rounds: 3,
-            max_lookups_per_fetch: 3,
+            block_rounds: nonzero!(3),
+            max_lookups_per_fetch: nonzero!(3),
             emit_chunk_events: true,
         }
     }
 }
 
-/// A configuration that cannot work.
+/// Flash crowds: demand creates supply when every downloader serves, early.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrowdConfig {
+    /// "Every downloader is a server": after a complete, verified fetch the node
+    /// announces itself as a provider (off: only publishers serve, the plain-web
+    /// baseline); default on (the distroweb design; docs/RESULTS.md, flash-crowd).
+    pub serve_after_fetch: bool,
+    /// Serve blocks of content still being fetched (BitTorrent's swarming); peers
+    /// learn of a partial holder only through `announce_fetching`; default on
+    /// (measured here: docs/RESULTS.md, flash-crowd, 7× less publisher upload).
+    pub serve_partial: bool,
+    /// A fetch announces a short-lived "fetch in progress" record, and this node
+    /// holds requests for blocks it is about to receive instead of refusing them;
+    /// default on (CoralCDN; measured here: docs/RESULTS.md, flash-crowd, `no-coral`).
+    pub announce_fetching: bool,
+    /// How long a "fetch in progress" record lives at a tracker; default 60 s (a
+    /// bound chosen here).
+    pub fetching_ttl: Duration,
+    /// Keys a tracker keeps "fetch in progress" records for; default 4,096 (a
+    /// bound chosen here).
+    pub max_fetching_keys: NonZeroUsize,
+    /// Block requests held at once while their block is on its way here; 0 holds
+    /// none; default 256 (a bound chosen here).
+    pub max_held_requests: usize,
+    /// How long a held request waits before it is answered "don't have"; shorter
+    /// than `block_timeout`, so the requester hears before it gives up; default
+    /// 5 s (a bound chosen here).
+    pub hold_timeout: Duration,
+}
+
+impl Default for CrowdConfig {
+    fn default() -> Self {
+        CrowdConfig {
+            serve_after_fetch: true,
+            serve_partial: true,
+            announce_fetching: true,
+            fetching_ttl: Duration::from_secs(60),
+            max_fetching_keys: nonzero!(4096),
+            max_held_requests: 256,
+            hold_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Queue bounds that no other group owns: each caps a collection the node keeps
+/// for the driver or for its own commands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Queries that may run at once (commands and the node's own); a command past
+    /// this is refused; default 256 (a bound chosen here).
+    pub max_queries: NonZeroUsize,
+    /// Query requests awaiting a reply at once (all queries together); past this a
+    /// query skips the peer; default 1,024 (a bound chosen here).
+    pub max_pending_requests: NonZeroUsize,
+    /// Outgoing messages queued for the driver; past this, new ones are dropped and
+    /// counted; default 4,096 (a bound chosen here).
+    pub max_transmit_queue: NonZeroUsize,
+    /// Misbehaviour reports queued for the driver; past this, new ones are dropped
+    /// and counted (terminal and progress events are never dropped); default
+    /// 4,096 (a bound chosen here).
+    pub max_event_queue: NonZeroUsize,
+    /// Storage operations handed to the driver at once; the rest wait in order;
+    /// default 64 (a bound chosen here).
+    pub max_store_ops: NonZeroUsize,
+    /// Publications waiting for their blocks to be stored at once; default 16 (a
+    /// bound chosen here).
+    pub max_publishes: NonZeroUsize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_queries: nonzero!(256),
+            max_pending_requests: nonzero!(1024),
+            max_transmit_queue: nonzero!(4096),
+            max_event_queue: nonzero!(4096),
+            max_store_ops: nonzero!(64),
+            max_publishes: nonzero!(16),
+        }
+    }
+}
+
+/// A configuration that cannot work: one variant per rule, each message
+/// stating the rule and the values that break it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A count that must be at least one is zero.
-    #[error("`{0}` must be at least 1")]
-    Zero(&'static str),
     /// A value exceeds what the wire format can carry.
     #[error("`{name}` is {value}, more than the wire limit {max}")]
     OverWireLimit {
@@ -275,113 +455,220 @@ pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("`{0}` must be longer than zero")]
     ZeroDuration(&'static str),
-    /// Records would expire before their provider republishes them.
-    #[error("republish_interval must be shorter than provider_ttl")]
-    RepublishAfterExpiry,
     /// The chunk size is outside what manifests allow.
     #[error("chunk_size: {0}")]
     ChunkSize(crate::content::FileError),
+    /// An announce would store more records than its lookup finds nodes.
+    #[error("replication ({replication}) must be at most k ({k}): records go to the closest of the k nodes a lookup finds")]
+    ReplicationOverK {
+        /// `dht.replication`.
+        replication: usize,
+        /// `dht.k`.
+        k: usize,
+    },
+    /// A lookup could never have `alpha` requests in flight.
+    #[error("alpha ({alpha}) must be at most k ({k}): a lookup asks only among the k closest it has seen")]
+    AlphaOverK {
+        /// `dht.alpha`.
+        alpha: usize,
+        /// `dht.k`.
+        k: usize,
+    },
+    /// A lookup would forget candidates it needs to converge on `k` nodes.
+    #[error("max_lookup_candidates ({max_lookup_candidates}) must be at least k ({k}): a lookup converges on the k closest")]
+    CandidatesUnderK {
+        /// `dht.max_lookup_candidates`.
+        max_lookup_candidates: usize,
+        /// `dht.k`.
+        k: usize,
+    },
+    /// Records would expire before their provider republishes them.
+    #[error("republish_interval ({republish_interval:?}) + maintenance_interval ({maintenance_interval:?}) must be shorter than provider_ttl ({provider_ttl:?}): republishes run at the first maintenance round after they are due")]
+    RepublishAfterExpiry {
+        /// `records.republish_interval`.
+        republish_interval: Duration,
+        /// `dht.maintenance_interval`.
+        maintenance_interval: Duration,
+        /// `records.provider_ttl`.
+        provider_ttl: Duration,
+    },
+    /// A provider lookup would never know enough providers to stop.
+    #[error("providers_enough ({providers_enough}) must be at most max_providers_returned ({max_providers_returned}): a lookup keeps no more providers than that")]
+    EnoughOverReturned {
+        /// `records.providers_enough`.
+        providers_enough: usize,
+        /// `records.max_providers_returned`.
+        max_providers_returned: usize,
+    },
+    /// A fetch's provider lookup would never know enough providers to stop.
+    #[error("fetch_providers_wanted ({fetch_providers_wanted}) must be at most max_providers_returned ({max_providers_returned}): a lookup keeps no more providers than that")]
+    WantedOverReturned {
+        /// `transfer.fetch_providers_wanted`.
+        fetch_providers_wanted: usize,
+        /// `records.max_providers_returned`.
+        max_providers_returned: usize,
+    },
+    /// A best-first route could never visit enough nodes to end well (checked
+    /// only when routes go best-first: greedy forwarding ignores the width).
+    #[error("route_width ({route_width}) must be at most max_route_hops + 1 ({visits}) under best-first forwarding: a route visits no more nodes than that")]
+    RouteWidthOverPath {
+        /// `routing.route_width`.
+        route_width: usize,
+        /// `routing.max_route_hops` + 1: the most nodes a route visits.
+        visits: usize,
+    },
+    /// The per-provider bound on block requests would never bind.
+    #[error("max_blocks_per_provider ({max_blocks_per_provider}) must be at most max_blocks_in_flight ({max_blocks_in_flight})")]
+    PerProviderOverInFlight {
+        /// `transfer.max_blocks_per_provider`.
+        max_blocks_per_provider: usize,
+        /// `transfer.max_blocks_in_flight`.
+        max_blocks_in_flight: usize,
+    },
     /// A held request would outlast the requester's patience.
-    #[error("hold_timeout must be shorter than block_timeout")]
-    HoldOutlastsRequest,
+    #[error("hold_timeout ({hold_timeout:?}) must be shorter than block_timeout ({block_timeout:?}): the requester must hear before it gives up")]
+    HoldOutlastsRequest {
+        /// `crowd.hold_timeout`.
+        hold_timeout: Duration,
+        /// `transfer.block_timeout`.
+        block_timeout: Duration,
+    },
+    /// The store could not hold a single chunk.
+    #[error(
+        "chunk_size ({chunk_size}) must be at most store_capacity_bytes ({store_capacity_bytes})"
+    )]
+    StoreUnderChunk {
+        /// `transfer.chunk_size`.
+        chunk_size: usize,
+        /// `transfer.store_capacity_bytes`.
+        store_capacity_bytes: u64,
+    },
 }
 
 impl Config {
-    /// Checks that every bound is usable and fits the wire format.
+    /// Checks that every duration is positive, every bound fits the wire format,
+    /// and the fields agree with each other (one [`ConfigError`] per rule).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, value) in [
-            ("k", self.k),
-            ("alpha", self.alpha),
-            ("replication", self.replication),
-            ("max_failures", self.max_failures as usize),
-            ("max_queries", self.max_queries),
-            ("max_lookup_candidates", self.max_lookup_candidates),
-            ("max_pending_requests", self.max_pending_requests),
-            ("max_transmit_queue", self.max_transmit_queue),
-            ("max_event_queue", self.max_event_queue),
-            ("max_store_ops", self.max_store_ops),
-            ("max_publishes", self.max_publishes),
-            ("max_route_hops", self.max_route_hops),
-            ("route_attempts", self.route_attempts),
-            ("route_width", self.route_width),
-            ("max_provider_keys", self.max_provider_keys),
-            ("max_providers_per_key", self.max_providers_per_key),
-            ("max_providers_returned", self.max_providers_returned),
-            ("providers_enough", self.providers_enough),
-            ("max_provided_keys", self.max_provided_keys),
-            ("store_max_blocks", self.store_max_blocks),
-            ("max_fetching_keys", self.max_fetching_keys),
-            ("max_uploads", self.max_uploads),
-            ("max_fetches", self.max_fetches),
-            ("fetch_providers_wanted", self.fetch_providers_wanted),
-            ("max_blocks_in_flight", self.max_blocks_in_flight),
-            ("max_blocks_per_provider", self.max_blocks_per_provider),
-            ("block_rounds", self.block_rounds as usize),
-            ("max_lookups_per_fetch", self.max_lookups_per_fetch as usize),
-            (
-                "upload_bytes_per_s",
-                self.upload_bytes_per_s.min(usize::MAX as u64) as usize,
-            ),
-            (
-                "store_capacity_bytes",
-                self.store_capacity_bytes.min(usize::MAX as u64) as usize,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero(name));
-            }
-        }
+        let (dht, routing, records) = (&self.dht, &self.routing, &self.records);
+        let (transfer, crowd) = (&self.transfer, &self.crowd);
         for (name, value, max) in [
-            ("k", self.k, MAX_LIST_LEN),
+            ("dht.k", dht.k.get(), MAX_LIST_LEN),
             (
-                "max_providers_returned",
-                self.max_providers_returned,
+                "records.max_providers_returned",
+                records.max_providers_returned.get(),
                 MAX_LIST_LEN,
             ),
-            ("max_route_hops", self.max_route_hops, MAX_ROUTE_PATH - 1),
+            (
+                "routing.max_route_hops",
+                routing.max_route_hops.get(),
+                MAX_ROUTE_PATH - 1,
+            ),
         ] {
             if value > max {
                 return Err(ConfigError::OverWireLimit { name, value, max });
             }
         }
         for (name, value) in [
-            ("request_timeout", self.request_timeout),
-            ("query_timeout", self.query_timeout),
-            ("refresh_interval", self.refresh_interval),
-            ("maintenance_interval", self.maintenance_interval),
-            ("provider_ttl", self.provider_ttl),
-            ("republish_interval", self.republish_interval),
-            ("fetching_ttl", self.fetching_ttl),
-            ("hold_timeout", self.hold_timeout),
-            ("fetch_timeout", self.fetch_timeout),
-            ("block_timeout", self.block_timeout),
-            ("busy_backoff", self.busy_backoff),
+            ("dht.request_timeout", dht.request_timeout),
+            ("dht.query_timeout", dht.query_timeout),
+            ("dht.refresh_interval", dht.refresh_interval),
+            ("dht.maintenance_interval", dht.maintenance_interval),
+            ("records.provider_ttl", records.provider_ttl),
+            ("records.republish_interval", records.republish_interval),
+            ("crowd.fetching_ttl", crowd.fetching_ttl),
+            ("crowd.hold_timeout", crowd.hold_timeout),
+            ("transfer.fetch_timeout", transfer.fetch_timeout),
+            ("transfer.block_timeout", transfer.block_timeout),
+            ("transfer.busy_backoff", transfer.busy_backoff),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
             }
         }
-        if self.republish_interval >= self.provider_ttl {
-            return Err(ConfigError::RepublishAfterExpiry);
+        crate::content::check_chunk_size(transfer.chunk_size).map_err(ConfigError::ChunkSize)?;
+        let k = dht.k.get();
+        if dht.replication.get() > k {
+            return Err(ConfigError::ReplicationOverK {
+                replication: dht.replication.get(),
+                k,
+            });
         }
-        crate::content::check_chunk_size(self.chunk_size).map_err(ConfigError::ChunkSize)?;
-        if self.hold_timeout >= self.block_timeout {
-            return Err(ConfigError::HoldOutlastsRequest);
+        if dht.alpha.get() > k {
+            return Err(ConfigError::AlphaOverK {
+                alpha: dht.alpha.get(),
+                k,
+            });
+        }
+        if dht.max_lookup_candidates.get() < k {
+            return Err(ConfigError::CandidatesUnderK {
+                max_lookup_candidates: dht.max_lookup_candidates.get(),
+                k,
+            });
+        }
+        if records
+            .republish_interval
+            .saturating_add(dht.maintenance_interval)
+            >= records.provider_ttl
+        {
+            return Err(ConfigError::RepublishAfterExpiry {
+                republish_interval: records.republish_interval,
+                maintenance_interval: dht.maintenance_interval,
+                provider_ttl: records.provider_ttl,
+            });
+        }
+        let returned = records.max_providers_returned.get();
+        if records.providers_enough.get() > returned {
+            return Err(ConfigError::EnoughOverReturned {
+                providers_enough: records.providers_enough.get(),
+                max_providers_returned: returned,
+            });
+        }
+        if transfer.fetch_providers_wanted.get() > returned {
+            return Err(ConfigError::WantedOverReturned {
+                fetch_providers_wanted: transfer.fetch_providers_wanted.get(),
+                max_providers_returned: returned,
+            });
+        }
+        let visits = routing.max_route_hops.get() + 1;
+        if self.forwarding() == Forwarding::BestFirst && routing.route_width.get() > visits {
+            return Err(ConfigError::RouteWidthOverPath {
+                route_width: routing.route_width.get(),
+                visits,
+            });
+        }
+        if transfer.max_blocks_per_provider > transfer.max_blocks_in_flight {
+            return Err(ConfigError::PerProviderOverInFlight {
+                max_blocks_per_provider: transfer.max_blocks_per_provider.get(),
+                max_blocks_in_flight: transfer.max_blocks_in_flight.get(),
+            });
+        }
+        if crowd.hold_timeout >= transfer.block_timeout {
+            return Err(ConfigError::HoldOutlastsRequest {
+                hold_timeout: crowd.hold_timeout,
+                block_timeout: transfer.block_timeout,
+            });
+        }
+        if transfer.chunk_size as u64 > transfer.store_capacity_bytes.get() {
+            return Err(ConfigError::StoreUnderChunk {
+                chunk_size: transfer.chunk_size,
+                store_capacity_bytes: transfer.store_capacity_bytes.get(),
+            });
         }
         Ok(())
     }
 
     /// The forwarding rule recursive routes follow: the configured one, else the metric's.
     pub fn forwarding(&self) -> Forwarding {
-        self.route_forwarding
-            .unwrap_or_else(|| self.metric.forwarding())
+        self.routing
+            .route_forwarding
+            .unwrap_or_else(|| self.dht.metric.forwarding())
     }
 
     pub(crate) fn table(&self) -> TableConfig {
         TableConfig {
-            k: self.k,
-            replacement_cache: self.replacement_cache,
-            max_failures: self.max_failures,
+            k: self.dht.k.get(),
+            replacement_cache: self.dht.replacement_cache,
+            max_failures: self.dht.max_failures.get(),
         }
     }
 }
@@ -390,40 +677,212 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn broken(change: impl FnOnce(&mut Config)) -> ConfigError {
+        let mut c = Config::default();
+        change(&mut c);
+        match c.validate() {
+            Err(e) => e,
+            Ok(()) => panic!("accepted {c:?}"),
+        }
+    }
+
     #[test]
     fn default_is_valid() {
         assert_eq!(Config::default().validate(), Ok(()));
     }
 
     #[test]
-    fn bad_values_are_named() {
-        let c = Config {
-            k: 0,
-            ..Config::default()
-        };
-        assert_eq!(c.validate(), Err(ConfigError::Zero("k")));
-        let c = Config {
-            k: MAX_LIST_LEN + 1,
-            ..Config::default()
-        };
+    fn single_field_rules_are_named() {
+        assert!(matches!(
+            broken(|c| c.dht.k = nonzero!(MAX_LIST_LEN + 1)),
+            ConfigError::OverWireLimit { name: "dht.k", .. }
+        ));
+        assert!(matches!(
+            broken(|c| c.routing.max_route_hops = nonzero!(MAX_ROUTE_PATH)),
+            ConfigError::OverWireLimit {
+                name: "routing.max_route_hops",
+                ..
+            }
+        ));
+        assert_eq!(
+            broken(|c| c.transfer.busy_backoff = Duration::ZERO),
+            ConfigError::ZeroDuration("transfer.busy_backoff")
+        );
+        assert!(matches!(
+            broken(|c| c.transfer.chunk_size = 10),
+            ConfigError::ChunkSize(_)
+        ));
+    }
+
+    #[test]
+    fn each_cross_field_rule_has_its_error() {
+        assert_eq!(
+            broken(|c| c.dht.replication = nonzero!(21)),
+            ConfigError::ReplicationOverK {
+                replication: 21,
+                k: 20
+            }
+        );
+        assert_eq!(
+            broken(|c| {
+                c.dht.k = nonzero!(2);
+                c.dht.replication = nonzero!(2);
+            }),
+            ConfigError::AlphaOverK { alpha: 3, k: 2 }
+        );
+        assert_eq!(
+            broken(|c| c.dht.max_lookup_candidates = nonzero!(19)),
+            ConfigError::CandidatesUnderK {
+                max_lookup_candidates: 19,
+                k: 20
+            }
+        );
+        // 47 h 56 min + 5 min is past the 48 h TTL, though 47 h 56 min alone is not.
+        let late = Duration::from_secs(48 * 3600 - 4 * 60);
+        assert_eq!(
+            broken(|c| c.records.republish_interval = late),
+            ConfigError::RepublishAfterExpiry {
+                republish_interval: late,
+                maintenance_interval: Duration::from_secs(300),
+                provider_ttl: Duration::from_secs(48 * 3600),
+            }
+        );
+        assert_eq!(
+            broken(|c| c.records.providers_enough = nonzero!(21)),
+            ConfigError::EnoughOverReturned {
+                providers_enough: 21,
+                max_providers_returned: 20
+            }
+        );
+        assert_eq!(
+            broken(|c| c.records.max_providers_returned = nonzero!(7)),
+            ConfigError::WantedOverReturned {
+                fetch_providers_wanted: 8,
+                max_providers_returned: 7
+            }
+        );
+        assert_eq!(
+            broken(|c| {
+                c.dht.metric = Metric::Hamming;
+                c.routing.route_width = nonzero!(34);
+            }),
+            ConfigError::RouteWidthOverPath {
+                route_width: 34,
+                visits: 33
+            }
+        );
+        // Greedy forwarding (XOR's) ignores the width.
+        let mut c = Config::default();
+        c.routing.route_width = nonzero!(34);
+        assert_eq!(c.validate(), Ok(()));
+        c.routing.route_forwarding = Some(Forwarding::BestFirst);
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::OverWireLimit { name: "k", .. })
+            Err(ConfigError::RouteWidthOverPath { .. })
         ));
-        let c = Config {
-            republish_interval: Duration::from_secs(49 * 3600),
-            ..Config::default()
-        };
-        assert_eq!(c.validate(), Err(ConfigError::RepublishAfterExpiry));
-        let c = Config {
-            chunk_size: 10,
-            ..Config::default()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::ChunkSize(_))));
-        let c = Config {
-            hold_timeout: Duration::from_secs(10),
-            ..Config::default()
-        };
-        assert_eq!(c.validate(), Err(ConfigError::HoldOutlastsRequest));
+        assert_eq!(
+            broken(|c| c.transfer.max_blocks_per_provider = nonzero!(17)),
+            ConfigError::PerProviderOverInFlight {
+                max_blocks_per_provider: 17,
+                max_blocks_in_flight: 16
+            }
+        );
+        assert_eq!(
+            broken(|c| c.crowd.hold_timeout = Duration::from_secs(10)),
+            ConfigError::HoldOutlastsRequest {
+                hold_timeout: Duration::from_secs(10),
+                block_timeout: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            broken(|c| c.transfer.store_capacity_bytes = nonzero!(200 * 1024)),
+            ConfigError::StoreUnderChunk {
+                chunk_size: 256 * 1024,
+                store_capacity_bytes: 200 * 1024
+            }
+        );
+    }
+
+    #[test]
+    fn the_boundaries_of_the_rules_are_allowed() {
+        let mut c = Config::default();
+        c.routing.route_width = nonzero!(33);
+        c.transfer.max_blocks_per_provider = nonzero!(16);
+        c.records.providers_enough = nonzero!(20);
+        c.records.max_providers_returned = nonzero!(8);
+        c.dht.max_lookup_candidates = nonzero!(20);
+        c.transfer.store_capacity_bytes = nonzero!(256 * 1024);
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::EnoughOverReturned {
+                providers_enough: 20,
+                max_providers_returned: 8
+            })
+        );
+        c.records.providers_enough = nonzero!(8);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn serde_round_trips_and_fills_in_defaults() {
+        let c = Config::default();
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), c);
+        let partial: Config =
+            serde_json::from_str(r#"{"dht": {"k": 8, "alpha": 2}, "crowd": {}}"#).unwrap();
+        assert_eq!((partial.dht.k.get(), partial.dht.alpha.get()), (8, 2));
+        assert_eq!(partial.dht.replication, c.dht.replication);
+        assert_eq!(partial.transfer, c.transfer);
+        assert_eq!(serde_json::from_str::<Config>("{}").unwrap(), c);
+    }
+
+    #[test]
+    fn serde_refuses_unknown_fields_and_zero_counts() {
+        for bad in [
+            r#"{"dht": {"kk": 8}}"#,
+            r#"{"k": 8}"#,
+            r#"{"dhtt": {}}"#,
+            r#"{"limits": {"max_queries": 0}}"#,
+        ] {
+            assert!(serde_json::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any configuration `validate` accepts survives a serde round trip intact.
+        #[test]
+        fn valid_configs_round_trip(
+            k in 1usize..=64,
+            alpha in 1usize..=64,
+            replication in 1usize..=64,
+            width in 1usize..=40,
+            hold_ms in 1u64..20_000,
+            chunk_kib in 1usize..=1000,
+        ) {
+            let mut c = Config::default();
+            c.dht.k = NonZeroUsize::new(k).unwrap();
+            c.dht.alpha = NonZeroUsize::new(alpha).unwrap();
+            c.dht.replication = NonZeroUsize::new(replication).unwrap();
+            // Under XOR's greedy forwarding the width is free.
+            c.routing.route_width = NonZeroUsize::new(width).unwrap();
+            c.crowd.hold_timeout = Duration::from_millis(hold_ms);
+            c.transfer.chunk_size = chunk_kib * 1024;
+            let valid = c.validate().is_ok();
+            proptest::prop_assert_eq!(
+                valid,
+                alpha <= k && replication <= k && hold_ms < 10_000
+            );
+            let json = serde_json::to_string(&c).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn an_error_states_its_rule_and_values() {
+        let e = broken(|c| c.dht.replication = nonzero!(21));
+        assert_eq!(
+            e.to_string(),
+            "replication (21) must be at most k (20): records go to the closest of the k nodes a lookup finds"
+        );
     }
 }

@@ -45,7 +45,10 @@ pub mod transfer;
 /// The wire format and its bounded codec.
 pub mod wire;
 
-pub use config::{Config, ConfigError, ParseStrategyError, Strategy};
+pub use config::{
+    Config, ConfigError, CrowdConfig, DhtConfig, LimitsConfig, ParseStrategyError, RecordsConfig,
+    RoutingConfig, Strategy, TransferConfig,
+};
 pub use contact::{Address, Contact};
 pub use content::{
     BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,
@@ -57,7 +60,7 @@ pub use drain::{drain, Driver};
 pub use event::{Event, Misbehaviour, Transmit};
 pub use id::{Id, ParseIdError};
 pub use io::{Input, Output, StoreDone, StoreOp};
-pub use node::{CommandError, Counters, Node, PublishError};
+pub use node::{Basis, CommandError, Counters, MemoryReport, MemoryTerm, Node, PublishError};
 pub use query::{
     Forwarding, ParseForwardingError, QueryError, QueryId, QueryKind, QueryOutput, QueryStats,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use distroweb_protocol::wire::{Route, RouteFailure, RouteOutcome, RouteReply, RouteWant};
 use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
+use distroweb_protocol::{nonzero, DhtConfig, LimitsConfig};
 use distroweb_protocol::{
     Body, CommandError, Config, Contact, Event, Id, Message, Misbehaviour, Node, QueryError,
     QueryOutput, RpcId, Strategy, Time, Transmit,
@@ -151,7 +152,12 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
 #[test]
 fn oversized_list_is_penalised_and_the_lookup_goes_on() {
     let mut n = node(Config {
-        k: 2,
+        dht: DhtConfig {
+            k: nonzero!(2),
+            replication: nonzero!(2),
+            alpha: nonzero!(2),
+            ..Default::default()
+        },
         ..Config::default()
     });
     let b = Contact::new(id(0x80, 1), 1);
@@ -189,7 +195,10 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
 #[test]
 fn a_timeout_moves_the_lookup_to_the_next_candidate() {
     let mut n = node(Config {
-        alpha: 1,
+        dht: DhtConfig {
+            alpha: nonzero!(1),
+            ..Default::default()
+        },
         ..Config::default()
     });
     let near = Contact::new(id(0x81, 1), 1);
@@ -200,7 +209,7 @@ fn a_timeout_moves_the_lookup_to_the_next_candidate() {
     let (t, _) = outputs(&mut n);
     assert_eq!((t.len(), t[0].to), (1, 1));
     let deadline = n.next_timeout();
-    assert_eq!(deadline, Time::ZERO + Config::default().request_timeout);
+    assert_eq!(deadline, Time::ZERO + Config::default().dht.request_timeout);
     n.handle_timeout(deadline);
     let (t, _) = outputs(&mut n);
     assert_eq!((t.len(), t[0].to), (1, 2), "the next candidate is asked");
@@ -226,8 +235,11 @@ fn a_timeout_moves_the_lookup_to_the_next_candidate() {
 #[test]
 fn a_query_that_runs_past_its_deadline_times_out() {
     let config = Config {
-        query_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(60),
+        dht: DhtConfig {
+            query_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut n = node(config);
@@ -258,7 +270,12 @@ fn send_failure_fails_the_request_at_once() {
 #[test]
 fn the_head_of_a_full_bucket_is_pinged_and_evicted_if_silent() {
     let mut n = node(Config {
-        k: 1,
+        dht: DhtConfig {
+            k: nonzero!(1),
+            replication: nonzero!(1),
+            alpha: nonzero!(1),
+            ..Default::default()
+        },
         ..Config::default()
     });
     let old = Contact::new(id(0x80, 1), 1);
@@ -279,7 +296,12 @@ fn the_head_of_a_full_bucket_is_pinged_and_evicted_if_silent() {
 #[test]
 fn a_live_head_is_kept() {
     let mut n = node(Config {
-        k: 1,
+        dht: DhtConfig {
+            k: nonzero!(1),
+            replication: nonzero!(1),
+            alpha: nonzero!(1),
+            ..Default::default()
+        },
         ..Config::default()
     });
     let old = Contact::new(id(0x80, 1), 1);
@@ -299,16 +321,20 @@ fn a_live_head_is_kept() {
 
 fn recursive() -> Config {
     Config {
-        strategy: Strategy::Recursive,
+        dht: DhtConfig {
+            strategy: Strategy::Recursive,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
 
 #[test]
 fn recursive_route_with_no_acknowledging_hop_is_a_dead_end() {
-    let mut n = node(Config {
-        route_attempts: 2,
-        ..recursive()
+    let mut n = node({
+        let mut config = recursive();
+        config.routing.route_attempts = nonzero!(2);
+        config
     });
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
     n.add_contact(Time::ZERO, Contact::new(id(0x90, 2), 2));
@@ -367,9 +393,10 @@ fn a_route_that_comes_back_is_a_loop() {
 
 #[test]
 fn a_route_at_the_hop_limit_fails_with_hop_limit() {
-    let mut n = node(Config {
-        max_route_hops: 1,
-        ..recursive()
+    let mut n = node({
+        let mut config = recursive();
+        config.routing.max_route_hops = nonzero!(1);
+        config
     });
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
     let x = Contact::new(id(0x40, 9), 9);
@@ -417,7 +444,10 @@ fn a_route_whose_path_does_not_end_with_its_sender_is_refused() {
 #[test]
 fn commands_past_the_query_bound_are_refused() {
     let mut n = node(Config {
-        max_queries: 1,
+        limits: LimitsConfig {
+            max_queries: nonzero!(1),
+            ..Default::default()
+        },
         ..Config::default()
     });
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use distroweb_net::{LiveNode, NetConfig};
 use distroweb_protocol::Id;
+use distroweb_protocol::{nonzero, TransferConfig};
 use distroweb_proxy::origin::to_base32;
 use distroweb_proxy::{Proxy, ProxyConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -387,7 +388,10 @@ async fn content_that_cannot_fit_is_refused_before_any_header() {
     let small = LiveNode::start(NetConfig {
         seed: Some(22),
         protocol: distroweb_protocol::Config {
-            store_capacity_bytes: 300_000,
+            transfer: TransferConfig {
+                store_capacity_bytes: nonzero!(300_000),
+                ..Default::default()
+            },
             ..distroweb_protocol::Config::default()
         },
         ..NetConfig::loopback()

@@ -279,7 +279,7 @@ impl Workload {
         data: Bytes,
         media_type: &str,
     ) -> Result<Id, FileError> {
-        let chunk = sim.config().protocol.chunk_size;
+        let chunk = sim.config().protocol.transfer.chunk_size;
         let root = prepare_file(data.clone(), media_type, chunk)?.root;
         sim.schedule(
             at,

@@ -12,10 +12,10 @@ fn crowd(serve: bool) -> Sim {
         nodes: 200,
         ..SimConfig::default()
     };
-    config.protocol.chunk_size = 32 * 1024;
-    config.protocol.serve_after_fetch = serve;
-    config.protocol.announce_fetching = serve;
-    config.protocol.serve_partial = serve;
+    config.protocol.transfer.chunk_size = 32 * 1024;
+    config.protocol.crowd.serve_after_fetch = serve;
+    config.protocol.crowd.announce_fetching = serve;
+    config.protocol.crowd.serve_partial = serve;
     let mut sim = Sim::new(config).expect("valid config");
     let mut w = Workload::new(&sim);
     let end = w.grow(&mut sim, 200, Time::ZERO, Duration::from_millis(20), 3);

@@ -9,8 +9,8 @@ fn config(seed: u64, metric: Metric, strategy: Strategy) -> SimConfig {
         nodes: 150,
         ..SimConfig::default()
     };
-    c.protocol.metric = metric;
-    c.protocol.strategy = strategy;
+    c.protocol.dht.metric = metric;
+    c.protocol.dht.strategy = strategy;
     c
 }
 

@@ -93,7 +93,7 @@ fn a_dropped_block_reply_makes_the_fetch_ask_another_provider() {
         .collect();
     assert_eq!(failed, [(from, 1)], "{stats:?}");
     assert!(
-        stats.duration() >= Config::default().block_timeout,
+        stats.duration() >= Config::default().transfer.block_timeout,
         "the retry waited for the request to time out: {:?}",
         stats.duration()
     );
@@ -122,7 +122,7 @@ fn replies_held_past_the_request_timeout_are_refused_as_unsolicited() {
     assert!(stats.requests >= 1);
     assert_eq!(stats.replies, 0, "{stats:?}");
     assert_eq!(stats.failures, stats.requests, "every request timed out");
-    assert!(finished_at >= Time::ZERO + Config::default().request_timeout);
+    assert!(finished_at >= Time::ZERO + Config::default().dht.request_timeout);
     let senders: Vec<NodeIdx> = h.held().map(|e| e.from).collect();
     assert_eq!(
         senders.len(),

@@ -13,9 +13,9 @@ fn hamming_recursive(forwarding: Option<Forwarding>) -> f64 {
         nodes: NODES,
         ..SimConfig::default()
     };
-    c.protocol.metric = Metric::Hamming;
-    c.protocol.strategy = Strategy::Recursive;
-    c.protocol.route_forwarding = forwarding;
+    c.protocol.dht.metric = Metric::Hamming;
+    c.protocol.dht.strategy = Strategy::Recursive;
+    c.protocol.routing.route_forwarding = forwarding;
     let scenario = LookupScenario {
         lookups: Some(400),
         ..LookupScenario::per_node(NODES)

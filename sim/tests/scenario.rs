@@ -6,6 +6,7 @@ use std::time::Duration;
 use distroweb_protocol::{
     Config, Event, Id, Metric, QueryError, QueryKind, QueryOutput, SiteFile, Strategy,
 };
+use distroweb_protocol::{CrowdConfig, DhtConfig};
 use distroweb_sim::{Harness, NodeIdx};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -22,8 +23,11 @@ struct Outcome {
 
 fn lookups_by(metric: Metric, strategy: Strategy) -> Config {
     Config {
-        metric,
-        strategy,
+        dht: DhtConfig {
+            metric,
+            strategy,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -52,9 +56,12 @@ fn crowd_config(serving: Serving) -> Config {
         Serving::AfterFetchOnly => (true, false, false),
     };
     Config {
-        serve_after_fetch: after_fetch,
-        serve_partial: partial,
-        announce_fetching,
+        crowd: CrowdConfig {
+            serve_after_fetch: after_fetch,
+            serve_partial: partial,
+            announce_fetching,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -14,7 +14,7 @@ fn ten_thousand_nodes_find_what_was_published() {
     };
     // Joins do their self-lookup only (no bucket refreshes), as in the scale
     // experiment; this keeps the test to a few seconds.
-    config.protocol.join_refreshes = 0;
+    config.protocol.dht.join_refreshes = 0;
     let sim = LookupScenario::per_node(n)
         .run(config, |_| {})
         .expect("valid config");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use distroweb_protocol::content::DEFAULT_CHUNK_BYTES;
+use distroweb_protocol::{nonzero, LimitsConfig, TransferConfig};
 use distroweb_protocol::{
     Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Misbehaviour, PathError,
     PublishError, SiteError, SiteFile,
@@ -20,8 +21,11 @@ const CS: usize = DEFAULT_CHUNK_BYTES;
 /// Uploads one block at a time, slowly.
 fn slow_uploader() -> Config {
     Config {
-        max_uploads: 1,
-        upload_bytes_per_s: 50_000,
+        transfer: TransferConfig {
+            max_uploads: nonzero!(1),
+            upload_bytes_per_s: nonzero!(50_000),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -29,7 +33,10 @@ fn slow_uploader() -> Config {
 /// A store of three chunks.
 fn small_store() -> Config {
     Config {
-        store_capacity_bytes: 3 * CS as u64,
+        transfer: TransferConfig {
+            store_capacity_bytes: nonzero!(3 * CS as u64),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -37,7 +44,10 @@ fn small_store() -> Config {
 /// Gives a fetch two seconds.
 fn hasty() -> Config {
     Config {
-        fetch_timeout: Duration::from_secs(2),
+        transfer: TransferConfig {
+            fetch_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -45,9 +55,15 @@ fn hasty() -> Config {
 /// Chunks of `chunk` bytes, a 4,096-event bound and room for 100,000 blocks.
 fn many_small_chunks(chunk: usize) -> Config {
     Config {
-        chunk_size: chunk,
-        max_event_queue: 4096,
-        store_max_blocks: 100_000,
+        transfer: TransferConfig {
+            chunk_size: chunk,
+            store_max_blocks: nonzero!(100_000),
+            ..Default::default()
+        },
+        limits: LimitsConfig {
+            max_event_queue: nonzero!(4096),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
@@ -307,7 +323,7 @@ fn missing_and_unreachable_content_fail_with_a_reason() {
     let Some((Err(FetchError::AllProvidersFailed), stats)) = h.fetch_result(9, f) else {
         panic!("{:?}", h.fetch_result(9, f));
     };
-    assert!(stats.duration() <= Config::default().fetch_timeout);
+    assert!(stats.duration() <= Config::default().transfer.fetch_timeout);
     assert!(!h.node(9).holds(&id));
     assert_eq!(h.node(9).block_count(), 0, "partial blocks dropped");
 }

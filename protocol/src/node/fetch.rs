@@ -31,20 +31,22 @@ impl<A: Address> Node<A> {
         if let Some(&running) = self.fetch_by_root.get(&root) {
             return Ok(running);
         }
-        if self.fetches.len() >= self.config.max_fetches {
+        if self.fetches.len() >= self.config.transfer.max_fetches.get() {
             return Err(CommandError::TooManyFetches {
-                max: self.config.max_fetches,
+                max: self.config.transfer.max_fetches.get(),
             });
         }
         // Content not held needs a provider lookup: refuse now rather than fail later.
-        if !self.held_roots.contains_key(&root) && self.queries.len() >= self.config.max_queries {
+        if !self.held_roots.contains_key(&root)
+            && self.queries.len() >= self.config.limits.max_queries.get()
+        {
             return Err(CommandError::TooManyQueries {
-                max: self.config.max_queries,
+                max: self.config.limits.max_queries.get(),
             });
         }
         let fid = FetchId(self.next_fetch);
         self.next_fetch = self.next_fetch.wrapping_add(1);
-        let deadline = now + self.config.fetch_timeout;
+        let deadline = now + self.config.transfer.fetch_timeout;
         let mut fetch = Fetch::new(root, now, deadline);
         let (slot, _) = fetch.need(root, true, false);
         self.fetches.insert(fid, fetch);
@@ -77,7 +79,7 @@ impl<A: Address> Node<A> {
 
     /// Stores a short-lived "fetch in progress" record for `root` at its trackers.
     fn announce_fetching(&mut self, now: Time, root: Id) {
-        if let Ok(q) = self.start(now, QueryKind::Announce, root, self.config.strategy) {
+        if let Ok(q) = self.start(now, QueryKind::Announce, root, self.config.dht.strategy) {
             if let Some(query) = self.queries.get_mut(&q) {
                 query.internal = true;
                 query.fetching_record = true;
@@ -93,7 +95,7 @@ impl<A: Address> Node<A> {
         };
         let first = f.count_lookup();
         let root = f.root();
-        let enough = self.config.fetch_providers_wanted;
+        let enough = self.config.transfer.fetch_providers_wanted.get();
         match self.provider_lookup(now, root, enough, Some(fid)) {
             // The lookup may have ended already (this node tracks the key).
             Ok(q) if self.queries.contains_key(&q) => {
@@ -104,7 +106,7 @@ impl<A: Address> Node<A> {
             Ok(_) => {}
             Err(_) => self.fetch_located(now, fid, Err(QueryError::NoPeers)),
         }
-        if first && self.config.announce_fetching && self.fetches.contains_key(&fid) {
+        if first && self.config.crowd.announce_fetching && self.fetches.contains_key(&fid) {
             self.announce_fetching(now, root);
         }
     }
@@ -144,14 +146,15 @@ impl<A: Address> Node<A> {
     /// Sends block requests while the fetch may; looks for more providers, or
     /// gives up, when no provider is left for some block.
     fn pump(&mut self, now: Time, fid: FetchId) {
-        let per_provider = self.config.max_blocks_per_provider;
-        let rounds = self.config.block_rounds;
-        let backoff = self.config.busy_backoff;
+        let per_provider = self.config.transfer.max_blocks_per_provider.get();
+        let rounds = self.config.transfer.block_rounds.get();
+        let backoff = self.config.transfer.busy_backoff;
         loop {
             let Some(f) = self.fetches.get_mut(&fid) else {
                 return;
             };
-            if f.phase() != Phase::Transferring || f.in_flight() >= self.config.max_blocks_in_flight
+            if f.phase() != Phase::Transferring
+                || f.in_flight() >= self.config.transfer.max_blocks_in_flight.get()
             {
                 return;
             }
@@ -162,7 +165,7 @@ impl<A: Address> Node<A> {
                         return;
                     };
                     let to = f.provider(source).clone();
-                    let deadline = now + self.config.block_timeout;
+                    let deadline = now + self.config.transfer.block_timeout;
                     let purpose = Purpose::Block { fetch: fid, block };
                     let body = Body::GetBlock { id: block };
                     self.send_request_until(to.addr, Some(to.id), body, purpose, deadline);
@@ -175,7 +178,7 @@ impl<A: Address> Node<A> {
                 }
                 Next::Idle => return,
                 Next::Exhausted => {
-                    if f.lookups() < self.config.max_lookups_per_fetch {
+                    if f.lookups() < self.config.transfer.max_lookups_per_fetch.get() {
                         self.locate(now, fid);
                     } else if f.in_flight() == 0 {
                         self.fetch_failed(now, fid, FetchError::AllProvidersFailed);
@@ -195,8 +198,8 @@ impl<A: Address> Node<A> {
         sender: Contact<A>,
         body: Body<A>,
     ) {
-        let backoff = self.config.busy_backoff;
-        let max_failures = u32::from(self.config.max_failures);
+        let backoff = self.config.transfer.busy_backoff;
+        let max_failures = u32::from(self.config.dht.max_failures.get());
         let Some(f) = self.fetches.get_mut(&fid) else {
             // The fetch ended meanwhile; the answer changes nothing.
             return;
@@ -234,8 +237,8 @@ impl<A: Address> Node<A> {
 
     /// A block request got no answer in time, or could not be sent.
     pub(super) fn block_failed(&mut self, now: Time, fid: FetchId, block: Id) {
-        let backoff = self.config.busy_backoff;
-        let max_failures = u32::from(self.config.max_failures);
+        let backoff = self.config.transfer.busy_backoff;
+        let max_failures = u32::from(self.config.dht.max_failures.get());
         let Some(f) = self.fetches.get_mut(&fid) else {
             return;
         };
@@ -277,8 +280,8 @@ impl<A: Address> Node<A> {
         self.storage.room_for(
             data.len() as u64,
             1,
-            self.config.store_capacity_bytes,
-            self.config.store_max_blocks,
+            self.config.transfer.store_capacity_bytes.get(),
+            self.config.transfer.store_max_blocks.get(),
         )?;
         self.storage.write(block, data).fetches.push(fid);
         Ok(false)
@@ -390,7 +393,7 @@ impl<A: Address> Node<A> {
     /// Reports, in file order, every chunk now held and not yet reported, each
     /// checked against the length its manifest allows.
     fn report_chunks(&mut self, fid: FetchId) -> Result<(), FetchError> {
-        let emit = self.config.emit_chunk_events;
+        let emit = self.config.transfer.emit_chunk_events;
         loop {
             let Some(f) = self.fetches.get_mut(&fid) else {
                 return Ok(());
@@ -473,14 +476,15 @@ impl<A: Address> Node<A> {
             self.release_held(now, b, None);
         }
         self.held_roots.insert(f.root, blocks);
-        if self.config.serve_after_fetch {
+        if self.config.crowd.serve_after_fetch {
             let mut keys = vec![f.root];
-            if let (Some(Manifest::Site(s)), true) = (&f.manifest, self.config.announce_site_files)
+            if let (Some(Manifest::Site(s)), true) =
+                (&f.manifest, self.config.records.announce_site_files)
             {
                 keys.extend(s.entries().iter().map(|e| e.file));
             }
             for key in keys {
-                let room = self.provided.len() < self.config.max_provided_keys;
+                let room = self.provided.len() < self.config.records.max_provided_keys.get();
                 if !self.provided.contains(&key) && room {
                     self.provide(now, key, true);
                 }

@@ -45,6 +45,7 @@ impl<A: Address> Node<A> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::TransferConfig;
     use crate::content::{ContentStore, MemoryStore};
     use crate::{drain, Config, Driver, Event, Id, Node, SiteFile, StoreOp, Time, Transmit};
 
@@ -66,7 +67,10 @@ mod tests {
     #[test]
     fn forgetting_keeps_what_other_content_shares() {
         let config = Config {
-            chunk_size: 1024,
+            transfer: TransferConfig {
+                chunk_size: 1024,
+                ..Default::default()
+            },
             ..Config::default()
         };
         let mut io = Alone::default();

@@ -32,7 +32,7 @@ impl<A: Address> Node<A> {
                 "a query deadline without its query"
             );
         }
-        assert!(self.queries.len() <= self.config.max_queries);
+        assert!(self.queries.len() <= self.config.limits.max_queries.get());
         assert_eq!(self.fetches.len(), self.fetch_by_root.len());
         for (root, fid) in &self.fetch_by_root {
             let f = self.fetches.get(fid);
@@ -43,7 +43,7 @@ impl<A: Address> Node<A> {
                 "a fetch without its deadline timer"
             );
         }
-        assert!(self.fetches.len() <= self.config.max_fetches);
+        assert!(self.fetches.len() <= self.config.transfer.max_fetches.get());
         for f in self.fetches.values() {
             f.check();
         }
@@ -68,6 +68,6 @@ impl<A: Address> Node<A> {
             );
         }
         assert!(self.events.misbehaviour_waiting() == self.events.count_misbehaviour());
-        assert!(self.transmits.len() <= self.config.max_transmit_queue);
+        assert!(self.transmits.len() <= self.config.limits.max_transmit_queue.get());
     }
 }

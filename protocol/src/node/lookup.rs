@@ -41,7 +41,7 @@ impl<A: Address> Node<A> {
     /// Finds the `k` nodes closest to `target`.
     pub fn find_node(&mut self, now: Time, target: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        let q = self.start(now, QueryKind::FindNode, target, self.config.strategy)?;
+        let q = self.start(now, QueryKind::FindNode, target, self.config.dht.strategy)?;
         self.launch(now, q);
         Ok(q)
     }
@@ -50,7 +50,7 @@ impl<A: Address> Node<A> {
     /// still fetching it, who serve what they hold so far).
     pub fn find_providers(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        self.provider_lookup(now, key, self.config.providers_enough, None)
+        self.provider_lookup(now, key, self.config.records.providers_enough.get(), None)
     }
 
     /// Starts a provider lookup that stops at `enough` providers, reporting to
@@ -62,11 +62,11 @@ impl<A: Address> Node<A> {
         enough: usize,
         owner: Option<FetchId>,
     ) -> Result<QueryId, CommandError> {
-        let q = self.start(now, QueryKind::FindProviders, key, self.config.strategy)?;
+        let q = self.start(now, QueryKind::FindProviders, key, self.config.dht.strategy)?;
         let own = self.id;
         let mut local = self.providers_for(now, &key);
         local.retain(|c| c.id != own);
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         if let Some(query) = self.queries.get_mut(&q) {
             query.enough = enough;
             query.owner = owner;
@@ -86,7 +86,7 @@ impl<A: Address> Node<A> {
     /// Providers of `key` this node tracks, complete holders first, then peers
     /// with a fetch in progress; at most `max_providers_returned`.
     pub(super) fn providers_for(&self, now: Time, key: &Id) -> Vec<Contact<A>> {
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         let mut out = self.providers.get(now, key, max);
         if out.len() < max {
             for c in self.fetching.get(now, key, max) {
@@ -106,14 +106,16 @@ impl<A: Address> Node<A> {
     /// [`Node::stop_providing`].
     pub fn announce(&mut self, now: Time, key: Id) -> Result<QueryId, CommandError> {
         let now = self.tick(now);
-        if !self.provided.contains(&key) && self.provided.len() >= self.config.max_provided_keys {
+        if !self.provided.contains(&key)
+            && self.provided.len() >= self.config.records.max_provided_keys.get()
+        {
             return Err(CommandError::TooManyProvided {
-                max: self.config.max_provided_keys,
+                max: self.config.records.max_provided_keys.get(),
             });
         }
-        let q = self.start(now, QueryKind::Announce, key, self.config.strategy)?;
+        let q = self.start(now, QueryKind::Announce, key, self.config.dht.strategy)?;
         self.provided
-            .insert(key, now + self.config.republish_interval);
+            .insert(key, now + self.config.records.republish_interval);
         self.launch(now, q);
         Ok(q)
     }
@@ -131,9 +133,9 @@ impl<A: Address> Node<A> {
         target: Id,
         strategy: Strategy,
     ) -> Result<QueryId, CommandError> {
-        if self.queries.len() >= self.config.max_queries {
+        if self.queries.len() >= self.config.limits.max_queries.get() {
             return Err(CommandError::TooManyQueries {
-                max: self.config.max_queries,
+                max: self.config.limits.max_queries.get(),
             });
         }
         let id = self.new_query_id();
@@ -141,18 +143,18 @@ impl<A: Address> Node<A> {
         let params = WalkParams {
             strategy,
             target,
-            metric: self.config.metric,
-            k: self.config.k,
-            alpha: self.config.alpha,
-            max_candidates: self.config.max_lookup_candidates,
+            metric: self.config.dht.metric,
+            k: self.config.dht.k.get(),
+            alpha: self.config.dht.alpha.get(),
+            max_candidates: self.config.dht.max_lookup_candidates.get(),
         };
         let known = match strategy {
-            Strategy::Iterative => self.table.closest(&target, self.config.k),
+            Strategy::Iterative => self.table.closest(&target, self.config.dht.k.get()),
             // The first hop (this node) picks from its table as it forwards.
             Strategy::Recursive => Vec::new(),
         };
         let phase = Phase::Walking(Walk::start(params, known));
-        let deadline = now + self.config.query_timeout;
+        let deadline = now + self.config.dht.query_timeout;
         self.queries.insert(
             id,
             Query {
@@ -169,7 +171,7 @@ impl<A: Address> Node<A> {
                 completed_depth: None,
                 internal: kind == QueryKind::Refresh,
                 owner: None,
-                enough: self.config.providers_enough,
+                enough: self.config.records.providers_enough.get(),
                 fetching_record: false,
             },
         );
@@ -241,7 +243,7 @@ impl<A: Address> Node<A> {
         providers: Vec<Contact<A>>,
     ) {
         let own = self.id;
-        let max = self.config.max_providers_returned;
+        let max = self.config.records.max_providers_returned.get();
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
@@ -307,8 +309,8 @@ impl<A: Address> Node<A> {
         };
         let key = query.target;
         let fetching_record = query.fetching_record;
-        let r = self.config.replication;
-        let metric = self.config.metric;
+        let r = self.config.dht.replication.get();
+        let metric = self.config.dht.metric;
         let own_distance = metric.distance(&self.id, &key);
         let mut targets: Vec<Contact<A>> = closest
             .into_iter()

@@ -12,7 +12,7 @@ impl<A: Address> Node<A> {
     pub(super) fn maintain(&mut self, now: Time) {
         self.providers.expire(now);
         self.fetching.expire(now);
-        if self.table.len() < self.config.k && !self.table.is_empty() {
+        if self.table.len() < self.config.dht.k.get() && !self.table.is_empty() {
             // A thin table (a join through a seed that knew little, or heavy churn):
             // look for our own neighbourhood again, as a join would.
             if let Ok(q) = self.start(now, QueryKind::Refresh, self.id, Strategy::Iterative) {
@@ -26,11 +26,17 @@ impl<A: Address> Node<A> {
     /// Kademlia's bucket refresh: a lookup for a random id in each bucket that no
     /// lookup touched for `refresh_interval`, a bounded number per round.
     fn refresh_stale_buckets(&mut self, now: Time) {
-        let stale = self.table.stale_buckets(now, self.config.refresh_interval);
-        for index in stale.into_iter().take(self.config.max_refreshes_per_round) {
+        let stale = self
+            .table
+            .stale_buckets(now, self.config.dht.refresh_interval);
+        for index in stale
+            .into_iter()
+            .take(self.config.dht.max_refreshes_per_round)
+        {
             let random = self.random_id();
             let target = self
                 .config
+                .dht
                 .metric
                 .random_id_in_bucket(&self.id, index, &random);
             // Implementation note: refreshes walk iteratively under both strategies,
@@ -54,13 +60,14 @@ impl<A: Address> Node<A> {
         // self-lookup found the nodes that rank us closest (our successors), not
         // the ones we rank closest (our predecessors, our lowest buckets);
         // refreshing the buckets just above that gap reaches them.
-        let Some(from) = self.config.metric.bucket_index(&closest, &self.id) else {
+        let Some(from) = self.config.dht.metric.bucket_index(&closest, &self.id) else {
             return;
         };
-        for index in (from + 1..crate::id::ID_BITS).take(self.config.join_refreshes) {
+        for index in (from + 1..crate::id::ID_BITS).take(self.config.dht.join_refreshes) {
             let random = self.random_id();
             let target = self
                 .config
+                .dht
                 .metric
                 .random_id_in_bucket(&self.id, index, &random);
             match self.start(now, QueryKind::Refresh, target, Strategy::Iterative) {
@@ -73,11 +80,17 @@ impl<A: Address> Node<A> {
     /// Re-announces every provided key whose republish time has come.
     fn republish_due(&mut self, now: Time) {
         // Leave room for the user's own queries.
-        let room = self.config.max_queries.saturating_sub(self.queries.len()) / 2;
+        let room = self
+            .config
+            .limits
+            .max_queries
+            .get()
+            .saturating_sub(self.queries.len())
+            / 2;
         for key in self.provided.take_due(now, room) {
             self.provided
-                .insert(key, now + self.config.republish_interval);
-            match self.start(now, QueryKind::Announce, key, self.config.strategy) {
+                .insert(key, now + self.config.records.republish_interval);
+            match self.start(now, QueryKind::Announce, key, self.config.dht.strategy) {
                 Ok(q) => {
                     if let Some(query) = self.queries.get_mut(&q) {
                         query.internal = true;

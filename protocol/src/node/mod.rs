@@ -5,6 +5,7 @@ mod forget;
 mod invariants;
 mod lookup;
 mod maintenance;
+mod memory;
 mod outputs;
 mod publish;
 mod requests;
@@ -32,6 +33,7 @@ use crate::transfer::uploads::Uploads;
 use crate::transfer::FetchId;
 use crate::wire::{Body, Message, Route, RpcId};
 
+pub use memory::{Basis, MemoryReport, MemoryTerm};
 pub use publish::PublishError;
 
 use outputs::Events;
@@ -106,6 +108,18 @@ pub struct Counters {
     pub requests_held: u64,
     /// Blocks received that did not match their hash.
     pub corrupt_blocks: u64,
+}
+
+/// High-water marks of the queues the driver empties after every input: their
+/// current length is zero whenever a driver looks, so the peak is what counts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Peaks {
+    /// The longest the transmit queue has been.
+    transmits: usize,
+    /// Block messages in the transmit queue now.
+    blocks_queued: usize,
+    /// The most block messages the transmit queue has held at once.
+    blocks: usize,
 }
 
 /// Why a pending request was sent, so its reply (or timeout) reaches the right place.
@@ -194,6 +208,8 @@ pub struct Node<A> {
     next_rpc: u64,
     next_maintenance: Time,
     transmits: VecDeque<Transmit<A>>,
+    /// High-water marks of the queues the driver empties, for [`Node::memory_usage`].
+    peaks: Peaks,
     events: Events<A>,
     counters: Counters,
     /// The index of blocks held, and the storage operations under way.
@@ -224,9 +240,9 @@ impl<A: Address> Node<A> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
-        let jitter = rng.next_u64() % micros(config.maintenance_interval).max(1);
+        let jitter = rng.next_u64() % micros(config.dht.maintenance_interval).max(1);
         let next_maintenance =
-            now + config.maintenance_interval + core::time::Duration::from_micros(jitter);
+            now + config.dht.maintenance_interval + core::time::Duration::from_micros(jitter);
         // Implementation note: request, query and fetch ids start at random points
         // of the node's stream, so a reply meant for an earlier run of this node
         // (same id, same address, counters back at zero) matches nothing now.
@@ -234,21 +250,24 @@ impl<A: Address> Node<A> {
         let next_query = rng.next_u64();
         let next_fetch = rng.next_u64();
         Ok(Node {
-            table: RoutingTable::new(id, config.metric, config.table()),
+            table: RoutingTable::new(id, config.dht.metric, config.table()),
             providers: ProviderStore::new(
-                config.max_provider_keys,
-                config.max_providers_per_key,
-                config.provider_ttl,
+                config.records.max_provider_keys.get(),
+                config.records.max_providers_per_key.get(),
+                config.records.provider_ttl,
             ),
             fetching: ProviderStore::new(
-                config.max_fetching_keys,
-                config.max_providers_per_key,
-                config.fetching_ttl,
+                config.crowd.max_fetching_keys.get(),
+                config.records.max_providers_per_key.get(),
+                config.crowd.fetching_ttl,
             ),
-            uploads: Uploads::new(config.max_uploads, config.upload_bytes_per_s),
-            held: Held::new(config.max_held_requests),
-            events: Events::new(config.max_event_queue),
-            storage: Storage::new(config.max_store_ops),
+            uploads: Uploads::new(
+                config.transfer.max_uploads.get(),
+                config.transfer.upload_bytes_per_s.get(),
+            ),
+            held: Held::new(config.crowd.max_held_requests),
+            events: Events::new(config.limits.max_event_queue.get()),
+            storage: Storage::new(config.limits.max_store_ops.get()),
             config,
             id,
             addr,
@@ -271,6 +290,7 @@ impl<A: Address> Node<A> {
             next_rpc,
             next_maintenance,
             transmits: VecDeque::new(),
+            peaks: Peaks::default(),
             counters: Counters::default(),
         })
     }
@@ -350,6 +370,9 @@ impl<A: Address> Node<A> {
     #[must_use]
     pub fn poll_output(&mut self) -> Output<A> {
         if let Some(t) = self.transmits.pop_front() {
+            if matches!(t.msg.body, Body::Block { .. }) {
+                self.peaks.blocks_queued -= 1;
+            }
             return Output::Transmit(t);
         }
         if let Some(op) = self.storage.poll() {
@@ -424,7 +447,7 @@ impl<A: Address> Node<A> {
         self.fetch_timers_due(now);
         self.holds_expired(now);
         if now >= self.next_maintenance {
-            self.next_maintenance = now + self.config.maintenance_interval;
+            self.next_maintenance = now + self.config.dht.maintenance_interval;
             self.maintain(now);
         }
     }
@@ -481,11 +504,15 @@ impl<A: Address> Node<A> {
     }
 
     fn transmit(&mut self, to: A, body: Body<A>, rpc: RpcId) {
-        if self.transmits.len() >= self.config.max_transmit_queue {
+        if self.transmits.len() >= self.config.limits.max_transmit_queue.get() {
             self.counters.transmits_dropped += 1;
             return;
         }
         self.counters.messages_sent += 1;
+        if matches!(body, Body::Block { .. }) {
+            self.peaks.blocks_queued += 1;
+            self.peaks.blocks = self.peaks.blocks.max(self.peaks.blocks_queued);
+        }
         self.transmits.push_back(Transmit {
             to,
             msg: Message {
@@ -494,6 +521,7 @@ impl<A: Address> Node<A> {
                 body,
             },
         });
+        self.peaks.transmits = self.peaks.transmits.max(self.transmits.len());
     }
 
     fn reply(&mut self, to: A, rpc: RpcId, body: Body<A>) {
@@ -512,10 +540,10 @@ impl<A: Address> Node<A> {
         purpose: Purpose<A>,
         exempt: bool,
     ) -> bool {
-        if !exempt && self.pending.len() >= self.config.max_pending_requests {
+        if !exempt && self.pending.len() >= self.config.limits.max_pending_requests.get() {
             return false;
         }
-        let deadline = now + self.config.request_timeout;
+        let deadline = now + self.config.dht.request_timeout;
         self.send_request_until(to, to_id, body, purpose, deadline);
         true
     }

@@ -41,6 +41,8 @@ pub(super) struct Events<A> {
     queue: VecDeque<Entry<A>>,
     misbehaviour: usize,
     max_misbehaviour: usize,
+    /// The longest `queue` has been, for [`super::Node::memory_usage`].
+    peak: usize,
 }
 
 impl<A> Events<A> {
@@ -49,7 +51,20 @@ impl<A> Events<A> {
             queue: VecDeque::new(),
             misbehaviour: 0,
             max_misbehaviour,
+            peak: 0,
         }
+    }
+
+    /// Bytes of one queued entry.
+    pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry<A>>();
+
+    /// The longest the queue has been.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    fn noted(&mut self) {
+        self.peak = self.peak.max(self.queue.len());
     }
 
     /// Queues an event; returns `false` if it was a misbehaviour report
@@ -62,6 +77,7 @@ impl<A> Events<A> {
             self.misbehaviour += 1;
         }
         self.queue.push_back(Entry::Event(event));
+        self.noted();
         true
     }
 
@@ -87,6 +103,7 @@ impl<A> Events<A> {
             next: index,
             end: index + 1,
         }));
+        self.noted();
     }
 
     /// The next event, if any.

@@ -54,7 +54,7 @@ impl<A: Address> Node<A> {
         data: impl Into<Bytes>,
         media_type: &str,
     ) -> Result<Id, PublishError> {
-        let prepared = prepare_file(data.into(), media_type, self.config.chunk_size)?;
+        let prepared = prepare_file(data.into(), media_type, self.config.transfer.chunk_size)?;
         self.publish(now, prepared)
     }
 
@@ -62,7 +62,7 @@ impl<A: Address> Node<A> {
     /// the site manifest stored, and announces the site's id (and, with
     /// `announce_site_files`, each file's). Like [`Node::publish_file`].
     pub fn publish_site(&mut self, now: Time, files: Vec<SiteFile>) -> Result<Id, PublishError> {
-        let prepared = prepare_site(files, self.config.chunk_size)?;
+        let prepared = prepare_site(files, self.config.transfer.chunk_size)?;
         self.publish(now, prepared)
     }
 
@@ -76,21 +76,23 @@ impl<A: Address> Node<A> {
         if self.publishes.contains_key(&root) {
             return Ok(root);
         }
-        if self.publishes.len() >= self.config.max_publishes {
+        if self.publishes.len() >= self.config.limits.max_publishes.get() {
             return Err(CommandError::TooManyPublishes {
-                max: self.config.max_publishes,
+                max: self.config.limits.max_publishes.get(),
             }
             .into());
         }
         let mut keys = vec![root];
-        if let (Manifest::Site(s), true) = (&prepared.manifest, self.config.announce_site_files) {
+        if let (Manifest::Site(s), true) =
+            (&prepared.manifest, self.config.records.announce_site_files)
+        {
             keys.extend(s.entries().iter().map(|e| e.file));
         }
         keys.dedup();
         let new_keys = keys.iter().filter(|k| !self.provided.contains(k)).count();
-        if self.provided.len() + new_keys > self.config.max_provided_keys {
+        if self.provided.len() + new_keys > self.config.records.max_provided_keys.get() {
             return Err(CommandError::TooManyProvided {
-                max: self.config.max_provided_keys,
+                max: self.config.records.max_provided_keys.get(),
             }
             .into());
         }
@@ -102,8 +104,8 @@ impl<A: Address> Node<A> {
         self.storage.room_for(
             new.iter().map(|(_, d)| d.len() as u64).sum(),
             new.len(),
-            self.config.store_capacity_bytes,
-            self.config.store_max_blocks,
+            self.config.transfer.store_capacity_bytes.get(),
+            self.config.transfer.store_max_blocks.get(),
         )?;
         let mut blocks: Vec<Id> = prepared.blocks.iter().map(|(id, _)| *id).collect();
         blocks.sort_unstable();
@@ -235,7 +237,8 @@ impl<A: Address> Node<A> {
         blocks.sort_unstable();
         blocks.dedup();
         let mut keys = vec![root];
-        if let (Manifest::Site(_), true) = (root_manifest, self.config.announce_site_files) {
+        if let (Manifest::Site(_), true) = (root_manifest, self.config.records.announce_site_files)
+        {
             keys.extend(files);
         }
         for id in &blocks {
@@ -243,7 +246,7 @@ impl<A: Address> Node<A> {
         }
         self.held_roots.insert(root, blocks);
         for key in keys {
-            let room = self.provided.len() < self.config.max_provided_keys;
+            let room = self.provided.len() < self.config.records.max_provided_keys.get();
             if self.provided.contains(&key) || room {
                 self.provide(now, key, false);
             }

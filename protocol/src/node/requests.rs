@@ -12,9 +12,9 @@ impl<A: Address> Node<A> {
     /// The `k` contacts closest to `target`, leaving out the peer that asked
     /// (it knows itself).
     fn closest_for(&self, target: &Id, asker: &Id) -> Vec<Contact<A>> {
-        let mut closer = self.table.closest(target, self.config.k + 1);
+        let mut closer = self.table.closest(target, self.config.dht.k.get() + 1);
         closer.retain(|c| c.id != *asker);
-        closer.truncate(self.config.k);
+        closer.truncate(self.config.dht.k.get());
         closer
     }
 
@@ -53,8 +53,8 @@ impl<A: Address> Node<A> {
             self.misbehaved(sender, Misbehaviour::UnsolicitedReply);
             return;
         };
-        let k = self.config.k;
-        let max_providers = self.config.max_providers_returned;
+        let k = self.config.dht.k.get();
+        let max_providers = self.config.records.max_providers_returned.get();
         let seed = p.to_id.is_none();
         match (p.purpose, body) {
             (Purpose::EvictionPing, Body::Pong) => self.observe(now, sender),

@@ -73,16 +73,16 @@ impl<A: Address> Node<A> {
             }
         }
         let hops = route.path.len() - 1;
-        let mine = self.table.closest(&route.target, self.config.k);
+        let mine = self.table.closest(&route.target, self.config.dht.k.get());
         match self.hop_rule().next_hop(&self.id, &mut route, mine, &[]) {
             None => self.answer_found(now, route, Vec::new()),
             Some(_)
-                if hops >= self.config.max_route_hops
+                if hops >= self.config.routing.max_route_hops.get()
                     || route.path.len() >= crate::wire::MAX_ROUTE_PATH =>
             {
                 self.answer_route(now, route, RouteOutcome::Failed(RouteFailure::HopLimit))
             }
-            Some(_) if self.forwards >= self.config.max_forwards => {
+            Some(_) if self.forwards >= self.config.routing.max_forwards => {
                 self.answer_route(now, route, RouteOutcome::Failed(RouteFailure::Busy))
             }
             Some(next) => self.forward(now, route, Vec::new(), next),
@@ -91,11 +91,11 @@ impl<A: Address> Node<A> {
 
     fn hop_rule(&self) -> HopRule {
         HopRule {
-            metric: self.config.metric,
+            metric: self.config.dht.metric,
             forwarding: self.config.forwarding(),
-            k: self.config.k,
-            width: self.config.route_width,
-            detours: self.config.route_detours,
+            k: self.config.dht.k.get(),
+            width: self.config.routing.route_width.get(),
+            detours: self.config.routing.route_detours,
         }
     }
 
@@ -129,8 +129,8 @@ impl<A: Address> Node<A> {
         if let Some(q) = self.own_route_query(&route) {
             q.stats.failures += 1;
         }
-        let next = if tried.len() < self.config.route_attempts {
-            let mine = self.table.closest(&route.target, self.config.k);
+        let next = if tried.len() < self.config.routing.route_attempts.get() {
+            let mine = self.table.closest(&route.target, self.config.dht.k.get());
             self.hop_rule().next_hop(&self.id, &mut route, mine, &tried)
         } else {
             None
@@ -159,13 +159,13 @@ impl<A: Address> Node<A> {
     /// This node is the last on the path: answer with what it knows, and what
     /// the route learned on its way (its path and frontier).
     fn answer_found(&mut self, now: Time, route: Route<A>, providers: Vec<Contact<A>>) {
-        let metric = self.config.metric;
-        let mut closest = self.table.closest(&route.target, self.config.k);
+        let metric = self.config.dht.metric;
+        let mut closest = self.table.closest(&route.target, self.config.dht.k.get());
         closest.extend(route.path.iter().skip(1).cloned());
         closest.extend(route.frontier.iter().cloned());
         closest.sort_by_key(|c| metric.distance(&c.id, &route.target));
         closest.dedup_by(|a, b| a.id == b.id);
-        closest.truncate(self.config.k);
+        closest.truncate(self.config.dht.k.get());
         self.answer_route(now, route, RouteOutcome::Found { closest, providers });
     }
 
@@ -212,8 +212,8 @@ impl<A: Address> Node<A> {
     /// The answer to one of our recursive queries arrived: the walk takes it.
     fn route_finished(&mut self, now: Time, reply: RouteReply<A>) {
         let q = QueryId(reply.tag);
-        let k = self.config.k;
-        let max = self.config.max_providers_returned;
+        let k = self.config.dht.k.get();
+        let max = self.config.records.max_providers_returned.get();
         let own = self.id;
         let Some(query) = self.queries.get_mut(&q) else {
             // The query already ended (timed out); a late answer changes nothing.

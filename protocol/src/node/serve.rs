@@ -24,7 +24,8 @@ impl<A: Address> Node<A> {
     /// Whether the block may be sent: held, and (unless `serve_partial`) part of
     /// content held complete.
     fn servable(&self, id: &Id) -> bool {
-        self.storage.contains(id) && (self.config.serve_partial || !self.partial.contains_key(id))
+        self.storage.contains(id)
+            && (self.config.crowd.serve_partial || !self.partial.contains_key(id))
     }
 
     pub(super) fn on_get_block(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, id: Id) {
@@ -37,7 +38,7 @@ impl<A: Address> Node<A> {
             let req = HeldRequest {
                 from: sender.clone(),
                 rpc,
-                deadline: now + self.config.hold_timeout,
+                deadline: now + self.config.crowd.hold_timeout,
             };
             if self.held.hold(id, req) {
                 self.counters.requests_held += 1;
@@ -52,7 +53,7 @@ impl<A: Address> Node<A> {
     /// asker is the very peer we are waiting on for it (the two would wait on
     /// each other until both time out).
     fn should_hold(&self, asker: &Contact<A>, id: &Id) -> bool {
-        self.config.announce_fetching
+        self.config.crowd.announce_fetching
             && self.fetches.values().any(|f| {
                 f.slot_of(id).is_some() && f.asked_for(id).is_none_or(|c| c.id != asker.id)
             })
@@ -72,7 +73,7 @@ impl<A: Address> Node<A> {
             self.send_dont_have(to, rpc, id);
             return;
         };
-        if self.storage.serve_reads >= self.config.max_uploads
+        if self.storage.serve_reads >= self.config.transfer.max_uploads.get()
             || !self.uploads.try_start(now, len as usize)
         {
             self.counters.busy_replies += 1;

@@ -66,6 +66,26 @@ pub(super) struct Storage<A> {
     writing_bytes: u64,
     /// Reads waiting to be served to peers, bounded by `max_uploads`.
     pub serve_reads: usize,
+    /// Who waits for reads, over all of `reads`.
+    waiting: usize,
+    /// High-water marks, for [`Node::memory_usage`]: a driver that answers at
+    /// once (the simulator) empties these collections within every input.
+    pub peaks: StoragePeaks,
+}
+
+/// The most the storage bookkeeping has held at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct StoragePeaks {
+    /// Operations not yet handed to the driver (queued or parked).
+    pub queue: usize,
+    /// Operations handed to the driver and not yet completed.
+    pub in_flight: usize,
+    /// Who waits for reads.
+    pub waiting: usize,
+    /// Writes asked for and not yet confirmed.
+    pub writes: usize,
+    /// Bytes of those writes.
+    pub write_bytes: u64,
 }
 
 impl<A> Storage<A> {
@@ -81,7 +101,23 @@ impl<A> Storage<A> {
             writes: BTreeMap::new(),
             writing_bytes: 0,
             serve_reads: 0,
+            waiting: 0,
+            peaks: StoragePeaks::default(),
         }
+    }
+
+    /// Queues an operation for the driver.
+    fn enqueue(&mut self, op: StoreOp) {
+        self.queue.push_back(op);
+        let waiting = self.queue.len() + self.parked.values().map(VecDeque::len).sum::<usize>();
+        self.peaks.queue = self.peaks.queue.max(waiting);
+    }
+
+    /// Everyone waiting for the read of `id`, which is done.
+    pub fn take_reads(&mut self, id: &Id) -> Vec<ReadFor<A>> {
+        let waiters = self.reads.remove(id).unwrap_or_default();
+        self.waiting -= waiters.len();
+        waiters
     }
 
     /// Whether the block is held (its write confirmed).
@@ -145,20 +181,26 @@ impl<A> Storage<A> {
     /// Asks for a read of `id` on behalf of `waiter` (one read serves every waiter).
     pub fn read(&mut self, id: Id, waiter: ReadFor<A>) {
         let waiters = self.reads.entry(id).or_default();
-        if waiters.is_empty() {
-            self.queue.push_back(StoreOp::Read { id });
-        }
+        let first = waiters.is_empty();
         waiters.push(waiter);
+        self.waiting += 1;
+        self.peaks.waiting = self.peaks.waiting.max(self.waiting);
+        if first {
+            self.enqueue(StoreOp::Read { id });
+        }
     }
 
     /// Asks for a write of a verified block not yet held nor being written.
     pub fn write(&mut self, id: Id, data: Bytes) -> &mut Write {
         debug_assert!(!self.blocks.contains_key(&id) && !self.writes.contains_key(&id));
         self.writing_bytes += data.len() as u64;
-        self.queue.push_back(StoreOp::Write {
+        self.enqueue(StoreOp::Write {
             id,
             data: data.clone(),
         });
+        let len = self.writes.len() + 1;
+        self.peaks.writes = self.peaks.writes.max(len);
+        self.peaks.write_bytes = self.peaks.write_bytes.max(self.writing_bytes);
         self.writes.entry(id).or_insert(Write {
             data,
             fetches: Vec::new(),
@@ -182,12 +224,12 @@ impl<A> Storage<A> {
             w.then_remove = true;
             return;
         }
-        self.queue.push_back(StoreOp::Remove { id });
+        self.enqueue(StoreOp::Remove { id });
     }
 
     /// Queues the removal of a block that was never indexed (an unwanted write).
     pub fn remove_unindexed(&mut self, id: Id) {
-        self.queue.push_back(StoreOp::Remove { id });
+        self.enqueue(StoreOp::Remove { id });
     }
 
     /// The next operation for the driver: the oldest whose block has nothing in
@@ -206,6 +248,7 @@ impl<A> Storage<A> {
                 continue;
             }
             self.in_flight.insert(id);
+            self.peaks.in_flight = self.peaks.in_flight.max(self.in_flight.len());
             return Some(op);
         }
         None
@@ -260,6 +303,10 @@ impl<A> Storage<A> {
             .filter(|r| matches!(r, ReadFor::Serve { .. }))
             .count();
         assert_eq!(serving, self.serve_reads);
+        assert_eq!(
+            self.waiting,
+            self.reads.values().map(Vec::len).sum::<usize>()
+        );
         for (id, waiters) in &self.reads {
             assert!(!waiters.is_empty());
             let is_read = |op: &StoreOp| matches!(op, StoreOp::Read { id: r } if r == id);
@@ -329,7 +376,7 @@ impl<A: Address> Node<A> {
     }
 
     fn on_read(&mut self, now: Time, id: Id, result: Result<Option<Bytes>, StoreError>) {
-        let waiters = self.storage.reads.remove(&id).unwrap_or_default();
+        let waiters = self.storage.take_reads(&id);
         let expected = self.storage.len_of(&id);
         let data = match result {
             Ok(Some(d)) if expected == Some(d.len() as u32) => Some(d),

@@ -187,6 +187,19 @@ impl<A: Address> ClosestPeers<A> {
         self.settle(id, State::Failed);
     }
 
+    /// Candidates remembered and not asked yet (for `Node::memory_usage`).
+    pub fn not_asked(&self) -> usize {
+        self.not_contacted
+    }
+
+    /// Candidates remembered and asked already (for `Node::memory_usage`).
+    pub fn asked(&self) -> usize {
+        self.peers.len() - self.not_contacted
+    }
+
+    /// Bytes of one remembered candidate and its key.
+    pub(crate) const CANDIDATE_BYTES: usize = core::mem::size_of::<(Distance, Candidate<A>)>();
+
     /// The `n` closest peers that answered, closest first, with their depths.
     pub fn succeeded(&self, n: usize) -> Vec<(Contact<A>, u32)> {
         self.peers

@@ -196,6 +196,14 @@ impl<A: Address> Walk<A> {
         matches!(self, Walk::Recursive(r) if matches!(r.route, Route::Out))
     }
 
+    /// The iterative shortlist, if this is an iterative walk (for `Node::memory_usage`).
+    pub fn shortlist(&self) -> Option<&ClosestPeers<A>> {
+        match self {
+            Walk::Iterative { peers, .. } => Some(peers),
+            Walk::Recursive(_) => None,
+        }
+    }
+
     /// What the walk wants next; `Done` and `Failed` are handed out once.
     pub fn next(&mut self) -> WalkStep<A> {
         match self {

@@ -43,6 +43,9 @@ impl<A: Address> ProviderStore<A> {
         }
     }
 
+    /// Bytes of one record, for [`crate::Config::memory_bound`].
+    pub(crate) const RECORD_BYTES: usize = core::mem::size_of::<Record<A>>();
+
     /// Number of keys tracked.
     pub fn key_count(&self) -> usize {
         self.keys.len()

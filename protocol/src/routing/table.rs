@@ -55,6 +55,15 @@ pub struct RoutingTable<A> {
     len: usize,
 }
 
+impl<A> RoutingTable<A> {
+    /// Bytes of one bucket, for [`crate::Config::memory_bound`].
+    pub(crate) const BUCKET_BYTES: usize = core::mem::size_of::<Bucket<A>>();
+    /// Bytes of one live contact in a bucket.
+    pub(crate) const ENTRY_BYTES: usize = core::mem::size_of::<Entry<A>>();
+    /// Bytes of one stand-in contact.
+    pub(crate) const REPLACEMENT_BYTES: usize = core::mem::size_of::<(Contact<A>, Time)>();
+}
+
 impl<A: Address> RoutingTable<A> {
     /// An empty table for the node `own`.
     pub fn new(own: Id, metric: Metric, config: TableConfig) -> Self {

@@ -32,7 +32,7 @@ pub(crate) enum Phase {
 
 /// A provider as this fetch sees it.
 #[derive(Clone, Debug)]
-struct Source<A> {
+pub(crate) struct Source<A> {
     stats: ProviderStats<A>,
     /// Random tie-breaker, so that a crowd of fetchers spreads over providers.
     rank: u64,
@@ -58,7 +58,7 @@ enum SlotState {
 
 /// One distinct block the content needs.
 #[derive(Clone, Debug)]
-struct Slot {
+pub(crate) struct Slot {
     id: Id,
     state: SlotState,
     /// The block is a manifest (the root, or a site's file): decode it once held.
@@ -78,7 +78,7 @@ struct Slot {
 
 /// One file of the content, and how far its verified chunks have been reported.
 #[derive(Clone, Debug)]
-struct FileProgress {
+pub(crate) struct FileProgress {
     id: Id,
     /// What the site entry says the file is (`None` when the root is this file).
     expect: Option<(u64, MediaType)>,
@@ -106,6 +106,23 @@ pub(crate) struct ChunkReady {
     pub manifest: Arc<FileManifest>,
     /// Its index in the file.
     pub index: u32,
+}
+
+/// The sizes of a fetch's collections.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FetchSizes {
+    /// Providers known.
+    pub sources: usize,
+    /// Distinct blocks needed.
+    pub slots: usize,
+    /// Files followed.
+    pub files: usize,
+    /// Chunk ids listed by the file manifests held.
+    pub manifest_chunks: usize,
+    /// Whether the root manifest held is a site's.
+    pub site_manifest: bool,
+    /// Blocks added to the store.
+    pub added: usize,
 }
 
 /// What a finished fetch leaves behind for the node to settle.
@@ -334,6 +351,11 @@ impl<A: Clone> Fetch<A> {
             added += 1;
         }
         added
+    }
+
+    /// Refusals remembered over all slots (for `Node::memory_usage`).
+    pub fn refusals(&self) -> usize {
+        self.slots.iter().map(|s| s.refused.len()).sum()
     }
 
     /// Sources not given up on.
@@ -751,6 +773,23 @@ impl<A: Clone> Fetch<A> {
             let s = self.slot_of(&id)?;
             (self.slots[s].state == SlotState::Held).then_some((f, file.next_emit, id))
         })
+    }
+
+    /// How much the fetch holds, collection by collection (for `Node::memory_usage`).
+    pub fn sizes(&self) -> FetchSizes {
+        FetchSizes {
+            sources: self.sources.len(),
+            slots: self.slots.len(),
+            files: self.files.len(),
+            manifest_chunks: self
+                .files
+                .iter()
+                .filter_map(|p| p.manifest.as_ref())
+                .map(|m| m.chunks().len())
+                .sum(),
+            site_manifest: matches!(self.manifest, Some(Manifest::Site(_))),
+            added: self.added.len(),
+        }
     }
 
     /// Panics if the fetch's counters disagree with its collections: requests

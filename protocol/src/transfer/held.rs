@@ -78,6 +78,11 @@ impl<A> Held<A> {
         out
     }
 
+    /// Requests held.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
     /// When the next held request runs out.
     pub fn next_deadline(&self) -> Option<Time> {
         self.deadlines.first().map(|&(t, _)| t)

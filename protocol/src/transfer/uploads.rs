@@ -41,6 +41,11 @@ impl Uploads {
         self.ends.len()
     }
 
+    /// Uploads counted as running when last looked at (expired ones not yet dropped).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     /// Takes a slot for `len` bytes, or returns `false` if all are in use.
     pub fn try_start(&mut self, now: Time, len: usize) -> bool {
         if self.running(now) >= self.max {

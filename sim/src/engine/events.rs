@@ -48,7 +48,7 @@ impl Sim {
                 self.metrics
                     .fetches
                     .record(result.as_ref().map(drop), stats);
-                if result.is_ok() && self.config.protocol.serve_after_fetch {
+                if result.is_ok() && self.config.protocol.crowd.serve_after_fetch {
                     // It announces itself now: a provider lookup that finds it is right.
                     self.add_announcer(*root, idx);
                 }
