@@ -47,7 +47,8 @@ impl<A: Address> Node<A> {
         let fid = FetchId(self.next_fetch);
         self.next_fetch = self.next_fetch.wrapping_add(1);
         let deadline = now + self.config.transfer.fetch_timeout;
-        let mut fetch = Fetch::new(root, now, deadline);
+        let max_blocks = self.config.transfer.store_max_blocks.get();
+        let mut fetch = Fetch::new(root, now, deadline, max_blocks);
         let (slot, _) = fetch.need(root, true, false);
         self.fetches.insert(fid, fetch);
         self.fetch_by_root.insert(root, fid);

@@ -380,10 +380,9 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         },
         Row {
             name: "transfer.slots",
-            basis: Assumed,
-            note: "per fetch, one slot per block of content assumed to fit the store \
-                   (store_max_blocks): a fetch expands manifests before their blocks \
-                   meet the store's bound, so a manifest naming more blocks takes more",
+            basis: Enforced,
+            note: "per fetch, one slot per block of content, at most store_max_blocks \
+                   (a manifest naming more fails the fetch)",
             item_bytes: vec(size_of::<Slot>())
                 + btree(id + size_of::<usize>())
                 + btree(size_of::<(bool, usize)>()),

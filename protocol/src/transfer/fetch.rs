@@ -14,7 +14,7 @@ use std::sync::Arc;
 use core::time::Duration;
 
 use crate::contact::Contact;
-use crate::content::{FileManifest, Manifest, MediaType};
+use crate::content::{FileManifest, Manifest, MediaType, StoreError};
 use crate::id::Id;
 use crate::query::QueryId;
 use crate::time::Time;
@@ -186,11 +186,14 @@ pub(crate) struct Fetch<A> {
     /// Blocks this fetch put in the store (or shares with another running
     /// fetch), released when it ends.
     added: Vec<Id>,
+    /// The most distinct blocks the content may need (the store's block
+    /// bound): a manifest naming more fails the fetch before it is tracked.
+    max_blocks: usize,
 }
 
 impl<A: Clone> Fetch<A> {
     /// A fetch of `root` with no providers yet.
-    pub fn new(root: Id, now: Time, deadline: Time) -> Self {
+    pub fn new(root: Id, now: Time, deadline: Time, max_blocks: usize) -> Self {
         Fetch {
             root,
             deadline,
@@ -206,6 +209,7 @@ impl<A: Clone> Fetch<A> {
             manifest: None,
             stats: FetchStats::new(now),
             added: Vec::new(),
+            max_blocks,
         }
     }
 
@@ -682,6 +686,7 @@ impl<A: Clone> Fetch<A> {
                     if new {
                         new_slots.push(s);
                     }
+                    self.check_size()?;
                 }
             }
             Manifest::Site(_) => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
@@ -713,6 +718,7 @@ impl<A: Clone> Fetch<A> {
                     if new {
                         new_slots.push(s);
                     }
+                    self.check_size()?;
                 }
             }
         }
@@ -723,6 +729,18 @@ impl<A: Clone> Fetch<A> {
             manifest,
             new_slots,
         }))
+    }
+
+    /// Fails once the content needs more blocks than the store may hold: a
+    /// hostile site of 16,384 files of 32,000 chunks each would otherwise
+    /// make the fetch track half a billion blocks.
+    fn check_size(&self) -> Result<(), FetchError> {
+        if self.slots.len() > self.max_blocks {
+            return Err(FetchError::Store(StoreError::TooManyBlocks {
+                max: self.max_blocks,
+            }));
+        }
+        Ok(())
     }
 
     /// The next chunk to report in file order, if it is held; its length
@@ -830,7 +848,7 @@ mod tests {
     use crate::id::test_id as id;
 
     fn fetch_with_sources(n: u8) -> Fetch<u32> {
-        let mut f = Fetch::new(id(0), Time::ZERO, Time::from_secs(60));
+        let mut f = Fetch::new(id(0), Time::ZERO, Time::from_secs(60), 1_000);
         f.add_sources(
             (1..=n)
                 .map(|i| (Contact::new(id(100 + i), u32::from(i)), u64::from(i)))
@@ -909,5 +927,28 @@ mod tests {
             assert_ne!(s, source);
             f.sent(slot, s);
         }
+    }
+
+    #[test]
+    fn a_manifest_naming_more_blocks_than_the_store_holds_fails_the_fetch() {
+        use crate::content::{prepare_file, MIN_CHUNK_BYTES};
+        // Ten distinct chunks, against a store of at most 4 blocks.
+        let data: Vec<u8> = (0..10 * MIN_CHUNK_BYTES)
+            .map(|i| (i / MIN_CHUNK_BYTES) as u8)
+            .collect();
+        let prepared = prepare_file(data.into(), "text/plain", MIN_CHUNK_BYTES).unwrap();
+        let mut f: Fetch<u32> = Fetch::new(prepared.root, Time::ZERO, Time::from_secs(60), 4);
+        let (slot, _) = f.need(prepared.root, true, false);
+        f.held_locally(slot);
+        let encoded = prepared.manifest.encode();
+        let err = f.expand(slot, &encoded).unwrap_err();
+        assert_eq!(err, FetchError::Store(StoreError::TooManyBlocks { max: 4 }));
+        assert!(f.sizes().slots <= 5, "tracking stopped at the bound");
+
+        let mut roomy: Fetch<u32> = Fetch::new(prepared.root, Time::ZERO, Time::from_secs(60), 11);
+        let (slot, _) = roomy.need(prepared.root, true, false);
+        roomy.held_locally(slot);
+        let expanded = roomy.expand(slot, &encoded).unwrap().unwrap();
+        assert_eq!(expanded.new_slots.len(), 10);
     }
 }
