@@ -8,8 +8,6 @@
 //! origin and carry no cookies either way: one relayed host cannot read another,
 //! nor the node's pages, nor fill the node's origin with cookies.
 
-use std::error::Error as _;
-
 use http::header::{AUTHORIZATION, COOKIE, HOST, SET_COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -17,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{relayed, Body};
-use crate::error_page::error_page;
+use crate::error_page::{chain, error_page};
 use crate::headers::{add_via, strip_hop_by_hop};
 use crate::metrics::ProxyMetrics;
 use crate::server::State;
@@ -123,16 +121,4 @@ pub async fn relay(
     ProxyMetrics::bump(&state.metrics.upstream_failures);
     tracing::debug!(%host, status = %failure.0, "relay failed: {}", failure.1);
     error_page(failure.0, &failure.1)
-}
-
-/// The error and its causes on one line: the outermost alone says little.
-fn chain(e: &hyper::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(err) = source {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        source = err.source();
-    }
-    out
 }
