@@ -52,6 +52,10 @@ pub struct Args {
     /// blocks are told "busy" and go to other holders.
     #[arg(long, value_name = "MBIT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     upload_mbit: u64,
+    /// How much content the node keeps, in GiB: what it publishes and pins,
+    /// plus a cache of what it fetched (least recently used goes first).
+    #[arg(long, value_name = "GIB", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    store_gib: u64,
 }
 
 /// Runs the node until a signal.
@@ -70,6 +74,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..NetConfig::default()
         };
         config.protocol.upload_bytes_per_s = args.upload_mbit * 125_000;
+        config.protocol.store_capacity_bytes = args.store_gib << 30;
+        // The default allows 64 Ki blocks per GiB (16 KiB each on average).
+        config.protocol.store_max_blocks = config
+            .protocol
+            .store_max_blocks
+            .saturating_mul(usize::try_from(args.store_gib).unwrap_or(usize::MAX));
         let node = LiveNode::start(config).await?;
         if !args.proxy.ip().is_loopback() {
             let relay = if args.relay {
