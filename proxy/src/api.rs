@@ -1,7 +1,5 @@
 //! `/api/v1/`: the local API the CLI uses. Loopback clients only, and never a web page.
 
-use std::net::SocketAddr;
-
 use distroweb_net::{NetError, Published};
 use distroweb_protocol::content::FileError;
 use distroweb_protocol::{FetchError, Id, Manifest, PublishError, StoreError};
@@ -18,14 +16,16 @@ use crate::origin::{parse_id, site_url, LOCALHOST};
 use crate::server::State;
 use crate::upload::{self, BodyReader, Piece, UploadError};
 
-/// Answers one API request; `rest` is the path after `/api/v1/`.
+/// Answers one API request; `rest` is the path after `/api/v1/`, and
+/// `client_served` whether this listener serves the API to this client (see
+/// `exposure.rs`).
 pub async fn handle(
     state: &State,
-    remote: SocketAddr,
+    client_served: bool,
     req: Request<Incoming>,
     rest: &str,
 ) -> Response<Body> {
-    if let Err((status, why)) = allowed(remote, req.method(), req.headers()) {
+    if let Err((status, why)) = allowed(client_served, req.method(), req.headers()) {
         return error(status, why);
     }
     let method = req.method().clone();
@@ -303,19 +303,21 @@ fn describe(state: &State, id: Id, result: Result<Manifest, NetError>) -> Respon
 
 /// Whether a request may use the API at all.
 ///
-/// Only loopback clients: the proxy may be told to listen more widely. And no
-/// web page may change anything: a page served by this very proxy is on the
-/// API's origin, so the browser's same-origin policy does not protect it;
-/// browsers mark their requests with `Origin` or `Sec-Fetch-*`, the CLI does not.
+/// Only clients the listener serves the API to (`client_served`: loopback
+/// clients on the proxy's address, anyone on the API's own): the proxy may be
+/// told to listen more widely. And no web page may change anything: a page
+/// served by this very proxy is on the API's origin, so the browser's
+/// same-origin policy does not protect it; browsers mark their requests with
+/// `Origin` or `Sec-Fetch-*`, the CLI does not.
 pub fn allowed(
-    remote: SocketAddr,
+    client_served: bool,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<(), (StatusCode, &'static str)> {
-    if !remote.ip().to_canonical().is_loopback() {
+    if !client_served {
         return Err((
             StatusCode::FORBIDDEN,
-            "the local API answers loopback clients only",
+            "the local API answers clients on this machine only",
         ));
     }
     let from_browser = headers.contains_key("origin")
@@ -397,9 +399,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_and_only_reads_from_browsers() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let remote: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    fn only_served_clients_and_only_reads_from_browsers() {
+        let (local, remote) = (true, false);
         let none = HeaderMap::new();
         let mut page = HeaderMap::new();
         page.insert("origin", HeaderValue::from_static("http://127.0.0.1:1234"));

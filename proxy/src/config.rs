@@ -57,6 +57,10 @@ pub struct ProxyConfig {
     /// Serve the relay and CONNECT to clients beyond loopback (`--relay`); off,
     /// a proxy listening on the LAN serves content only.
     pub relay_for_remote_clients: bool,
+    /// A second address for the node's status page, metrics and API alone,
+    /// served to every client that reaches it (`--api`); `None` keeps them on
+    /// `listen`, for clients on this machine only. See `exposure.rs`.
+    pub api_listen: Option<SocketAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -79,6 +83,7 @@ impl Default for ProxyConfig {
             relay_allow_private: false,
             connect_ports: vec![443],
             relay_for_remote_clients: false,
+            api_listen: None,
         }
     }
 }
