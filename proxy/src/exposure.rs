@@ -96,7 +96,9 @@ pub fn warnings(config: &ProxyConfig) -> Vec<String> {
             "; the relay and CONNECT answer this machine only".to_string()
         };
         let pages = match config.api_listen {
-            Some(api) => format!("are at {api} (--api)"),
+            Some(api) => {
+                format!("answer this machine only here, and whoever reaches {api} (--api)")
+            }
             None => "answer this machine only".to_string(),
         };
         out.push(format!(
@@ -190,7 +192,11 @@ mod tests {
         let w = warnings(&c);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("to ports 443, 8443"), "{}", w[0]);
-        assert!(w[0].contains("are at 192.0.2.1:1235 (--api)"), "{}", w[0]);
+        assert!(
+            w[0].contains("this machine only here, and whoever reaches 192.0.2.1:1235 (--api)"),
+            "{}",
+            w[0]
+        );
         assert!(w[1].contains("publish, fetch and pin"), "{}", w[1]);
         // The API alone on the LAN, content on loopback.
         let api_only = ProxyConfig {
