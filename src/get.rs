@@ -48,7 +48,8 @@ async fn get(args: Args) -> anyhow::Result<()> {
             Method::GET,
             &format!("/api/v1/content/{id}"),
             None,
-            Bytes::new(),
+            crate::local_api::whole(Bytes::new()),
+            None,
         )
         .await?;
     if listing["kind"] == "site" {

@@ -1,5 +1,6 @@
 //! The CLI's side of the node's local API: HTTP to the proxy on loopback.
 
+use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
@@ -7,16 +8,75 @@ use bytes::Bytes;
 use distroweb_protocol::Id;
 use distroweb_proxy::origin::to_base32;
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::channel::{Channel, Sender};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+/// A request body: whole, or streamed as a producer writes it.
+pub type RequestBody = BoxBody<Bytes, io::Error>;
+
+/// Bytes a streamed body sends at once: one chunk of the node's default size.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// A body holding `bytes`.
+pub fn whole(bytes: Bytes) -> RequestBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// A body that `produce` writes on a blocking thread and that is sent as it is
+/// written, a few pieces in memory at most, whatever its size. If `produce`
+/// fails, the request is aborted rather than sent short; the handle says why.
+pub fn streamed(
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+) -> (RequestBody, JoinHandle<io::Result<()>>) {
+    let (sender, body) = Channel::<Bytes, io::Error>::new(4);
+    let runtime = Handle::current();
+    let producing = tokio::task::spawn_blocking(move || {
+        let mut out = io::BufWriter::with_capacity(PIECE_BYTES, Pieces { sender, runtime });
+        let result = produce(&mut out).and_then(|()| out.flush());
+        let Ok(Pieces { sender, .. }) = out.into_inner().map_err(|e| e.into_error()) else {
+            return result;
+        };
+        match &result {
+            Err(e) => sender.abort(io::Error::new(e.kind(), e.to_string())),
+            // Dropping the sender ends the body.
+            Ok(()) => drop(sender),
+        }
+        result
+    });
+    (body.boxed(), producing)
+}
+
+/// Writes into a streamed body, waiting while the connection is behind.
+struct Pieces {
+    sender: Sender<Bytes, io::Error>,
+    runtime: Handle,
+}
+
+impl Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let piece = Bytes::copy_from_slice(buf);
+        self.runtime
+            .block_on(self.sender.send_data(piece))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the node stopped reading"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A client for the node whose proxy listens at one address.
 pub struct LocalApi {
     addr: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, RequestBody>,
 }
 
 impl LocalApi {
@@ -33,23 +93,33 @@ impl LocalApi {
         self.addr
     }
 
-    /// Sends a request for `path` (starting with `/`); the response body is left to stream.
+    /// Sends a request for `path` (starting with `/`), with a body of
+    /// `length` bytes if known; the response body is left to stream.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         content_type: Option<&str>,
-        body: Bytes,
+        body: RequestBody,
+        length: Option<u64>,
     ) -> anyhow::Result<Response<Incoming>> {
-        self.send_to(None, method, path, content_type, body).await
+        self.send_to(None, method, path, content_type, body, length)
+            .await
     }
 
     /// `GET path` on the site `id`'s own origin (`Host: <base32 id>.localhost`),
     /// through the same proxy address.
     pub async fn get_from_site(&self, id: &Id, path: &str) -> anyhow::Result<Response<Incoming>> {
         let host = format!("{}.localhost:{}", to_base32(id), self.addr.port());
-        self.send_to(Some(&host), Method::GET, path, None, Bytes::new())
-            .await
+        self.send_to(
+            Some(&host),
+            Method::GET,
+            path,
+            None,
+            whole(Bytes::new()),
+            None,
+        )
+        .await
     }
 
     async fn send_to(
@@ -58,7 +128,8 @@ impl LocalApi {
         method: Method,
         path: &str,
         content_type: Option<&str>,
-        body: Bytes,
+        body: RequestBody,
+        length: Option<u64>,
     ) -> anyhow::Result<Response<Incoming>> {
         let mut req = Request::builder()
             .method(method)
@@ -69,7 +140,10 @@ impl LocalApi {
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
-        let req = req.body(Full::new(body)).context("building the request")?;
+        if let Some(length) = length {
+            req = req.header(http::header::CONTENT_LENGTH, length);
+        }
+        let req = req.body(body).context("building the request")?;
         self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 anyhow::anyhow!(
@@ -91,9 +165,10 @@ impl LocalApi {
         method: Method,
         path: &str,
         content_type: Option<&str>,
-        body: Bytes,
+        body: RequestBody,
+        length: Option<u64>,
     ) -> anyhow::Result<serde_json::Value> {
-        let response = self.send(method, path, content_type, body).await?;
+        let response = self.send(method, path, content_type, body, length).await?;
         let status = response.status();
         let bytes = response
             .into_body()

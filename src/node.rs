@@ -17,9 +17,15 @@ pub struct Args {
     #[arg(long)]
     advertise: Option<SocketAddr>,
     /// Where the local HTTP proxy listens. Beyond loopback it serves content
-    /// only, unless --relay is given; the status page and API stay loopback-only.
+    /// only: the relay and CONNECT stay for this machine unless --relay, and
+    /// the status page, metrics and API unless --api names an address for them.
     #[arg(long, default_value = "127.0.0.1:1234")]
     proxy: SocketAddr,
+    /// A second address that serves the node's status page, metrics and API
+    /// (publish, fetch, pin) to everyone who reaches it, and nothing else; on
+    /// the --proxy address they answer this machine only.
+    #[arg(long, value_name = "ADDR")]
+    api: Option<SocketAddr>,
     /// Another name this proxy answers to (besides 127.0.0.1, localhost and
     /// *.localhost); sites are then at <id>.NAME, which needs a wildcard DNS
     /// entry. Repeat for several. Any other Host gets 421.
@@ -52,6 +58,10 @@ pub struct Args {
     /// blocks are told "busy" and go to other holders.
     #[arg(long, value_name = "MBIT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     upload_mbit: u64,
+    /// How much content the node keeps, in GiB: what it publishes and pins,
+    /// plus a cache of what it fetched (least recently used goes first).
+    #[arg(long, value_name = "GIB", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    store_gib: u64,
 }
 
 /// Runs the node until a signal.
@@ -72,23 +82,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.protocol.transfer.upload_bytes_per_s =
             core::num::NonZeroU64::new(args.upload_mbit * 125_000)
                 .context("--upload-mbit must be at least 1")?;
+        config.protocol.transfer.store_capacity_bytes =
+            core::num::NonZeroU64::new(args.store_gib << 30)
+                .context("--store-gib must be at least 1")?;
+        // The default allows 64 Ki blocks per GiB (16 KiB each on average).
+        let gib =
+            core::num::NonZeroUsize::new(usize::try_from(args.store_gib).unwrap_or(usize::MAX))
+                .context("--store-gib must be at least 1")?;
+        config.protocol.transfer.store_max_blocks = config
+            .protocol
+            .transfer
+            .store_max_blocks
+            .saturating_mul(gib);
         let node = LiveNode::start(config).await?;
-        if !args.proxy.ip().is_loopback() {
-            let relay = if args.relay {
-                "and, because of --relay, the relay and CONNECT tunnels to any public host"
-            } else {
-                "only: the relay, CONNECT, the status page and the API answer this machine alone"
-            };
-            tracing::warn!(proxy = %args.proxy, "the proxy listens beyond loopback: anyone who reaches it can read content through this node (which then fetches and serves it) {relay}");
-        }
         let proxy_config = ProxyConfig {
             listen: args.proxy,
             hosts: args.proxy_hosts,
             relay_allow_private: args.relay_allow_private,
             connect_ports: args.connect_ports,
             relay_for_remote_clients: args.relay,
+            api_listen: args.api,
             ..ProxyConfig::default()
         };
+        for warning in distroweb_proxy::exposure::warnings(&proxy_config) {
+            tracing::warn!("{warning}");
+        }
         let proxy = match Proxy::start(proxy_config, node.handle()).await {
             Ok(p) => p,
             Err(e) => {

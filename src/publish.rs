@@ -1,17 +1,16 @@
 //! `distroweb publish PATH`: a file or a directory (a site), through the local node.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use http::Method;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use distroweb_proxy::origin::{parse_id, site_url, LOCALHOST};
 
-use crate::local_api::LocalApi;
+use crate::local_api::{self, LocalApi};
 
 /// Most files a published directory may hold (the protocol's site limit).
 const MAX_FILES: usize = 16_384;
@@ -31,10 +30,15 @@ pub struct Args {
 }
 
 /// Publishes and prints the id (first line) and the URL (second line).
+///
+/// The file, or the tar of the directory, streams to the node as it is read,
+/// so publishing takes a few pieces of memory whatever the size.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
-    let (query, content_type, body) = if meta.is_dir() {
+    let api = LocalApi::new(args.proxy);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let answer = if meta.is_dir() {
         let files = site_files(&args.path, args.follow_symlinks)?;
         if !files.iter().any(|(rel, _)| rel == "index.html") {
             eprintln!(
@@ -42,38 +46,137 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 args.path.display()
             );
         }
-        (String::new(), "application/x-tar", tar_of(&files)?)
+        runtime.block_on(send(
+            &api,
+            String::new(),
+            "application/x-tar",
+            None,
+            move |out| write_tar(&files, out),
+        ))?
     } else {
         let name = args
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .context("the file name is not valid UTF-8")?;
-        let data = std::fs::read(&args.path)
-            .with_context(|| format!("cannot read {}", args.path.display()))?;
         let query = format!("?name={}", utf8_percent_encode(name, NON_ALPHANUMERIC));
-        (query, "application/octet-stream", data)
+        let path = args.path.clone();
+        let len = meta.len();
+        runtime.block_on(send(
+            &api,
+            query,
+            "application/octet-stream",
+            Some(len),
+            move |out| copy_exactly(&path, len, out),
+        ))?
     };
-    let api = LocalApi::new(args.proxy);
-    let answer = tokio::runtime::Runtime::new()?.block_on(api.json(
-        Method::POST,
-        &format!("/api/v1/publish{query}"),
-        Some(content_type),
-        Bytes::from(body),
-    ))?;
     let id = answer["id"]
         .as_str()
         .context("the node's answer has no id")?;
     let root = parse_id(id).context("the node's answer has a malformed id")?;
-    let printed = writeln!(
-        std::io::stdout().lock(),
-        "{id}\n{}",
-        site_url(&root, LOCALHOST, api.addr().port())
+    // The node knows the port its sites are served on; an older one may not say.
+    let url = answer["url"].as_str().map_or_else(
+        || site_url(&root, LOCALHOST, api.addr().port()),
+        str::to_owned,
     );
+    let printed = writeln!(std::io::stdout().lock(), "{id}\n{url}");
     match printed {
         // `distroweb publish DIR | head -1` closes the pipe early; that is fine.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+/// `POST /api/v1/publish{query}` with a body that `produce` writes as it is sent.
+async fn send(
+    api: &LocalApi,
+    query: String,
+    content_type: &str,
+    length: Option<u64>,
+    produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+) -> anyhow::Result<serde_json::Value> {
+    let (body, producing) = local_api::streamed(produce);
+    let answer = api
+        .json(
+            Method::POST,
+            &format!("/api/v1/publish{query}"),
+            Some(content_type),
+            body,
+            length,
+        )
+        .await;
+    let produced = producing.await.context("the upload's reader failed")?;
+    match produced {
+        // A local file that could not be read explains the failure best, unless
+        // the node simply stopped reading (it refused, and says why).
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("publishing stopped"))
+        }
+        _ => answer,
+    }
+}
+
+/// Copies exactly `len` bytes of the file at `path` into `out`: a file that
+/// shrinks while it is read is an error, never a shorter publication.
+fn copy_exactly(path: &Path, len: u64, out: &mut dyn Write) -> std::io::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| about(path, e))?;
+    let mut exact = Exact::new(file, len, path);
+    std::io::copy(&mut exact, out)?;
+    Ok(())
+}
+
+/// Writes the tar of `files` into `out`, each read as it is packed.
+fn write_tar(files: &[(String, PathBuf)], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut builder = tar::Builder::new(out);
+    for (rel, path) in files {
+        let file = std::fs::File::open(path).map_err(|e| about(path, e))?;
+        let len = file.metadata().map_err(|e| about(path, e))?.len();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(len);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, rel, Exact::new(file, len, path))?;
+    }
+    builder.finish()
+}
+
+/// An I/O error that names the file it is about.
+fn about(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Reads exactly `left` bytes: the length a header or `Content-Length`
+/// promised. Bytes past it are left unread; an early end is an error.
+struct Exact<'a> {
+    file: std::io::Take<std::fs::File>,
+    left: u64,
+    path: &'a Path,
+}
+
+impl<'a> Exact<'a> {
+    fn new(file: std::fs::File, len: u64, path: &'a Path) -> Self {
+        Exact {
+            file: file.take(len),
+            left: len,
+            path,
+        }
+    }
+}
+
+impl Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf).map_err(|e| about(self.path, e))?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(about(
+                self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "it shrank while it was being published",
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -151,20 +254,4 @@ fn site_files(root: &Path, follow_symlinks: bool) -> anyhow::Result<Vec<(String,
     }
     out.sort();
     Ok(out)
-}
-
-fn tar_of(files: &[(String, PathBuf)]) -> anyhow::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (rel, path) in files {
-        let data =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, rel, data.as_slice())
-            .with_context(|| format!("packing {rel}"))?;
-    }
-    builder.into_inner().context("packing the site")
 }

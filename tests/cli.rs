@@ -188,16 +188,50 @@ fn testnet_then_publish_then_get_through_another_node() {
     same_tree(&copy, &site);
 
     // SIGTERM stops every node cleanly.
-    let pid = testnet.id().to_string();
+    terminate(testnet);
+    std::fs::remove_dir_all(&site).unwrap();
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}
+
+/// `distroweb get ID --proxy 127.0.0.1:PORT` prints `expected`.
+fn assert_get(id: &str, port: u16, expected: &str) {
+    let out = distroweb()
+        .args(["get", id, "--proxy", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends SIGTERM to `child` and checks that it exits cleanly.
+fn terminate(mut child: std::process::Child) {
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap()
         .success());
-    let status = testnet.wait().unwrap();
+    let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    std::fs::remove_dir_all(&site).unwrap();
-    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}
+
+/// `distroweb node` on 127.0.0.1 with its proxy on `port`, keeping its data in
+/// `data`, with `extra` arguments.
+fn spawn_node(port: u16, data: &Path, extra: &[String]) -> std::process::Child {
+    distroweb()
+        .args(["node", "--listen", "127.0.0.1:0", "--proxy"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// Every file under `dir`, recursively.
@@ -232,18 +266,7 @@ fn orphan_blocks_are_collected_after_a_crash_during_publish() {
     let dir = temp_dir("crash");
     let data = dir.join("data");
     let port = free_ports();
-    let node = || {
-        distroweb()
-            .args(["node", "--listen", "127.0.0.1:0", "--proxy"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let node = || spawn_node(port, &data, &[]);
     let mut first = node();
     wait_for_port(port);
     std::fs::write(dir.join("kept.txt"), "published before the crash").unwrap();
@@ -297,29 +320,49 @@ fn orphan_blocks_are_collected_after_a_crash_during_publish() {
     let orphaned = count_files(&blocks);
     assert!(orphaned >= kept_blocks + 8, "{orphaned}");
 
-    let mut second = node();
+    let second = node();
     wait_for_port(port);
     assert_eq!(
         count_files(&blocks),
         kept_blocks,
         "the blocks of the interrupted publish are gone, the rest kept"
     );
-    let out = distroweb()
-        .args(["get", &kept_id, "--proxy", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "published before the crash",
+    assert_get(&kept_id, port, "published before the crash");
+    let _ = first.wait();
+    terminate(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `distroweb node --api ADDR`: `publish` works through the API's own address
+/// and prints the site's URL on the proxy's port, where `get` reads it back.
+#[test]
+fn publish_through_the_api_address() {
+    let dir = temp_dir("api");
+    let port = free_ports();
+    let api = port + 1;
+    let node = spawn_node(
+        port,
+        &dir.join("data"),
+        &["--api".into(), format!("127.0.0.1:{api}")],
+    );
+    wait_for_port(port);
+    wait_for_port(api);
+    std::fs::write(dir.join("note.txt"), "through the API address").unwrap();
+    let out = publish(&dir.join("note.txt"), api);
+    assert!(
+        out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = first.wait();
-    assert!(Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(second.wait().unwrap().success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut printed = stdout.lines();
+    let id = printed.next().unwrap().to_string();
+    let id_b32 = distroweb_proxy::origin::to_base32(&id.parse().unwrap());
+    assert_eq!(
+        printed.next(),
+        Some(format!("http://{id_b32}.localhost:{port}/").as_str())
+    );
+    assert_get(&id, port, "through the API address");
+    terminate(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -58,8 +58,11 @@ pub struct NetConfig {
     /// Finished queries remembered for the status page.
     pub recent_queries: usize,
     /// Blocking workers that carry out storage operations at once (disk reads,
-    /// writes with their fsyncs, hashing), off the node task.
+    /// writes with their fsyncs, hashing), off the node task; also the writes
+    /// each upload keeps in flight, so an upload holds at most this many chunks.
     pub store_workers: usize,
+    /// Uploads ([`crate::Upload`]) writing blocks at once; more are refused.
+    pub max_uploads: usize,
 }
 
 impl Default for NetConfig {
@@ -87,6 +90,7 @@ impl Default for NetConfig {
             eviction_grace: Duration::from_secs(60),
             recent_queries: 64,
             store_workers: 4,
+            max_uploads: 8,
         }
     }
 }

@@ -32,6 +32,8 @@ use crate::holdings::{manifest_size, Holdings};
 use crate::stats::TransportStats;
 use crate::status::{output_size, FetchRecord, QueryRecord, Status};
 use crate::store_pool::StorePool;
+use crate::upload::UploadId;
+use crate::upload_blocks::{Registration, UploadBlocks};
 
 /// A connection the node task can write to.
 #[derive(Debug)]
@@ -105,6 +107,8 @@ struct Io {
     fetches_failed: u64,
     /// Keys to announce again after a (re)join, a few queries at a time.
     reannounce: VecDeque<Id>,
+    /// The blocks uploads write themselves, until the node adopts them.
+    uploads: UploadBlocks,
 }
 
 impl Driver {
@@ -143,6 +147,7 @@ impl Driver {
                 fetches_succeeded: 0,
                 fetches_failed: 0,
                 reannounce: VecDeque::new(),
+                uploads: UploadBlocks::default(),
             },
         }
     }
@@ -166,7 +171,9 @@ impl Driver {
                 Some(command) = self.commands.recv() => self.io.on_command(&mut self.node, command),
                 Some(done) = self.stored.recv() => {
                     let now = self.io.clock.now();
+                    let waiting = self.io.uploads.node_op_done(&done);
                     self.node.handle_input(now, Input::Stored(done));
+                    self.io.retry_parked(&mut self.node, now, waiting);
                 }
                 () = &mut sleep => {
                     self.io.armed = None;
@@ -200,8 +207,8 @@ impl distroweb_protocol::Driver<SocketAddr> for Io {
         }
     }
 
-    fn store(&mut self, _: &mut Node<SocketAddr>, _: Time, op: StoreOp) {
-        self.pool.submit(op);
+    fn store(&mut self, node: &mut Node<SocketAddr>, now: Time, op: StoreOp) {
+        self.submit(node, now, op);
     }
 
     fn event(&mut self, node: &mut Node<SocketAddr>, _: Time, event: Event<SocketAddr>) {
@@ -347,6 +354,25 @@ impl Io {
                 });
                 let _ = reply.send(started.map_err(NetError::Refused));
             }
+            Command::UploadBlock(registration) => self.upload_block(node, now, registration),
+            Command::UploadFinish {
+                upload,
+                root,
+                manifests,
+                reply,
+            } => self.upload_finish(node, now, upload, root, &manifests, reply),
+            Command::UploadEnd { upload } => {
+                let blocks = self.uploads.end(upload);
+                tracing::debug!(upload, blocks = blocks.len(), "upload abandoned");
+                self.clean(node, blocks.into_keys());
+            }
+            Command::UploadCleaned { ids } => {
+                let (waiting, ops) = self.uploads.cleaned(&ids);
+                for op in ops {
+                    self.submit(node, now, op);
+                }
+                self.retry_parked(node, now, waiting);
+            }
             Command::Pin { root, reply } => {
                 let pinned = self.holdings.pin(&root);
                 if pinned {
@@ -433,6 +459,112 @@ impl Io {
                 let _ = reply.send(Err(NetError::Publish(e)));
             }
         }
+    }
+
+    /// Hands one of the node's storage operations to the pool, unless the
+    /// blocks uploads write say otherwise (see `upload_blocks.rs`).
+    fn submit(&mut self, node: &mut Node<SocketAddr>, now: Time, op: StoreOp) {
+        match self.uploads.node_op(op) {
+            Ok(op) => self.pool.submit(op),
+            Err(Some(done)) => node.handle_input(now, Input::Stored(done)),
+            Err(None) => {}
+        }
+    }
+
+    /// An upload is about to write a block: it may if the store has room
+    /// (evicting cached content if need be), and need not if the node holds it.
+    /// While the block is being removed, the answer waits.
+    fn upload_block(&mut self, node: &mut Node<SocketAddr>, now: Time, r: Registration) {
+        if self.uploads.busy(&r.id) {
+            self.uploads.park(r);
+            return;
+        }
+        let answer = self.register_upload_block(node, now, &r);
+        let _ = r.reply.send(answer);
+    }
+
+    fn register_upload_block(
+        &mut self,
+        node: &mut Node<SocketAddr>,
+        now: Time,
+        r: &Registration,
+    ) -> Result<bool, NetError> {
+        if self.uploads.has(r.upload, &r.id) {
+            return Ok(false);
+        }
+        let max = self.shared.config.max_uploads;
+        if !self.uploads.is_running(r.upload) && self.uploads.running() >= max {
+            return Err(NetError::Refused(CommandError::TooManyPublishes { max }));
+        }
+        let held = node.has_block(&r.id);
+        if !held {
+            let (bytes, blocks) = self.uploads.reserved();
+            let (bytes, blocks) = (bytes + u64::from(r.len), blocks + 1);
+            if node.room_for(bytes, blocks).is_err() {
+                self.make_room(node, now, bytes);
+            }
+            node.room_for(bytes, blocks)
+                .map_err(|e| NetError::Publish(e.into()))?;
+        }
+        self.uploads.register(r.upload, r.id, r.len, !held);
+        Ok(!held)
+    }
+
+    /// Registrations that waited for a removal of their block, tried again.
+    fn retry_parked(&mut self, node: &mut Node<SocketAddr>, now: Time, waiting: Vec<Registration>) {
+        for r in waiting {
+            self.upload_block(node, now, r);
+        }
+    }
+
+    /// An upload wrote all of `root`: the node adopts it as published (the
+    /// caller hears back on `Event::Published`); what it wrote that the node
+    /// did not take is removed.
+    fn upload_finish(
+        &mut self,
+        node: &mut Node<SocketAddr>,
+        now: Time,
+        upload: UploadId,
+        root: Id,
+        manifests: &[(Id, Manifest)],
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    ) {
+        let blocks = self.uploads.end(upload);
+        let written = blocks.iter().map(|(id, len)| (*id, *len));
+        match node.adopt_written(now, root, manifests, written) {
+            Ok(()) => {
+                let size = manifests
+                    .iter()
+                    .find(|(id, _)| *id == root)
+                    .map_or(0, |(_, m)| manifest_size(m));
+                self.publishing.entry(root).or_default().push((size, reply));
+            }
+            Err(e) => {
+                tracing::warn!(id = %root, "refused an upload: {e}");
+                let _ = reply.send(Err(NetError::Publish(e)));
+            }
+        }
+        self.clean(node, blocks.into_keys());
+    }
+
+    /// Removes, on a blocking thread, the blocks of an ended upload that
+    /// nothing else uses; `Command::UploadCleaned` reports back.
+    fn clean(&mut self, node: &Node<SocketAddr>, blocks: impl IntoIterator<Item = Id>) {
+        let ids = self.uploads.take_unused(blocks, |id| !node.has_block(id));
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.pool.store().clone();
+        let back = self.commands_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                if let Err(e) = store.remove(id) {
+                    tracing::warn!(block = %id.short(), "could not remove an upload's block: {e}");
+                }
+            }
+            // A node that stopped meanwhile needs no answer.
+            let _ = back.blocking_send(Command::UploadCleaned { ids });
+        });
     }
 
     /// A publication's blocks are stored (or could not be).

@@ -2,10 +2,12 @@
 //! bounded queue, each answered on its own oneshot channel.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use distroweb_protocol::{Contact, Id, Prepared, QueryOutput, QueryStats, SiteFile};
+use distroweb_protocol::{Contact, Id, Manifest, Prepared, QueryOutput, QueryStats, SiteFile};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::fetching::{FetchProgress, Fetching};
@@ -14,6 +16,8 @@ use crate::block_store::BlockStore;
 use crate::error::NetError;
 use crate::stats::TransportStats;
 use crate::status::Status;
+use crate::upload::{Upload, UploadId};
+use crate::upload_blocks::Registration;
 
 /// A finished query: what it found and what it cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +73,23 @@ pub(crate) enum Command {
         root: Id,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
+    /// An upload is about to write a block.
+    UploadBlock(Registration),
+    /// An upload wrote every block of `root`: adopt it as published.
+    UploadFinish {
+        upload: UploadId,
+        root: Id,
+        manifests: Vec<(Id, Manifest)>,
+        reply: oneshot::Sender<Result<Id, NetError>>,
+    },
+    /// An upload was abandoned: remove what it wrote that nothing else uses.
+    UploadEnd {
+        upload: UploadId,
+    },
+    /// The blocks of ended uploads are removed (from the blocking task that did it).
+    UploadCleaned {
+        ids: Vec<Id>,
+    },
 }
 
 /// Content to publish.
@@ -87,6 +108,14 @@ pub(crate) struct Identity {
     pub stats: Arc<TransportStats>,
     /// The node's block store, read directly (off the node task) by readers.
     pub store: Arc<dyn BlockStore>,
+    /// The runtime the node runs on, where uploads write their blocks.
+    pub runtime: Handle,
+    /// The node's chunk size, which uploads split files by.
+    pub chunk_size: usize,
+    /// Writes each upload keeps in flight at most.
+    pub upload_writes: usize,
+    /// The next upload's id.
+    pub next_upload: AtomicU64,
 }
 
 /// A cheap, cloneable way to command a running node.
@@ -169,8 +198,20 @@ impl NodeHandle {
         self.publish(Publish::Site(files)).await
     }
 
+    /// Starts publishing content that streams in (an upload of any size):
+    /// see [`Upload`].
+    pub fn upload(&self) -> Upload {
+        let id = self.identity.next_upload.fetch_add(1, Ordering::Relaxed);
+        Upload::new(id, self.clone())
+    }
+
     async fn publish(&self, what: Publish) -> Result<Published, NetError> {
         let id = self.ask(|reply| Command::Publish { what, reply }).await??;
+        self.announced(id).await
+    }
+
+    /// Waits for `id`'s announcement, just published.
+    pub(crate) async fn announced(&self, id: Id) -> Result<Published, NetError> {
         // Publishing started an announcement already; waiting on a second one
         // is how a caller outside the node task learns when records are stored.
         let stored_at = match self.announce(id).await {
@@ -214,8 +255,18 @@ impl NodeHandle {
         self.ask(|reply| Command::Query { what, reply }).await?
     }
 
+    /// Facts about the node that never change while it runs.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The node task's command queue.
+    pub(crate) fn commands(&self) -> &mpsc::Sender<Command> {
+        &self.commands
+    }
+
     /// Sends a command built around a fresh reply channel and waits for the answer.
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {

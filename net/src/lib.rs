@@ -54,6 +54,10 @@ pub mod stats;
 pub mod status;
 /// Storage operations on a bounded pool of blocking workers.
 mod store_pool;
+/// Publishing content as it streams in, a few chunks in memory at most.
+mod upload;
+/// The blocks uploads write, as the node task tracks them.
+mod upload_blocks;
 
 pub use block_store::{BlockStore, MemoryBlocks};
 pub use config::NetConfig;
@@ -66,3 +70,4 @@ pub use handshake::PROTOCOL_VERSION;
 pub use live::LiveNode;
 pub use stats::TransportCounters;
 pub use status::{FetchRecord, Holding, QueryRecord, Status};
+pub use upload::{Upload, UploadError};

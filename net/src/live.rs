@@ -161,6 +161,10 @@ impl LiveNode {
             advertised,
             stats: shared.stats.clone(),
             store,
+            runtime: tokio::runtime::Handle::current(),
+            chunk_size: shared.config.protocol.transfer.chunk_size,
+            upload_writes: shared.config.store_workers,
+            next_upload: Default::default(),
         });
         let listener = tokio::spawn(listener::accept_loop(shared.clone(), listener));
         let driver = Driver::new(
@@ -262,6 +266,7 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
         ("max_frames_while_dialing", config.max_frames_while_dialing),
         ("inbound_queue", config.inbound_queue),
         ("command_queue", config.command_queue),
+        ("max_uploads", config.max_uploads),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(StartError::Transport(name));

@@ -39,6 +39,11 @@ impl StorePool {
         (pool, rx)
     }
 
+    /// The store the workers use.
+    pub fn store(&self) -> &Arc<dyn BlockStore> {
+        &self.store
+    }
+
     /// Carries out `op` in the background.
     pub fn submit(&self, op: StoreOp) {
         let store = self.store.clone();

@@ -1,29 +1,30 @@
 //! `/api/v1/`: the local API the CLI uses. Loopback clients only, and never a web page.
 
-use std::net::SocketAddr;
-
-use bytes::{Bytes, BytesMut};
 use distroweb_net::{Chain, NetError, Published};
-use distroweb_protocol::{FetchError, Id, Manifest};
+use distroweb_protocol::content::FileError;
+use distroweb_protocol::{FetchError, Id, Manifest, PublishError, StoreError};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::body::{full, Body};
 use crate::origin::{parse_id, site_url, LOCALHOST};
 use crate::server::State;
-use crate::upload;
+use crate::upload::{self, BodyReader, Piece, UploadError};
 
-/// Answers one API request; `rest` is the path after `/api/v1/`.
+/// Answers one API request; `rest` is the path after `/api/v1/`, and
+/// `client_served` whether this listener serves the API to this client (see
+/// `exposure.rs`).
 pub async fn handle(
     state: &State,
-    remote: SocketAddr,
+    client_served: bool,
     req: Request<Incoming>,
     rest: &str,
 ) -> Response<Body> {
-    if let Err((status, why)) = allowed(remote, req.method(), req.headers()) {
+    if let Err((status, why)) = allowed(client_served, req.method(), req.headers()) {
         return error(status, why);
     }
     let method = req.method().clone();
@@ -69,8 +70,17 @@ pub async fn handle(
     }
 }
 
+/// Pieces of an upload queued between the HTTP body and its writer: with
+/// hyper's frames of at most a read buffer each, a few hundred KiB per upload.
+const PIECES_IN_FLIGHT: usize = 16;
+
 /// `POST /api/v1/publish`: a tar archive (`Content-Type: application/x-tar`) is a
 /// site; anything else is one file, named by `?name=` for its media type.
+///
+/// The body streams to the store: a blocking thread parses it (tar) and writes
+/// each chunk as it completes, reading from a bounded channel this task fills
+/// from the body, so memory does not grow with the upload. The node announces
+/// the content once every block is on disk.
 async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
     let is_tar = req
         .headers()
@@ -86,34 +96,58 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
                 .into_owned()
         })
         .unwrap_or_default();
-    // Each upload waiting here holds nothing yet; each one reading holds up to
-    // `max_upload_bytes`, so only a few read at once.
+    let limit = state.config.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit));
+    }
+    // Uploads past `max_concurrent_uploads` wait here, holding nothing.
     let Ok(_permit) = state.uploads.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the proxy is stopping");
     };
-    let body = match read_body(
+    let mut upload = state.node.upload();
+    let (pieces, received) = mpsc::channel(PIECES_IN_FLIGHT);
+    let media_type = upload::media_type(&name);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut body = BodyReader::new(received);
+        let written = if is_tar {
+            upload::write_site(&mut upload, &mut body).map(|(id, files)| (id, "site", files))
+        } else {
+            upload
+                .write_file(&media_type, &mut body)
+                .map(|(id, _)| (id, "file", 1))
+                .map_err(UploadError::from)
+        };
+        (upload, written)
+    });
+    let fed = feed(
         req.into_body(),
-        state.config.max_upload_bytes,
+        &pieces,
+        limit,
         state.config.body_read_timeout,
     )
-    .await
-    {
-        Ok(b) => b,
+    .await;
+    // Without `End`, the writer takes the body as broken off and stops.
+    drop(pieces);
+    let Ok((upload, written)) = writer.await else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the upload's writer failed",
+        );
+    };
+    // The client's fault first: the writer only saw its upload break off.
+    let size = match fed {
+        Ok(size) => size,
         Err((status, why)) => return error(status, &why),
     };
-    let size = body.len();
-    let (published, kind, files) = if is_tar {
-        let files = match upload::site_from_tar(&body) {
-            Ok(f) => f,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-        };
-        let count = files.len();
-        (state.node.publish_site(files).await, "site", count)
-    } else {
-        let media_type = upload::media_type(&name);
-        (state.node.publish_file(body, media_type).await, "file", 1)
+    let (root, kind, files) = match written {
+        Ok(w) => w,
+        Err(e) => return refused(&e),
     };
-    match published {
+    match upload.publish(root).await {
         Ok(Published { id, stored_at }) => reply(
             StatusCode::CREATED,
             &json!({
@@ -125,46 +159,83 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
                 "url": site_url(&id, LOCALHOST, state.port),
             }),
         ),
-        Err(NetError::Publish(e)) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, &Chain(&e).to_string())
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
+        Err(e) => refused(&UploadError::from(e)),
     }
 }
 
-/// Reads a request body of at most `limit` bytes; a client that pauses longer
-/// than `pause` between two pieces gets a 408, so a slow upload cannot hold its
-/// slot (and its memory) for ever.
-pub async fn read_body(
+/// Moves a request body of at most `limit` bytes into `pieces`, ending with
+/// [`Piece::End`], and returns its length. A client that pauses longer than
+/// `pause` between two frames gets a 408, so a slow upload cannot hold its
+/// slot for ever. If the writer stops taking pieces (it refused the upload),
+/// reading stops too; the writer says why.
+async fn feed(
     mut body: Incoming,
-    limit: usize,
+    pieces: &mpsc::Sender<Piece>,
+    limit: u64,
     pause: std::time::Duration,
-) -> Result<Bytes, (StatusCode, String)> {
-    let mut out = BytesMut::new();
+) -> Result<u64, (StatusCode, String)> {
+    let mut size = 0u64;
     loop {
         let frame = match tokio::time::timeout(pause, body.frame()).await {
-            Err(_) => {
-                return Err((
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("the upload stalled for {} s", pause.as_secs()),
-                ));
+            Err(_) => return Err(stalled(pause)),
+            Ok(None) => {
+                let _ = pieces.send(Piece::End).await;
+                return Ok(size);
             }
-            Ok(None) => return Ok(out.freeze()),
             Ok(Some(Err(e))) => {
                 return Err((StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))
             }
             Ok(Some(Ok(frame))) => frame,
         };
-        if let Some(data) = frame.data_ref() {
-            if out.len() + data.len() > limit {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("uploads are limited to {limit} bytes"),
-                ));
-            }
-            out.extend_from_slice(data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        size += data.len() as u64;
+        if size > limit {
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, too_large(limit)));
+        }
+        // The writer is slower than the client: waiting here is the
+        // backpressure, and it too is bounded by `pause`.
+        match tokio::time::timeout(pause, pieces.send(Piece::Data(data))).await {
+            Err(_) => return Err(stalled(pause)),
+            Ok(Err(_)) => return Ok(size),
+            Ok(Ok(())) => {}
         }
     }
+}
+
+fn too_large(limit: u64) -> String {
+    format!("uploads are limited to {limit} bytes")
+}
+
+fn stalled(pause: std::time::Duration) -> (StatusCode, String) {
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the upload stalled for {} s", pause.as_secs()),
+    )
+}
+
+/// The answer to an upload the node did not take, by why.
+fn refused(e: &UploadError) -> Response<Body> {
+    use distroweb_net::UploadError as Write;
+    let status = match e {
+        UploadError::BadArchive(_)
+        | UploadError::NotUtf8
+        | UploadError::TooManyFiles
+        | UploadError::Empty
+        | UploadError::Node(Write::Read(_)) => StatusCode::BAD_REQUEST,
+        UploadError::Node(Write::Publish(p)) => match p {
+            PublishError::File(FileError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            PublishError::File(_) | PublishError::Site(_) => StatusCode::BAD_REQUEST,
+            PublishError::Store(StoreError::Full { .. } | StoreError::TooManyBlocks { .. }) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            PublishError::Command(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        UploadError::Node(Write::Node(_)) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, &Chain(e).to_string())
 }
 
 /// `GET /api/v1/content/<id>`: what the content is (a file, or a site and its
@@ -231,19 +302,21 @@ fn describe(state: &State, id: Id, result: Result<Manifest, NetError>) -> Respon
 
 /// Whether a request may use the API at all.
 ///
-/// Only loopback clients: the proxy may be told to listen more widely. And no
-/// web page may change anything: a page served by this very proxy is on the
-/// API's origin, so the browser's same-origin policy does not protect it;
-/// browsers mark their requests with `Origin` or `Sec-Fetch-*`, the CLI does not.
+/// Only clients the listener serves the API to (`client_served`: loopback
+/// clients on the proxy's address, anyone on the API's own): the proxy may be
+/// told to listen more widely. And no web page may change anything: a page
+/// served by this very proxy is on the API's origin, so the browser's
+/// same-origin policy does not protect it; browsers mark their requests with
+/// `Origin` or `Sec-Fetch-*`, the CLI does not.
 pub fn allowed(
-    remote: SocketAddr,
+    client_served: bool,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<(), (StatusCode, &'static str)> {
-    if !remote.ip().to_canonical().is_loopback() {
+    if !client_served {
         return Err((
             StatusCode::FORBIDDEN,
-            "the local API answers loopback clients only",
+            "the local API answers clients on this machine only",
         ));
     }
     let from_browser = headers.contains_key("origin")
@@ -325,9 +398,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_and_only_reads_from_browsers() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let remote: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    fn only_served_clients_and_only_reads_from_browsers() {
+        let (local, remote) = (true, false);
         let none = HeaderMap::new();
         let mut page = HeaderMap::new();
         page.insert("origin", HeaderValue::from_static("http://127.0.0.1:1234"));

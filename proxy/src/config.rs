@@ -30,8 +30,10 @@ pub struct ProxyConfig {
     pub upstream_response_timeout: Duration,
     /// How long a content lookup may take before a 404 (nobody holds it) or 504.
     pub lookup_deadline: Duration,
-    /// Largest upload the local API accepts for publishing, in bytes.
-    pub max_upload_bytes: usize,
+    /// Largest upload the local API accepts for publishing, in bytes. Uploads
+    /// stream to the store, so memory does not grow with this; the store's
+    /// capacity bounds what fits.
+    pub max_upload_bytes: u64,
     /// How long open connections get to finish when the proxy stops.
     pub shutdown_grace: Duration,
     /// Open connections from one client IP at most, so one client cannot take
@@ -39,8 +41,8 @@ pub struct ProxyConfig {
     pub max_connections_per_ip: usize,
     /// How long a client may pause while sending a request body before a 408.
     pub body_read_timeout: Duration,
-    /// Uploads to publish read at once; more wait their turn (each holds up to
-    /// `max_upload_bytes` in memory).
+    /// Uploads to publish read at once; more wait their turn (each holds a few
+    /// chunks in memory and keeps a few disk writes in flight).
     pub max_concurrent_uploads: usize,
     /// Names besides loopback, `localhost` and `*.localhost` that this proxy
     /// answers to (`--proxy-host`); sites are served at `<id>.<name>`. Any
@@ -55,6 +57,10 @@ pub struct ProxyConfig {
     /// Serve the relay and CONNECT to clients beyond loopback (`--relay`); off,
     /// a proxy listening on the LAN serves content only.
     pub relay_for_remote_clients: bool,
+    /// A second address for the node's status page, metrics and API alone,
+    /// served to every client that reaches it (`--api`); `None` keeps them on
+    /// `listen`, for clients on this machine only. See `exposure.rs`.
+    pub api_listen: Option<SocketAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -68,7 +74,7 @@ impl Default for ProxyConfig {
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_response_timeout: Duration::from_secs(30),
             lookup_deadline: Duration::from_secs(30),
-            max_upload_bytes: 256 * 1024 * 1024,
+            max_upload_bytes: 8 << 30,
             shutdown_grace: Duration::from_secs(5),
             max_connections_per_ip: 64,
             body_read_timeout: Duration::from_secs(10),
@@ -77,6 +83,7 @@ impl Default for ProxyConfig {
             relay_allow_private: false,
             connect_ports: vec![443],
             relay_for_remote_clients: false,
+            api_listen: None,
         }
     }
 }

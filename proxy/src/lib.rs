@@ -26,6 +26,8 @@ pub mod content;
 pub mod destination;
 /// Error pages.
 pub mod error_page;
+/// What each listener serves to whom, and the warnings that say so.
+pub mod exposure;
 /// Hop-by-hop headers and `Via`.
 pub mod headers;
 /// The HTML page shell.

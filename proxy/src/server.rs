@@ -21,6 +21,7 @@ use crate::body::{full, Body};
 use crate::config::ProxyConfig;
 use crate::destination::Destinations;
 use crate::error_page::error_page;
+use crate::exposure::{Exposure, Listener, Refused};
 use crate::headers::has_looped;
 use crate::metrics::{self, ProxyMetrics};
 use crate::origin::{site_url, HostError, HostPolicy, Origin};
@@ -72,12 +73,13 @@ pub struct State {
 #[derive(Debug)]
 pub struct Proxy {
     addr: SocketAddr,
+    api_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Proxy {
-    /// Binds `config.listen` and serves until [`Proxy::stop`].
+    /// Binds `config.listen` (and `config.api_listen`, if set) and serves until [`Proxy::stop`].
     pub async fn start(config: ProxyConfig, node: NodeHandle) -> Result<Proxy, ProxyError> {
         if config.max_header_bytes < 8192 {
             return Err(ProxyError::Config("max_header_bytes must be at least 8192"));
@@ -92,15 +94,17 @@ impl Proxy {
                 "max_concurrent_uploads must be at least 1",
             ));
         }
-        let bind_error = |source| ProxyError::Bind {
-            addr: config.listen,
-            source,
+        let (listener, addr) = bind(config.listen).await?;
+        let api = match config.api_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
         };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
-        let addr = listener.local_addr().map_err(bind_error)?;
+        let api_addr = api.as_ref().map(|(_, a)| *a);
+        let mut own = vec![addr, node.listen_addr(), node.advertised_addr()];
+        own.extend(api_addr);
         let destinations = Destinations {
             allow_private: config.relay_allow_private,
-            own: vec![addr, node.listen_addr(), node.advertised_addr()],
+            own,
         };
         let via = HeaderValue::from_str(&format!("1.1 distroweb-{}", node.id().short()))
             .unwrap_or(HeaderValue::from_static("1.1 distroweb"));
@@ -116,12 +120,27 @@ impl Proxy {
             via,
         });
         let (shutdown, stop) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(state, listener, stop));
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            state.clone(),
+            listener,
+            Listener::Proxy,
+            stop.clone(),
+        ))];
         tracing::info!(%addr, "proxy listening: the node's pages at http://{addr}/, sites at http://<id>.localhost:{}/", addr.port());
+        if let Some((listener, api)) = api {
+            tasks.push(tokio::spawn(accept_loop(
+                state,
+                listener,
+                Listener::Api,
+                stop,
+            )));
+            tracing::info!(%api, "the node's status, metrics and API also at http://{api}/");
+        }
         Ok(Proxy {
             addr,
+            api_addr,
             shutdown,
-            task,
+            tasks,
         })
     }
 
@@ -130,14 +149,34 @@ impl Proxy {
         self.addr
     }
 
+    /// The API's own address, if it has one (`api_listen`).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
     /// Stops accepting, lets open requests finish within the grace period, then returns.
     pub async fn stop(self) {
         self.shutdown.send_replace(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
-async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// Binds one listening address, returning the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ProxyError> {
+    let bind_error = |source| ProxyError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+async fn accept_loop(
+    state: Arc<State>,
+    listener: TcpListener,
+    role: Listener,
+    mut stop: watch::Receiver<bool>,
+) {
     let max = state.config.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     let per_ip = PerIp::new(state.config.max_connections_per_ip);
@@ -165,7 +204,7 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::
         tokio::spawn(serve_connection(
             state.clone(),
             stream,
-            remote,
+            (remote, role),
             (permit, per_ip),
             stop.clone(),
         ));
@@ -180,7 +219,7 @@ async fn accept_loop(state: Arc<State>, listener: TcpListener, mut stop: watch::
 async fn serve_connection(
     state: Arc<State>,
     stream: TcpStream,
-    remote: SocketAddr,
+    (remote, role): (SocketAddr, Listener),
     _permits: (OwnedSemaphorePermit, PerIpPermit),
     mut stop: watch::Receiver<bool>,
 ) {
@@ -188,7 +227,7 @@ async fn serve_connection(
         let state = state.clone();
         service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(dispatch(&state, remote, req).await) }
+            async move { Ok::<_, Infallible>(dispatch(&state, remote, role, req).await) }
         })
     };
     let conn = http1::Builder::new()
@@ -211,11 +250,16 @@ async fn serve_connection(
     }
 }
 
-async fn dispatch(state: &State, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn dispatch(
+    state: &State,
+    remote: SocketAddr,
+    role: Listener,
+    req: Request<Incoming>,
+) -> Response<Body> {
     ProxyMetrics::bump(&state.metrics.requests);
     let method = req.method().clone();
     let target = req.uri().to_string();
-    let response = respond(state, remote, req).await;
+    let response = respond(state, remote, role, req).await;
     if response.status().is_client_error() {
         ProxyMetrics::bump(&state.metrics.bad_requests);
     }
@@ -223,27 +267,33 @@ async fn dispatch(state: &State, remote: SocketAddr, req: Request<Incoming>) -> 
     response
 }
 
-async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn respond(
+    state: &State,
+    remote: SocketAddr,
+    role: Listener,
+    req: Request<Incoming>,
+) -> Response<Body> {
     if has_looped(req.headers(), &state.via) {
         return error_page(
             StatusCode::LOOP_DETECTED,
             "this request already passed through this proxy: it names the proxy itself as the host",
         );
     }
-    let local_client = remote.ip().to_canonical().is_loopback();
-    let relay_allowed = local_client || state.config.relay_for_remote_clients;
+    let serves = role.exposure(remote.ip().to_canonical().is_loopback(), &state.config);
+    let refuse = |what| error_page(StatusCode::FORBIDDEN, role.refusal(what));
     if req.method() == Method::CONNECT {
-        if !relay_allowed {
-            return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
+        if !serves.relay {
+            return refuse(Refused::Relay);
         }
         return tunnel::connect(state, &state.tunnels, req).await;
     }
     // An absolute-form request names its target; one for another port than
-    // ours is for the relay whatever its host, as a forward proxy must.
+    // ours is for the relay whatever its host, as a forward proxy must. The
+    // API's own address relays nothing, so there every request is for it.
     let absolute = req.uri().authority().cloned();
     let for_us = absolute
         .as_ref()
-        .is_none_or(|a| a.port_u16().unwrap_or(80) == state.port);
+        .is_none_or(|a| a.port_u16().unwrap_or(80) == state.port || role == Listener::Api);
     let authority = match &absolute {
         Some(a) => Some(a.as_str()),
         None => req.headers().get(HOST).and_then(|h| h.to_str().ok()),
@@ -251,14 +301,22 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
     let origin = match authority {
         None => Err(HostError::Missing),
         Some(_) if !for_us => Err(HostError::Foreign(String::new())),
-        Some(a) => state.hosts.classify(a),
+        Some(a) => match state.hosts.classify(a) {
+            // The API's own address is reached by its IP, whatever that is; a
+            // rebinding page would send its own name.
+            Err(HostError::Foreign(h)) if role == Listener::Api && is_ip_literal(&h) => {
+                Ok(Origin::Node { site_parent: None })
+            }
+            other => other,
+        },
     };
     match origin {
+        Ok(Origin::Site(_)) if !serves.content => refuse(Refused::Content),
         Ok(Origin::Site(id)) => site(state, req, id).await,
-        Ok(Origin::Node { site_parent }) => node(state, remote, req, site_parent).await,
+        Ok(Origin::Node { site_parent }) => node(state, serves, role, req, site_parent).await,
         Err(HostError::Foreign(_)) if absolute.is_some() => {
-            if !relay_allowed {
-                return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
+            if !serves.relay {
+                return refuse(Refused::Relay);
             }
             if let Some(refused) = refuse_service_worker(req.headers()) {
                 return refused;
@@ -276,9 +334,14 @@ async fn respond(state: &State, remote: SocketAddr, req: Request<Incoming>) -> R
     }
 }
 
-/// What a client beyond loopback is told when it asks for the relay.
-const REMOTE_RELAY: &str =
-    "this proxy relays for clients on this machine only (start the node with --relay to change that)";
+/// Whether a host (as `HostError::Foreign` gives it: lowercase, no port) is an IP literal.
+fn is_ip_literal(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>().is_ok()
+}
 
 /// A request on a site's own origin: every path is a path of that site.
 async fn site(state: &State, req: Request<Incoming>, id: Id) -> Response<Body> {
@@ -296,10 +359,12 @@ async fn site(state: &State, req: Request<Incoming>, id: Id) -> Response<Body> {
 }
 
 /// A request on the node's own origin: its pages, the API, the relay, and the
-/// seed's content URLs redirected to each site's origin.
+/// seed's content URLs redirected to each site's origin; each as far as this
+/// listener serves it to this client.
 async fn node(
     state: &State,
-    remote: SocketAddr,
+    serves: Exposure,
+    role: Listener,
     req: Request<Incoming>,
     site_parent: Option<String>,
 ) -> Response<Body> {
@@ -311,8 +376,9 @@ async fn node(
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &Chain(&e).to_string()),
     };
-    let local_client = remote.ip().to_canonical().is_loopback();
+    let refuse = |what| error_page(StatusCode::FORBIDDEN, role.refusal(what));
     match route {
+        Route::Content { .. } if !serves.content => refuse(Refused::Content),
         Route::Content { id, rest } => {
             let Some(parent) = site_parent else {
                 return error_page(
@@ -330,10 +396,8 @@ async fn node(
                 .unwrap_or(state.port);
             redirect(&format!("{}{rest}", site_url(&id, &parent, port)))
         }
+        Route::Upstream(_) if !serves.relay => refuse(Refused::Relay),
         Route::Upstream(uri) => {
-            if !(local_client || state.config.relay_for_remote_clients) {
-                return error_page(StatusCode::FORBIDDEN, REMOTE_RELAY);
-            }
             if state.hosts.from_site(req.headers()) {
                 return error_page(
                     StatusCode::FORBIDDEN,
@@ -342,10 +406,7 @@ async fn node(
             }
             upstream::relay(state, req, uri, Form::Path).await
         }
-        _ if !local_client => error_page(
-            StatusCode::FORBIDDEN,
-            "the node's status, metrics and API answer clients on this machine only",
-        ),
+        _ if !serves.node_pages => refuse(Refused::NodePages),
         _ if state.hosts.from_elsewhere(req.headers()) => error_page(
             StatusCode::FORBIDDEN,
             "the node's status, metrics and API do not answer requests from other origins",
@@ -365,7 +426,7 @@ async fn node(
             Err(e) => error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         },
         Route::Favicon => error_page(StatusCode::NOT_FOUND, "this proxy has no favicon"),
-        Route::Api(rest) => api::handle(state, remote, req, &rest).await,
+        Route::Api(rest) => api::handle(state, serves.node_pages, req, &rest).await,
     }
 }
 

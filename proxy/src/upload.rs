@@ -4,7 +4,9 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use distroweb_protocol::SiteFile;
+use distroweb_net::Upload;
+use distroweb_protocol::Id;
+use tokio::sync::mpsc;
 
 /// Most files one site upload may hold (the protocol's site limit).
 pub const MAX_UPLOAD_FILES: usize = 16_384;
@@ -13,8 +15,8 @@ pub const MAX_UPLOAD_FILES: usize = 16_384;
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     /// The archive is not a readable tar.
-    #[error("not a readable tar archive: {0}")]
-    BadArchive(std::io::Error),
+    #[error("not a readable tar archive")]
+    BadArchive(#[source] std::io::Error),
     /// An entry's name is not UTF-8.
     #[error("file names must be UTF-8")]
     NotUtf8,
@@ -24,6 +26,9 @@ pub enum UploadError {
     /// Nothing to publish.
     #[error("the archive holds no files")]
     Empty,
+    /// Writing the content to the node failed.
+    #[error(transparent)]
+    Node(#[from] distroweb_net::UploadError),
 }
 
 /// The media type for a file name: by extension, `text/*` and friends in UTF-8.
@@ -41,34 +46,95 @@ pub fn media_type(name: &str) -> String {
     }
 }
 
-/// The regular files in a tar archive, as site files (paths are checked by the
-/// protocol when the site is published; directories and links are skipped).
-pub fn site_from_tar(archive: &[u8]) -> Result<Vec<SiteFile>, UploadError> {
-    let mut files = Vec::new();
-    let mut tar = tar::Archive::new(archive);
+/// Writes the regular files of a tar archive, read as it streams in, to
+/// `upload` as a site and returns the site's id and its file count. Paths are
+/// checked by the protocol before each file is read; directories and links are
+/// skipped. Whatever follows the archive's end (its padding) is read and dropped,
+/// so the whole upload is taken in.
+pub fn write_site(upload: &mut Upload, archive: &mut dyn Read) -> Result<(Id, usize), UploadError> {
+    let files = write_entries(upload, tar::Archive::new(&mut *archive))?;
+    if files == 0 {
+        return Err(UploadError::Empty);
+    }
+    std::io::copy(archive, &mut std::io::sink()).map_err(UploadError::BadArchive)?;
+    Ok((upload.seal_site()?, files))
+}
+
+/// Adds every regular file of `tar` to the site; returns how many.
+fn write_entries(
+    upload: &mut Upload,
+    mut tar: tar::Archive<&mut dyn Read>,
+) -> Result<usize, UploadError> {
+    let mut files = 0usize;
     for entry in tar.entries().map_err(UploadError::BadArchive)? {
         let mut entry = entry.map_err(UploadError::BadArchive)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
         let path = entry.path_bytes().into_owned();
-        let name = std::str::from_utf8(&path)
-            .map_err(|_| UploadError::NotUtf8)?
-            .to_owned();
-        if files.len() >= MAX_UPLOAD_FILES {
+        let name = std::str::from_utf8(&path).map_err(|_| UploadError::NotUtf8)?;
+        if files >= MAX_UPLOAD_FILES {
             return Err(UploadError::TooManyFiles);
         }
-        // The archive is already in memory and bounded, so its sizes are too.
-        let mut data = Vec::with_capacity(entry.size().min(archive.len() as u64) as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(UploadError::BadArchive)?;
-        files.push(SiteFile::new(path, media_type(&name), Bytes::from(data)));
-    }
-    if files.is_empty() {
-        return Err(UploadError::Empty);
+        let media_type = media_type(name);
+        upload.add_site_file(&path, &media_type, &mut entry)?;
+        files += 1;
     }
     Ok(files)
+}
+
+/// One piece of an upload on its way from the HTTP body to the blocking
+/// thread that writes it.
+#[derive(Debug)]
+pub enum Piece {
+    /// The next bytes.
+    Data(Bytes),
+    /// The body ended here, complete.
+    End,
+}
+
+/// The HTTP body as a blocking [`Read`], fed by a bounded channel: the writer
+/// takes the bytes no faster than the store does, and the body is read no
+/// faster than that, so memory stays a few pieces deep whatever the size.
+#[derive(Debug)]
+pub struct BodyReader {
+    pieces: mpsc::Receiver<Piece>,
+    current: Bytes,
+    ended: bool,
+}
+
+impl BodyReader {
+    /// A reader of what arrives on `pieces`.
+    pub fn new(pieces: mpsc::Receiver<Piece>) -> Self {
+        BodyReader {
+            pieces,
+            current: Bytes::new(),
+            ended: false,
+        }
+    }
+}
+
+impl Read for BodyReader {
+    /// Blocks until bytes arrive. A body that stops without [`Piece::End`] (the
+    /// client went away, or stalled and was cut off) is an error, never a
+    /// shorter file.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() && !self.ended {
+            match self.pieces.blocking_recv() {
+                Some(Piece::Data(b)) => self.current = b,
+                Some(Piece::End) => self.ended = true,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the upload broke off",
+                    ))
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -85,24 +151,23 @@ mod tests {
     }
 
     #[test]
-    fn tar_round_trip_and_refusals() {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [("index.html", &b"<h1>hi</h1>"[..]), ("css/a.css", b"h1{}")] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            b.append_data(&mut h, name, data).unwrap();
-        }
-        let archive = b.into_inner().unwrap();
-        let files = site_from_tar(&archive).unwrap();
-        assert_eq!(files.len(), 2);
-        assert_eq!(files[1].path, b"css/a.css");
-        assert_eq!(files[1].media_type, "text/css; charset=utf-8");
-        assert_eq!(&files[0].data[..], b"<h1>hi</h1>");
-        assert!(site_from_tar(b"definitely not a tar archive, but long enough?").is_err());
-        assert!(matches!(
-            site_from_tar(&[0u8; 1024]),
-            Err(UploadError::Empty)
-        ));
+    fn the_body_reader_gives_the_pieces_and_refuses_a_body_cut_short() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Piece::Data(Bytes::from_static(b"hello, ")))
+            .unwrap();
+        tx.try_send(Piece::Data(Bytes::from_static(b"world")))
+            .unwrap();
+        tx.try_send(Piece::End).unwrap();
+        let mut out = String::new();
+        BodyReader::new(rx).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello, world");
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Piece::Data(Bytes::from_static(b"half")))
+            .unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        let e = BodyReader::new(rx).read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

@@ -98,14 +98,7 @@ impl Setup {
 
     /// Sends raw request bytes on a fresh connection and returns the whole response.
     async fn raw(&self, request: &[u8]) -> String {
-        let mut s = TcpStream::connect(self.proxy.local_addr()).await.unwrap();
-        s.write_all(request).await.unwrap();
-        let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-            .await
-            .expect("proxy answers and closes")
-            .unwrap();
-        String::from_utf8_lossy(&out).into_owned()
+        raw_to(self.proxy.local_addr(), request).await
     }
 
     /// `GET target` on the node's own origin.
@@ -126,6 +119,18 @@ impl Setup {
         self.proxy.stop().await;
         self.node.stop().await;
     }
+}
+
+/// Sends raw request bytes to `addr` on a fresh connection and returns the whole response.
+async fn raw_to(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("proxy answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn status(response: &str) -> u16 {
@@ -578,5 +583,67 @@ async fn a_slow_client_does_not_block_others() {
     assert_eq!(status(&answer), 408, "{answer}");
     assert!(started.elapsed() < Duration::from_secs(4));
     drop(idle);
+    setup.stop().await;
+}
+
+/// `--api ADDR`: a second address serves the node's status, metrics and API to
+/// whoever reaches it (a LAN client names it by IP), and nothing else: no
+/// content, no relay, no CONNECT; names other than ours still get 421, and web
+/// pages still cannot change anything. (Which clients each address serves is
+/// unit-tested in `exposure.rs`; these clients are all on 127.0.0.1.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_address_serves_the_node_and_nothing_else() {
+    let setup = Setup::with(|c| c.api_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let api = setup.proxy.api_addr().expect("an API address");
+    let port = setup.proxy.local_addr().port();
+    assert_ne!(api.port(), port);
+    let at = |host: &str, request: &str| {
+        format!(
+            "{request} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let lan_host = format!("192.0.2.7:{}", api.port());
+    for host in ["127.0.0.1", "localhost", lan_host.as_str()] {
+        for target in ["GET /", "GET /metrics", "GET /api/v1/status"] {
+            let r = raw_to(api, at(host, target).as_bytes()).await;
+            assert_eq!(status(&r), 200, "{host} {target}: {r}");
+        }
+    }
+    let publish = format!(
+        "POST /api/v1/publish?name=a.txt HTTP/1.1\r\nHost: {lan_host}\r\nConnection: close\r\n\
+         Content-Length: 5\r\n\r\nhello"
+    );
+    let r = raw_to(api, publish.as_bytes()).await;
+    assert_eq!(status(&r), 201, "{r}");
+    let answer: serde_json::Value =
+        serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let url = answer["url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!(".localhost:{port}/")),
+        "sites are on the proxy's port: {url}"
+    );
+
+    let site = url.trim_start_matches("http://").trim_end_matches('/');
+    let refused = [
+        at(site, "GET /"),
+        at("127.0.0.1", &format!("GET /distroweb/{ID}/")),
+        at("127.0.0.1", "GET /example.org/"),
+        at("example.org", "GET http://example.org/"),
+        "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\nConnection: close\r\n\r\n"
+            .to_string(),
+        at("127.0.0.1", "POST /api/v1/publish?name=b.txt").replace(
+            "Connection: close",
+            "Origin: http://evil.example\r\nConnection: close",
+        ),
+    ];
+    for request in refused {
+        let r = raw_to(api, request.as_bytes()).await;
+        assert_eq!(status(&r), 403, "{request}: {r}");
+    }
+    let r = raw_to(api, at("evil.example", "GET /api/v1/status").as_bytes()).await;
+    assert_eq!(status(&r), 421, "{r}");
+    // The proxy's address is unchanged: its site is there, a LAN IP is not ours.
+    assert_eq!(status(&setup.get_at(site, "/", "").await), 200);
+    assert_eq!(status(&setup.get_at(&lan_host, "/", "").await), 421);
     setup.stop().await;
 }

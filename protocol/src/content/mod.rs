@@ -14,7 +14,7 @@ mod read;
 mod site;
 mod store;
 
-pub use chunking::{check_chunk_size, prepare_file, FileError, Prepared};
+pub use chunking::{check_chunk_size, prepare_file, FileChunker, FileError, Prepared};
 pub use manifest::{
     FileManifest, Manifest, ManifestError, SiteEntry, SiteManifest, FILE_MAGIC, MAX_FILE_CHUNKS,
     MAX_SITE_FILES, MIN_CHUNK_BYTES, SITE_MAGIC,
@@ -22,7 +22,7 @@ pub use manifest::{
 pub use media_type::{MediaType, MediaTypeError, MAX_MEDIA_TYPE_BYTES};
 pub use path::{PathError, SitePath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS};
 pub use read::{read_content, read_file, read_manifest, ReadError};
-pub use site::{prepare_site, SiteError, SiteFile};
+pub use site::{prepare_site, SiteBuilder, SiteError, SiteFile};
 pub use store::{apply, BlockSource, ContentStore, MemoryStore, StoreError};
 
 /// The default chunk size: 256 KiB, as in IPFS and most BitTorrent clients.

@@ -1,5 +1,6 @@
 //! Building a site from files: paths checked and normalised, one manifest for all.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -8,7 +9,9 @@ use crate::id::Id;
 use crate::wire::MAX_BLOCK_BYTES;
 
 use super::chunking::{split_file, FileError, Prepared};
-use super::manifest::{file_used_as_directory, Manifest, SiteEntry, SiteManifest, MAX_SITE_FILES};
+use super::manifest::{
+    file_used_as_directory, FileManifest, Manifest, SiteEntry, SiteManifest, MAX_SITE_FILES,
+};
 use super::path::{PathError, SitePath};
 
 /// One file to publish as part of a site.
@@ -90,51 +93,34 @@ pub fn prepare_site(files: Vec<SiteFile>, chunk_size: usize) -> Result<Prepared,
             max: MAX_SITE_FILES,
         });
     }
+    // Every path is checked before any file is split, so a bad path costs no hashing.
     let mut by_path = BTreeMap::new();
     for f in files {
-        let path = SitePath::new(&f.path).map_err(|error| SiteError::Path {
-            path: String::from_utf8_lossy(&f.path).into_owned(),
-            error,
-        })?;
+        let path = site_path(&f.path)?;
         if by_path.contains_key(&path) {
             return Err(SiteError::Duplicate(path.to_string()));
         }
         by_path.insert(path, f);
     }
-    let mut entries = Vec::with_capacity(by_path.len());
+    let mut site = SiteBuilder::new();
     let mut blocks = BTreeMap::new();
     let mut order = Vec::new();
     for (path, f) in by_path {
-        let error = |error| SiteError::File {
-            path: path.to_string(),
-            error,
-        };
-        let (m, chunks) = split_file(f.data, &f.media_type, chunk_size).map_err(error)?;
+        let (m, chunks) =
+            split_file(f.data, &f.media_type, chunk_size).map_err(|error| SiteError::File {
+                path: path.to_string(),
+                error,
+            })?;
         let encoded = Bytes::from(m.encode());
         let file = Id::hash_of(&encoded);
-        entries.push(SiteEntry {
-            path,
-            file,
-            size: m.len(),
-            media_type: m.media_type().clone(),
-        });
+        site.add(path, file, &m)?;
         for (id, data) in chunks.into_iter().chain([(file, encoded)]) {
             if blocks.insert(id, data).is_none() {
                 order.push(id);
             }
         }
     }
-    if let Some(p) = file_used_as_directory(&entries) {
-        return Err(SiteError::FileIsDirectory(p.to_string()));
-    }
-    let manifest = Manifest::Site(SiteManifest::from_sorted(entries));
-    let encoded = Bytes::from(manifest.encode());
-    if encoded.len() > MAX_BLOCK_BYTES {
-        return Err(SiteError::TooLarge {
-            len: encoded.len(),
-            max: MAX_BLOCK_BYTES,
-        });
-    }
+    let (manifest, encoded) = site.finish()?;
     let root = Id::hash_of(&encoded);
     let mut out: Vec<_> = order
         .into_iter()
@@ -146,4 +132,155 @@ pub fn prepare_site(files: Vec<SiteFile>, chunk_size: usize) -> Result<Prepared,
         manifest,
         blocks: out,
     })
+}
+
+/// A site path checked and normalised.
+fn site_path(raw: &[u8]) -> Result<SitePath, SiteError> {
+    SitePath::new(raw).map_err(|error| SiteError::Path {
+        path: String::from_utf8_lossy(raw).into_owned(),
+        error,
+    })
+}
+
+/// Builds a site's manifest file by file, for sites too large to hold in
+/// memory: each file is written (see [`super::FileChunker`]) and then added by
+/// its manifest; only the entries are kept.
+///
+/// The manifest, and so the id, is the one [`prepare_site`] gives for the same
+/// files: `prepare_site` uses this too. Files may come in any order.
+#[derive(Clone, Debug, Default)]
+pub struct SiteBuilder {
+    entries: BTreeMap<SitePath, SiteEntry>,
+}
+
+impl SiteBuilder {
+    /// A site with no files yet.
+    pub fn new() -> Self {
+        SiteBuilder::default()
+    }
+
+    /// Checks a file's path before its content is read: valid, not already in
+    /// the site, and room for one more file. Returns it normalised.
+    pub fn check(&self, raw: &[u8]) -> Result<SitePath, SiteError> {
+        let path = site_path(raw)?;
+        if self.entries.contains_key(&path) {
+            return Err(SiteError::Duplicate(path.to_string()));
+        }
+        if self.entries.len() >= MAX_SITE_FILES {
+            return Err(SiteError::FileCount {
+                count: self.entries.len() + 1,
+                max: MAX_SITE_FILES,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Adds the file at `path` whose manifest `manifest` has the id `file`.
+    pub fn add(
+        &mut self,
+        path: SitePath,
+        file: Id,
+        manifest: &FileManifest,
+    ) -> Result<(), SiteError> {
+        if self.entries.len() >= MAX_SITE_FILES {
+            return Err(SiteError::FileCount {
+                count: self.entries.len() + 1,
+                max: MAX_SITE_FILES,
+            });
+        }
+        let entry = SiteEntry {
+            path: path.clone(),
+            file,
+            size: manifest.len(),
+            media_type: manifest.media_type().clone(),
+        };
+        match self.entries.entry(path) {
+            Entry::Occupied(e) => Err(SiteError::Duplicate(e.key().to_string())),
+            Entry::Vacant(e) => {
+                e.insert(entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// Files added so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no file was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The site manifest and its canonical encoding, whose hash is the site's id.
+    pub fn finish(self) -> Result<(Manifest, Bytes), SiteError> {
+        if self.entries.is_empty() {
+            return Err(SiteError::FileCount {
+                count: 0,
+                max: MAX_SITE_FILES,
+            });
+        }
+        let entries: Vec<SiteEntry> = self.entries.into_values().collect();
+        if let Some(p) = file_used_as_directory(&entries) {
+            return Err(SiteError::FileIsDirectory(p.to_string()));
+        }
+        let manifest = Manifest::Site(SiteManifest::from_sorted(entries));
+        let encoded = Bytes::from(manifest.encode());
+        if encoded.len() > MAX_BLOCK_BYTES {
+            return Err(SiteError::TooLarge {
+                len: encoded.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        Ok((manifest, encoded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chunking::FileChunker;
+    use super::*;
+
+    /// A site built file by file, in any order, has the id `prepare_site` gives.
+    #[test]
+    fn a_site_built_file_by_file_has_the_same_id() {
+        let cs = 1024;
+        let files = vec![
+            SiteFile::new("index.html", "text/html", "<h1>hi</h1>"),
+            SiteFile::new("./css/a.css", "text/css", "h1{}"),
+            SiteFile::new("big.bin", "application/octet-stream", vec![3u8; 3 * cs + 5]),
+            SiteFile::new("empty", "text/plain", ""),
+        ];
+        let whole = prepare_site(files.clone(), cs).unwrap();
+        let mut site = SiteBuilder::new();
+        for f in files.iter().rev() {
+            let path = site.check(&f.path).unwrap();
+            let mut c = FileChunker::new(&f.media_type, cs).unwrap();
+            for chunk in f.data.chunks(cs) {
+                c.push(chunk).unwrap();
+            }
+            let m = c.finish();
+            site.add(path, Id::hash_of(&m.encode()), &m).unwrap();
+        }
+        assert!(matches!(
+            site.check(b"css/a.css"),
+            Err(SiteError::Duplicate(_))
+        ));
+        assert!(matches!(site.check(b"../x"), Err(SiteError::Path { .. })));
+        let (manifest, encoded) = site.finish().unwrap();
+        assert_eq!(Id::hash_of(&encoded), whole.root);
+        assert_eq!(manifest, whole.manifest);
+
+        let mut clash = SiteBuilder::new();
+        let m = FileChunker::new("text/plain", cs).unwrap().finish();
+        let id = Id::hash_of(&m.encode());
+        clash.add(clash.check(b"a").unwrap(), id, &m).unwrap();
+        clash.add(clash.check(b"a/b").unwrap(), id, &m).unwrap();
+        assert!(matches!(clash.finish(), Err(SiteError::FileIsDirectory(_))));
+        assert!(matches!(
+            SiteBuilder::new().finish(),
+            Err(SiteError::FileCount { count: 0, .. })
+        ));
+    }
 }

@@ -1,5 +1,8 @@
 //! Publishing content: its blocks are written through the driver, then it is
-//! held and announced. Also adopting content whose blocks a store holds already.
+//! held and announced. Also adopting content whose blocks a store holds already:
+//! found on disk at start, or written there by the driver as they streamed in.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
@@ -29,6 +32,10 @@ pub enum PublishError {
     /// The node cannot take the publication now.
     #[error("the node refused it")]
     Command(#[from] CommandError),
+    /// Content handed over as written ([`Node::adopt_written`]) lacks a block,
+    /// or a manifest does not match its id.
+    #[error("the content is incomplete")]
+    Incomplete(#[from] ReadError),
 }
 
 /// A publication waiting for its blocks to be written.
@@ -89,13 +96,7 @@ impl<A: Address> Node<A> {
             keys.extend(s.entries().iter().map(|e| e.file));
         }
         keys.dedup();
-        let new_keys = keys.iter().filter(|k| !self.provided.contains(k)).count();
-        if self.provided.len() + new_keys > self.config.records.max_provided_keys.get() {
-            return Err(CommandError::TooManyProvided {
-                max: self.config.records.max_provided_keys.get(),
-            }
-            .into());
-        }
+        self.room_for_keys(&keys)?;
         let new: Vec<&(Id, Bytes)> = prepared
             .blocks
             .iter()
@@ -254,6 +255,144 @@ impl<A: Address> Node<A> {
         Ok(())
     }
 
+    /// Whether the driver may write `bytes` more in `blocks` more blocks, beside
+    /// what the node holds and is writing, within `store_capacity_bytes` and
+    /// `store_max_blocks`: how a driver that writes content itself (see
+    /// [`Node::adopt_written`]) refuses it as it arrives rather than at the end.
+    pub fn room_for(&self, bytes: u64, blocks: usize) -> Result<(), StoreError> {
+        self.storage.room_for(
+            bytes,
+            blocks,
+            self.config.transfer.store_capacity_bytes.get(),
+            self.config.transfer.store_max_blocks.get(),
+        )
+    }
+
+    /// Takes content whose blocks the driver wrote to the store itself (as an
+    /// upload streamed in, so that no more than a few chunks were ever in
+    /// memory) as published: its blocks join the index, it is held, served and
+    /// announced, and `Event::Published` follows, as after [`Node::publish`].
+    ///
+    /// `manifests` are its root manifest and, for a site, every file manifest,
+    /// each under its id; `written` names the blocks written and their lengths.
+    /// Every block the content consists of must be written or held already,
+    /// every manifest must hash to its id and every chunk have the length its
+    /// manifest gives; blocks in `written` that the content does not name are
+    /// not indexed.
+    ///
+    /// Refused, with nothing changed, when the new blocks do not fit the store
+    /// (`PublishError::Store`), too many keys are provided already, or the
+    /// content is incomplete. The driver then removes the blocks it wrote that
+    /// the node does not hold.
+    pub fn adopt_written(
+        &mut self,
+        now: Time,
+        root: Id,
+        manifests: &[(Id, Manifest)],
+        written: impl IntoIterator<Item = (Id, u32)>,
+    ) -> Result<(), PublishError> {
+        let now = self.tick(now);
+        let written: BTreeMap<Id, u32> = written.into_iter().collect();
+        let manifest_of = |id: &Id| {
+            manifests
+                .iter()
+                .find(|(m, _)| m == id)
+                .map(|(_, m)| m)
+                .ok_or(ReadError::NotHeld(*id))
+        };
+        // (id, length) of every block of the content, manifests first.
+        let mut blocks: Vec<(Id, u32)> = Vec::new();
+        let root_manifest = manifest_of(&root)?;
+        let files: Vec<Id> = match root_manifest {
+            Manifest::File(_) => vec![root],
+            Manifest::Site(s) => {
+                blocks.push((root, 0));
+                s.entries().iter().map(|e| e.file).collect()
+            }
+        };
+        let mut chunks = Vec::new();
+        for file in &files {
+            let Manifest::File(m) = manifest_of(file)? else {
+                return Err(ReadError::NotAFile(*file).into());
+            };
+            blocks.push((*file, 0));
+            for (index, c) in m.chunks().iter().enumerate() {
+                let len = m.chunk_len(index).unwrap_or(0) as u32;
+                chunks.push((*file, index, *c, len));
+            }
+        }
+        for (id, len) in &mut blocks {
+            let encoded = manifest_of(id)?.encode();
+            if Id::hash_of(&encoded) != *id {
+                return Err(ReadError::Corrupt(*id).into());
+            }
+            *len = encoded.len() as u32;
+        }
+        for (file, index, id, len) in chunks {
+            let found = self
+                .storage
+                .len_of(&id)
+                .or_else(|| written.get(&id).copied());
+            match found {
+                None => return Err(ReadError::NotHeld(id).into()),
+                Some(l) if l != len => return Err(ReadError::ChunkLength { file, index }.into()),
+                Some(_) => blocks.push((id, len)),
+            }
+        }
+        for (id, len) in &blocks {
+            let present = self.storage.contains(id) || written.get(id) == Some(len);
+            if !present {
+                return Err(ReadError::NotHeld(*id).into());
+            }
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        let new: Vec<(Id, u32)> = blocks
+            .iter()
+            .filter(|(id, _)| !self.storage.contains(id))
+            .copied()
+            .collect();
+        self.room_for(new.iter().map(|(_, len)| u64::from(*len)).sum(), new.len())?;
+        let mut keys = vec![root];
+        if let (Manifest::Site(_), true) = (root_manifest, self.config.records.announce_site_files)
+        {
+            keys.extend(files);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        self.room_for_keys(&keys)?;
+        for (id, len) in new {
+            self.storage.insert(id, len);
+        }
+        let ids: Vec<Id> = blocks.into_iter().map(|(id, _)| id).collect();
+        for id in &ids {
+            // Part of complete content now, whatever fetch brought it; peers
+            // waiting for it are answered.
+            self.partial.remove(id);
+            self.release_held(now, id, None);
+        }
+        self.held_roots.insert(root, ids);
+        for key in keys {
+            self.provide(now, key, false);
+        }
+        self.push_event(Event::Published {
+            root,
+            result: Ok(()),
+        });
+        Ok(())
+    }
+
+    /// Whether `keys` can be provided beside those already, within `max_provided_keys`.
+    fn room_for_keys(&self, keys: &[Id]) -> Result<(), CommandError> {
+        let new_keys = keys.iter().filter(|k| !self.provided.contains(k)).count();
+        if self.provided.len() + new_keys > self.config.records.max_provided_keys.get() {
+            return Err(CommandError::TooManyProvided {
+                max: self.config.records.max_provided_keys.get(),
+            });
+        }
+        Ok(())
+    }
+
     /// Announces `key`, or, with no query slot free, schedules it for the next
     /// maintenance round. The caller has checked `max_provided_keys`.
     pub(super) fn provide(&mut self, now: Time, key: Id, internal: bool) {
@@ -291,5 +430,155 @@ impl<A: Address> Node<A> {
     /// Publications' bookkeeping, for invariant checks.
     pub(super) fn publishing_pending(&self, root: &Id) -> Option<usize> {
         self.publishes.get(root).map(|p| p.pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::config::TransferConfig;
+    use crate::content::{prepare_site, ContentStore, FileChunker, MemoryStore, SiteBuilder};
+    use crate::{
+        drain, Config, Driver, Event, Id, Input, Manifest, Node, PublishError, SiteFile,
+        StoreError, StoreOp, Time, Transmit,
+    };
+
+    /// A driver with a memory store and no network, keeping the events.
+    #[derive(Default)]
+    struct Alone {
+        store: MemoryStore,
+        events: Vec<Event<u32>>,
+    }
+
+    impl Driver<u32> for Alone {
+        fn transmit(&mut self, _: &mut Node<u32>, _: Time, _: Transmit<u32>) {}
+        fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
+            let done = self.store.apply(op);
+            node.handle_input(now, Input::Stored(done));
+        }
+        fn event(&mut self, _: &mut Node<u32>, _: Time, e: Event<u32>) {
+            self.events.push(e);
+        }
+    }
+
+    fn node(capacity_bytes: u64) -> Node<u32> {
+        let config = Config {
+            transfer: TransferConfig {
+                chunk_size: 1024,
+                store_capacity_bytes: core::num::NonZeroU64::new(capacity_bytes).unwrap(),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        Node::new(config, Id::hash_of(b"n"), 1, 7, Time::ZERO).unwrap()
+    }
+
+    /// A site as a streaming driver hands it over: root, manifests, blocks written.
+    type Written = (Id, Vec<(Id, Manifest)>, Vec<(Id, u32)>);
+
+    /// Writes a site into `store` file by file as a streaming driver would.
+    fn write_site(store: &mut MemoryStore, files: &[SiteFile]) -> Written {
+        let mut written = Vec::new();
+        let mut manifests = Vec::new();
+        let mut put = |store: &mut MemoryStore, data: Bytes| {
+            let id = Id::hash_of(&data);
+            // A repeated chunk is written once.
+            if !written.contains(&(id, data.len() as u32)) {
+                written.push((id, data.len() as u32));
+                store.put(id, data).unwrap();
+            }
+            id
+        };
+        let mut site = SiteBuilder::new();
+        for f in files {
+            let path = site.check(&f.path).unwrap();
+            let mut c = FileChunker::new(&f.media_type, 1024).unwrap();
+            for chunk in f.data.chunks(1024) {
+                c.push(chunk).unwrap();
+                put(store, Bytes::copy_from_slice(chunk));
+            }
+            let m = c.finish();
+            let id = put(store, Bytes::from(m.encode()));
+            site.add(path, id, &m).unwrap();
+            manifests.push((id, Manifest::File(m)));
+        }
+        let (m, encoded) = site.finish().unwrap();
+        let root = put(store, encoded);
+        manifests.push((root, m));
+        (root, manifests, written)
+    }
+
+    #[test]
+    fn content_written_by_the_driver_is_adopted_like_a_publication() {
+        let files = vec![
+            SiteFile::new("index.html", "text/html", "<h1>hi</h1>"),
+            SiteFile::new("a.bin", "application/octet-stream", vec![9u8; 2500]),
+            SiteFile::new("b.bin", "application/octet-stream", vec![9u8; 2500]),
+        ];
+        let prepared = prepare_site(files.clone(), 1024).unwrap();
+        let mut published = node(1 << 20);
+        let mut io = Alone::default();
+        published.publish(Time::ZERO, prepared.clone()).unwrap();
+        drain(&mut published, Time::ZERO, &mut io);
+
+        let mut n = node(1 << 20);
+        let mut io = Alone::default();
+        let (root, manifests, written) = write_site(&mut io.store, &files);
+        assert_eq!(root, prepared.root, "the same id as prepare_site");
+        n.adopt_written(Time::ZERO, root, &manifests, written)
+            .unwrap();
+        drain(&mut n, Time::ZERO, &mut io);
+        n.check_invariants();
+        assert!(n.holds(&root));
+        assert_eq!(n.content_blocks(&root), published.content_blocks(&root));
+        assert_eq!(n.byte_count(), published.byte_count());
+        assert!(n.provided_keys().any(|k| *k == root));
+        assert!(io
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Published { root: r, result: Ok(()) } if *r == root)));
+    }
+
+    #[test]
+    fn content_written_by_the_driver_is_refused_whole_when_it_does_not_fit_or_lacks_a_block() {
+        let files = vec![SiteFile::new(
+            "a.bin",
+            "application/octet-stream",
+            vec![1u8; 5000],
+        )];
+        let mut io = Alone::default();
+        let (root, manifests, written) = write_site(&mut io.store, &files);
+        let total: u64 = written.iter().map(|(_, l)| u64::from(*l)).sum();
+
+        let mut small = node(total - 1);
+        assert!(small.room_for(total - 1, 1).is_ok());
+        assert!(matches!(
+            small.room_for(total, 1),
+            Err(StoreError::Full { .. })
+        ));
+        assert!(matches!(
+            small.adopt_written(Time::ZERO, root, &manifests, written.clone()),
+            Err(PublishError::Store(StoreError::Full { .. }))
+        ));
+        assert_eq!((small.block_count(), small.holds(&root)), (0, false));
+
+        let mut n = node(1 << 20);
+        let lacking: Vec<_> = written.iter().skip(1).copied().collect();
+        assert!(matches!(
+            n.adopt_written(Time::ZERO, root, &manifests, lacking),
+            Err(PublishError::Incomplete(_))
+        ));
+        let mut forged = manifests.clone();
+        forged[0].0 = Id::hash_of(b"not that manifest");
+        assert!(n
+            .adopt_written(Time::ZERO, root, &forged, written.clone())
+            .is_err());
+        assert_eq!((n.block_count(), n.holds(&root)), (0, false));
+        drain(&mut n, Time::ZERO, &mut io);
+        assert!(io.events.is_empty(), "a refusal is no event");
+        n.adopt_written(Time::ZERO, root, &manifests, written)
+            .unwrap();
+        assert!(n.holds(&root));
     }
 }
