@@ -3,20 +3,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn distroweb() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_distroweb"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("distroweb-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{distroweb, temp_dir, wait_for_port};
 
 /// A port `p` such that `p`, `p + 1` and `p + 2` are free on 127.0.0.1 right now.
 fn free_ports() -> u16 {
@@ -65,7 +57,7 @@ fn publish(dir: &Path, port: u16) -> std::process::Output {
 
 #[test]
 fn publish_without_a_node_says_how_to_start_one() {
-    let dir = temp_dir("nonode");
+    let dir = temp_dir("cli-nonode");
     std::fs::write(dir.join("index.html"), "<p>hi</p>").unwrap();
     let port = free_ports();
     let out = publish(&dir, port);
@@ -102,7 +94,7 @@ fn testnet_then_publish_then_get_through_another_node() {
         );
     }
 
-    let site = temp_dir("site");
+    let site = temp_dir("cli-site");
     std::fs::create_dir_all(site.join("css")).unwrap();
     std::fs::write(
         site.join("index.html"),
@@ -129,9 +121,9 @@ fn testnet_then_publish_then_get_through_another_node() {
 
     // A symbolic link that leads out of the directory is refused, naming it;
     // one that stays inside is fine; --follow-symlinks publishes what it points to.
-    let outside = temp_dir("outside");
+    let outside = temp_dir("cli-outside");
     std::fs::write(outside.join("id_ed25519"), "PRIVATE KEY").unwrap();
-    let linked = temp_dir("linked");
+    let linked = temp_dir("cli-linked");
     std::fs::write(linked.join("index.html"), "<h1>links</h1>").unwrap();
     std::os::unix::fs::symlink(outside.join("id_ed25519"), linked.join("key.txt")).unwrap();
     std::os::unix::fs::symlink("index.html", linked.join("home.html")).unwrap();
@@ -166,7 +158,7 @@ fn testnet_then_publish_then_get_through_another_node() {
     let _ = std::fs::remove_dir_all(&linked);
 
     // Either id form names the content.
-    let copy = temp_dir("copy").join("site");
+    let copy = temp_dir("cli-copy").join("site");
     let out = distroweb()
         .args([
             "get",
@@ -249,21 +241,13 @@ fn count_files(dir: &Path) -> usize {
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`.
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A node killed (SIGKILL) in the middle of publishing leaves blocks that no
 /// held content names; the next start on the same data directory deletes them,
 /// keeps what was published before, and is not locked out by the dead process
 /// (still a zombie here: its pid exists, its flock does not).
 #[test]
 fn orphan_blocks_are_collected_after_a_crash_during_publish() {
-    let dir = temp_dir("crash");
+    let dir = temp_dir("cli-crash");
     let data = dir.join("data");
     let port = free_ports();
     let node = || spawn_node(port, &data, &[]);
@@ -337,7 +321,7 @@ fn orphan_blocks_are_collected_after_a_crash_during_publish() {
 /// and prints the site's URL on the proxy's port, where `get` reads it back.
 #[test]
 fn publish_through_the_api_address() {
-    let dir = temp_dir("api");
+    let dir = temp_dir("cli-api");
     let port = free_ports();
     let api = port + 1;
     let node = spawn_node(
