@@ -70,11 +70,11 @@ pub struct HopsArgs {
     /// default both.
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<distroweb_protocol::Strategy>,
-    /// Force one forwarding rule for recursive routes (`greedy`, `best-first`)
+    /// Force one forwarding rule for recursive routes (`greedy`, `best-first`, `anchored`)
     /// instead of each metric's own.
     #[arg(long)]
     pub forwarding: Option<distroweb_protocol::Forwarding>,
-    /// Override the protocol's `route_width` (best-first forwarding).
+    /// Override the protocol's `route_width` (best-first and anchored forwarding).
     #[arg(long)]
     pub route_width: Option<core::num::NonZeroUsize>,
 }

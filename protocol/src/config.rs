@@ -197,12 +197,14 @@ impl Default for DhtConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
     /// How routes pick their next hop; default `None`, the metric's own rule
-    /// (greedy for XOR and the ring, best-first for Hamming: measured here,
+    /// (greedy for XOR and the ring, anchored for Hamming: measured here,
     /// docs/RESULTS.md, hops, "Why greedy Hamming forwarding got stuck").
     pub route_forwarding: Option<Forwarding>,
-    /// Best-first forwarding: a route ends once this many of the closest nodes it
-    /// has seen were visited; default 20 = k (measured here: docs/RESULTS.md,
-    /// hops: width 20 succeeds at 10,000 nodes where width 3 fails a fifth).
+    /// Best-first and anchored forwarding: a route ends once this many of the
+    /// closest nodes it has seen were visited; default 8 (measured here,
+    /// docs/RESULTS.md, hops: anchored routes succeed with 3 and 8 at 10,000
+    /// nodes and overrun the hop limit with 20; plain best-first needs 20 there,
+    /// width 3 fails a fifth).
     pub route_width: NonZeroUsize,
     /// Sideways steps a greedy provider route may take out of a local minimum;
     /// default 4 (a bound chosen here).
@@ -222,7 +224,7 @@ impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
             route_forwarding: None,
-            route_width: nonzero!(20),
+            route_width: nonzero!(8),
             route_detours: 4,
             route_attempts: nonzero!(3),
             max_route_hops: nonzero!(32),
@@ -509,8 +511,8 @@ pub enum ConfigError {
         max_providers_returned: usize,
     },
     /// A best-first route could never visit enough nodes to end well (checked
-    /// only when routes go best-first: greedy forwarding ignores the width).
-    #[error("route_width ({route_width}) must be at most max_route_hops + 1 ({visits}) under best-first forwarding: a route visits no more nodes than that")]
+    /// only when routes go best-first or anchored: greedy forwarding ignores the width).
+    #[error("route_width ({route_width}) must be at most max_route_hops + 1 ({visits}) under best-first or anchored forwarding: a route visits no more nodes than that")]
     RouteWidthOverPath {
         /// `routing.route_width`.
         route_width: usize,
@@ -630,7 +632,7 @@ impl Config {
             });
         }
         let visits = routing.max_route_hops.get() + 1;
-        if self.forwarding() == Forwarding::BestFirst && routing.route_width.get() > visits {
+        if self.forwarding() != Forwarding::Greedy && routing.route_width.get() > visits {
             return Err(ConfigError::RouteWidthOverPath {
                 route_width: routing.route_width.get(),
                 visits,

@@ -123,6 +123,18 @@ pub enum Body<A> {
         /// The block asked for.
         id: Id,
     },
+    /// Which nodes do you know closest to `target` under your routing table's
+    /// metric? Answered with [`Body::Nodes`]. The same as [`Body::FindNode`]
+    /// where the table's metric is the key metric; where it is not (Hamming
+    /// keys over XOR-shaped tables) joins and refreshes use this to learn the
+    /// table's neighbourhood.
+    ///
+    /// Implementation note: last in the enum so the other variants keep their
+    /// tags on the wire.
+    FindNeighbours {
+        /// The id to get close to.
+        target: Id,
+    },
 }
 
 /// A block's bytes on the wire: a cheaply cloned [`Bytes`], capped at
@@ -291,6 +303,7 @@ impl<A> Body<A> {
             self,
             Body::Ping
                 | Body::FindNode { .. }
+                | Body::FindNeighbours { .. }
                 | Body::GetProviders { .. }
                 | Body::AddProvider { .. }
                 | Body::Route(_)
@@ -305,6 +318,7 @@ impl<A> Body<A> {
             Body::Ping
             | Body::Pong
             | Body::FindNode { .. }
+            | Body::FindNeighbours { .. }
             | Body::Nodes { .. }
             | Body::AddProvider { .. }
             | Body::ProviderAdded { .. }
@@ -327,6 +341,7 @@ impl<A> Body<A> {
             Body::Ping => "ping",
             Body::Pong => "pong",
             Body::FindNode { .. } => "find_node",
+            Body::FindNeighbours { .. } => "find_neighbours",
             Body::Nodes { .. } => "nodes",
             Body::GetProviders { .. } => "get_providers",
             Body::Providers { .. } => "providers",
@@ -502,6 +517,7 @@ mod tests {
             Just(Body::Ping),
             Just(Body::Pong),
             id().prop_map(|target| Body::FindNode { target }),
+            id().prop_map(|target| Body::FindNeighbours { target }),
             contacts(MAX_LIST_LEN).prop_map(|closer| Body::Nodes { closer }),
             id().prop_map(|key| Body::GetProviders { key }),
             (id(), contacts(MAX_LIST_LEN), contacts(MAX_LIST_LEN)).prop_map(

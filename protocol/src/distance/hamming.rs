@@ -16,7 +16,12 @@ impl DistanceMetric for Hamming {
     const SYMMETRIC: bool = true;
     /// Greedy forwarding gets stuck (docs/RESULTS.md, hops): distance to a node
     /// says little about its distance to the key, so no table is a funnel.
-    const FORWARDING: Forwarding = Forwarding::BestFirst;
+    /// Greedy and plain best-first both fail at scale; a walk that first
+    /// funnels by XOR to the key's anchor and then goes best-first by Hamming
+    /// makes announce and lookup meet (docs/RESULTS.md, hops).
+    const FORWARDING: Forwarding = Forwarding::Anchored;
+    /// Buckets by Hamming distance from the node are no funnel: tables are XOR-shaped.
+    const FUNNELS: bool = false;
 
     #[inline]
     fn distance(a: &Id, b: &Id) -> Distance {

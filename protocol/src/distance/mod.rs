@@ -37,6 +37,13 @@ pub(crate) trait DistanceMetric {
     /// otherwise: greedy where the buckets funnel towards any target.
     const FORWARDING: Forwarding = Forwarding::Greedy;
 
+    /// Whether this metric's own buckets funnel a walk towards any target, so
+    /// that routing tables can be shaped and kept fresh under it. A metric that
+    /// does not (Hamming: a node's distance to its contacts says nothing about
+    /// theirs to a key) has its tables shaped and maintained under XOR instead,
+    /// and ranks candidates for keys by its own distance.
+    const FUNNELS: bool = true;
+
     /// The distance from `a` to `b`; zero exactly when `a == b`, and distinct
     /// for distinct `b` at a fixed `a` (so "the closest" is always unique).
     fn distance(a: &Id, b: &Id) -> Distance;
@@ -61,15 +68,26 @@ pub(crate) trait DistanceMetric {
         n: usize,
         out: &mut Vec<(Distance, &'a Contact<A>)>,
     ) {
-        let start = out.len();
-        table.extend::<Self>(.., target, out);
-        if n > 0 && out.len() - start > n {
-            out[start..].select_nth_unstable_by_key(n - 1, |(d, _)| *d);
-            out.truncate(start + n);
-        }
-        // Ids in the table are unique, so distances are too and the order is total.
-        out[start..].sort_unstable_by_key(|(d, _)| *d);
+        scan_closest::<Self, A>(table, target, n, out);
     }
+}
+
+/// [`DistanceMetric::closest`] by measuring every contact: right whatever
+/// metric shaped the table's buckets.
+fn scan_closest<'a, M: DistanceMetric + ?Sized, A>(
+    table: &BucketView<'a, A>,
+    target: &Id,
+    n: usize,
+    out: &mut Vec<(Distance, &'a Contact<A>)>,
+) {
+    let start = out.len();
+    table.extend::<M>(.., target, out);
+    if n > 0 && out.len() - start > n {
+        out[start..].select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+        out.truncate(start + n);
+    }
+    // Ids in the table are unique, so distances are too and the order is total.
+    out[start..].sort_unstable_by_key(|(d, _)| *d);
 }
 
 /// The registry: `#[doc = ".."] Variant => module::Type,`, one line per metric
@@ -113,6 +131,12 @@ macro_rules! metrics {
                 match self { $( Metric::$variant => <$module::$ty as DistanceMetric>::FORWARDING, )+ }
             }
 
+            /// The metric that shapes and maintains routing tables for nodes that
+            /// rank keys by this one: itself where its buckets funnel, else XOR.
+            pub const fn table_metric(self) -> Metric {
+                match self { $( Metric::$variant => if <$module::$ty as DistanceMetric>::FUNNELS { self } else { Metric::Xor }, )+ }
+            }
+
             /// Distance from `a` to `b`; a lookup ranks node `n` for target `t` by
             /// `distance(n, t)`.
             #[inline]
@@ -145,6 +169,18 @@ macro_rules! metrics {
                 out: &mut Vec<(Distance, &'a Contact<A>)>,
             ) {
                 match self { $( Metric::$variant => <$module::$ty as DistanceMetric>::closest(table, target, n, out), )+ }
+            }
+
+            /// Like [`Metric::closest`] over a table whose buckets another metric
+            /// shaped: measures every contact.
+            pub(crate) fn closest_in_any_table<'a, A>(
+                self,
+                table: &BucketView<'a, A>,
+                target: &Id,
+                n: usize,
+                out: &mut Vec<(Distance, &'a Contact<A>)>,
+            ) {
+                match self { $( Metric::$variant => scan_closest::<$module::$ty, A>(table, target, n, out), )+ }
             }
         }
     };

@@ -23,7 +23,7 @@ impl<A: Address> Node<A> {
         let q = self.start(now, QueryKind::Bootstrap, self.id, Strategy::Iterative)?;
         let mut sent = 0;
         for seed in seeds {
-            let body = Body::FindNode { target: self.id };
+            let body = self.ask_body(QueryKind::Bootstrap, self.id);
             if self.send_request(now, seed.clone(), None, body, Purpose::Query(q), false) {
                 sent += 1;
             }
@@ -125,6 +125,32 @@ impl<A: Address> Node<A> {
         self.provided.remove(key)
     }
 
+    /// The metric a walk of this kind ranks nodes by: the table's for walks
+    /// that keep tables fresh (joins, refreshes), the key metric for the rest.
+    ///
+    /// The two differ only for a metric whose buckets do not funnel
+    /// ([`crate::Metric::table_metric`]): there a node must still learn its
+    /// neighbourhood under the table's metric, or the funnel has no end.
+    fn walk_metric(&self, kind: QueryKind) -> crate::Metric {
+        match kind {
+            QueryKind::Bootstrap | QueryKind::Refresh => self.table.metric(),
+            QueryKind::FindNode | QueryKind::FindProviders | QueryKind::Announce => {
+                self.config.dht.metric
+            }
+        }
+    }
+
+    /// The request an iterative walk of this kind sends each peer it asks.
+    fn ask_body(&self, kind: QueryKind, target: Id) -> Body<A> {
+        if kind == QueryKind::FindProviders {
+            Body::GetProviders { key: target }
+        } else if self.walk_metric(kind) == self.config.dht.metric {
+            Body::FindNode { target }
+        } else {
+            Body::FindNeighbours { target }
+        }
+    }
+
     /// Registers a query and sets it on its walk.
     pub(super) fn start(
         &mut self,
@@ -140,16 +166,19 @@ impl<A: Address> Node<A> {
         }
         let id = self.new_query_id();
         self.table.mark_refreshed(&target, now);
+        let metric = self.walk_metric(kind);
         let params = WalkParams {
             strategy,
             target,
-            metric: self.config.dht.metric,
+            metric,
             k: self.config.dht.k.get(),
             alpha: self.config.dht.alpha.get(),
             max_candidates: self.config.dht.max_lookup_candidates.get(),
         };
         let known = match strategy {
-            Strategy::Iterative => self.table.closest(&target, self.config.dht.k.get()),
+            Strategy::Iterative => self
+                .table
+                .closest_by(metric, &target, self.config.dht.k.get()),
             // The first hop (this node) picks from its table as it forwards.
             Strategy::Recursive => Vec::new(),
         };
@@ -196,11 +225,10 @@ impl<A: Address> Node<A> {
             };
             match walk.next() {
                 WalkStep::Ask(c) => {
-                    let body = match query.kind {
-                        QueryKind::FindProviders => Body::GetProviders { key: query.target },
-                        _ => Body::FindNode {
-                            target: query.target,
-                        },
+                    let (kind, target) = (query.kind, query.target);
+                    let body = self.ask_body(kind, target);
+                    let Some(query) = self.queries.get_mut(&q) else {
+                        return;
                     };
                     query.stats.requests += 1;
                     let id = c.id;

@@ -35,9 +35,8 @@ impl<A: Address> Node<A> {
         {
             let random = self.random_id();
             let target = self
-                .config
-                .dht
-                .metric
+                .table
+                .metric()
                 .random_id_in_bucket(&self.id, index, &random);
             // Implementation note: refreshes walk iteratively under both strategies,
             // since the point is to meet the peers along the way.
@@ -60,15 +59,14 @@ impl<A: Address> Node<A> {
         // self-lookup found the nodes that rank us closest (our successors), not
         // the ones we rank closest (our predecessors, our lowest buckets);
         // refreshing the buckets just above that gap reaches them.
-        let Some(from) = self.config.dht.metric.bucket_index(&closest, &self.id) else {
+        let Some(from) = self.table.metric().bucket_index(&closest, &self.id) else {
             return;
         };
         for index in (from + 1..crate::id::ID_BITS).take(self.config.dht.join_refreshes) {
             let random = self.random_id();
             let target = self
-                .config
-                .dht
-                .metric
+                .table
+                .metric()
                 .random_id_in_bucket(&self.id, index, &random);
             match self.start(now, QueryKind::Refresh, target, Strategy::Iterative) {
                 Ok(q) => self.launch(now, q),

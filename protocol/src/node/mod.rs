@@ -250,7 +250,7 @@ impl<A: Address> Node<A> {
         let next_query = rng.next_u64();
         let next_fetch = rng.next_u64();
         Ok(Node {
-            table: RoutingTable::new(id, config.dht.metric, config.table()),
+            table: RoutingTable::new(id, config.dht.metric.table_metric(), config.table()),
             providers: ProviderStore::new(
                 config.records.max_provider_keys.get(),
                 config.records.max_providers_per_key.get(),
@@ -408,7 +408,14 @@ impl<A: Address> Node<A> {
                 self.observe(now, sender.clone());
                 self.reply(sender.addr, msg.rpc, Body::Pong);
             }
-            Body::FindNode { target } => self.on_find_node(now, sender, msg.rpc, target),
+            Body::FindNode { target } => {
+                let metric = self.config.dht.metric;
+                self.on_find_node(now, sender, msg.rpc, target, metric)
+            }
+            Body::FindNeighbours { target } => {
+                let metric = self.table.metric();
+                self.on_find_node(now, sender, msg.rpc, target, metric)
+            }
             Body::GetProviders { key } => self.on_get_providers(now, sender, msg.rpc, key),
             Body::AddProvider { key } => self.on_add_provider(now, sender, msg.rpc, key),
             Body::Route(route) => self.on_route(now, sender, msg.rpc, route),

@@ -1,6 +1,7 @@
 //! Answering peers' requests, and matching their replies to ours.
 
 use crate::contact::{Address, Contact};
+use crate::distance::Metric;
 use crate::event::Misbehaviour;
 use crate::id::Id;
 use crate::time::Time;
@@ -9,24 +10,33 @@ use crate::wire::{Body, RpcId};
 use super::{Node, Purpose};
 
 impl<A: Address> Node<A> {
-    /// The `k` contacts closest to `target`, leaving out the peer that asked
-    /// (it knows itself).
-    fn closest_for(&self, target: &Id, asker: &Id) -> Vec<Contact<A>> {
-        let mut closer = self.table.closest(target, self.config.dht.k.get() + 1);
+    /// The `k` contacts closest to `target` under `metric`, leaving out the peer
+    /// that asked (it knows itself).
+    fn closest_for(&self, metric: Metric, target: &Id, asker: &Id) -> Vec<Contact<A>> {
+        let k = self.config.dht.k.get();
+        let mut closer = self.table.closest_by(metric, target, k + 1);
         closer.retain(|c| c.id != *asker);
-        closer.truncate(self.config.dht.k.get());
+        closer.truncate(k);
         closer
     }
 
-    pub(super) fn on_find_node(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, target: Id) {
-        let closer = self.closest_for(&target, &sender.id);
+    /// `FindNode` (ranked by the key metric) and `FindNeighbours` (by the table's).
+    pub(super) fn on_find_node(
+        &mut self,
+        now: Time,
+        sender: Contact<A>,
+        rpc: RpcId,
+        target: Id,
+        metric: Metric,
+    ) {
+        let closer = self.closest_for(metric, &target, &sender.id);
         self.observe(now, sender.clone());
         self.reply(sender.addr, rpc, Body::Nodes { closer });
     }
 
     pub(super) fn on_get_providers(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
         let providers = self.providers_for(now, &key);
-        let closer = self.closest_for(&key, &sender.id);
+        let closer = self.closest_for(self.config.dht.metric, &key, &sender.id);
         self.observe(now, sender.clone());
         self.reply(
             sender.addr,

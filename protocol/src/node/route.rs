@@ -73,7 +73,8 @@ impl<A: Address> Node<A> {
             }
         }
         let hops = route.path.len() - 1;
-        let mine = self.table.closest(&route.target, self.config.dht.k.get());
+        let (k, target) = (self.config.dht.k.get(), route.target);
+        let mine = |m| self.table.closest_by(m, &target, k);
         match self.hop_rule().next_hop(&self.id, &mut route, mine, &[]) {
             None => self.answer_found(now, route, Vec::new()),
             Some(_)
@@ -92,6 +93,7 @@ impl<A: Address> Node<A> {
     fn hop_rule(&self) -> HopRule {
         HopRule {
             metric: self.config.dht.metric,
+            table: self.table.metric(),
             forwarding: self.config.forwarding(),
             k: self.config.dht.k.get(),
             width: self.config.routing.route_width.get(),
@@ -130,7 +132,8 @@ impl<A: Address> Node<A> {
             q.stats.failures += 1;
         }
         let next = if tried.len() < self.config.routing.route_attempts.get() {
-            let mine = self.table.closest(&route.target, self.config.dht.k.get());
+            let (k, target) = (self.config.dht.k.get(), route.target);
+            let mine = |m| self.table.closest_by(m, &target, k);
             self.hop_rule().next_hop(&self.id, &mut route, mine, &tried)
         } else {
             None
@@ -160,7 +163,9 @@ impl<A: Address> Node<A> {
     /// the route learned on its way (its path and frontier).
     fn answer_found(&mut self, now: Time, route: Route<A>, providers: Vec<Contact<A>>) {
         let metric = self.config.dht.metric;
-        let mut closest = self.table.closest(&route.target, self.config.dht.k.get());
+        let mut closest = self
+            .table
+            .closest_by(metric, &route.target, self.config.dht.k.get());
         closest.extend(route.path.iter().skip(1).cloned());
         closest.extend(route.frontier.iter().cloned());
         closest.sort_by_key(|c| metric.distance(&c.id, &route.target));

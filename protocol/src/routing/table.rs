@@ -236,6 +236,27 @@ impl<A: Address> RoutingTable<A> {
         out.into_iter().map(|(_, c)| c.clone()).collect()
     }
 
+    /// The `n` live contacts closest to `target` under `metric`, closest first:
+    /// [`RoutingTable::closest`] when `metric` shaped the table, else a scan of
+    /// every contact (a node ranks keys under a metric whose buckets do not
+    /// funnel, see [`Metric::table_metric`]).
+    pub fn closest_by(&self, metric: Metric, target: &Id, n: usize) -> Vec<Contact<A>> {
+        if metric == self.metric {
+            return self.closest(target, n);
+        }
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut out: Vec<(Distance, &Contact<A>)> = Vec::with_capacity(n.min(self.len));
+        let view = BucketView {
+            own: &self.own,
+            buckets: &self.buckets,
+        };
+        metric.closest_in_any_table(&view, target, n, &mut out);
+        out.truncate(n);
+        out.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
     /// Notes that a lookup for `target` just ran, so its bucket needs no refresh.
     pub fn mark_refreshed(&mut self, target: &Id, now: Time) {
         if let Some(index) = self.metric.bucket_index(&self.own, target) {
