@@ -527,6 +527,23 @@ pub enum ConfigError {
         /// `transfer.max_blocks_in_flight`.
         max_blocks_in_flight: usize,
     },
+    /// A lookup would end before its first request could time out, so a dead
+    /// peer would cost the whole lookup instead of one candidate.
+    #[error("request_timeout ({request_timeout:?}) must be shorter than query_timeout ({query_timeout:?}): a lookup must outlive a request to route around a silent peer")]
+    RequestOutlastsQuery {
+        /// `dht.request_timeout`.
+        request_timeout: Duration,
+        /// `dht.query_timeout`.
+        query_timeout: Duration,
+    },
+    /// A fetch would end before a lost block could be asked of another provider.
+    #[error("block_timeout ({block_timeout:?}) must be shorter than fetch_timeout ({fetch_timeout:?}): a fetch must outlive a block request to retry it elsewhere")]
+    BlockOutlastsFetch {
+        /// `transfer.block_timeout`.
+        block_timeout: Duration,
+        /// `transfer.fetch_timeout`.
+        fetch_timeout: Duration,
+    },
     /// A held request would outlast the requester's patience.
     #[error("hold_timeout ({hold_timeout:?}) must be shorter than block_timeout ({block_timeout:?}): the requester must hear before it gives up")]
     HoldOutlastsRequest {
@@ -642,6 +659,18 @@ impl Config {
             return Err(ConfigError::PerProviderOverInFlight {
                 max_blocks_per_provider: transfer.max_blocks_per_provider.get(),
                 max_blocks_in_flight: transfer.max_blocks_in_flight.get(),
+            });
+        }
+        if dht.request_timeout >= dht.query_timeout {
+            return Err(ConfigError::RequestOutlastsQuery {
+                request_timeout: dht.request_timeout,
+                query_timeout: dht.query_timeout,
+            });
+        }
+        if transfer.block_timeout >= transfer.fetch_timeout {
+            return Err(ConfigError::BlockOutlastsFetch {
+                block_timeout: transfer.block_timeout,
+                fetch_timeout: transfer.fetch_timeout,
             });
         }
         if crowd.hold_timeout >= transfer.block_timeout {
@@ -787,6 +816,20 @@ mod tests {
             ConfigError::PerProviderOverInFlight {
                 max_blocks_per_provider: 17,
                 max_blocks_in_flight: 16
+            }
+        );
+        assert_eq!(
+            broken(|c| c.dht.request_timeout = Duration::from_secs(60)),
+            ConfigError::RequestOutlastsQuery {
+                request_timeout: Duration::from_secs(60),
+                query_timeout: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            broken(|c| c.transfer.fetch_timeout = Duration::from_secs(2)),
+            ConfigError::BlockOutlastsFetch {
+                block_timeout: Duration::from_secs(10),
+                fetch_timeout: Duration::from_secs(2)
             }
         );
         assert_eq!(

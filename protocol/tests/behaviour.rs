@@ -234,16 +234,20 @@ fn a_timeout_moves_the_lookup_to_the_next_candidate() {
 
 #[test]
 fn a_query_that_runs_past_its_deadline_times_out() {
+    // One request at a time, each given 3 s: the first candidate times out at
+    // 3 s, the second is still pending at the query's 5 s deadline.
     let config = Config {
         dht: DhtConfig {
             query_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(3),
+            alpha: nonzero!(1),
             ..Default::default()
         },
         ..Config::default()
     };
     let mut n = node(config);
     n.add_contact(Time::ZERO, Contact::new(id(0x80, 1), 1));
+    n.add_contact(Time::ZERO, Contact::new(id(0x80, 2), 2));
     n.find_providers(Time::ZERO, id(0x80, 9)).unwrap();
     outputs(&mut n);
     n.handle_timeout(Time::from_secs(4));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use distroweb_protocol::content::DEFAULT_CHUNK_BYTES;
-use distroweb_protocol::{nonzero, LimitsConfig, TransferConfig};
+use distroweb_protocol::{nonzero, CrowdConfig, LimitsConfig, TransferConfig};
 use distroweb_protocol::{
     Body, Config, Event, FetchError, FetchId, FetchStats, Id, Manifest, Misbehaviour, PathError,
     PublishError, SiteError, SiteFile,
@@ -41,11 +41,17 @@ fn small_store() -> Config {
     }
 }
 
-/// Gives a fetch two seconds.
+/// Gives a fetch two seconds (and its block requests, and the requests held
+/// for it, less).
 fn hasty() -> Config {
     Config {
         transfer: TransferConfig {
             fetch_timeout: Duration::from_secs(2),
+            block_timeout: Duration::from_millis(1500),
+            ..Default::default()
+        },
+        crowd: CrowdConfig {
+            hold_timeout: Duration::from_secs(1),
             ..Default::default()
         },
         ..Config::default()
