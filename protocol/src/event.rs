@@ -12,6 +12,11 @@ use crate::wire::Message;
 pub struct Transmit<A> {
     /// Where to send it.
     pub to: A,
+    /// The id the peer at `to` must prove before it gets the message: a
+    /// driver sends it over that peer's authenticated connection, or dials
+    /// `to` and checks the id in the handshake. `None` only for a bootstrap
+    /// seed, whose id the node has yet to learn.
+    pub to_id: Option<Id>,
     /// What to send.
     pub msg: Message<A>,
 }

@@ -49,7 +49,7 @@ pub use config::{
     Config, ConfigError, CrowdConfig, DhtConfig, LimitsConfig, ParseStrategyError, RecordsConfig,
     RoutingConfig, Strategy, TransferConfig,
 };
-pub use contact::{Address, Contact};
+pub use contact::{AddrGroup, Address, Contact};
 pub use content::{
     BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,
     PathError, Prepared, ReadError, SiteEntry, SiteError, SiteFile, SiteManifest, SitePath,

@@ -406,7 +406,7 @@ impl<A: Address> Node<A> {
         match msg.body {
             Body::Ping => {
                 self.observe(now, sender.clone());
-                self.reply(sender.addr, msg.rpc, Body::Pong);
+                self.reply(&sender, msg.rpc, Body::Pong);
             }
             Body::FindNode { target } => {
                 let metric = self.config.dht.metric;
@@ -510,7 +510,9 @@ impl<A: Address> Node<A> {
         }
     }
 
-    fn transmit(&mut self, to: A, body: Body<A>, rpc: RpcId) {
+    /// Queues a message for `to`; `to_id` is the id the peer there must prove
+    /// (`None` only for a bootstrap seed whose id we have yet to learn).
+    fn transmit(&mut self, to: A, to_id: Option<Id>, body: Body<A>, rpc: RpcId) {
         if self.transmits.len() >= self.config.limits.max_transmit_queue.get() {
             self.counters.transmits_dropped += 1;
             return;
@@ -522,6 +524,7 @@ impl<A: Address> Node<A> {
         }
         self.transmits.push_back(Transmit {
             to,
+            to_id,
             msg: Message {
                 sender: self.id,
                 rpc,
@@ -531,9 +534,11 @@ impl<A: Address> Node<A> {
         self.peaks.transmits = self.peaks.transmits.max(self.transmits.len());
     }
 
-    fn reply(&mut self, to: A, rpc: RpcId, body: Body<A>) {
+    /// Answers `to` over the link its request came in on (its observed address,
+    /// its proven id).
+    fn reply(&mut self, to: &Contact<A>, rpc: RpcId, body: Body<A>) {
         self.counters.requests_answered += 1;
-        self.transmit(to, body, rpc);
+        self.transmit(to.addr.clone(), Some(to.id), body, rpc);
     }
 
     /// Sends a request and remembers it until its reply or deadline. Returns
@@ -581,7 +586,7 @@ impl<A: Address> Node<A> {
         );
         self.pending_deadlines.insert((deadline, rpc));
         self.counters.requests_sent += 1;
-        self.transmit(to, body, rpc);
+        self.transmit(to, to_id, body, rpc);
     }
 
     /// Takes the pending request `rpc` if `sender` is who it was sent to.

@@ -31,7 +31,7 @@ impl<A: Address> Node<A> {
     ) {
         let closer = self.closest_for(metric, &target, &sender.id);
         self.observe(now, sender.clone());
-        self.reply(sender.addr, rpc, Body::Nodes { closer });
+        self.reply(&sender, rpc, Body::Nodes { closer });
     }
 
     pub(super) fn on_get_providers(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
@@ -39,7 +39,7 @@ impl<A: Address> Node<A> {
         let closer = self.closest_for(self.config.dht.metric, &key, &sender.id);
         self.observe(now, sender.clone());
         self.reply(
-            sender.addr,
+            &sender,
             rpc,
             Body::Providers {
                 key,
@@ -54,7 +54,7 @@ impl<A: Address> Node<A> {
         // announce itself, never a third party.
         self.providers.add(now, key, sender.clone());
         self.observe(now, sender.clone());
-        self.reply(sender.addr, rpc, Body::ProviderAdded { key });
+        self.reply(&sender, rpc, Body::ProviderAdded { key });
     }
 
     /// A reply: valid only from the peer we asked, and of the kind we asked for.

@@ -50,8 +50,13 @@ impl<A: Address> Node<A> {
             self.misbehaved(sender, Misbehaviour::MalformedPath);
             return;
         }
+        // The reply will travel back to the previous hop at the address its
+        // route came from, never to one the path merely names (a reflection).
+        if let Some(last) = route.path.last_mut() {
+            last.addr = sender.addr.clone();
+        }
         self.observe(now, sender.clone());
-        self.reply(sender.addr, rpc, Body::RouteAck);
+        self.reply(&sender, rpc, Body::RouteAck);
         route.messages = route.messages.saturating_add(1);
         let looped = route.path.iter().any(|c| c.id == self.id);
         route.path.push(self.contact());
@@ -193,8 +198,9 @@ impl<A: Address> Node<A> {
             return;
         }
         reply.messages = reply.messages.saturating_add(1);
-        let to = reply.path[pos - 1].addr.clone();
-        self.transmit(to, Body::RouteReply(reply), RpcId(0));
+        let prev = &reply.path[pos - 1];
+        let (to, to_id) = (prev.addr.clone(), prev.id);
+        self.transmit(to, Some(to_id), Body::RouteReply(reply), RpcId(0));
     }
 
     /// A reply on its way back: pass it on, or finish our query if we are the origin.

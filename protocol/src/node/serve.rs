@@ -18,7 +18,7 @@ impl<A: Address> Node<A> {
         // As with provider records, a peer can only name itself.
         self.fetching.add(now, key, sender.clone());
         self.observe(now, sender.clone());
-        self.reply(sender.addr, rpc, Body::ProviderAdded { key });
+        self.reply(&sender, rpc, Body::ProviderAdded { key });
     }
 
     /// Whether the block may be sent: held, and (unless `serve_partial`) part of
@@ -46,7 +46,7 @@ impl<A: Address> Node<A> {
             }
         }
         self.counters.dont_have_replies += 1;
-        self.reply(sender.addr, rpc, Body::DontHave { id });
+        self.reply(&sender, rpc, Body::DontHave { id });
     }
 
     /// Hold a request for a block one of our fetches will have soon, unless the
@@ -77,7 +77,7 @@ impl<A: Address> Node<A> {
             || !self.uploads.try_start(now, len as usize)
         {
             self.counters.busy_replies += 1;
-            self.reply(to.addr, rpc, Body::Busy { id });
+            self.reply(&to, rpc, Body::Busy { id });
             return;
         }
         match data {
@@ -94,7 +94,7 @@ impl<A: Address> Node<A> {
         self.counters.blocks_uploaded += 1;
         self.counters.bytes_uploaded += data.len() as u64;
         self.reply(
-            to.addr,
+            &to,
             rpc,
             Body::Block {
                 id,
@@ -106,7 +106,7 @@ impl<A: Address> Node<A> {
     /// Tells the peer that asked that this node does not have the block.
     pub(super) fn send_dont_have(&mut self, to: Contact<A>, rpc: RpcId, id: Id) {
         self.counters.dont_have_replies += 1;
-        self.reply(to.addr, rpc, Body::DontHave { id });
+        self.reply(&to, rpc, Body::DontHave { id });
     }
 
     /// Answers requests held for `id`, if it can be served now (`data` its
@@ -124,7 +124,7 @@ impl<A: Address> Node<A> {
     pub(super) fn refuse_held(&mut self, id: &Id) {
         for r in self.held.take(id) {
             self.counters.dont_have_replies += 1;
-            self.reply(r.from.addr, r.rpc, Body::DontHave { id: *id });
+            self.reply(&r.from, r.rpc, Body::DontHave { id: *id });
         }
     }
 
@@ -132,7 +132,7 @@ impl<A: Address> Node<A> {
     pub(super) fn holds_expired(&mut self, now: Time) {
         for (id, r) in self.held.expire(now) {
             self.counters.dont_have_replies += 1;
-            self.reply(r.from.addr, r.rpc, Body::DontHave { id });
+            self.reply(&r.from, r.rpc, Body::DontHave { id });
         }
     }
 }

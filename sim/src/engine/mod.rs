@@ -605,7 +605,7 @@ impl Sim {
     }
 
     fn send(&mut self, from: NodeIdx, t: Transmit<NodeIdx>) {
-        let Transmit { to, msg } = t;
+        let Transmit { to, msg, .. } = t;
         let msg = if self.config.network.codec_roundtrip {
             roundtrip(msg)
         } else {
