@@ -7,8 +7,8 @@ use std::time::Duration;
 use distroweb_protocol::wire::Token;
 use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
 use distroweb_protocol::{
-    AddrGroup, Address, Body, Config, Contact, Event, Id, Message, Misbehaviour, Node, RpcId,
-    Time, Transmit,
+    AddrGroup, Address, Body, Config, Contact, Event, Id, Message, Misbehaviour, Node, RpcId, Time,
+    Transmit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,13 @@ fn send(
         rpc: RpcId(7),
         body,
     };
-    t.handle_input(now, Input::Message { from: peer.addr, msg });
+    t.handle_input(
+        now,
+        Input::Message {
+            from: peer.addr,
+            msg,
+        },
+    );
     let mut io = Collect::default();
     drain(t, now, &mut io);
     t.check_invariants();
@@ -83,10 +89,11 @@ fn look_up(t: &mut Node<Ip>, now: Time, peer: &Contact<Ip>) -> Token {
     match sent.as_slice() {
         [Transmit {
             to,
-            msg: Message {
-                body: Body::Nodes { token, .. },
-                ..
-            },
+            msg:
+                Message {
+                    body: Body::Nodes { token, .. },
+                    ..
+                },
             ..
         }] if *to == peer.addr => *token,
         other => panic!("expected one Nodes reply to {peer:?}, got {other:?}"),
@@ -94,7 +101,13 @@ fn look_up(t: &mut Node<Ip>, now: Time, peer: &Contact<Ip>) -> Token {
 }
 
 /// The tracker's answer to a write, if any.
-fn write(t: &mut Node<Ip>, now: Time, peer: &Contact<Ip>, key: Id, token: Option<Token>) -> Option<Body<Ip>> {
+fn write(
+    t: &mut Node<Ip>,
+    now: Time,
+    peer: &Contact<Ip>,
+    key: Id,
+    token: Option<Token>,
+) -> Option<Body<Ip>> {
     let (sent, _) = send(t, now, peer, Body::AddProvider { key, token });
     sent.into_iter().next().map(|t| t.msg.body)
 }
@@ -105,10 +118,11 @@ fn providers(t: &mut Node<Ip>, now: Time, key: Id) -> Vec<Id> {
     let (sent, _) = send(t, now, &asker, Body::GetProviders { key });
     match sent.as_slice() {
         [Transmit {
-            msg: Message {
-                body: Body::Providers { providers, .. },
-                ..
-            },
+            msg:
+                Message {
+                    body: Body::Providers { providers, .. },
+                    ..
+                },
             ..
         }] => providers.iter().map(|c| c.id).collect(),
         other => panic!("expected a Providers reply, got {other:?}"),
@@ -142,7 +156,10 @@ fn a_flood_of_tokenless_writes_leaves_the_honest_providers() {
     for i in 0..17_000u32 {
         let fake = Contact::new(id(1_000_000 + i), Ip(ATTACK + i % 256));
         let answer = write(&mut t, now, &fake, key(), None);
-        assert!(matches!(answer, Some(Body::RecordRefused { .. })), "{answer:?}");
+        assert!(
+            matches!(answer, Some(Body::RecordRefused { .. })),
+            "{answer:?}"
+        );
     }
     let mut got = providers(&mut t, now, key());
     got.sort();
@@ -295,7 +312,12 @@ fn a_table_fed_one_group_keeps_its_share() {
     let mut n = tracker(config);
     let now = Time::from_secs(1);
     for i in 0..50u32 {
-        send(&mut n, now, &Contact::new(id(100 + i), Ip(ATTACK + i)), Body::Ping);
+        send(
+            &mut n,
+            now,
+            &Contact::new(id(100 + i), Ip(ATTACK + i)),
+            Body::Ping,
+        );
     }
     let table = n.routing_table();
     let attackers: Vec<&Contact<Ip>> = table
@@ -303,12 +325,20 @@ fn a_table_fed_one_group_keeps_its_share() {
         .filter(|c| c.addr.group() == Some(AddrGroup(u64::from(ATTACK >> 8))))
         .collect();
     assert_eq!(attackers.len(), per_table);
-    assert_eq!(table.group_count(&AddrGroup(u64::from(ATTACK >> 8))), per_table);
+    assert_eq!(
+        table.group_count(&AddrGroup(u64::from(ATTACK >> 8))),
+        per_table
+    );
     let mut per: std::collections::BTreeMap<usize, usize> = Default::default();
     for c in &attackers {
         *per.entry(table.bucket_index(&c.id).unwrap()).or_default() += 1;
     }
     assert!(per.values().all(|&m| m <= per_bucket), "{per:?}");
-    send(&mut n, now, &Contact::new(id(7), Ip(0x3000_0000)), Body::Ping);
+    send(
+        &mut n,
+        now,
+        &Contact::new(id(7), Ip(0x3000_0000)),
+        Body::Ping,
+    );
     assert!(n.routing_table().contains(&id(7)));
 }

@@ -187,6 +187,17 @@ impl<A: Address> RoutingTable<A> {
             return Observed::Refreshed;
         }
         if !admits(&config, &self.groups, &bucket.entries, group) {
+            let room = bucket.entries.len() < config.k;
+            // Implementation note: where Amino refuses a contact whose group
+            // holds its share, we let it take the place of that group's
+            // farthest contact (in the bucket, or in the table) if it is
+            // nearer: the shares stay the same, only that group loses, and the
+            // nodes nearest to us, whom lookups of our neighbourhood end at,
+            // are never crowded out by far ones of their group that came first.
+            if room && self.evict_farther_of_group(index, &contact) {
+                return self.observe(contact, now);
+            }
+            let bucket = &mut self.buckets[slot];
             bucket.replacements.retain(|(c, _)| c.id != contact.id);
             let unused = bucket.is_unused();
             if unused {
@@ -221,6 +232,60 @@ impl<A: Address> RoutingTable<A> {
         let head = bucket.entries[0].contact.clone();
         bucket.pinging = Some(head.id);
         Observed::PingNeeded(head)
+    }
+
+    /// Makes room for `newcomer` (headed for bucket `index`) when its group
+    /// holds its share: drops the group's farthest contact, within that bucket
+    /// if the bucket's share binds, else within the table, if that one is
+    /// farther from us than the newcomer. No stand-in is promoted in its
+    /// place: the bucket refills as contacts are seen. Returns whether one went.
+    fn evict_farther_of_group(&mut self, index: usize, newcomer: &Contact<A>) -> bool {
+        let Some(g) = newcomer.addr.group() else {
+            return false;
+        };
+        let own = self.own;
+        let metric = self.metric;
+        let in_bucket = self
+            .bucket_slot(index)
+            .map(|s| {
+                self.buckets[s]
+                    .entries
+                    .iter()
+                    .filter(|e| e.contact.addr.group() == Some(g))
+                    .count()
+            })
+            .unwrap_or(0);
+        let bucket_binds = in_bucket >= self.config.max_per_group_per_bucket;
+        let far = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !bucket_binds || b.index as usize == index)
+            .flat_map(|(slot, b)| {
+                b.entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.contact.addr.group() == Some(g))
+                    .map(move |(pos, e)| (metric.distance(&own, &e.contact.id), slot, pos))
+            })
+            .max();
+        let Some((d, slot, pos)) = far else {
+            return false;
+        };
+        if d <= metric.distance(&own, &newcomer.id) {
+            return false;
+        }
+        let bucket = &mut self.buckets[slot];
+        let removed = bucket.entries.remove(pos);
+        if bucket.pinging == Some(removed.contact.id) {
+            bucket.pinging = None;
+        }
+        uncount(&mut self.groups, Some(g));
+        self.len -= 1;
+        if self.buckets[slot].is_unused() {
+            self.buckets.remove(slot);
+        }
+        true
     }
 
     /// Removes the live contact at `pos` of the bucket at `slot` and promotes
@@ -610,6 +675,7 @@ mod tests {
                         let id = Id::from_bytes(bytes);
                         seen.push(id);
                         let known = table.contains(&id);
+                        let before: Vec<Contact<u32>> = table.contacts().cloned().collect();
                         let got = table.observe(Contact::new(id, addr), now);
                         if let (false, Some(index)) = (known, table.bucket_index(&id)) {
                             let g = AddrGroup(u64::from(addr));
@@ -617,7 +683,21 @@ mod tests {
                             let in_table = before_table.get(&g).copied().unwrap_or(0);
                             let over = in_bucket >= per_bucket || in_table >= per_table;
                             match got {
-                                Observed::Inserted => prop_assert!(!over),
+                                Observed::Inserted if over => {
+                                    // The group's share gave way to a nearer newcomer:
+                                    // exactly one of its contacts went, a farther one.
+                                    let gone: Vec<&Contact<u32>> = before
+                                        .iter()
+                                        .filter(|c| !table.contains(&c.id))
+                                        .collect();
+                                    prop_assert_eq!(gone.len(), 1);
+                                    prop_assert_eq!(gone[0].addr, addr);
+                                    let d = |x: &Id| Metric::Xor.distance(&own, x);
+                                    prop_assert!(d(&gone[0].id) > d(&id));
+                                    if in_bucket >= per_bucket {
+                                        prop_assert_eq!(table.bucket_index(&gone[0].id), Some(index));
+                                    }
+                                }
                                 Observed::Refused => {
                                     let in_cache = before_cached.get(&(index as u16, g)).copied().unwrap_or(0);
                                     prop_assert!(over || in_cache >= per_bucket);
@@ -658,6 +738,23 @@ mod tests {
         assert_eq!(
             t.observe(Contact::new(id_from(0x80, 200), 8), Time::ZERO),
             Observed::Inserted
+        );
+        // A nearer one of the full group takes the place of its farthest.
+        let near = id_from(0x01, 1);
+        assert_eq!(
+            t.observe(Contact::new(near, 7), Time::ZERO),
+            Observed::Inserted
+        );
+        assert_eq!(t.group_count(&AddrGroup(7)), 3);
+        assert!(t.contains(&near));
+        let in_255 = t
+            .bucket_sizes()
+            .find(|(i, _, _)| *i == 255)
+            .map(|(_, live, _)| live);
+        assert_eq!(
+            in_255,
+            Some(1),
+            "the group's contact in bucket 255 gave way"
         );
     }
 
