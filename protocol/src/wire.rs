@@ -693,6 +693,22 @@ mod tests {
     }
 
     #[test]
+    fn a_token_costs_eight_bytes_on_the_wire() {
+        let with = |token| {
+            Message::<u32> {
+                sender: Id::ZERO,
+                rpc: RpcId(1),
+                body: Body::AddProvider {
+                    key: Id::ZERO,
+                    token,
+                },
+            }
+            .encoded_len()
+        };
+        assert_eq!(with(Some(Token([0xff; 8]))) - with(None), 8);
+    }
+
+    #[test]
     fn over_long_list_is_refused() {
         let sender = Id::ZERO;
         let closer: Vec<Contact<u32>> = (0..=MAX_LIST_LEN as u32)
