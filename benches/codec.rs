@@ -25,6 +25,7 @@ fn messages() -> Vec<(&'static str, Message<u32>)> {
                 rpc: RpcId(1 << 40),
                 body: Body::Nodes {
                     closer: closer.clone(),
+                    token: distroweb_protocol::wire::Token([7; 8]),
                 },
             },
         ),
@@ -37,6 +38,7 @@ fn messages() -> Vec<(&'static str, Message<u32>)> {
                     key: id(99),
                     providers: closer[..3].to_vec(),
                     closer,
+                    token: distroweb_protocol::wire::Token([7; 8]),
                 },
             },
         ),

@@ -14,6 +14,9 @@ fn table(metric: Metric, n: u32) -> RoutingTable<u32> {
         k: 20,
         replacement_cache: 4,
         max_failures: 3,
+        // Every u32 address is a group of its own: the limits never bind here.
+        max_per_group_per_bucket: 2,
+        max_per_group: 3,
     };
     let mut t = RoutingTable::new(id(u32::MAX), metric, config);
     for i in 0..n {

@@ -108,7 +108,8 @@ impl core::str::FromStr for Strategy {
 pub struct Config {
     /// The Kademlia core: metric, lookups, the routing table and its upkeep.
     pub dht: DhtConfig,
-    /// Recursive routes (`Strategy::Recursive`): how they forward and how far.
+    /// Recursive routes (`Strategy::Recursive`): how they forward and how far;
+    /// the routing table's diversity limits.
     pub routing: RoutingConfig,
     /// Provider records: those this node tracks for others, and the keys it announces.
     pub records: RecordsConfig,
@@ -192,7 +193,8 @@ impl Default for DhtConfig {
     }
 }
 
-/// Recursive routes: how each hop picks the next, and the bounds on a route.
+/// Recursive routes: how each hop picks the next, and the bounds on a route;
+/// and who the routing table may hold (its diversity limits).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
@@ -218,6 +220,18 @@ pub struct RoutingConfig {
     /// Routes a node forwards at once (its own and others'); past this it
     /// answers `Busy`; default 1,024 (a bound chosen here).
     pub max_forwards: usize,
+    /// Live contacts from one address group (an IPv4 /24, an IPv6 /48; see
+    /// [`crate::Address::group`]) one bucket of the routing table holds, its
+    /// replacement cache likewise; default 2 (Amino, go-libp2p-kad-dht:
+    /// `DefaultMaxPeersPerIPGroupPerCpl` = 2).
+    pub max_contacts_per_group_per_bucket: NonZeroUsize,
+    /// Live contacts from one address group the whole routing table holds;
+    /// default 6 (measured here, against Amino's `DefaultMaxPeersPerIPGroup`
+    /// = 3, which assumes far more groups than a table has contacts: with 150
+    /// simulated nodes in 10 groups, 3 starves tables to 30 contacts and 7 to
+    /// 17 % of recursive XOR lookups fail (`sim/tests/determinism.rs`), 6
+    /// fails none; the per-bucket share above is Amino's).
+    pub max_contacts_per_group: NonZeroUsize,
 }
 
 impl Default for RoutingConfig {
@@ -229,6 +243,8 @@ impl Default for RoutingConfig {
             route_attempts: nonzero!(3),
             max_route_hops: nonzero!(32),
             max_forwards: 1024,
+            max_contacts_per_group_per_bucket: nonzero!(2),
+            max_contacts_per_group: nonzero!(6),
         }
     }
 }
@@ -263,6 +279,24 @@ pub struct RecordsConfig {
     /// Publishing a site also announces each of its files (off: only the site's
     /// id); default off (chosen here: one record per site).
     pub announce_site_files: bool,
+    /// How often a tracker draws a new write-token secret; the one before stays
+    /// valid, so a token lives between one and two rotations; default 5 min
+    /// (BEP 5: "tokens up to ten minutes old are accepted").
+    pub token_rotation: Duration,
+    /// Records (provider and "fetch in progress", each store apart) one peer id
+    /// may hold at a tracker over all keys; default 1,024 (a bound chosen here:
+    /// a provider of P keys places about P·r/N records at each tracker, so
+    /// 1,024 serves one that provides 500,000 keys in a network of 10,000 nodes).
+    pub max_records_per_peer: NonZeroUsize,
+    /// Records one address group (see [`crate::Address::group`]) may hold at a
+    /// tracker over all keys; default 4,096 = 4 · `max_records_per_peer` (a
+    /// bound chosen here: four heavy providers behind one /24, Amino's table
+    /// allows three contacts from one).
+    pub max_records_per_group: NonZeroUsize,
+    /// Records one address group may hold in one key's list; default 2 (Amino's
+    /// per-bucket rule for contacts, `DefaultMaxPeersPerIPGroupPerCpl` = 2,
+    /// applied to a key's list, which is as long as a bucket).
+    pub max_records_per_group_per_key: NonZeroUsize,
 }
 
 impl Default for RecordsConfig {
@@ -276,6 +310,10 @@ impl Default for RecordsConfig {
             providers_enough: nonzero!(1),
             max_provided_keys: nonzero!(16_384),
             announce_site_files: false,
+            token_rotation: Duration::from_secs(300),
+            max_records_per_peer: nonzero!(1024),
+            max_records_per_group: nonzero!(4096),
+            max_records_per_group_per_key: nonzero!(2),
         }
     }
 }
@@ -544,6 +582,15 @@ pub enum ConfigError {
         /// `transfer.fetch_timeout`.
         fetch_timeout: Duration,
     },
+    /// A token could expire between the lookup that got it and the write that
+    /// uses it.
+    #[error("token_rotation ({token_rotation:?}) must be longer than query_timeout ({query_timeout:?}): a token handed out during an announce's lookup must still be good when the announce writes")]
+    TokenOutlivedByQuery {
+        /// `records.token_rotation`.
+        token_rotation: Duration,
+        /// `dht.query_timeout`.
+        query_timeout: Duration,
+    },
     /// A held request would outlast the requester's patience.
     #[error("hold_timeout ({hold_timeout:?}) must be shorter than block_timeout ({block_timeout:?}): the requester must hear before it gives up")]
     HoldOutlastsRequest {
@@ -594,6 +641,7 @@ impl Config {
             ("dht.maintenance_interval", dht.maintenance_interval),
             ("records.provider_ttl", records.provider_ttl),
             ("records.republish_interval", records.republish_interval),
+            ("records.token_rotation", records.token_rotation),
             ("crowd.fetching_ttl", crowd.fetching_ttl),
             ("crowd.hold_timeout", crowd.hold_timeout),
             ("transfer.fetch_timeout", transfer.fetch_timeout),
@@ -667,6 +715,12 @@ impl Config {
                 query_timeout: dht.query_timeout,
             });
         }
+        if records.token_rotation <= dht.query_timeout {
+            return Err(ConfigError::TokenOutlivedByQuery {
+                token_rotation: records.token_rotation,
+                query_timeout: dht.query_timeout,
+            });
+        }
         if transfer.block_timeout >= transfer.fetch_timeout {
             return Err(ConfigError::BlockOutlastsFetch {
                 block_timeout: transfer.block_timeout,
@@ -700,6 +754,30 @@ impl Config {
             k: self.dht.k.get(),
             replacement_cache: self.dht.replacement_cache,
             max_failures: self.dht.max_failures.get(),
+            max_per_group_per_bucket: self.routing.max_contacts_per_group_per_bucket.get(),
+            max_per_group: self.routing.max_contacts_per_group.get(),
+        }
+    }
+
+    /// The bounds of the provider store, and of the "fetch in progress" store
+    /// (`fetching`), which differ in keys and TTL only.
+    pub(crate) fn record_store(&self, fetching: bool) -> crate::records::StoreLimits {
+        let r = &self.records;
+        crate::records::StoreLimits {
+            max_keys: if fetching {
+                self.crowd.max_fetching_keys.get()
+            } else {
+                r.max_provider_keys.get()
+            },
+            max_per_key: r.max_providers_per_key.get(),
+            max_per_group_per_key: r.max_records_per_group_per_key.get(),
+            max_per_peer: r.max_records_per_peer.get(),
+            max_per_group: r.max_records_per_group.get(),
+            ttl: if fetching {
+                self.crowd.fetching_ttl
+            } else {
+                r.provider_ttl
+            },
         }
     }
 }
@@ -822,6 +900,13 @@ mod tests {
             broken(|c| c.dht.request_timeout = Duration::from_secs(60)),
             ConfigError::RequestOutlastsQuery {
                 request_timeout: Duration::from_secs(60),
+                query_timeout: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            broken(|c| c.records.token_rotation = Duration::from_secs(60)),
+            ConfigError::TokenOutlivedByQuery {
+                token_rotation: Duration::from_secs(60),
                 query_timeout: Duration::from_secs(60)
             }
         );

@@ -109,4 +109,7 @@ pub enum Misbehaviour {
     ClaimsOurId,
     /// A block that does not match the hash it was asked for by.
     CorruptBlock,
+    /// A record write (`AddProvider`, `AddFetching`) with a token this node
+    /// never gave that peer at that address, or one past its two rotations.
+    BadToken,
 }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::contact::Contact;
 use crate::id::Id;
+pub use crate::records::Token;
 
 /// The largest encoded message a node accepts, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -61,6 +62,9 @@ pub enum Body<A> {
         /// Closest first, at most `k`.
         #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
         closer: Vec<Contact<A>>,
+        /// A write token for the asker, at the id and address it asked from,
+        /// for an [`Body::AddProvider`] or [`Body::AddFetching`] to this node.
+        token: Token,
     },
     /// Who holds `key`, or who is closer to it?
     GetProviders {
@@ -77,11 +81,17 @@ pub enum Body<A> {
         /// Closest first, at most `k`.
         #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
         closer: Vec<Contact<A>>,
+        /// A write token for the asker, as in [`Body::Nodes`].
+        token: Token,
     },
     /// Record that I (the sender, at the address I sent from) hold `key`.
     AddProvider {
         /// The content id.
         key: Id,
+        /// The token this node handed the sender (at this id and address);
+        /// `None` when the sender has none, which the node answers with
+        /// [`Body::RecordRefused`] carrying one.
+        token: Option<Token>,
     },
     /// The provider record for `key` is stored.
     ProviderAdded {
@@ -100,6 +110,8 @@ pub enum Body<A> {
     AddFetching {
         /// The content id.
         key: Id,
+        /// As in [`Body::AddProvider`].
+        token: Option<Token>,
     },
     /// Send me the block (chunk or manifest) whose hash is `id`.
     GetBlock {
@@ -134,6 +146,17 @@ pub enum Body<A> {
     FindNeighbours {
         /// The id to get close to.
         target: Id,
+    },
+    /// The answer to an [`Body::AddProvider`] or [`Body::AddFetching`] the
+    /// node did not store: no token, a wrong or expired one, or no room
+    /// (full, or the sender's share used up). It carries a fresh token for the
+    /// sender, so one that had none may try once more (the DNS-cookie shape,
+    /// RFC 7873: a refusal hands out the cookie).
+    RecordRefused {
+        /// The content id.
+        key: Id,
+        /// A token for the sender, at the id and address it wrote from.
+        token: Token,
     },
 }
 
@@ -262,6 +285,9 @@ pub enum RouteOutcome<A> {
         /// Providers it tracks for the target (empty when not asked).
         #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
         providers: Vec<Contact<A>>,
+        /// A write token from the answering node for the origin, at the id and
+        /// address the path names for it (the origin then writes directly).
+        token: Token,
     },
     /// The lookup failed at the last node on the path.
     Failed(RouteFailure),
@@ -322,6 +348,7 @@ impl<A> Body<A> {
             | Body::Nodes { .. }
             | Body::AddProvider { .. }
             | Body::ProviderAdded { .. }
+            | Body::RecordRefused { .. }
             | Body::AddFetching { .. } => TrafficClass::Maintenance,
             Body::GetProviders { .. }
             | Body::Providers { .. }
@@ -347,6 +374,7 @@ impl<A> Body<A> {
             Body::Providers { .. } => "providers",
             Body::AddProvider { .. } => "add_provider",
             Body::ProviderAdded { .. } => "provider_added",
+            Body::RecordRefused { .. } => "record_refused",
             Body::Route(_) => "route",
             Body::RouteAck => "route_ack",
             Body::RouteReply(_) => "route_reply",
@@ -503,6 +531,10 @@ mod tests {
         )
     }
 
+    fn token() -> impl Strategy<Value = Token> {
+        any::<[u8; crate::records::TOKEN_BYTES]>().prop_map(Token)
+    }
+
     fn route_failure() -> impl Strategy<Value = RouteFailure> {
         prop_oneof![
             Just(RouteFailure::Loop),
@@ -518,16 +550,24 @@ mod tests {
             Just(Body::Pong),
             id().prop_map(|target| Body::FindNode { target }),
             id().prop_map(|target| Body::FindNeighbours { target }),
-            contacts(MAX_LIST_LEN).prop_map(|closer| Body::Nodes { closer }),
+            (contacts(MAX_LIST_LEN), token())
+                .prop_map(|(closer, token)| Body::Nodes { closer, token }),
             id().prop_map(|key| Body::GetProviders { key }),
-            (id(), contacts(MAX_LIST_LEN), contacts(MAX_LIST_LEN)).prop_map(
-                |(key, providers, closer)| Body::Providers {
+            (
+                id(),
+                contacts(MAX_LIST_LEN),
+                contacts(MAX_LIST_LEN),
+                token()
+            )
+                .prop_map(|(key, providers, closer, token)| Body::Providers {
                     key,
                     providers,
-                    closer
-                }
-            ),
-            id().prop_map(|key| Body::AddProvider { key }),
+                    closer,
+                    token,
+                }),
+            (id(), proptest::option::of(token()))
+                .prop_map(|(key, token)| Body::AddProvider { key, token }),
+            (id(), token()).prop_map(|(key, token)| Body::RecordRefused { key, token }),
             id().prop_map(|key| Body::ProviderAdded { key }),
             (
                 (any::<u64>(), id(), any::<bool>()),
@@ -555,18 +595,24 @@ mod tests {
                 id(),
                 contacts(MAX_ROUTE_PATH),
                 contacts(MAX_LIST_LEN),
-                contacts(MAX_LIST_LEN)
+                contacts(MAX_LIST_LEN),
+                token(),
             )
-                .prop_map(|(tag, target, path, closest, providers)| Body::RouteReply(
-                    RouteReply {
+                .prop_map(|(tag, target, path, closest, providers, token)| {
+                    Body::RouteReply(RouteReply {
                         tag,
                         target,
                         path,
-                        outcome: RouteOutcome::Found { closest, providers },
+                        outcome: RouteOutcome::Found {
+                            closest,
+                            providers,
+                            token,
+                        },
                         messages: tag as u32,
-                    }
-                )),
-            id().prop_map(|key| Body::AddFetching { key }),
+                    })
+                }),
+            (id(), proptest::option::of(token()))
+                .prop_map(|(key, token)| Body::AddFetching { key, token }),
             id().prop_map(|id| Body::GetBlock { id }),
             (id(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(id, d)| {
                 Body::Block {
@@ -617,7 +663,7 @@ mod tests {
             let msg = Message {
                 sender: m.sender,
                 rpc: m.rpc,
-                body: Body::Nodes { closer: vec![Contact::new(m.sender, addr)] },
+                body: Body::Nodes { closer: vec![Contact::new(m.sender, addr)], token: Token([7; 8]) },
             };
             prop_assert_eq!(Message::<SocketAddr>::decode(&msg.encode().unwrap()), Ok(msg));
         }
@@ -647,6 +693,22 @@ mod tests {
     }
 
     #[test]
+    fn a_token_costs_eight_bytes_on_the_wire() {
+        let with = |token| {
+            Message::<u32> {
+                sender: Id::ZERO,
+                rpc: RpcId(1),
+                body: Body::AddProvider {
+                    key: Id::ZERO,
+                    token,
+                },
+            }
+            .encoded_len()
+        };
+        assert_eq!(with(Some(Token([0xff; 8]))) - with(None), 8);
+    }
+
+    #[test]
     fn over_long_list_is_refused() {
         let sender = Id::ZERO;
         let closer: Vec<Contact<u32>> = (0..=MAX_LIST_LEN as u32)
@@ -656,7 +718,10 @@ mod tests {
         let bytes = postcard::to_allocvec(&Message {
             sender,
             rpc: RpcId(1),
-            body: Body::Nodes { closer },
+            body: Body::Nodes {
+                closer,
+                token: Token([0; 8]),
+            },
         })
         .unwrap();
         assert_eq!(

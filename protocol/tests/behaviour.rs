@@ -86,6 +86,9 @@ impl Feed for Node<u32> {
     }
 }
 
+/// A token as a peer's reply carries one (these tests never write records).
+const TOKEN: distroweb_protocol::wire::Token = distroweb_protocol::wire::Token([0; 8]);
+
 fn msg(sender: Id, rpc: RpcId, body: Body<u32>) -> Message<u32> {
     Message { sender, rpc, body }
 }
@@ -130,7 +133,14 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
     n.handle_message(
         Time::ZERO,
         7,
-        msg(id(0x40, 7), rpc, Body::Nodes { closer: vec![] }),
+        msg(
+            id(0x40, 7),
+            rpc,
+            Body::Nodes {
+                closer: vec![],
+                token: TOKEN,
+            },
+        ),
     );
     let (_, e) = outputs(&mut n);
     assert!(matches!(
@@ -143,7 +153,14 @@ fn reply_from_another_peer_is_unsolicited_and_the_real_one_still_counts() {
     n.handle_message(
         Time::from_millis(5),
         1,
-        msg(b.id, rpc, Body::Nodes { closer: vec![] }),
+        msg(
+            b.id,
+            rpc,
+            Body::Nodes {
+                closer: vec![],
+                token: TOKEN,
+            },
+        ),
     );
     let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Ok(QueryOutput::Closest(vec![b]))));
@@ -173,7 +190,14 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
     n.handle_message(
         Time::ZERO,
         1,
-        msg(b.id, t[0].msg.rpc, Body::Nodes { closer: too_many }),
+        msg(
+            b.id,
+            t[0].msg.rpc,
+            Body::Nodes {
+                closer: too_many,
+                token: TOKEN,
+            },
+        ),
     );
     let (_, e) = outputs(&mut n);
     assert!(matches!(
@@ -186,7 +210,14 @@ fn oversized_list_is_penalised_and_the_lookup_goes_on() {
     n.handle_message(
         Time::ZERO,
         2,
-        msg(c.id, t[1].msg.rpc, Body::Nodes { closer: vec![] }),
+        msg(
+            c.id,
+            t[1].msg.rpc,
+            Body::Nodes {
+                closer: vec![],
+                token: TOKEN,
+            },
+        ),
     );
     let (_, e) = outputs(&mut n);
     assert_eq!(finished(&e), Some(&Ok(QueryOutput::Closest(vec![c]))));
@@ -216,7 +247,14 @@ fn a_timeout_moves_the_lookup_to_the_next_candidate() {
     n.handle_message(
         deadline,
         2,
-        msg(far.id, t[0].msg.rpc, Body::Nodes { closer: vec![] }),
+        msg(
+            far.id,
+            t[0].msg.rpc,
+            Body::Nodes {
+                closer: vec![],
+                token: TOKEN,
+            },
+        ),
     );
     let (_, e) = outputs(&mut n);
     match e.as_slice() {

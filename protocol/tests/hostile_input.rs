@@ -205,6 +205,7 @@ fn huge_declared_lengths_are_refused_without_allocating_them() {
             closer: (0..MAX_LIST_LEN as u32)
                 .map(|i| Contact::new(Id::ZERO, i))
                 .collect(),
+            token: distroweb_protocol::wire::Token([0; 8]),
         },
     }
     .encode()

@@ -33,6 +33,12 @@ impl<A: Address> Node<A> {
             );
         }
         assert!(self.queries.len() <= self.config.limits.max_queries.get());
+        for (q, tokens) in &self.announce_tokens {
+            assert!(self.queries.contains_key(q), "tokens of an ended query");
+            assert!(tokens.len() <= self.config.dht.k.get(), "tokens over k");
+        }
+        self.providers.check();
+        self.fetching.check();
         assert_eq!(self.fetches.len(), self.fetch_by_root.len());
         for (root, fid) in &self.fetch_by_root {
             let f = self.fetches.get(fid);

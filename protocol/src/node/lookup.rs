@@ -363,12 +363,14 @@ impl<A: Address> Node<A> {
             }
         }
         let mut pending = 0;
+        self.keep_tokens_of(q, &targets);
+        let kind = if fetching_record {
+            super::trust::RecordKind::Fetching
+        } else {
+            super::trust::RecordKind::Provider
+        };
         for c in targets {
-            let body = if fetching_record {
-                Body::AddFetching { key }
-            } else {
-                Body::AddProvider { key }
-            };
+            let body = kind.body(key, self.token_for(q, &c.id));
             if self.send_request(now, c.addr, Some(c.id), body, Purpose::Query(q), false) {
                 pending += 1;
             }
@@ -443,6 +445,7 @@ impl<A: Address> Node<A> {
             return;
         };
         self.query_deadlines.remove(&(query.deadline, q));
+        self.announce_tokens.remove(&q);
         query.stats.finished = now;
         match query.strategy {
             Strategy::Iterative => {

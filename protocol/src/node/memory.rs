@@ -24,7 +24,7 @@
 use core::mem::size_of;
 
 use crate::config::Config;
-use crate::contact::{Address, Contact};
+use crate::contact::{AddrGroup, Address, Contact};
 use crate::content::{FileManifest, SiteEntry, MAX_SITE_FILES};
 use crate::event::Transmit;
 use crate::id::Id;
@@ -242,6 +242,14 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
             used: count(&|n| n.table.bucket_sizes().map(|(_, _, r)| r).sum()),
         },
         Row {
+            name: "routing.groups",
+            basis: Enforced,
+            note: "live contacts per address group, at most one entry per live contact",
+            item_bytes: btree(size_of::<AddrGroup>() + size_of::<usize>()),
+            bound: buckets * k,
+            used: count(&|n| n.table.groups_counted()),
+        },
+        Row {
             name: "queries",
             basis: Enforced,
             note: "max_queries queries, each with its deadline and its shortlist's root",
@@ -271,6 +279,19 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
             item_bytes: btree(candidate),
             bound: queries * 4 * k,
             used: count(&|n| shortlists(n, ClosestPeers::asked)),
+        },
+        Row {
+            name: "queries.tokens",
+            basis: Enforced,
+            note: "per announce, the write tokens of the k peers closest to its key",
+            item_bytes: vec(size_of::<(
+                crate::distance::Distance,
+                Id,
+                crate::records::Token,
+            )>())
+                + btree(size_of::<QueryId>() + VEC_HEADER),
+            bound: lists(queries, k),
+            used: count(&|n| n.announce_tokens.values().map(Vec::len).sum()),
         },
         Row {
             name: "queries.providers",
@@ -309,7 +330,11 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         },
     ];
     rows.extend(store_rows(
-        ["records.provider_keys", "records.providers"],
+        [
+            "records.provider_keys",
+            "records.providers",
+            "records.provider_quotas",
+        ],
         records.max_provider_keys.get() as u64,
         per_key,
         node.map(|n| &n.providers),
@@ -323,7 +348,11 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         used: count(&|n| n.provided.len()),
     }]);
     rows.extend(store_rows(
-        ["crowd.fetching_keys", "crowd.fetching_records"],
+        [
+            "crowd.fetching_keys",
+            "crowd.fetching_records",
+            "crowd.fetching_quotas",
+        ],
         crowd.max_fetching_keys.get() as u64,
         per_key,
         node.map(|n| &n.fetching),
@@ -570,9 +599,9 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         Row {
             name: "node",
             basis: Enforced,
-            note: "the node itself, and the root node of each of its 22 maps",
+            note: "the node itself, and the root node of each of its 28 maps",
             item_bytes: size_of::<Node<A>>() as u64
-                + 22 * btree_root(
+                + 28 * btree_root(
                     size_of::<Fetch<A>>()
                         .max(size_of::<Query<A>>())
                         .max(size_of::<Pending<A>>())
@@ -587,16 +616,29 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
     rows
 }
 
-/// The two terms of a provider store: its keys, and its records (at most
-/// `per_key` per key, each in its key's list and in the age index).
+/// The three terms of a provider store: its keys, its records (at most
+/// `per_key` per key, each in its key's list and in the age index), and its
+/// counts per peer id and per address group (at most one of each per record).
 fn store_rows<A: Address>(
-    names: [&'static str; 2],
+    names: [&'static str; 3],
     keys: u64,
     per_key: u64,
     store: Option<&ProviderStore<A>>,
-) -> [Row; 2] {
-    let [keys_name, records_name] = names;
+) -> [Row; 3] {
+    let [keys_name, records_name, quotas_name] = names;
     [
+        Row {
+            name: quotas_name,
+            basis: Basis::Enforced,
+            note: "counts per peer id and per address group, at most one of each per \
+                   record",
+            item_bytes: btree(size_of::<Id>() + size_of::<usize>()),
+            bound: 2 * lists(keys, per_key),
+            used: store.map_or(0, |s| {
+                let (peers, groups) = s.quota_entries();
+                (peers + groups) as u64
+            }),
+        },
         Row {
             name: keys_name,
             basis: Basis::Enforced,

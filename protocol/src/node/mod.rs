@@ -12,6 +12,7 @@ mod requests;
 mod route;
 mod serve;
 mod storage;
+mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -24,7 +25,7 @@ use crate::event::{Event, Misbehaviour, Transmit};
 use crate::id::Id;
 use crate::io::{Input, Output};
 use crate::query::{Query, QueryId};
-use crate::records::{Provided, ProviderStore};
+use crate::records::{Provided, ProviderStore, TokenSecrets};
 use crate::routing::{Observed, RoutingTable};
 use crate::time::Time;
 use crate::transfer::fetch::Fetch;
@@ -83,6 +84,12 @@ pub struct Counters {
     pub requests_answered: u64,
     /// Messages dropped because a peer misbehaved.
     pub misbehaviour: u64,
+    /// Record writes (`AddProvider`, `AddFetching`) refused: without a token,
+    /// or past a bound of the store (full, or the writer's share used up).
+    pub records_refused: u64,
+    /// Record writes dropped for a token this node never gave that writer
+    /// there (also counted in `misbehaviour`).
+    pub bad_tokens: u64,
     /// Outgoing messages dropped because the transmit queue was full.
     pub transmits_dropped: u64,
     /// Misbehaviour reports dropped because `max_event_queue` of them were
@@ -197,6 +204,10 @@ pub struct Node<A> {
     now: Time,
     table: RoutingTable<A>,
     providers: ProviderStore<A>,
+    /// The secrets this node's write tokens are made with.
+    tokens: TokenSecrets,
+    /// Per running announce, the tokens its peers gave it (at most `k` each).
+    announce_tokens: BTreeMap<QueryId, trust::QueryTokens>,
     provided: Provided,
     queries: BTreeMap<QueryId, Query<A>>,
     query_deadlines: BTreeSet<(Time, QueryId)>,
@@ -251,16 +262,10 @@ impl<A: Address> Node<A> {
         let next_fetch = rng.next_u64();
         Ok(Node {
             table: RoutingTable::new(id, config.dht.metric.table_metric(), config.table()),
-            providers: ProviderStore::new(
-                config.records.max_provider_keys.get(),
-                config.records.max_providers_per_key.get(),
-                config.records.provider_ttl,
-            ),
-            fetching: ProviderStore::new(
-                config.crowd.max_fetching_keys.get(),
-                config.records.max_providers_per_key.get(),
-                config.crowd.fetching_ttl,
-            ),
+            providers: ProviderStore::new(config.record_store(false)),
+            fetching: ProviderStore::new(config.record_store(true)),
+            tokens: TokenSecrets::new(seed, now, config.records.token_rotation),
+            announce_tokens: BTreeMap::new(),
             uploads: Uploads::new(
                 config.transfer.max_uploads.get(),
                 config.transfer.upload_bytes_per_s.get(),
@@ -417,15 +422,30 @@ impl<A: Address> Node<A> {
                 self.on_find_node(now, sender, msg.rpc, target, metric)
             }
             Body::GetProviders { key } => self.on_get_providers(now, sender, msg.rpc, key),
-            Body::AddProvider { key } => self.on_add_provider(now, sender, msg.rpc, key),
+            Body::AddProvider { key, token } => self.on_add_record(
+                now,
+                sender,
+                msg.rpc,
+                key,
+                token,
+                trust::RecordKind::Provider,
+            ),
             Body::Route(route) => self.on_route(now, sender, msg.rpc, route),
             Body::RouteReply(reply) => self.on_route_reply(now, sender, reply),
-            Body::AddFetching { key } => self.on_add_fetching(now, sender, msg.rpc, key),
+            Body::AddFetching { key, token } => self.on_add_record(
+                now,
+                sender,
+                msg.rpc,
+                key,
+                token,
+                trust::RecordKind::Fetching,
+            ),
             Body::GetBlock { id } => self.on_get_block(now, sender, msg.rpc, id),
             reply @ (Body::Pong
             | Body::Nodes { .. }
             | Body::Providers { .. }
             | Body::ProviderAdded { .. }
+            | Body::RecordRefused { .. }
             | Body::RouteAck
             | Body::Block { .. }
             | Body::DontHave { .. }
@@ -645,6 +665,7 @@ impl<A: Address> Node<A> {
     }
 }
 
-fn micros(d: core::time::Duration) -> u64 {
+/// A duration in whole microseconds, saturating.
+pub(crate) fn micros(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -30,13 +30,15 @@ impl<A: Address> Node<A> {
         metric: Metric,
     ) {
         let closer = self.closest_for(metric, &target, &sender.id);
+        let token = self.issue_token(now, &sender);
         self.observe(now, sender.clone());
-        self.reply(&sender, rpc, Body::Nodes { closer });
+        self.reply(&sender, rpc, Body::Nodes { closer, token });
     }
 
     pub(super) fn on_get_providers(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
         let providers = self.providers_for(now, &key);
         let closer = self.closest_for(self.config.dht.metric, &key, &sender.id);
+        let token = self.issue_token(now, &sender);
         self.observe(now, sender.clone());
         self.reply(
             &sender,
@@ -45,16 +47,9 @@ impl<A: Address> Node<A> {
                 key,
                 providers,
                 closer,
+                token,
             },
         );
-    }
-
-    pub(super) fn on_add_provider(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
-        // The record names the sender at the address it sent from: a peer can only
-        // announce itself, never a third party.
-        self.providers.add(now, key, sender.clone());
-        self.observe(now, sender.clone());
-        self.reply(&sender, rpc, Body::ProviderAdded { key });
     }
 
     /// A reply: valid only from the peer we asked, and of the kind we asked for.
@@ -72,22 +67,31 @@ impl<A: Address> Node<A> {
                 self.forward_acked(&f);
                 self.observe(now, sender);
             }
-            (Purpose::Query(q), Body::Nodes { closer }) if closer.len() <= k => {
+            (Purpose::Query(q), Body::Nodes { closer, token }) if closer.len() <= k => {
                 self.observe(now, sender.clone());
+                self.keep_token(q, sender.id, token);
                 self.query_reply(now, q, sender, seed, closer, Vec::new());
             }
             (
                 Purpose::Query(q),
                 Body::Providers {
-                    providers, closer, ..
+                    providers,
+                    closer,
+                    token,
+                    ..
                 },
             ) if closer.len() <= k && providers.len() <= max_providers => {
                 self.observe(now, sender.clone());
+                self.keep_token(q, sender.id, token);
                 self.query_reply(now, q, sender, seed, closer, providers);
             }
             (Purpose::Query(q), Body::ProviderAdded { .. }) => {
                 self.observe(now, sender);
                 self.stored_ack(now, q, true);
+            }
+            (Purpose::Query(q), Body::RecordRefused { key, token }) => {
+                self.observe(now, sender.clone());
+                self.on_record_refused(now, q, sender, key, token);
             }
             (
                 Purpose::Block { fetch, block },

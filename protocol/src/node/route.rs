@@ -176,7 +176,16 @@ impl<A: Address> Node<A> {
         closest.sort_by_key(|c| metric.distance(&c.id, &route.target));
         closest.dedup_by(|a, b| a.id == b.id);
         closest.truncate(self.config.dht.k.get());
-        self.answer_route(now, route, RouteOutcome::Found { closest, providers });
+        // A token for the origin at the address the path names for it (the
+        // first hop wrote in the address the route came from): the origin
+        // then writes to this node directly, proving that id at that address.
+        let token = self.issue_token(now, &route.path[0]);
+        let outcome = RouteOutcome::Found {
+            closest,
+            providers,
+            token,
+        };
+        self.answer_route(now, route, outcome);
     }
 
     fn answer_route(&mut self, now: Time, route: Route<A>, outcome: RouteOutcome<A>) {
@@ -226,6 +235,7 @@ impl<A: Address> Node<A> {
         let k = self.config.dht.k.get();
         let max = self.config.records.max_providers_returned.get();
         let own = self.id;
+        let mut answered_by = None;
         let Some(query) = self.queries.get_mut(&q) else {
             // The query already ended (timed out); a late answer changes nothing.
             return;
@@ -241,7 +251,11 @@ impl<A: Address> Node<A> {
             RouteOutcome::Found {
                 mut closest,
                 providers,
+                token,
             } => {
+                if let Some(last) = reply.path.last() {
+                    answered_by = Some((last.id, token));
+                }
                 closest.retain(|c| c.id != own);
                 closest.truncate(k);
                 if query.kind == QueryKind::FindProviders {
@@ -260,6 +274,9 @@ impl<A: Address> Node<A> {
             query.stats.replies += 1;
         }
         query.stats.messages = reply.messages;
+        if let Some((id, token)) = answered_by {
+            self.keep_token(q, id, token);
+        }
         self.step_walk(now, q);
     }
 }

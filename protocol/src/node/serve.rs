@@ -13,14 +13,6 @@ use super::storage::ReadFor;
 use super::Node;
 
 impl<A: Address> Node<A> {
-    /// A peer says it is fetching `key`: track it for `fetching_ttl`.
-    pub(super) fn on_add_fetching(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, key: Id) {
-        // As with provider records, a peer can only name itself.
-        self.fetching.add(now, key, sender.clone());
-        self.observe(now, sender.clone());
-        self.reply(&sender, rpc, Body::ProviderAdded { key });
-    }
-
     /// Whether the block may be sent: held, and (unless `serve_partial`) part of
     /// content held complete.
     fn servable(&self, id: &Id) -> bool {

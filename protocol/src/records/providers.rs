@@ -4,42 +4,90 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use core::time::Duration;
 
-use crate::contact::{Address, Contact};
+use crate::contact::{AddrGroup, Address, Contact};
 use crate::id::Id;
 use crate::time::Time;
 
 #[derive(Clone, Debug)]
 struct Record<A> {
     contact: Contact<A>,
-    /// When the provider last announced; eviction takes the smallest first.
+    /// When the provider last announced; expiry takes the smallest first.
     announced: Time,
 }
 
-/// Provider records for the keys this node tracks, bounded in keys and in
-/// providers per key; records expire `ttl` after their last announcement.
+/// The bounds of a [`ProviderStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Keys tracked at most.
+    pub max_keys: usize,
+    /// Records per key at most.
+    pub max_per_key: usize,
+    /// Records per key from one address group at most.
+    pub max_per_group_per_key: usize,
+    /// Records over all keys from one peer id at most.
+    pub max_per_peer: usize,
+    /// Records over all keys from one address group at most.
+    pub max_per_group: usize,
+    /// How long a record lives after its last announcement.
+    pub ttl: Duration,
+}
+
+/// What [`ProviderStore::add`] did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A new record was stored.
+    Stored,
+    /// The peer's record for the key was renewed.
+    Refreshed,
+    /// The record was refused; nothing changed.
+    Refused(Refusal),
+}
+
+/// Why a tracker refused a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// The key's list is full of live records (old records are kept before new ones).
+    KeyFull,
+    /// The store tracks as many keys as it may, all with live records.
+    StoreFull,
+    /// The peer id holds its share of the store's records.
+    PeerQuota,
+    /// The peer's address group holds its share of the key's or the store's records.
+    GroupQuota,
+}
+
+/// Provider records for the keys this node tracks, bounded in keys, in
+/// providers per key, and in the share one peer id and one address group may
+/// hold; records expire `ttl` after their last announcement.
 ///
-/// When full, the least recently announced record (or key) is evicted first, so a
-/// flood of announcements cannot pin stale entries and the newest data wins.
+/// Implementation note: when a list (or the store) is full, old records are
+/// kept and the new one is refused, Kademlia's rule for contacts (paper §2.2)
+/// applied to records: a peer that has announced for long is likelier to stay,
+/// and a flood of new announcements cannot push it out. A re-announcement
+/// always refreshes its record; expiry frees room at the TTL.
 #[derive(Clone, Debug)]
 pub struct ProviderStore<A> {
     /// Per key, records ordered least recently announced first.
     keys: BTreeMap<Id, Vec<Record<A>>>,
-    /// `(announced, key, provider)` for every record: drives expiry and eviction.
+    /// `(announced, key, provider)` for every record: drives expiry.
     by_age: BTreeSet<(Time, Id, Id)>,
-    max_keys: usize,
-    max_per_key: usize,
-    ttl: Duration,
+    /// Records per peer id (only ids that hold one).
+    per_peer: BTreeMap<Id, usize>,
+    /// Records per address group (only groups that hold one; exempt addresses
+    /// are not counted).
+    per_group: BTreeMap<AddrGroup, usize>,
+    limits: StoreLimits,
 }
 
 impl<A: Address> ProviderStore<A> {
     /// An empty store.
-    pub fn new(max_keys: usize, max_per_key: usize, ttl: Duration) -> Self {
+    pub fn new(limits: StoreLimits) -> Self {
         ProviderStore {
             keys: BTreeMap::new(),
             by_age: BTreeSet::new(),
-            max_keys,
-            max_per_key,
-            ttl,
+            per_peer: BTreeMap::new(),
+            per_group: BTreeMap::new(),
+            limits,
         }
     }
 
@@ -56,36 +104,82 @@ impl<A: Address> ProviderStore<A> {
         self.by_age.len()
     }
 
-    /// Records (or refreshes) that `provider` holds `key`.
-    pub fn add(&mut self, now: Time, key: Id, provider: Contact<A>) {
-        if let Some(records) = self.keys.get_mut(&key) {
-            if let Some(pos) = records.iter().position(|r| r.contact.id == provider.id) {
-                let old = records.remove(pos);
-                self.by_age.remove(&(old.announced, key, old.contact.id));
-            } else if records.len() >= self.max_per_key {
-                let old = records.remove(0);
-                self.by_age.remove(&(old.announced, key, old.contact.id));
+    /// Peer ids and address groups with a count kept (for memory accounting).
+    pub(crate) fn quota_entries(&self) -> (usize, usize) {
+        (self.per_peer.len(), self.per_group.len())
+    }
+
+    /// Records (or refreshes) that `provider` holds `key`, unless a bound
+    /// refuses it; records past their TTL are dropped first.
+    pub fn add(&mut self, now: Time, key: Id, provider: Contact<A>) -> Admission {
+        self.expire(now);
+        let group = provider.addr.group();
+        let l = self.limits;
+        let records = self.keys.get(&key);
+        let existing = records.and_then(|r| r.iter().position(|r| r.contact.id == provider.id));
+        if let (Some(pos), Some(records)) = (existing, records) {
+            let old_group = records[pos].contact.addr.group();
+            // A record that moves to another group counts against the new one.
+            if old_group != group && group.is_some() {
+                let in_key = records
+                    .iter()
+                    .filter(|r| r.contact.addr.group() == group)
+                    .count();
+                if in_key >= l.max_per_group_per_key || self.group_count(group) >= l.max_per_group {
+                    return Admission::Refused(Refusal::GroupQuota);
+                }
             }
-        } else if self.keys.len() >= self.max_keys {
-            self.evict_oldest_key();
+            self.remove_record(key, pos);
+            self.insert_record(now, key, provider);
+            return Admission::Refreshed;
         }
+        if self.per_peer.get(&provider.id).copied().unwrap_or(0) >= l.max_per_peer {
+            return Admission::Refused(Refusal::PeerQuota);
+        }
+        if group.is_some() {
+            let in_key = records.map_or(0, |r| {
+                r.iter().filter(|r| r.contact.addr.group() == group).count()
+            });
+            if in_key >= l.max_per_group_per_key || self.group_count(group) >= l.max_per_group {
+                return Admission::Refused(Refusal::GroupQuota);
+            }
+        }
+        match records {
+            Some(r) if r.len() >= l.max_per_key => return Admission::Refused(Refusal::KeyFull),
+            None if self.keys.len() >= l.max_keys => return Admission::Refused(Refusal::StoreFull),
+            _ => {}
+        }
+        self.insert_record(now, key, provider);
+        Admission::Stored
+    }
+
+    fn group_count(&self, group: Option<AddrGroup>) -> usize {
+        group.map_or(0, |g| self.per_group.get(&g).copied().unwrap_or(0))
+    }
+
+    /// Appends a record (the most recently announced) and counts it.
+    fn insert_record(&mut self, now: Time, key: Id, provider: Contact<A>) {
         self.by_age.insert((now, key, provider.id));
+        *self.per_peer.entry(provider.id).or_insert(0) += 1;
+        if let Some(g) = provider.addr.group() {
+            *self.per_group.entry(g).or_insert(0) += 1;
+        }
         self.keys.entry(key).or_default().push(Record {
             contact: provider,
             announced: now,
         });
     }
 
-    /// Drops the key whose oldest record is the oldest of all. Implementation note:
-    /// "oldest key" is judged by its oldest record, which the age index gives in O(log n).
-    fn evict_oldest_key(&mut self) {
-        let Some(&(_, key, _)) = self.by_age.first() else {
+    /// Removes `key`'s record at `pos` and uncounts it (the key stays, even if empty).
+    fn remove_record(&mut self, key: Id, pos: usize) {
+        let Some(records) = self.keys.get_mut(&key) else {
             return;
         };
-        if let Some(records) = self.keys.remove(&key) {
-            for r in records {
-                self.by_age.remove(&(r.announced, key, r.contact.id));
-            }
+        let old = records.remove(pos);
+        self.by_age.remove(&(old.announced, key, old.contact.id));
+        uncount(&mut self.per_peer, old.contact.id);
+        if let Some(g) = old.contact.addr.group() {
+            uncount(&mut self.per_group, g);
         }
     }
 
@@ -97,7 +191,7 @@ impl<A: Address> ProviderStore<A> {
         records
             .iter()
             .rev()
-            .filter(|r| r.announced + self.ttl > now)
+            .filter(|r| r.announced + self.limits.ttl > now)
             .take(max)
             .map(|r| r.contact.clone())
             .collect()
@@ -106,22 +200,82 @@ impl<A: Address> ProviderStore<A> {
     /// Removes every record whose time-to-live has run out.
     pub fn expire(&mut self, now: Time) {
         while let Some(&(announced, key, provider)) = self.by_age.first() {
-            if announced + self.ttl > now {
+            if announced + self.limits.ttl > now {
                 break;
             }
-            self.by_age.pop_first();
-            if let Some(records) = self.keys.get_mut(&key) {
-                records.retain(|r| r.contact.id != provider);
-                if records.is_empty() {
-                    self.keys.remove(&key);
+            let pos = self
+                .keys
+                .get(&key)
+                .and_then(|r| r.iter().position(|r| r.contact.id == provider));
+            match pos {
+                Some(pos) => self.remove_record(key, pos),
+                None => {
+                    self.by_age.pop_first();
                 }
+            }
+            if self.keys.get(&key).is_some_and(Vec::is_empty) {
+                self.keys.remove(&key);
             }
         }
     }
 
     /// When the next record expires, if any.
     pub fn next_expiry(&self) -> Option<Time> {
-        self.by_age.first().map(|&(t, _, _)| t + self.ttl)
+        self.by_age.first().map(|&(t, _, _)| t + self.limits.ttl)
+    }
+
+    /// Panics unless the indexes mirror the records: the age index holds each
+    /// record once, the counts per peer and per group match, every bound holds.
+    pub fn check(&self) {
+        let mut peers: BTreeMap<Id, usize> = BTreeMap::new();
+        let mut groups: BTreeMap<AddrGroup, usize> = BTreeMap::new();
+        let mut records = 0;
+        let l = self.limits;
+        assert!(self.keys.len() <= l.max_keys, "keys over their bound");
+        for (key, list) in &self.keys {
+            assert!(!list.is_empty() && list.len() <= l.max_per_key, "list size");
+            assert!(
+                list.windows(2).all(|w| w[0].announced <= w[1].announced),
+                "list out of age order"
+            );
+            let mut key_groups: BTreeMap<AddrGroup, usize> = BTreeMap::new();
+            for r in list {
+                assert!(
+                    self.by_age.contains(&(r.announced, *key, r.contact.id)),
+                    "a record missing from the age index"
+                );
+                *peers.entry(r.contact.id).or_insert(0) += 1;
+                if let Some(g) = r.contact.addr.group() {
+                    *groups.entry(g).or_insert(0) += 1;
+                    *key_groups.entry(g).or_insert(0) += 1;
+                }
+                records += 1;
+            }
+            assert!(
+                key_groups.values().all(|&n| n <= l.max_per_group_per_key),
+                "a group over its share of a key"
+            );
+        }
+        assert_eq!(records, self.by_age.len(), "age index size");
+        assert_eq!(peers, self.per_peer, "per-peer counts");
+        assert_eq!(groups, self.per_group, "per-group counts");
+        assert!(
+            peers.values().all(|&n| n <= l.max_per_peer),
+            "a peer over its share"
+        );
+        assert!(
+            groups.values().all(|&n| n <= l.max_per_group),
+            "a group over its share"
+        );
+    }
+}
+
+fn uncount<K: Ord>(map: &mut BTreeMap<K, usize>, k: K) {
+    if let Some(n) = map.get_mut(&k) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&k);
+        }
     }
 }
 
@@ -132,9 +286,27 @@ mod tests {
 
     use crate::id::test_id as id;
 
+    fn limits(max_keys: usize, max_per_key: usize) -> StoreLimits {
+        StoreLimits {
+            max_keys,
+            max_per_key,
+            max_per_group_per_key: usize::MAX,
+            max_per_peer: usize::MAX,
+            max_per_group: usize::MAX,
+            ttl: Duration::from_secs(100),
+        }
+    }
+
+    fn ids(s: &ProviderStore<u32>, now: u64, key: u8) -> Vec<Id> {
+        s.get(Time::from_secs(now), &id(key), 50)
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    }
+
     #[test]
     fn records_expire_after_ttl() {
-        let mut s: ProviderStore<u32> = ProviderStore::new(10, 10, Duration::from_secs(100));
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 10));
         s.add(Time::ZERO, id(1), Contact::new(id(2), 2));
         assert_eq!(s.get(Time::from_secs(99), &id(1), 5).len(), 1);
         assert_eq!(s.next_expiry(), Some(Time::from_secs(100)));
@@ -142,53 +314,117 @@ mod tests {
         s.expire(Time::from_secs(100));
         assert_eq!(s.key_count(), 0);
         assert_eq!(s.record_count(), 0);
+        s.check();
     }
 
     #[test]
-    fn reannouncing_refreshes_and_oldest_provider_goes_first() {
-        let mut s: ProviderStore<u32> = ProviderStore::new(10, 2, Duration::from_secs(100));
-        s.add(Time::from_secs(1), id(1), Contact::new(id(10), 10));
-        s.add(Time::from_secs(2), id(1), Contact::new(id(11), 11));
-        s.add(Time::from_secs(3), id(1), Contact::new(id(10), 10));
-        s.add(Time::from_secs(4), id(1), Contact::new(id(12), 12));
-        let got: Vec<Id> = s
-            .get(Time::from_secs(5), &id(1), 5)
-            .iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(got, vec![id(12), id(10)]);
+    fn a_full_list_keeps_its_old_records_and_reannouncing_refreshes() {
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 2));
+        let add = |s: &mut ProviderStore<u32>, t, p| {
+            s.add(Time::from_secs(t), id(1), Contact::new(id(p), u32::from(p)))
+        };
+        assert_eq!(add(&mut s, 1, 10), Admission::Stored);
+        assert_eq!(add(&mut s, 2, 11), Admission::Stored);
+        assert_eq!(add(&mut s, 3, 10), Admission::Refreshed);
+        assert_eq!(add(&mut s, 4, 12), Admission::Refused(Refusal::KeyFull));
+        assert_eq!(ids(&s, 5, 1), vec![id(10), id(11)]);
+        // Once 11's record lapses (announced at 2, TTL 100), there is room.
+        assert_eq!(add(&mut s, 102, 12), Admission::Stored);
+        assert_eq!(ids(&s, 102, 1), vec![id(12), id(10)]);
+        s.check();
     }
 
     #[test]
-    fn oldest_key_is_evicted_when_full() {
-        let mut s: ProviderStore<u32> = ProviderStore::new(2, 2, Duration::from_secs(100));
+    fn a_full_store_refuses_new_keys() {
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(2, 2));
         s.add(Time::from_secs(1), id(1), Contact::new(id(10), 10));
         s.add(Time::from_secs(2), id(2), Contact::new(id(10), 10));
-        s.add(Time::from_secs(3), id(3), Contact::new(id(10), 10));
+        assert_eq!(
+            s.add(Time::from_secs(3), id(3), Contact::new(id(10), 10)),
+            Admission::Refused(Refusal::StoreFull)
+        );
         assert_eq!(s.key_count(), 2);
-        assert!(s.get(Time::from_secs(3), &id(1), 5).is_empty());
-        assert_eq!(s.get(Time::from_secs(3), &id(3), 5).len(), 1);
+        assert_eq!(ids(&s, 3, 1), vec![id(10)]);
+        assert!(ids(&s, 3, 3).is_empty());
+    }
+
+    #[test]
+    fn one_peer_and_one_group_are_held_to_their_share() {
+        let mut l = limits(100, 20);
+        l.max_per_peer = 3;
+        l.max_per_group = 4;
+        l.max_per_group_per_key = 2;
+        let mut s: ProviderStore<std::net::SocketAddr> = ProviderStore::new(l);
+        let at = |host: u8| std::net::SocketAddr::from(([8, 8, 8, host], 4100));
+        let t = Time::ZERO;
+        // One peer, many keys: three records.
+        for key in 0..10 {
+            s.add(t, id(key), Contact::new(id(200), at(1)));
+        }
+        assert_eq!(s.record_count(), 3);
+        // Its group, one key: two records in all (the peer has one already).
+        let got: Vec<_> = (0..10)
+            .map(|p| s.add(t, id(0), Contact::new(id(100 + p), at(2 + p))))
+            .collect();
+        assert_eq!(got[0], Admission::Stored);
+        assert_eq!(got[1], Admission::Refused(Refusal::GroupQuota));
+        // The group, other keys: four records in all.
+        for key in 50..60 {
+            s.add(t, id(key), Contact::new(id(key), at(key)));
+        }
+        assert_eq!(s.record_count(), 4);
+        // Another group is untouched by either share, and a local address is exempt.
+        let other = std::net::SocketAddr::from(([9, 9, 9, 9], 1));
+        assert_eq!(
+            s.add(t, id(0), Contact::new(id(150), other)),
+            Admission::Stored
+        );
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        for p in 0..5 {
+            assert_eq!(
+                s.add(t, id(0), Contact::new(id(160 + p), local)),
+                Admission::Stored
+            );
+        }
+        s.check();
     }
 
     proptest! {
         #[test]
-        fn bounds_hold_and_index_matches(ops in proptest::collection::vec((0u8..8, 0u8..8, 0u64..500), 0..300)) {
-            let mut s: ProviderStore<u32> = ProviderStore::new(4, 3, Duration::from_secs(100));
+        fn bounds_hold_and_indexes_mirror_the_records(
+            ops in proptest::collection::vec((0u8..8, 0u8..12, 0u8..4, 0u64..500), 0..300),
+        ) {
+            let l = StoreLimits {
+                max_keys: 4,
+                max_per_key: 3,
+                max_per_group_per_key: 2,
+                max_per_peer: 3,
+                max_per_group: 5,
+                ttl: Duration::from_secs(100),
+            };
+            let mut s: ProviderStore<std::net::SocketAddr> = ProviderStore::new(l);
             let mut now = Time::ZERO;
-            for (k, p, dt) in ops {
+            for (k, p, g, dt) in ops {
                 now += Duration::from_secs(dt % 60);
                 if dt % 7 == 0 {
                     s.expire(now);
                 } else {
-                    s.add(now, id(k), Contact::new(id(100 + p), p as u32));
+                    // Four groups (the last one exempt), peers moving between them.
+                    let ip = if g == 3 { [10, 0, 0, p] } else { [8, 8, g, p] };
+                    let addr = std::net::SocketAddr::from((ip, 1));
+                    let before = s.get(now, &id(k), 10).len();
+                    let full = before >= 3;
+                    let known = s.get(now, &id(k), 10).iter().any(|c| c.id == id(100 + p));
+                    let got = s.add(now, id(k), Contact::new(id(100 + p), addr));
+                    // Old before new: a full list never takes a new provider.
+                    if full && !known {
+                        prop_assert!(matches!(got, Admission::Refused(_)));
+                    }
+                    if known && g == 3 {
+                        prop_assert_eq!(got, Admission::Refreshed);
+                    }
                 }
-                prop_assert!(s.key_count() <= 4);
-                let total: usize = s.keys.values().map(|r| r.len()).sum();
-                prop_assert_eq!(total, s.record_count());
-                for r in s.keys.values() {
-                    prop_assert!(r.len() <= 3 && !r.is_empty());
-                    prop_assert!(r.windows(2).all(|w| w[0].announced <= w[1].announced));
-                }
+                s.check();
             }
         }
     }

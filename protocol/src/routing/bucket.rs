@@ -57,22 +57,6 @@ impl<A: Clone> Bucket<A> {
         self.replacements.push((contact, now));
     }
 
-    /// Removes the entry at `pos` and promotes the freshest stand-in in its place.
-    pub fn remove_at(&mut self, pos: usize) -> Contact<A> {
-        let removed = self.entries.remove(pos);
-        if self.pinging == Some(removed.contact.id) {
-            self.pinging = None;
-        }
-        if let Some((contact, seen)) = self.replacements.pop() {
-            self.entries.push(Entry {
-                contact,
-                last_seen: seen,
-                failures: 0,
-            });
-        }
-        removed.contact
-    }
-
     pub fn is_unused(&self) -> bool {
         self.entries.is_empty() && self.replacements.is_empty()
     }

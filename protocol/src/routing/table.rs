@@ -1,8 +1,9 @@
 //! The k-bucket routing table.
 
 use core::time::Duration;
+use std::collections::BTreeMap;
 
-use crate::contact::{Address, Contact};
+use crate::contact::{AddrGroup, Address, Contact};
 use core::ops::RangeBounds;
 
 use crate::distance::{Distance, DistanceMetric, Metric};
@@ -20,6 +21,10 @@ pub struct TableConfig {
     pub replacement_cache: usize,
     /// Unanswered requests in a row after which a contact is dropped.
     pub max_failures: u8,
+    /// Live contacts (and, apart, stand-ins) from one address group per bucket.
+    pub max_per_group_per_bucket: usize,
+    /// Live contacts from one address group in the whole table.
+    pub max_per_group: usize,
 }
 
 /// What [`RoutingTable::observe`] did with a contact that showed signs of life.
@@ -38,6 +43,9 @@ pub enum Observed<A> {
     Cached,
     /// The contact is this node itself and was ignored.
     OwnId,
+    /// The contact's address group holds its share of the bucket or the table
+    /// (Amino's diversity filter); it was neither added nor cached.
+    Refused,
 }
 
 /// Kademlia's routing table: contacts sorted into buckets by their distance from
@@ -45,6 +53,12 @@ pub enum Observed<A> {
 ///
 /// Buckets are stored sparsely (only those in use), so a node in a network of
 /// 100,000 holds a few hundred contacts, not 256 empty buckets.
+///
+/// Implementation note: beyond the paper, a bucket holds at most
+/// `max_per_group_per_bucket` contacts from one address group and the table at
+/// most `max_per_group` (Amino's diversity filter, go-libp2p-kbucket's
+/// `peerdiversity`), so one operator with one /24 of addresses cannot fill a
+/// node's view of the network; addresses without a group are exempt.
 #[derive(Clone, Debug)]
 pub struct RoutingTable<A> {
     own: Id,
@@ -53,6 +67,8 @@ pub struct RoutingTable<A> {
     /// Buckets in use, sorted by index.
     buckets: Vec<Bucket<A>>,
     len: usize,
+    /// Live contacts per address group (groups with at least one).
+    groups: BTreeMap<AddrGroup, usize>,
 }
 
 impl<A> RoutingTable<A> {
@@ -73,7 +89,18 @@ impl<A: Address> RoutingTable<A> {
             config,
             buckets: Vec::new(),
             len: 0,
+            groups: BTreeMap::new(),
         }
+    }
+
+    /// Address groups with a live contact counted (for memory accounting).
+    pub(crate) fn groups_counted(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Live contacts in the table from `group`.
+    pub fn group_count(&self, group: &AddrGroup) -> usize {
+        self.groups.get(group).copied().unwrap_or(0)
     }
 
     /// The id of the node that owns this table.
@@ -139,10 +166,18 @@ impl<A: Address> RoutingTable<A> {
             }
         };
         let config = self.config;
+        let group = contact.addr.group();
         let bucket = &mut self.buckets[slot];
         if let Some(pos) = bucket.position(&contact.id) {
             let mut entry = bucket.entries.remove(pos);
-            entry.contact.addr = contact.addr;
+            let old_group = entry.contact.addr.group();
+            // A contact that moves to another group counts against that one;
+            // refused, it keeps the address it had.
+            if old_group != group && admits(&config, &self.groups, &bucket.entries, group) {
+                uncount(&mut self.groups, old_group);
+                count(&mut self.groups, group);
+                entry.contact.addr = contact.addr;
+            }
             entry.last_seen = now;
             entry.failures = 0;
             if bucket.pinging == Some(entry.contact.id) {
@@ -151,6 +186,25 @@ impl<A: Address> RoutingTable<A> {
             bucket.entries.push(entry);
             return Observed::Refreshed;
         }
+        if !admits(&config, &self.groups, &bucket.entries, group) {
+            let room = bucket.entries.len() < config.k;
+            // Implementation note: where Amino refuses a contact whose group
+            // holds its share, we let it take the place of that group's
+            // farthest contact (in the bucket, or in the table) if it is
+            // nearer: the shares stay the same, only that group loses, and the
+            // nodes nearest to us, whom lookups of our neighbourhood end at,
+            // are never crowded out by far ones of their group that came first.
+            if room && self.evict_farther_of_group(index, &contact) {
+                return self.observe(contact, now);
+            }
+            let bucket = &mut self.buckets[slot];
+            bucket.replacements.retain(|(c, _)| c.id != contact.id);
+            let unused = bucket.is_unused();
+            if unused {
+                self.buckets.remove(slot);
+            }
+            return Observed::Refused;
+        }
         if bucket.entries.len() < config.k {
             bucket.replacements.retain(|(c, _)| c.id != contact.id);
             bucket.entries.push(Entry {
@@ -158,8 +212,18 @@ impl<A: Address> RoutingTable<A> {
                 last_seen: now,
                 failures: 0,
             });
+            count(&mut self.groups, group);
             self.len += 1;
             return Observed::Inserted;
+        }
+        // The cache obeys the per-bucket share too (its own contact aside).
+        let cached = bucket
+            .replacements
+            .iter()
+            .filter(|(c, _)| c.id != contact.id && group.is_some() && c.addr.group() == group)
+            .count();
+        if cached >= config.max_per_group_per_bucket {
+            return Observed::Refused;
         }
         bucket.cache_replacement(contact, now, config.replacement_cache);
         if bucket.pinging.is_some() || config.replacement_cache == 0 {
@@ -168,6 +232,88 @@ impl<A: Address> RoutingTable<A> {
         let head = bucket.entries[0].contact.clone();
         bucket.pinging = Some(head.id);
         Observed::PingNeeded(head)
+    }
+
+    /// Makes room for `newcomer` (headed for bucket `index`) when its group
+    /// holds its share: drops the group's farthest contact, within that bucket
+    /// if the bucket's share binds, else within the table, if that one is
+    /// farther from us than the newcomer. No stand-in is promoted in its
+    /// place: the bucket refills as contacts are seen. Returns whether one went.
+    fn evict_farther_of_group(&mut self, index: usize, newcomer: &Contact<A>) -> bool {
+        let Some(g) = newcomer.addr.group() else {
+            return false;
+        };
+        let own = self.own;
+        let metric = self.metric;
+        let in_bucket = self
+            .bucket_slot(index)
+            .map(|s| {
+                self.buckets[s]
+                    .entries
+                    .iter()
+                    .filter(|e| e.contact.addr.group() == Some(g))
+                    .count()
+            })
+            .unwrap_or(0);
+        let bucket_binds = in_bucket >= self.config.max_per_group_per_bucket;
+        let far = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !bucket_binds || b.index as usize == index)
+            .flat_map(|(slot, b)| {
+                b.entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.contact.addr.group() == Some(g))
+                    .map(move |(pos, e)| (metric.distance(&own, &e.contact.id), slot, pos))
+            })
+            .max();
+        let Some((d, slot, pos)) = far else {
+            return false;
+        };
+        if d <= metric.distance(&own, &newcomer.id) {
+            return false;
+        }
+        let bucket = &mut self.buckets[slot];
+        let removed = bucket.entries.remove(pos);
+        if bucket.pinging == Some(removed.contact.id) {
+            bucket.pinging = None;
+        }
+        uncount(&mut self.groups, Some(g));
+        self.len -= 1;
+        if self.buckets[slot].is_unused() {
+            self.buckets.remove(slot);
+        }
+        true
+    }
+
+    /// Removes the live contact at `pos` of the bucket at `slot` and promotes
+    /// the freshest stand-in the diversity limits admit in its place.
+    fn remove_entry(&mut self, slot: usize, pos: usize) -> Contact<A> {
+        let config = self.config;
+        let bucket = &mut self.buckets[slot];
+        let removed = bucket.entries.remove(pos);
+        if bucket.pinging == Some(removed.contact.id) {
+            bucket.pinging = None;
+        }
+        uncount(&mut self.groups, removed.contact.addr.group());
+        self.len -= 1;
+        let next = bucket
+            .replacements
+            .iter()
+            .rposition(|(c, _)| admits(&config, &self.groups, &bucket.entries, c.addr.group()));
+        if let Some(i) = next {
+            let (contact, seen) = bucket.replacements.remove(i);
+            count(&mut self.groups, contact.addr.group());
+            bucket.entries.push(Entry {
+                contact,
+                last_seen: seen,
+                failures: 0,
+            });
+            self.len += 1;
+        }
+        removed.contact
     }
 
     /// Records that a request to `id` went unanswered. Returns the contact if it
@@ -188,10 +334,8 @@ impl<A: Address> RoutingTable<A> {
         if entry.failures < max_failures && bucket.pinging != Some(*id) {
             return None;
         }
-        let had = bucket.entries.len();
-        let removed = bucket.remove_at(pos);
-        self.len = self.len + bucket.entries.len() - had;
-        if bucket.is_unused() {
+        let removed = self.remove_entry(slot, pos);
+        if self.buckets[slot].is_unused() {
             self.buckets.remove(slot);
         }
         Some(removed)
@@ -203,15 +347,7 @@ impl<A: Address> RoutingTable<A> {
         let slot = self.bucket_slot(index).ok()?;
         let bucket = &mut self.buckets[slot];
         bucket.replacements.retain(|(c, _)| c.id != *id);
-        let removed = match bucket.position(id) {
-            Some(pos) => {
-                let had = bucket.entries.len();
-                let removed = bucket.remove_at(pos);
-                self.len = self.len + bucket.entries.len() - had;
-                Some(removed)
-            }
-            None => None,
-        };
+        let removed = bucket.position(id).map(|pos| self.remove_entry(slot, pos));
         if self.buckets[slot].is_unused() {
             self.buckets.remove(slot);
         }
@@ -288,6 +424,42 @@ impl<A: Address> RoutingTable<A> {
     }
 }
 
+/// Whether a new live contact in `group` fits the diversity limits of a bucket
+/// holding `entries` and of a table holding `groups`; no group, no limit.
+fn admits<A: Address>(
+    config: &TableConfig,
+    groups: &BTreeMap<AddrGroup, usize>,
+    entries: &[Entry<A>],
+    group: Option<AddrGroup>,
+) -> bool {
+    let Some(g) = group else {
+        return true;
+    };
+    let in_bucket = entries
+        .iter()
+        .filter(|e| e.contact.addr.group() == Some(g))
+        .count();
+    in_bucket < config.max_per_group_per_bucket
+        && groups.get(&g).copied().unwrap_or(0) < config.max_per_group
+}
+
+fn count(groups: &mut BTreeMap<AddrGroup, usize>, group: Option<AddrGroup>) {
+    if let Some(g) = group {
+        *groups.entry(g).or_insert(0) += 1;
+    }
+}
+
+fn uncount(groups: &mut BTreeMap<AddrGroup, usize>, group: Option<AddrGroup>) {
+    if let Some(g) = group {
+        if let Some(n) = groups.get_mut(&g) {
+            *n -= 1;
+            if *n == 0 {
+                groups.remove(&g);
+            }
+        }
+    }
+}
+
 /// A routing table's buckets as a metric's `closest` sees them: read-only, in
 /// index order, so a metric can sort only the buckets that hold its answer.
 pub(crate) struct BucketView<'a, A> {
@@ -351,6 +523,8 @@ mod tests {
             k,
             replacement_cache: 3,
             max_failures: 2,
+            max_per_group_per_bucket: usize::MAX,
+            max_per_group: usize::MAX,
         }
     }
 
@@ -448,6 +622,140 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Brute force: live contacts per group in each bucket and in the table,
+    /// and stand-ins per group in each bucket.
+    fn tally(
+        t: &RoutingTable<u32>,
+    ) -> (
+        BTreeMap<(u16, AddrGroup), usize>,
+        BTreeMap<AddrGroup, usize>,
+        BTreeMap<(u16, AddrGroup), usize>,
+    ) {
+        let (mut per_bucket, mut per_table, mut cached) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for b in &t.buckets {
+            for e in &b.entries {
+                let g = e.contact.addr.group().unwrap();
+                *per_bucket.entry((b.index, g)).or_insert(0) += 1;
+                *per_table.entry(g).or_insert(0) += 1;
+            }
+            for (c, _) in &b.replacements {
+                *cached
+                    .entry((b.index, c.addr.group().unwrap()))
+                    .or_insert(0) += 1;
+            }
+        }
+        (per_bucket, per_table, cached)
+    }
+
+    proptest! {
+        /// The diversity limits against a brute-force count: never exceeded,
+        /// the table's own counts agree, and a contact is refused only when
+        /// its group really holds its share.
+        #[test]
+        fn diversity_limits_hold_against_a_brute_force_count(
+            k in 1usize..6,
+            per_bucket in 1usize..3,
+            per_table in 1usize..5,
+            ops in proptest::collection::vec((op(), 0u32..5), 0..200),
+        ) {
+            let own = Id::ZERO;
+            let mut cfg = config(k);
+            cfg.max_per_group_per_bucket = per_bucket;
+            cfg.max_per_group = per_table;
+            let mut table: RoutingTable<u32> = RoutingTable::new(own, Metric::Xor, cfg);
+            let mut seen: Vec<Id> = Vec::new();
+            for (t, (op, addr)) in ops.into_iter().enumerate() {
+                let now = Time::from_secs(t as u64);
+                let (before_bucket, before_table, before_cached) = tally(&table);
+                match op {
+                    Op::Observe(bytes) => {
+                        let id = Id::from_bytes(bytes);
+                        seen.push(id);
+                        let known = table.contains(&id);
+                        let before: Vec<Contact<u32>> = table.contacts().cloned().collect();
+                        let got = table.observe(Contact::new(id, addr), now);
+                        if let (false, Some(index)) = (known, table.bucket_index(&id)) {
+                            let g = AddrGroup(u64::from(addr));
+                            let in_bucket = before_bucket.get(&(index as u16, g)).copied().unwrap_or(0);
+                            let in_table = before_table.get(&g).copied().unwrap_or(0);
+                            let over = in_bucket >= per_bucket || in_table >= per_table;
+                            match got {
+                                Observed::Inserted if over => {
+                                    // The group's share gave way to a nearer newcomer:
+                                    // exactly one of its contacts went, a farther one.
+                                    let gone: Vec<&Contact<u32>> = before
+                                        .iter()
+                                        .filter(|c| !table.contains(&c.id))
+                                        .collect();
+                                    prop_assert_eq!(gone.len(), 1);
+                                    prop_assert_eq!(gone[0].addr, addr);
+                                    let d = |x: &Id| Metric::Xor.distance(&own, x);
+                                    prop_assert!(d(&gone[0].id) > d(&id));
+                                    if in_bucket >= per_bucket {
+                                        prop_assert_eq!(table.bucket_index(&gone[0].id), Some(index));
+                                    }
+                                }
+                                Observed::Refused => {
+                                    let in_cache = before_cached.get(&(index as u16, g)).copied().unwrap_or(0);
+                                    prop_assert!(over || in_cache >= per_bucket);
+                                    prop_assert!(!table.contains(&id));
+                                }
+                                _ => prop_assert!(!over),
+                            }
+                        }
+                    }
+                    Op::Fail(i) if !seen.is_empty() => { table.record_failure(&seen[i % seen.len()]); }
+                    Op::Remove(i) if !seen.is_empty() => { table.remove(&seen[i % seen.len()]); }
+                    _ => {}
+                }
+                let (per_b, per_t, cached) = tally(&table);
+                prop_assert!(per_b.values().all(|&n| n <= per_bucket));
+                prop_assert!(per_t.values().all(|&n| n <= per_table));
+                prop_assert!(cached.values().all(|&n| n <= per_bucket));
+                prop_assert_eq!(&per_t, &table.groups);
+                prop_assert_eq!(per_t.values().sum::<usize>(), table.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_fed_one_group_keeps_two_a_bucket_and_three_in_all() {
+        let mut cfg = config(20);
+        cfg.max_per_group_per_bucket = 2;
+        cfg.max_per_group = 3;
+        let mut t: RoutingTable<u32> = RoutingTable::new(Id::ZERO, Metric::Xor, cfg);
+        // 50 contacts at one address (so one group): 25 in bucket 255, 25 in 254.
+        for i in 0..50u8 {
+            let first = if i % 2 == 0 { 0x80 } else { 0x40 };
+            t.observe(Contact::new(id_from(first, i), 7), Time::ZERO);
+        }
+        assert_eq!(t.len(), 3);
+        assert!(t.bucket_sizes().all(|(_, live, _)| live <= 2));
+        // Another group still gets in.
+        assert_eq!(
+            t.observe(Contact::new(id_from(0x80, 200), 8), Time::ZERO),
+            Observed::Inserted
+        );
+        // A nearer one of the full group takes the place of its farthest.
+        let near = id_from(0x01, 1);
+        assert_eq!(
+            t.observe(Contact::new(near, 7), Time::ZERO),
+            Observed::Inserted
+        );
+        assert_eq!(t.group_count(&AddrGroup(7)), 3);
+        assert!(t.contains(&near));
+        let in_255 = t
+            .bucket_sizes()
+            .find(|(i, _, _)| *i == 255)
+            .map(|(_, live, _)| live);
+        assert_eq!(
+            in_255,
+            Some(1),
+            "the group's contact in bucket 255 gave way"
+        );
     }
 
     #[test]
