@@ -562,7 +562,7 @@ mod tests {
                 turn += 1;
                 let path = w.claimed().and_then(|m| m.get(&c.id).copied());
                 proptest::prop_assert!(path.is_some());
-                if turn % fail_every == 0 {
+                if turn.is_multiple_of(fail_every) {
                     w.on_failure(Some(&c.id));
                 } else {
                     let closer = answers[turn % answers.len()]
