@@ -169,14 +169,14 @@ pub struct DhtConfig {
     /// skips it; default 16 (Kademlia paper §2.3 refreshes every bucket farther
     /// than the closest neighbour; 16 of them is a bound chosen here).
     pub join_refreshes: usize,
-    /// `d`: disjoint paths an iterative lookup (find-node, provider lookup,
-    /// announce) walks at once; no node is asked by two paths, so an adversary
+    /// `d`: disjoint paths every iterative walk (lookups, announces, joins,
+    /// refreshes) goes down at once; no node is asked by two paths, so an adversary
     /// on one path cannot steer the others. 1 is plain Kademlia; default 1
     /// (S/Kademlia, Baumgart and Mies 2007, §4.4, evaluates d = 1 to 8 with
     /// k = 2d; docs/RESULTS.md, adversary, measures d = 8 here). At most `k`
     /// (the initial candidates are split over the paths); recursive routes walk
     /// one path, so d > 1 needs the iterative strategy. Joins and refreshes
-    /// walk one path: they only shape the table.
+    /// walk d paths too, so an eclipse cannot fill the table they build.
     pub disjoint_paths: NonZeroUsize,
     /// Paths that must have ended before a lookup with disjoint paths ends (a
     /// provider lookup's path ends once it knows `providers_enough` providers,

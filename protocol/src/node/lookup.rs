@@ -141,16 +141,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Disjoint paths a walk of this kind goes down: `disjoint_paths` for
-    /// iterative lookups and announces, one for joins and refreshes (they shape
-    /// the table, and a join's seeds have no ids to keep apart) and for
+    /// every iterative walk, joins and refreshes included (an eclipsed join
+    /// would otherwise fill the table with the adversaries it asked), one for
     /// recursive routes (`Config::validate` refuses d > 1 with them anyway).
-    fn walk_paths(&self, kind: QueryKind, strategy: Strategy) -> usize {
-        match (kind, strategy) {
-            (
-                QueryKind::FindNode | QueryKind::FindProviders | QueryKind::Announce,
-                Strategy::Iterative,
-            ) => self.config.dht.disjoint_paths.get(),
-            _ => 1,
+    fn walk_paths(&self, strategy: Strategy) -> usize {
+        match strategy {
+            Strategy::Iterative => self.config.dht.disjoint_paths.get(),
+            Strategy::Recursive => 1,
         }
     }
 
@@ -181,7 +178,7 @@ impl<A: Address> Node<A> {
         let id = self.new_query_id();
         self.table.mark_refreshed(&target, now);
         let metric = self.walk_metric(kind);
-        let paths = self.walk_paths(kind, strategy);
+        let paths = self.walk_paths(strategy);
         let to_finish = match self.config.dht.paths_to_finish {
             Some(n) if paths > 1 => n.get(),
             _ => paths,

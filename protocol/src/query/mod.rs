@@ -175,8 +175,11 @@ impl<A> Query<A> {
         }
     }
 
-    /// Adds providers that disjoint path `path` found, up to `share` from that
-    /// path and `max` in all; returns how many that path has contributed.
+    /// Takes providers that disjoint path `path` was told of, up to `share`
+    /// from that path and `max` in all; returns how many that path has been
+    /// told of. A provider another path found already counts for this path
+    /// too (it is in the answer either way), so a path ends as soon as it has
+    /// heard of enough, whoever added them first.
     pub fn add_path_providers(
         &mut self,
         path: usize,
@@ -188,10 +191,12 @@ impl<A> Query<A> {
             return 0;
         };
         for p in found {
-            if count >= share || self.providers.len() >= max {
+            if count >= share {
                 break;
             }
-            if !self.providers.iter().any(|q| q.id == p.id) {
+            if self.providers.iter().any(|q| q.id == p.id) {
+                count += 1;
+            } else if self.providers.len() < max {
                 self.providers.push(p);
                 count += 1;
             }

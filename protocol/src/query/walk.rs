@@ -205,7 +205,7 @@ impl<A: Address> Walk<A> {
             return None;
         };
         let (path, depth) = if seed {
-            // Seeds join the first path: bootstrap walks one path.
+            // A seed counts as an answer of the first path.
             *seeds_pending = seeds_pending.saturating_sub(1);
             paths[0].peers.add_succeeded(from, 0);
             (0, 0)
@@ -219,10 +219,12 @@ impl<A: Address> Walk<A> {
             }
             (path, depth)
         };
-        for c in closer {
-            if c.id != *own {
-                paths[path].peers.add(c, depth + 1);
-            }
+        // A seed's contacts are dealt over the paths, as the table's are at the
+        // start; any other reply feeds the path that asked.
+        let d = paths.len();
+        for (j, c) in closer.into_iter().filter(|c| c.id != *own).enumerate() {
+            let to = if seed { j % d } else { path };
+            paths[to].peers.add(c, depth + 1);
         }
         Some(Answered { depth, path })
     }
