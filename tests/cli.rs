@@ -240,7 +240,6 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
-/// Waits until something accepts connections on 127.0.0.1:`port`.
 /// A node killed (SIGKILL) in the middle of publishing leaves blocks that no
 /// held content names; the next start on the same data directory deletes them,
 /// keeps what was published before, and is not locked out by the dead process

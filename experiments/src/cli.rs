@@ -25,8 +25,12 @@ pub enum Experiment {
     /// Does demand create supply: one publisher, M requesters within a window,
     /// with and without the swarm (`distroweb` against `origin-only`).
     FlashCrowd(FlashCrowdArgs),
-    /// Every experiment in turn (hops, churn, flash-crowd, and scale's smallest
-    /// size), with the shared options.
+    /// Do provider lookups find real providers when a share of the nodes
+    /// eclipse lookups and lie about providers: plain against disjoint
+    /// (S/Kademlia) lookups, 0 to 50 % adversaries.
+    Adversary(AdversaryArgs),
+    /// Every experiment in turn (hops, churn, flash-crowd, adversary, and
+    /// scale's smallest size), with the shared options.
     All(Common),
 }
 
@@ -116,6 +120,30 @@ pub struct FlashCrowdArgs {
     /// Size of the page, bytes; default 1 MiB (quick: 256 KiB).
     #[arg(long)]
     pub content_bytes: Option<usize>,
+}
+
+/// Options of `adversary`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdversaryArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: Common,
+    /// Nodes, adversaries included; default 10000 (quick: 300).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Adversarial shares to sweep, percent (repeat or comma-separate); default
+    /// 0, 10, 20, 30, 40, 50 (quick: 0, 20, 30).
+    #[arg(long, value_delimiter = ',')]
+    pub percents: Vec<u32>,
+    /// `d` of the disjoint lookups (with k = 2d and α = 1 per path); default 8.
+    #[arg(long)]
+    pub paths: Option<core::num::NonZeroUsize>,
+    /// Provider lookups per point, by honest nodes; default 1000 (quick: 150).
+    #[arg(long)]
+    pub lookups: Option<u32>,
+    /// `k` (and `r`) of the disjoint lookups; default 2d (S/Kademlia).
+    #[arg(long)]
+    pub k: Option<core::num::NonZeroUsize>,
 }
 
 /// Options of `scale`.
@@ -228,6 +256,25 @@ impl ExperimentArgs {
                 s += &format!(" --window-s {}", a.window_s);
                 if let Some(b) = a.content_bytes {
                     s += &format!(" --content-bytes {b}");
+                }
+                s
+            }
+            Experiment::Adversary(a) => {
+                let mut s = common("adversary", &a.common);
+                if let Some(n) = a.nodes {
+                    s += &format!(" --nodes {n}");
+                }
+                for p in &a.percents {
+                    s += &format!(" --percents {p}");
+                }
+                if let Some(d) = a.paths {
+                    s += &format!(" --paths {d}");
+                }
+                if let Some(l) = a.lookups {
+                    s += &format!(" --lookups {l}");
+                }
+                if let Some(k) = a.k {
+                    s += &format!(" --k {k}");
                 }
                 s
             }

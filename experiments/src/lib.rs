@@ -1,4 +1,4 @@
-//! The research experiments (hops, churn, flash crowd, scale), run on
+//! The research experiments (hops, churn, flash crowd, adversary, scale), run on
 //! `distroweb_sim`, producing CSV, SVG and JSON results.
 //!
 //! Every number comes from the protocol's own events; experiments never reach
@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// `adversary`: provider lookups among colluding liars, plain and disjoint.
+pub mod adversary;
 /// `churn`: lookups and fetches under Weibull sessions.
 pub mod churn;
 /// The churn plots.
@@ -39,7 +41,10 @@ pub mod scale;
 /// Terminal tables.
 pub mod table;
 
-pub use cli::{ChurnArgs, Common, Experiment, ExperimentArgs, FlashCrowdArgs, HopsArgs, ScaleArgs};
+pub use cli::{
+    AdversaryArgs, ChurnArgs, Common, Experiment, ExperimentArgs, FlashCrowdArgs, HopsArgs,
+    ScaleArgs,
+};
 pub use error::ExperimentError;
 use scale::ScalePlan;
 
@@ -51,6 +56,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
         Experiment::Scale(a) => scale::run(a, &command).map(drop),
         Experiment::Churn(a) => churn::run(a, &command).map(drop),
         Experiment::FlashCrowd(a) => flash_crowd::run(a, &command).map(drop),
+        Experiment::Adversary(a) => adversary::run(a, &command).map(drop),
         Experiment::All(common) => {
             let hops_args = HopsArgs {
                 common: common.clone(),
@@ -78,6 +84,15 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 content_bytes: None,
             };
             flash_crowd::run(&flash_args, &command)?;
+            let adversary_args = AdversaryArgs {
+                common: common.clone(),
+                nodes: None,
+                percents: Vec::new(),
+                paths: None,
+                lookups: None,
+                k: None,
+            };
+            adversary::run(&adversary_args, &command)?;
             // Scale's smallest size: its sweep is about the simulator, not the protocol.
             let smallest = ScalePlan::from_args(&ScaleArgs {
                 common: common.clone(),

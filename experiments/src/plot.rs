@@ -222,3 +222,76 @@ pub fn scale(path: &Path, rows: &[crate::scale::ScaleRow]) -> Result<(), Experim
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// `adversary.svg`: provider lookup success against the adversarial share,
+/// one line per lookup (plain, disjoint), with the 99 % and 90 % bars.
+pub fn adversary(
+    path: &Path,
+    rows: &[crate::adversary::AdversaryRow],
+) -> Result<(), ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| plot_error(path, e);
+    let x_hi = rows
+        .iter()
+        .map(|r| f64::from(r.adversary_percent))
+        .fold(10.0, f64::max);
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let nodes = rows.first().map_or(0, |r| r.nodes);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Provider lookups among colluding liars ({nodes} nodes)"),
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..x_hi, 0.0..1.05)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("adversarial nodes, % (eclipse and fake providers)")
+        .y_desc("lookups that found a real provider")
+        .draw()
+        .map_err(|e| err(&e))?;
+    let grey = RGBColor(150, 150, 150);
+    for (bar, label) in [(0.99, "99 %"), (0.9, "90 %")] {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, bar), (x_hi, bar)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    }
+    let mut lookups: Vec<(String, usize)> = rows
+        .iter()
+        .map(|r| (r.lookup.clone(), r.disjoint_paths))
+        .collect();
+    lookups.sort();
+    lookups.dedup();
+    for (i, (lookup, d)) in lookups.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| &r.lookup == lookup)
+            .map(|r| (f64::from(r.adversary_percent), r.success_rate))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(format!("{lookup} (d = {d})"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerLeft).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -20,7 +20,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use distroweb_experiments::{
-    churn, flash_crowd, hops, scale, ChurnArgs, Common, FlashCrowdArgs, HopsArgs, ScaleArgs,
+    adversary, churn, flash_crowd, hops, scale, AdversaryArgs, ChurnArgs, Common, FlashCrowdArgs,
+    HopsArgs, ScaleArgs,
 };
 
 /// The variable that makes the tests write snapshots instead of comparing.
@@ -269,5 +270,36 @@ fn churn_figures_and_digests_are_pinned_and_short_sessions_cost_more_upkeep() {
     assert!(fs::read_to_string(out.join("churn.svg"))
         .expect("svg")
         .contains("maintenance"));
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn adversary_figures_and_digests_are_pinned_and_disjoint_paths_beat_the_liars() {
+    let out = dir("adversary");
+    let args = AdversaryArgs {
+        common: common(out.clone(), 5),
+        nodes: Some(200),
+        percents: vec![0, 20],
+        paths: None,
+        lookups: Some(100),
+        k: None,
+    };
+    let rows = adversary::run(&args, "test").expect("adversary");
+    pin(&out, "adversary", str::to_owned);
+    assert_eq!(rows.len(), 4);
+    let at = |lookup: &str, pct: u32| {
+        rows.iter()
+            .find(|r| r.lookup == lookup && r.adversary_percent == pct)
+            .unwrap_or_else(|| panic!("no {lookup} {pct} row"))
+    };
+    assert_eq!(at("plain", 0).success_rate, 1.0);
+    assert_eq!(at("disjoint", 0).success_rate, 1.0);
+    let (plain, disjoint) = (at("plain", 20), at("disjoint", 20));
+    assert!(disjoint.success_rate > plain.success_rate, "{rows:?}");
+    assert!(disjoint.success_rate >= 0.95, "{disjoint:?}");
+    assert!(rows.iter().all(|r| r.forged == 0));
+    assert!(fs::read_to_string(out.join("adversary.svg"))
+        .expect("svg")
+        .contains("disjoint"));
     let _ = fs::remove_dir_all(out);
 }

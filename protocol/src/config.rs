@@ -170,6 +170,22 @@ pub struct DhtConfig {
     /// skips it; default 16 (Kademlia paper §2.3 refreshes every bucket farther
     /// than the closest neighbour; 16 of them is a bound chosen here).
     pub join_refreshes: usize,
+    /// `d`: disjoint paths every iterative walk (lookups, announces, joins,
+    /// refreshes) goes down at once; no node is asked by two paths, so an adversary
+    /// on one path cannot steer the others. 1 is plain Kademlia; default 1
+    /// (S/Kademlia, Baumgart and Mies 2007, §4.4, evaluates d = 1 to 8 with
+    /// k = 2d; docs/RESULTS.md, adversary, measures d = 8 here). At most `k`
+    /// (the initial candidates are split over the paths); recursive routes walk
+    /// one path, so d > 1 needs the iterative strategy. Joins and refreshes
+    /// walk d paths too, so an eclipse cannot fill the table they build.
+    pub disjoint_paths: NonZeroUsize,
+    /// Paths that must have ended before a lookup with disjoint paths ends (a
+    /// provider lookup's path ends once it knows `providers_enough` providers,
+    /// any path once its `k` closest answered or nobody is left to ask);
+    /// `None`: every path; default `None` (S/Kademlia §4.4 waits for all `d`
+    /// paths; a smaller number trades safety for latency). At most
+    /// `disjoint_paths`.
+    pub paths_to_finish: Option<NonZeroUsize>,
 }
 
 impl Default for DhtConfig {
@@ -189,6 +205,8 @@ impl Default for DhtConfig {
             maintenance_interval: Duration::from_secs(300),
             max_refreshes_per_round: 8,
             join_refreshes: 16,
+            disjoint_paths: nonzero!(1),
+            paths_to_finish: None,
         }
     }
 }
@@ -522,6 +540,30 @@ pub enum ConfigError {
         /// `dht.k`.
         k: usize,
     },
+    /// Disjoint paths could not each start from one of the `k` closest contacts.
+    #[error("disjoint_paths ({disjoint_paths}) must be at most k ({k}): a lookup splits its k closest contacts over the paths")]
+    PathsOverK {
+        /// `dht.disjoint_paths`.
+        disjoint_paths: usize,
+        /// `dht.k`.
+        k: usize,
+    },
+    /// A recursive route walks one path; disjoint paths need the iterative strategy.
+    #[error("disjoint_paths ({disjoint_paths}) needs the iterative strategy: a recursive route walks one path")]
+    DisjointRecursive {
+        /// `dht.disjoint_paths`.
+        disjoint_paths: usize,
+    },
+    /// A lookup would wait for more paths than it walks.
+    #[error(
+        "paths_to_finish ({paths_to_finish}) must be at most disjoint_paths ({disjoint_paths})"
+    )]
+    FinishOverPaths {
+        /// `dht.paths_to_finish`.
+        paths_to_finish: usize,
+        /// `dht.disjoint_paths`.
+        disjoint_paths: usize,
+    },
     /// Records would expire before their provider republishes them.
     #[error("republish_interval ({republish_interval:?}) + maintenance_interval ({maintenance_interval:?}) must be shorter than provider_ttl ({provider_ttl:?}): republishes run at the first maintenance round after they are due")]
     RepublishAfterExpiry {
@@ -611,6 +653,31 @@ pub enum ConfigError {
     },
 }
 
+/// The rules between `disjoint_paths` and the rest of the configuration.
+fn check_disjoint(dht: &DhtConfig) -> Result<(), ConfigError> {
+    let paths = dht.disjoint_paths.get();
+    if paths > dht.k.get() {
+        return Err(ConfigError::PathsOverK {
+            disjoint_paths: paths,
+            k: dht.k.get(),
+        });
+    }
+    if paths > 1 && dht.strategy == Strategy::Recursive {
+        return Err(ConfigError::DisjointRecursive {
+            disjoint_paths: paths,
+        });
+    }
+    if let Some(finish) = dht.paths_to_finish {
+        if finish.get() > paths {
+            return Err(ConfigError::FinishOverPaths {
+                paths_to_finish: finish.get(),
+                disjoint_paths: paths,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Checks that every duration is positive, every bound fits the wire format,
     /// and the fields agree with each other (one [`ConfigError`] per rule).
@@ -666,6 +733,7 @@ impl Config {
                 k,
             });
         }
+        check_disjoint(dht)?;
         if dht.max_lookup_candidates.get() < k {
             return Err(ConfigError::CandidatesUnderK {
                 max_lookup_candidates: dht.max_lookup_candidates.get(),
@@ -840,6 +908,30 @@ mod tests {
             ConfigError::AlphaOverK { alpha: 3, k: 2 }
         );
         assert_eq!(
+            broken(|c| c.dht.disjoint_paths = nonzero!(21)),
+            ConfigError::PathsOverK {
+                disjoint_paths: 21,
+                k: 20
+            }
+        );
+        assert_eq!(
+            broken(|c| {
+                c.dht.disjoint_paths = nonzero!(4);
+                c.dht.strategy = Strategy::Recursive;
+            }),
+            ConfigError::DisjointRecursive { disjoint_paths: 4 }
+        );
+        assert_eq!(
+            broken(|c| {
+                c.dht.disjoint_paths = nonzero!(4);
+                c.dht.paths_to_finish = Some(nonzero!(5));
+            }),
+            ConfigError::FinishOverPaths {
+                paths_to_finish: 5,
+                disjoint_paths: 4
+            }
+        );
+        assert_eq!(
             broken(|c| c.dht.max_lookup_candidates = nonzero!(19)),
             ConfigError::CandidatesUnderK {
                 max_lookup_candidates: 19,
@@ -938,6 +1030,8 @@ mod tests {
         let mut c = Config::default();
         c.routing.route_width = nonzero!(33);
         c.transfer.max_blocks_per_provider = nonzero!(16);
+        c.dht.disjoint_paths = nonzero!(20);
+        c.dht.paths_to_finish = Some(nonzero!(20));
         c.records.providers_enough = nonzero!(20);
         c.records.max_providers_returned = nonzero!(8);
         c.dht.max_lookup_candidates = nonzero!(20);

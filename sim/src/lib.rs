@@ -14,6 +14,8 @@
 pub mod action;
 /// Node addresses: slot indices.
 pub mod addr;
+/// Adversarial nodes: colluding behaviour wrappers and key grinding.
+pub mod adversary;
 /// Per-node behaviour wrappers, the hook for adversarial nodes.
 pub mod behaviour;
 /// The run's configuration.
@@ -50,6 +52,7 @@ mod queue;
 
 pub use action::Action;
 pub use addr::NodeIdx;
+pub use adversary::{Adversary, Attack, Coalition};
 pub use behaviour::{Behaviour, Unresponsive};
 pub use config::{ChurnConfig, Rejoin, SimConfig, SimConfigError};
 pub use dist::Distribution;

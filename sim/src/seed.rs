@@ -25,6 +25,8 @@ pub enum Stream {
     Workload,
     /// The test harness's own choices (bootstrap peers in `Harness::join_all`).
     Harness,
+    /// Who the adversaries are, and where ground ids land.
+    Adversary,
 }
 
 impl Stream {
@@ -35,6 +37,7 @@ impl Stream {
             Stream::Churn => "churn",
             Stream::Workload => "workload",
             Stream::Harness => "harness",
+            Stream::Adversary => "adversary",
         }
     }
 }

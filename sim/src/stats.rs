@@ -32,6 +32,11 @@ pub struct EngineStats {
     pub held: u64,
     /// Messages a rule dropped.
     pub dropped: u64,
+    /// Messages dropped at the sender because their `sender` id was not the
+    /// sending slot's node id: the transport is authenticated (ids bound to
+    /// keys, as the live node's Noise handshake will), so a node can lie about
+    /// anything but who it is.
+    pub forged: u64,
 }
 
 impl EngineStats {

@@ -23,6 +23,11 @@ fn busy(metric: Metric, strategy: Strategy) -> SimConfig {
     p.transfer.upload_bytes_per_s = nonzero!(1_250_000);
     p.crowd.max_held_requests = 8;
     p.dht.max_lookup_candidates = nonzero!(40);
+    // 150 simulated nodes make only 10 address groups; the diversity limits
+    // would keep buckets from filling, and this test must see them full (and
+    // their replacement lists in use) to check the bound on both.
+    p.routing.max_contacts_per_group_per_bucket = nonzero!(64);
+    p.routing.max_contacts_per_group = nonzero!(1024);
     config
 }
 

@@ -4,7 +4,7 @@ use crate::config::Strategy;
 use crate::contact::{Address, Contact};
 use crate::event::Event;
 use crate::id::Id;
-use crate::query::walk::{Walk, WalkParams, WalkStep};
+use crate::query::walk::{Answered, Walk, WalkParams, WalkStep};
 use crate::query::{Phase, Query, QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 use crate::time::Time;
 use crate::transfer::FetchId;
@@ -140,6 +140,17 @@ impl<A: Address> Node<A> {
         }
     }
 
+    /// Disjoint paths a walk of this kind goes down: `disjoint_paths` for
+    /// every iterative walk, joins and refreshes included (an eclipsed join
+    /// would otherwise fill the table with the adversaries it asked), one for
+    /// recursive routes (`Config::validate` refuses d > 1 with them anyway).
+    fn walk_paths(&self, strategy: Strategy) -> usize {
+        match strategy {
+            Strategy::Iterative => self.config.dht.disjoint_paths.get(),
+            Strategy::Recursive => 1,
+        }
+    }
+
     /// The request an iterative walk of this kind sends each peer it asks.
     fn ask_body(&self, kind: QueryKind, target: Id) -> Body<A> {
         if kind == QueryKind::FindProviders {
@@ -167,6 +178,11 @@ impl<A: Address> Node<A> {
         let id = self.new_query_id();
         self.table.mark_refreshed(&target, now);
         let metric = self.walk_metric(kind);
+        let paths = self.walk_paths(strategy);
+        let to_finish = match self.config.dht.paths_to_finish {
+            Some(n) if paths > 1 => n.get(),
+            _ => paths,
+        };
         let params = WalkParams {
             strategy,
             target,
@@ -174,6 +190,8 @@ impl<A: Address> Node<A> {
             k: self.config.dht.k.get(),
             alpha: self.config.dht.alpha.get(),
             max_candidates: self.config.dht.max_lookup_candidates.get(),
+            paths,
+            to_finish,
         };
         let known = match strategy {
             Strategy::Iterative => self
@@ -197,6 +215,7 @@ impl<A: Address> Node<A> {
                 },
                 phase,
                 providers: Vec::new(),
+                path_providers: vec![0; paths],
                 completed_depth: None,
                 internal: kind == QueryKind::Refresh,
                 owner: None,
@@ -280,15 +299,31 @@ impl<A: Address> Node<A> {
         let Phase::Walking(walk) = &mut query.phase else {
             return;
         };
-        let Some(depth) = walk.on_reply(&own, sender, seed, closer) else {
+        let Some(Answered { depth, path }) = walk.on_reply(&own, sender, seed, closer) else {
             return;
         };
-        if !providers.is_empty() {
+        let paths = walk.path_count();
+        if !providers.is_empty() && paths == 1 {
             query.add_providers(providers, max);
             if query.kind == QueryKind::FindProviders && query.providers.len() >= enough {
                 query.completed_depth = Some(depth);
                 self.finish(now, q);
                 return;
+            }
+        } else if !providers.is_empty() && query.kind == QueryKind::FindProviders {
+            // Disjoint paths: the answer is the union of every path's
+            // providers, each path holding at most its share of
+            // `max_providers_returned`, so a path full of an adversary's
+            // fakes cannot crowd out what an honest path found.
+            let share = (max / paths).max(1);
+            let found = query.add_path_providers(path, providers, share, max);
+            if found >= enough.min(share) {
+                if query.completed_depth.is_none() {
+                    query.completed_depth = Some(depth);
+                }
+                if let Phase::Walking(walk) = &mut query.phase {
+                    walk.end_path(path);
+                }
             }
         }
         self.step_walk(now, q);

@@ -30,6 +30,7 @@ use crate::event::Transmit;
 use crate::id::Id;
 use crate::io::StoreOp;
 use crate::query::closest::ClosestPeers;
+use crate::query::walk::Path;
 use crate::query::{Phase, Query, QueryId};
 use crate::records::ProviderStore;
 use crate::routing::RoutingTable;
@@ -216,6 +217,7 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
     let contact = size_of::<Contact<A>>();
     let id = size_of::<Id>();
     let candidate = ClosestPeers::<A>::CANDIDATE_BYTES;
+    let paths = dht.disjoint_paths.get() as u64;
     let mut rows = vec![
         Row {
             name: "routing.buckets",
@@ -262,9 +264,10 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         Row {
             name: "queries.shortlist",
             basis: Enforced,
-            note: "per query, max_lookup_candidates peers not asked yet",
+            note: "per query, max_lookup_candidates peers not asked yet on each of its \
+                   disjoint_paths paths",
             item_bytes: btree(candidate),
-            bound: queries * dht.max_lookup_candidates.get() as u64,
+            bound: queries * paths * dht.max_lookup_candidates.get() as u64,
             used: count(&|n| shortlists(n, ClosestPeers::not_asked)),
         },
         Row {
@@ -275,9 +278,9 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
                    and a few per round (sim/tests/memory.rs checks it, on average over \
                    a node's queries: about 2.4 * k at most there); \
                    failures, or a peer naming ever closer ids, make it ask more until \
-                   query_timeout",
+                   query_timeout; with disjoint paths, as much again per path",
             item_bytes: btree(candidate),
-            bound: queries * 4 * k,
+            bound: queries * paths * 4 * k,
             used: count(&|n| shortlists(n, ClosestPeers::asked)),
         },
         Row {
@@ -292,6 +295,40 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
                 + btree(size_of::<QueryId>() + VEC_HEADER),
             bound: lists(queries, k),
             used: count(&|n| n.announce_tokens.values().map(Vec::len).sum()),
+        },
+        Row {
+            name: "queries.claimed",
+            basis: Assumed,
+            note: "per query, the nodes its paths asked and which path asked each: \
+                   one per asked peer, so the bound of queries.asked",
+            item_bytes: btree(id + size_of::<usize>()),
+            bound: queries * paths * 4 * k,
+            used: count(&|n| {
+                n.queries
+                    .values()
+                    .map(|q| match &q.phase {
+                        Phase::Walking(walk) => walk.claimed().map_or(0, |c| c.len()),
+                        Phase::Storing { .. } => 0,
+                    })
+                    .sum()
+            }),
+        },
+        Row {
+            name: "queries.paths",
+            basis: Enforced,
+            note: "per query, disjoint_paths paths: a shortlist's root and the \
+                   providers each path found",
+            item_bytes: vec(size_of::<Path<A>>() + size_of::<u32>()),
+            bound: queries * paths,
+            used: count(&|n| {
+                n.queries
+                    .values()
+                    .map(|q| match &q.phase {
+                        Phase::Walking(walk) => walk.path_count(),
+                        Phase::Storing { .. } => 0,
+                    })
+                    .sum()
+            }),
         },
         Row {
             name: "queries.providers",
@@ -664,7 +701,7 @@ fn shortlists<A: Address>(node: &Node<A>, f: fn(&ClosestPeers<A>) -> usize) -> u
     node.queries
         .values()
         .map(|q| match &q.phase {
-            Phase::Walking(walk) => walk.shortlist().map_or(0, f),
+            Phase::Walking(walk) => walk.shortlists().map(f).sum(),
             Phase::Storing { .. } => 0,
         })
         .sum()

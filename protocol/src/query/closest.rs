@@ -13,6 +13,8 @@ enum State {
     Waiting,
     Succeeded,
     Failed,
+    /// Asked by another of the lookup's disjoint paths: never asked by this one.
+    Taken,
 }
 
 #[derive(Clone, Debug)]
@@ -126,37 +128,70 @@ impl<A: Address> ClosestPeers<A> {
     }
 
     /// Decides the next step. Call repeatedly until it returns `Wait` or `Finished`.
+    #[cfg(test)]
     pub fn next(&mut self) -> Step<A> {
+        self.next_free(|_| true)
+    }
+
+    /// Decides the next step, asking only peers that `free` allows: a peer it
+    /// refuses (another disjoint path has it) is marked taken and passed over,
+    /// as if it had failed, so this path neither asks nor waits for it.
+    pub fn next_free(&mut self, free: impl Fn(&Id) -> bool) -> Step<A> {
+        loop {
+            match self.pick() {
+                Some(d) => {
+                    let Some(c) = self.peers.get_mut(&d) else {
+                        return Step::Wait;
+                    };
+                    self.not_contacted -= 1;
+                    if free(&c.contact.id) {
+                        c.state = State::Waiting;
+                        self.in_flight += 1;
+                        return Step::Contact(c.contact.clone());
+                    }
+                    c.state = State::Taken;
+                }
+                None => return self.idle_step(),
+            }
+        }
+    }
+
+    /// The closest peer not contacted yet among the `k` closest not failed, if
+    /// one may be asked now.
+    fn pick(&self) -> Option<Distance> {
+        let mut considered = 0;
+        for (d, c) in &self.peers {
+            if considered == self.k {
+                return None;
+            }
+            match c.state {
+                State::Failed | State::Taken => continue,
+                State::Succeeded | State::Waiting => considered += 1,
+                State::NotContacted => return (self.in_flight < self.alpha).then_some(*d),
+            }
+        }
+        None
+    }
+
+    /// `Wait` or `Finished`, when no peer is to be asked now.
+    fn idle_step(&self) -> Step<A> {
         let mut considered = 0;
         let mut waiting = false;
-        let mut pick = None;
-        for (d, c) in &self.peers {
+        for c in self.peers.values() {
             if considered == self.k {
                 break;
             }
             match c.state {
-                State::Failed => continue,
+                State::Failed | State::Taken => continue,
                 State::Succeeded => considered += 1,
                 State::Waiting => {
                     considered += 1;
                     waiting = true;
                 }
                 State::NotContacted => {
-                    if self.in_flight < self.alpha {
-                        pick = Some(*d);
-                    } else {
-                        waiting = true;
-                    }
+                    waiting = true;
                     break;
                 }
-            }
-        }
-        if let Some(d) = pick {
-            if let Some(c) = self.peers.get_mut(&d) {
-                c.state = State::Waiting;
-                self.in_flight += 1;
-                self.not_contacted -= 1;
-                return Step::Contact(c.contact.clone());
             }
         }
         if waiting || self.in_flight > 0 && considered < self.k {

@@ -148,6 +148,8 @@ pub(crate) struct Query<A> {
     pub phase: Phase<A>,
     /// Providers found so far (provider lookups), deduplicated by id.
     pub providers: Vec<Contact<A>>,
+    /// Providers each disjoint path contributed to `providers` (one entry per path).
+    pub path_providers: Vec<u32>,
     /// Depth of the peer whose reply completed the lookup, once known.
     pub completed_depth: Option<u32>,
     /// Started by the node itself (refresh, republish): no event when it ends.
@@ -171,5 +173,35 @@ impl<A> Query<A> {
                 self.providers.push(p);
             }
         }
+    }
+
+    /// Takes providers that disjoint path `path` was told of, up to `share`
+    /// from that path and `max` in all; returns how many that path has been
+    /// told of. A provider another path found already counts for this path
+    /// too (it is in the answer either way), so a path ends as soon as it has
+    /// heard of enough, whoever added them first.
+    pub fn add_path_providers(
+        &mut self,
+        path: usize,
+        found: impl IntoIterator<Item = Contact<A>>,
+        share: usize,
+        max: usize,
+    ) -> usize {
+        let Some(mut count) = self.path_providers.get(path).map(|n| *n as usize) else {
+            return 0;
+        };
+        for p in found {
+            if count >= share {
+                break;
+            }
+            if self.providers.iter().any(|q| q.id == p.id) {
+                count += 1;
+            } else if self.providers.len() < max {
+                self.providers.push(p);
+                count += 1;
+            }
+        }
+        self.path_providers[path] = count as u32;
+        count
     }
 }

@@ -104,9 +104,10 @@ impl Sim {
                 Some(own) => own.clone(),
                 None => self.config.protocol.clone(),
             };
+            let id = slot.id.unwrap_or_else(|| node_id(self.config.seed, idx.0));
             let node = Node::new(
                 config,
-                node_id(self.config.seed, idx.0),
+                id,
                 idx,
                 node_seed(self.config.seed, idx.0, slot.incarnation),
                 now,

@@ -135,6 +135,9 @@ struct Slot {
     /// (`Time::MAX` if none); any other `Wake` for it is stale.
     timer_at: Time,
     behaviour: Option<Box<dyn Behaviour>>,
+    /// The id this slot's node runs, if not the one derived from the seed
+    /// (an attacker that ground its key, [`crate::adversary::grind`]).
+    id: Option<Id>,
 }
 
 /// The simulator: thousands of unmodified protocol nodes in virtual time.
@@ -184,6 +187,7 @@ impl Sim {
                 timer_at: Time::MAX,
                 protocol: None,
                 behaviour: None,
+                id: None,
             })
             .collect();
         Ok(Sim {
@@ -289,6 +293,23 @@ impl Sim {
         if let Some(s) = self.slots.get_mut(node.index()) {
             s.behaviour = Some(behaviour);
         }
+    }
+
+    /// Makes `node` run under `id` instead of the id derived from the seed,
+    /// from its next fresh start: an attacker that generated keys until one
+    /// landed where it wanted ([`crate::adversary::grind`]).
+    pub fn set_node_id(&mut self, node: NodeIdx, id: Id) {
+        if let Some(s) = self.slots.get_mut(node.index()) {
+            s.id = Some(id);
+        }
+    }
+
+    /// The id slot `node` runs (or will run at its next fresh start).
+    pub fn node_id(&self, node: NodeIdx) -> Id {
+        self.slots
+            .get(node.index())
+            .and_then(|s| s.id)
+            .unwrap_or_else(|| crate::seed::node_id(self.config.seed, node.0))
     }
 
     /// Node events collected so far (only with `keep_events`), emptied.
@@ -647,7 +668,7 @@ struct SimIo<'a> {
 }
 
 impl Driver<NodeIdx> for SimIo<'_> {
-    fn transmit(&mut self, _: &mut Node<NodeIdx>, now: Time, t: Transmit<NodeIdx>) {
+    fn transmit(&mut self, node: &mut Node<NodeIdx>, now: Time, t: Transmit<NodeIdx>) {
         let sim = &mut *self.sim;
         let slot = &mut sim.slots[self.idx.index()];
         let t = match slot.behaviour.as_mut() {
@@ -660,6 +681,12 @@ impl Driver<NodeIdx> for SimIo<'_> {
             },
             None => t,
         };
+        // The authenticated transport: a message goes out only in the name
+        // of the key the sending slot holds, whatever its behaviour rewrote.
+        if t.msg.sender != node.id() {
+            sim.stats.forged += 1;
+            return;
+        }
         sim.send(self.idx, t);
     }
 
