@@ -530,3 +530,36 @@ async fn an_old_version_peer_is_refused_and_counted() {
     assert_eq!(status.transport.auth_failures, 0);
     a.stop().await;
 }
+
+/// The limits bite failures, not successes: a testnet of 64 honest nodes on
+/// 127.0.0.1 joins, announces and finds without a dial refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_testnet_of_64_nodes_on_one_ip_keeps_working() {
+    let mut nodes = Vec::new();
+    for n in 0..64u8 {
+        nodes.push(LiveNode::start(config(100 + n)).await.unwrap());
+    }
+    let h: Vec<NodeHandle> = nodes.iter().map(LiveNode::handle).collect();
+    let seed = h[0].listen_addr();
+    for node in &h[1..] {
+        node.bootstrap(vec![seed]).await.expect("every node joins");
+    }
+    let key = Id::hash_of(b"on a crowded IP");
+    h[17].announce(key).await.expect("announce");
+    for finder in [&h[1], &h[40], &h[63]] {
+        let found = finder.find_providers(key).await.expect("find providers");
+        assert!(
+            matches!(&found.output, QueryOutput::Providers(p) if p.iter().any(|c| c.id == h[17].id())),
+            "{:?}",
+            found.output
+        );
+    }
+    let mut refused = 0;
+    for node in &h {
+        refused += node.status().await.unwrap().transport.dials_refused;
+    }
+    assert_eq!(refused, 0, "no honest dial was refused");
+    for node in nodes {
+        node.stop().await;
+    }
+}
