@@ -115,11 +115,8 @@ impl DataDir {
 
     /// The node id saved by an earlier run, if any.
     pub fn load_identity(&self) -> Result<Option<Id>, DataDirError> {
-        let path = self.root.join("identity");
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(DataDirError::Io { path, source }),
+        let Some((path, text)) = self.read_optional("identity")? else {
+            return Ok(None);
         };
         text.trim()
             .parse()
@@ -150,11 +147,8 @@ impl DataDir {
 
     /// The key seed saved by an earlier run, if any.
     pub fn load_key(&self) -> Result<Option<KeySeed>, DataDirError> {
-        let path = self.root.join("key");
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(DataDirError::Io { path, source }),
+        let Some((path, text)) = self.read_optional("key")? else {
+            return Ok(None);
         };
         parse_seed(text.trim())
             .map(Some)
@@ -200,6 +194,16 @@ impl DataDir {
             text.push_str(&format!("{} {}\n", p.id, p.addr));
         }
         self.write_file("peers", text.as_bytes())
+    }
+
+    /// The file `name` and its text, or `None` if it does not exist.
+    fn read_optional(&self, name: &str) -> Result<Option<(PathBuf, String)>, DataDirError> {
+        let path = self.root.join(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some((path, text))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DataDirError::Io { path, source }),
+        }
     }
 
     /// The lines of the file `name`, or none if it cannot be read.

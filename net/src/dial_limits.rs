@@ -135,12 +135,7 @@ impl DialLimits {
         }
         if self.verified.len() > self.config.max_verified {
             // Forget the pair verified longest ago.
-            if let Some(oldest) = self
-                .verified
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = oldest(&self.verified) {
                 self.forget_verified(oldest);
             }
         }
@@ -155,12 +150,7 @@ impl DialLimits {
         }
         self.failed.insert(addr, now);
         if self.failed.len() > self.config.max_failed {
-            if let Some(oldest) = self
-                .failed
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(a, _)| *a)
-            {
+            if let Some(oldest) = oldest(&self.failed) {
                 self.failed.remove(&oldest);
             }
         }
@@ -207,6 +197,12 @@ impl DialLimits {
             self.per_ip.remove(&ip);
         }
     }
+}
+
+/// The key stamped longest ago: what a full map forgets first. A scan, but
+/// only when the map is over its bound, and the bounds are a few thousand.
+fn oldest<K: Copy>(map: &BTreeMap<K, Instant>) -> Option<K> {
+    map.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k)
 }
 
 #[cfg(test)]

@@ -177,13 +177,7 @@ async fn garbage_fails_pending_requests_at_once() {
     // The fake peer introduces itself with a ping, so A puts it in its table.
     let fake_listen: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut s = RawPeer::connect(ha.listen_addr(), b"fake peer", fake_listen).await;
-    let ping = Message::<SocketAddr> {
-        sender: s.id,
-        rpc: RpcId(1),
-        body: Body::Ping,
-    };
-    s.send(&ping).await;
-    assert_eq!(s.recv().await.body, Body::Pong);
+    s.introduce().await;
 
     // A asks the fake peer (its only contact) something, over the same connection.
     let lookup = tokio::spawn({

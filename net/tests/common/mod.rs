@@ -121,6 +121,19 @@ impl RawPeer {
         })
     }
 
+    /// Pings the server in its own name, so the server puts it in its table,
+    /// and waits for the pong.
+    pub async fn introduce(&mut self) {
+        let ping = Message {
+            sender: self.id,
+            rpc: distroweb_protocol::RpcId(1),
+            body: distroweb_protocol::Body::Ping,
+        };
+        self.send(&ping).await;
+        let pong = self.recv().await;
+        assert_eq!(pong.body, distroweb_protocol::Body::Pong);
+    }
+
     /// Sends `payload` as one sealed frame.
     pub async fn send_raw(&mut self, payload: &[u8]) {
         let mut sealed = Vec::new();
