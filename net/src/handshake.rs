@@ -221,6 +221,16 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&ours).await?;
     let mut theirs = [0u8; PREAMBLE_BYTES];
     stream.read_exact(&mut theirs).await?;
+    if theirs[..4] != MAGIC && theirs[4..] == MAGIC {
+        // Versions 1 and 2 opened with a hello frame: a length, the magic,
+        // then the version. Name that version rather than call it a stranger.
+        let mut version = [0u8; 4];
+        stream.read_exact(&mut version).await?;
+        return Err(HandshakeError::WrongVersion {
+            theirs: u32::from_be_bytes(version),
+            ours: PROTOCOL_VERSION,
+        });
+    }
     check_preamble(&theirs)?;
     let prologue: Vec<u8> = match role {
         Role::Dialer { .. } => [ours, theirs].concat(),

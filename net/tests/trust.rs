@@ -502,7 +502,8 @@ async fn idle_connections_from_one_ip_do_not_lock_out_a_new_node() {
 }
 
 /// A peer speaking protocol version 2 gets our preamble, then a closed
-/// connection, and the mismatch is counted.
+/// connection, and the mismatch is counted: whether it sends a version-2
+/// preamble or the hello frame real version-2 nodes sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_version_peer_is_refused_and_counted() {
     let a = start(14).await;
@@ -513,8 +514,15 @@ async fn an_old_version_peer_is_refused_and_counted() {
     s.read_exact(&mut theirs).await.unwrap();
     assert_eq!(theirs, preamble(PROTOCOL_VERSION));
     assert!(closed_within(&mut s, T).await, "the connection is closed");
+    // A real version-2 node opens with a hello frame: length, magic, version.
+    let mut s = TcpStream::connect(ha.listen_addr()).await.unwrap();
+    let mut hello = 40u32.to_be_bytes().to_vec();
+    hello.extend_from_slice(&preamble(2));
+    hello.extend_from_slice(&[0u8; 32]);
+    s.write_all(&hello).await.unwrap();
+    assert!(closed_within(&mut s, T).await, "the v2 hello is refused");
     let status = ha.status().await.unwrap();
-    assert_eq!(status.transport.version_mismatches, 1);
+    assert_eq!(status.transport.version_mismatches, 2);
     assert_eq!(status.transport.auth_failures, 0);
     a.stop().await;
 }
