@@ -51,7 +51,7 @@ pub struct Args {
     /// A peer to join through, HOST:PORT; repeat for several.
     #[arg(long = "bootstrap", value_name = "HOST:PORT")]
     bootstrap: Vec<String>,
-    /// Where identity, known peers and content are kept [default: the platform data dir].
+    /// Where the node key, known peers and content are kept [default: the platform data dir].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// This machine's upload capacity in Mbit/s: past it, peers asking for

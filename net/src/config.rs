@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
-use distroweb_protocol::{Config as ProtocolConfig, Id};
+use distroweb_protocol::Config as ProtocolConfig;
+
+use crate::node_key::KeySeed;
 
 /// How a live node listens, dials and bounds its connections.
 #[derive(Clone, Debug)]
@@ -16,24 +18,63 @@ pub struct NetConfig {
     /// listen address. Peers always substitute the IP they see the connection
     /// come from, so an unspecified IP (`0.0.0.0`) works for direct neighbours.
     pub advertise: Option<SocketAddr>,
-    /// This node's id; `None` draws a random one.
-    pub id: Option<Id>,
+    /// This node's Ed25519 secret key seed (its id is BLAKE3 of the public
+    /// key); `None` loads the data directory's key, or makes one (saved there
+    /// when there is a data directory). Never printed: its `Debug` hides it.
+    pub key: Option<KeySeed>,
+    /// The S/Kademlia static puzzle, a network-wide parameter: a key is valid
+    /// when BLAKE3 of its id starts with this many zero bits, and a peer whose
+    /// key does not is refused in the handshake. Making a key takes `2^bits`
+    /// tries of about 20 µs each: 8 bits (the default) about 5 ms, and every
+    /// extra bit doubles it; an attacker pays the same for each id it tries.
+    pub id_difficulty_bits: u32,
     /// Seed for the protocol's RNG; `None` draws one from the OS.
     pub seed: Option<u64>,
-    /// Where the identity, known peers and content live; `None` keeps everything
-    /// in memory and forgets it at exit. An `id` given above overrides a saved one.
+    /// Where the key, known peers and content live; `None` keeps everything
+    /// in memory and forgets it at exit. A `key` given above overrides a saved one.
     pub data_dir: Option<PathBuf>,
     /// How often the known peers are saved to the data directory (and at shutdown).
     pub persist_interval: Duration,
     /// The protocol state machine's configuration.
     pub protocol: ProtocolConfig,
-    /// Open connections at most, inbound and outbound together (dials in progress count).
-    pub max_connections: usize,
+    /// Inbound connections open at most, handshakes in progress included. When
+    /// full, a newcomer evicts the oldest connection still in its handshake
+    /// from the IP that has the most of those (Bitcoin Core's eviction in spirit).
+    pub max_inbound_connections: usize,
+    /// Outbound connections open at most, dials in progress included: a budget
+    /// of its own, so an inbound flood never stops this node dialling out.
+    pub max_outbound_connections: usize,
+    /// Inbound connections from one IP still in their handshake, at most; more
+    /// are closed at once. Counts only unauthenticated ones, so it costs honest
+    /// peers nothing.
+    pub max_handshaking_per_ip: usize,
+    /// Inbound connections from one IP at most, established or not: generous,
+    /// because a loopback testnet runs every node on one IP.
+    pub max_inbound_per_ip: usize,
+    /// Dials in progress at most to one IP for (address, id) pairs not verified
+    /// recently, plus one for each pair at that IP that was: a third party
+    /// named in a message sees at most this many connections at once.
+    pub max_unverified_dials_per_ip: usize,
+    /// Failed dials to one IP within `dial_failure_window` after which no
+    /// unverified dial goes there until the window moves on (plus one for each
+    /// verified pair at that IP): failures are limited, successes are not.
+    pub max_dial_failures_per_ip: usize,
+    /// The window `max_dial_failures_per_ip` counts over.
+    pub dial_failure_window: Duration,
+    /// An address whose connect or handshake failed is not dialled again
+    /// (unless verified) for this long.
+    pub failed_dial_backoff: Duration,
+    /// Addresses remembered as failed, at most (oldest forgotten first).
+    pub max_failed_addresses: usize,
+    /// How long a dial that proved the id it expected counts as verified.
+    pub verified_ttl: Duration,
+    /// (address, id) pairs remembered as verified, at most (oldest forgotten first).
+    pub max_verified_peers: usize,
     /// The largest frame accepted or sent, in bytes (length prefix excluded).
     pub max_frame_bytes: usize,
     /// How long a TCP connect may take.
     pub dial_timeout: Duration,
-    /// How long the peer has to send its hello after the TCP connection opens.
+    /// How long the whole handshake (preamble and Noise) may take after the TCP connection opens.
     pub handshake_timeout: Duration,
     /// How long the rest of a frame may take once its length has arrived.
     pub read_timeout: Duration,
@@ -70,12 +111,23 @@ impl Default for NetConfig {
         NetConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 4100)),
             advertise: None,
-            id: None,
+            key: None,
+            id_difficulty_bits: 8,
             seed: None,
             data_dir: None,
             persist_interval: Duration::from_secs(60),
             protocol: ProtocolConfig::default(),
-            max_connections: 256,
+            max_inbound_connections: 192,
+            max_outbound_connections: 64,
+            max_handshaking_per_ip: 8,
+            max_inbound_per_ip: 128,
+            max_unverified_dials_per_ip: 4,
+            max_dial_failures_per_ip: 4,
+            dial_failure_window: Duration::from_secs(60),
+            failed_dial_backoff: Duration::from_secs(60),
+            max_failed_addresses: 1024,
+            verified_ttl: Duration::from_secs(3600),
+            max_verified_peers: 4096,
             max_frame_bytes: MAX_MESSAGE_BYTES,
             dial_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),

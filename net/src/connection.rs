@@ -1,5 +1,6 @@
-//! One established peer connection: a reader and a writer in one task, reporting
-//! to the node task through its input queue.
+//! One established peer connection: a reader task and a writer task, each
+//! with its half of the session keys, reporting to the node task through its
+//! input queue.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,12 +12,13 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::NetConfig;
 use crate::error::Chain;
-use crate::frame::{self, FrameError};
-use crate::handshake::{HandshakeError, Hello};
+use crate::frame::{FrameError, Opener, Sealer};
+use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
+use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
 
 /// Names one connection for the lifetime of the process.
@@ -35,18 +37,32 @@ pub(crate) enum Input {
     /// A connection closed.
     Down {
         conn: ConnId,
-        peer: SocketAddr,
+        peer_id: Id,
         reason: CloseReason,
     },
-    /// A dial to `peer` failed; frames held for it are lost.
+    /// A dial to `peer` failed (connect, handshake, or the peer proved
+    /// another id); frames held for it are lost.
     DialFailed { peer: SocketAddr },
+}
+
+/// Which end opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// We dialled its address, so the address is proven to reach the id.
+    Outbound,
+    /// The peer dialled us; its address is the IP seen and the port it states.
+    Inbound,
 }
 
 /// A connection ready for frames, as handed to the node task.
 #[derive(Debug)]
 pub(crate) struct Established {
     pub conn: ConnId,
+    /// The id the peer proved in the handshake.
+    pub peer_id: Id,
+    /// The address the node knows the peer at: dialled, or seen IP and stated port.
     pub peer: SocketAddr,
+    pub direction: Direction,
     pub frames: Outbox,
 }
 
@@ -80,6 +96,8 @@ impl Outbox {
 pub(crate) enum CloseReason {
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error("sealing a frame failed: {0}")]
+    Seal(FrameError),
     #[error("undecodable message: {0}")]
     Garbage(DecodeError),
     #[error("message claims sender {claimed:?}, but the connection belongs to {peer:?}")]
@@ -100,7 +118,10 @@ impl CloseReason {
             CloseReason::Garbage(_)
                 | CloseReason::WrongSender { .. }
                 | CloseReason::Frame(
-                    FrameError::TooLarge { .. } | FrameError::Truncated | FrameError::Stalled
+                    FrameError::TooLarge { .. }
+                        | FrameError::Truncated
+                        | FrameError::Stalled
+                        | FrameError::Forged
                 )
         )
     }
@@ -110,12 +131,14 @@ impl CloseReason {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: NetConfig,
-    /// This node's hello, sent on every connection.
-    pub hello: Hello,
+    /// What this node proves in every handshake.
+    pub local: LocalIdentity,
+    /// The address this node tells peers it listens at.
+    pub advertised: SocketAddr,
     pub inputs: mpsc::Sender<Input>,
     pub stats: Arc<TransportStats>,
-    /// One permit per open connection or dial in progress (`max_connections`).
-    pub permits: Arc<Semaphore>,
+    /// Inbound and outbound connection slots.
+    pub slots: Arc<Slots>,
     pub shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
 }
@@ -123,14 +146,16 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(
         config: NetConfig,
-        hello: Hello,
+        local: LocalIdentity,
+        advertised: SocketAddr,
         inputs: mpsc::Sender<Input>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Shared {
-            permits: Arc::new(Semaphore::new(config.max_connections)),
+            slots: Arc::new(Slots::new(&config)),
             config,
-            hello,
+            local,
+            advertised,
             inputs,
             stats: Arc::new(TransportStats::default()),
             shutdown,
@@ -138,17 +163,23 @@ impl Shared {
         }
     }
 
-    /// Connections open (or being dialled) right now.
-    pub fn open_connections(&self) -> usize {
-        self.config
-            .max_connections
-            .saturating_sub(self.permits.available_permits())
+    /// A name for a new connection; names ascend, so older connections have smaller ones.
+    pub fn next_conn(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts and logs a failed handshake; a version mismatch is worth a warning
-    /// because the operator must upgrade one side.
+    /// Connections open (or being dialled) right now.
+    pub fn open_connections(&self) -> usize {
+        self.slots.open()
+    }
+
+    /// Counts and logs a failed handshake, once per connection; a version
+    /// mismatch is worth a warning because the operator must upgrade one side.
     pub fn handshake_failed(&self, peer: SocketAddr, e: &HandshakeError) {
         TransportStats::bump(&self.stats.handshakes_failed);
+        if e.is_auth_failure() {
+            TransportStats::bump(&self.stats.auth_failures);
+        }
         match e {
             HandshakeError::WrongVersion { theirs, ours } => {
                 TransportStats::bump(&self.stats.version_mismatches);
@@ -157,29 +188,47 @@ impl Shared {
                     "refused peer: it speaks protocol version {theirs}, this node speaks {ours}"
                 );
             }
-            HandshakeError::NotDistroweb | HandshakeError::Malformed | HandshakeError::OwnId => {
+            HandshakeError::NotDistroweb | HandshakeError::OwnId => {
                 tracing::info!(%peer, "handshake refused: {}", Chain(e));
+            }
+            e if e.is_auth_failure() => {
+                tracing::info!(%peer, "peer failed to prove its id: {}", Chain(e));
             }
             _ => tracing::debug!(%peer, "handshake failed: {}", Chain(e)),
         }
     }
 }
 
-/// Runs an established connection until it closes: announces it to the node
-/// task, then reads and writes frames. `permit` is held for the connection's life.
+/// Runs an authenticated connection until it closes: announces it to the
+/// node task, then reads and writes sealed frames. `slot` is held for the
+/// connection's life.
 pub(crate) async fn run(
     shared: Arc<Shared>,
+    conn: ConnId,
     stream: TcpStream,
     peer: SocketAddr,
-    peer_id: Id,
-    permit: OwnedSemaphorePermit,
+    auth: Authenticated,
+    slot: Slot,
 ) {
-    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let direction = match slot {
+        Slot::Inbound(_) => Direction::Inbound,
+        Slot::Outbound(_) => Direction::Outbound,
+    };
+    let peer_id = auth.id;
+    let (sealer, opener) = match auth.session.split() {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::warn!(%peer, "cannot use the session keys: {e}");
+            return;
+        }
+    };
     let (tx, rx) = mpsc::channel(shared.config.max_queued_frames);
     let queued = Arc::new(AtomicUsize::new(0));
     let up = Established {
         conn,
+        peer_id,
         peer,
+        direction,
         frames: Outbox {
             tx,
             queued: queued.clone(),
@@ -189,15 +238,22 @@ pub(crate) async fn run(
     if shared.inputs.send(Input::Up(up)).await.is_err() {
         return;
     }
-    tracing::debug!(%peer, peer_id = %peer_id.short(), conn, "connection up");
+    tracing::debug!(%peer, peer_id = %peer_id.short(), conn, ?direction, "connection up");
     let (r, w) = stream.into_split();
+    // The writer is a task of its own, so sealing what this node sends and
+    // opening what it receives run on two threads at once.
+    let mut writer = tokio::spawn({
+        let shared = shared.clone();
+        async move { write_loop(&shared, w, sealer, rx, &queued).await }
+    });
     let mut shutdown = shared.shutdown.clone();
     let reason = tokio::select! {
-        reason = read_loop(&shared, BufReader::new(r), peer, peer_id) => reason,
-        reason = write_loop(&shared, w, rx, &queued) => reason,
+        reason = read_loop(&shared, BufReader::new(r), opener, peer, peer_id) => reason,
+        reason = &mut writer => reason.unwrap_or(CloseReason::Shutdown),
         _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
     };
-    drop(permit);
+    writer.abort();
+    drop(slot);
     if reason.is_misbehaviour() {
         TransportStats::bump(&shared.stats.bad_frames);
         tracing::warn!(%peer, peer_id = %peer_id.short(), "disconnected misbehaving peer: {}", Chain(&reason));
@@ -205,23 +261,33 @@ pub(crate) async fn run(
         tracing::debug!(%peer, conn, "connection closed: {}", Chain(&reason));
     }
     if !matches!(reason, CloseReason::Shutdown) {
-        let _ = shared.inputs.send(Input::Down { conn, peer, reason }).await;
+        let _ = shared
+            .inputs
+            .send(Input::Down {
+                conn,
+                peer_id,
+                reason,
+            })
+            .await;
     }
 }
 
 async fn read_loop(
     shared: &Shared,
     mut r: BufReader<OwnedReadHalf>,
+    mut opener: Opener,
     peer: SocketAddr,
     peer_id: Id,
 ) -> CloseReason {
     let c = &shared.config;
     loop {
-        let bytes =
-            match frame::read(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout).await {
-                Ok(bytes) => bytes,
-                Err(e) => return e.into(),
-            };
+        let bytes = match opener
+            .read(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(e) => return e.into(),
+        };
         let msg = match Message::<SocketAddr>::decode(&bytes) {
             Ok(msg) => msg,
             Err(e) => return CloseReason::Garbage(e),
@@ -250,21 +316,26 @@ async fn read_loop(
 async fn write_loop(
     shared: &Shared,
     mut w: OwnedWriteHalf,
+    mut sealer: Sealer,
     mut rx: mpsc::Receiver<Bytes>,
     queued: &AtomicUsize,
 ) -> CloseReason {
-    while let Some(frame) = rx.recv().await {
-        let written = tokio::time::timeout(shared.config.write_timeout, w.write_all(&frame)).await;
-        queued.fetch_sub(frame.len(), Ordering::Relaxed);
+    // One buffer for every sealed piece: a piece goes out while the next is
+    // sealed, so the peer opens the first while we seal the rest.
+    let mut sealed = Vec::new();
+    while let Some(payload) = rx.recv().await {
+        let written = tokio::time::timeout(
+            shared.config.write_timeout,
+            write_sealed(&mut w, &mut sealer, &payload, &mut sealed),
+        )
+        .await;
+        queued.fetch_sub(payload.len(), Ordering::Relaxed);
         match written {
             Ok(Ok(())) => {
                 TransportStats::bump(&shared.stats.frames_out);
-                TransportStats::add(
-                    &shared.stats.bytes_out,
-                    frame.len().saturating_sub(frame::LENGTH_BYTES),
-                );
+                TransportStats::add(&shared.stats.bytes_out, payload.len());
             }
-            Ok(Err(e)) => return CloseReason::WriteFailed(e),
+            Ok(Err(e)) => return e,
             Err(_) => return CloseReason::WriteTimeout,
         }
     }
@@ -272,4 +343,23 @@ async fn write_loop(
     // peer replaced it; keep reading what the peer already sent here until the
     // idle timeout closes it.
     std::future::pending().await
+}
+
+/// Seals and writes one frame, a piece at a time.
+async fn write_sealed(
+    w: &mut OwnedWriteHalf,
+    sealer: &mut Sealer,
+    payload: &[u8],
+    sealed: &mut Vec<u8>,
+) -> Result<(), CloseReason> {
+    let mut pieces = sealer.pieces(payload).map_err(CloseReason::Seal)?;
+    loop {
+        sealed.clear();
+        if !pieces.next(sealed).map_err(CloseReason::Seal)? {
+            return Ok(());
+        }
+        w.write_all(sealed)
+            .await
+            .map_err(CloseReason::WriteFailed)?;
+    }
 }

@@ -1,8 +1,10 @@
-//! The node's directory on disk: its identity and the peers it knew, written
+//! The node's directory on disk: its key and the peers it knew, written
 //! atomically so a crash leaves either the old file or the new one, never half.
 //!
-//! Layout: `identity` (the node id, 64 hex characters), `peers` (one `id addr` per
-//! line), and the content store's own subdirectory.
+//! Layout: `key` (the Ed25519 secret key seed, 64 hex characters, mode 0600;
+//! the node id is derived from it), `peers` (one `id addr` per line), and the
+//! content store's own subdirectory. An `identity` file (a bare node id, from
+//! before ids were bound to keys) is read only to migrate it, then removed.
 
 use std::fs;
 use std::io::{self, Write};
@@ -10,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use distroweb_protocol::{Contact, Id};
+
+use crate::node_key::{KeySeed, SEED_BYTES};
 
 /// Most peers remembered across restarts.
 pub const MAX_REMEMBERED_PEERS: usize = 1024;
@@ -32,6 +36,12 @@ pub enum DataDirError {
         path: PathBuf,
         /// Who holds it, as far as the file says ("pid N").
         holder: String,
+    },
+    /// The key file holds something other than a key seed.
+    #[error("{path} does not hold a node key; move it away to start with a new identity")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
     },
     /// The identity file holds something other than a node id.
     #[error(
@@ -105,11 +115,8 @@ impl DataDir {
 
     /// The node id saved by an earlier run, if any.
     pub fn load_identity(&self) -> Result<Option<Id>, DataDirError> {
-        let path = self.root.join("identity");
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(DataDirError::Io { path, source }),
+        let Some((path, text)) = self.read_optional("identity")? else {
+            return Ok(None);
         };
         text.trim()
             .parse()
@@ -122,9 +129,41 @@ impl DataDir {
             )
     }
 
-    /// Saves the node id for later runs.
+    /// Saves the node id for later runs (the layout before keys; tests of the migration use it).
     pub fn save_identity(&self, id: Id) -> Result<(), DataDirError> {
         self.write_file("identity", format!("{id}\n").as_bytes())
+    }
+
+    /// Removes the pre-key `identity` file once its id has been replaced.
+    pub fn remove_identity(&self) -> Result<(), DataDirError> {
+        let path = self.root.join("identity");
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(DataDirError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The key seed saved by an earlier run, if any.
+    pub fn load_key(&self) -> Result<Option<KeySeed>, DataDirError> {
+        let Some((path, text)) = self.read_optional("key")? else {
+            return Ok(None);
+        };
+        parse_seed(text.trim())
+            .map(Some)
+            .ok_or(DataDirError::BadKey { path })
+    }
+
+    /// Saves the key seed, readable by the owner only.
+    pub fn save_key(&self, seed: &KeySeed) -> Result<(), DataDirError> {
+        let path = self.root.join("key");
+        let mut text = String::with_capacity(2 * SEED_BYTES + 1);
+        for b in seed.0 {
+            text.push_str(&format!("{b:02x}"));
+        }
+        text.push('\n');
+        write_secret(&path, text.as_bytes()).map_err(|source| DataDirError::Io { path, source })
     }
 
     /// The peers saved by an earlier run; unreadable lines are skipped.
@@ -157,6 +196,16 @@ impl DataDir {
         self.write_file("peers", text.as_bytes())
     }
 
+    /// The file `name` and its text, or `None` if it does not exist.
+    fn read_optional(&self, name: &str) -> Result<Option<(PathBuf, String)>, DataDirError> {
+        let path = self.root.join(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some((path, text))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DataDirError::Io { path, source }),
+        }
+    }
+
     /// The lines of the file `name`, or none if it cannot be read.
     pub fn read_lines(&self, name: &str) -> Vec<String> {
         fs::read_to_string(self.root.join(name))
@@ -183,14 +232,35 @@ pub struct DirLock {
 /// the new, never a mix: write a temporary file beside it, fsync it, rename it
 /// over `path`, then fsync the directory so the rename itself is durable.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(
+        path,
+        bytes,
+        fs::OpenOptions::new().write(true).create_new(true),
+    )
+}
+
+/// Like [`write_atomic`], for a secret: the file is created readable and
+/// writable by its owner only (0600), so the secret is never readable by others,
+/// not even for a moment before a `chmod`.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    write_atomic_with(path, bytes, &options)
+}
+
+fn write_atomic_with(path: &Path, bytes: &[u8], options: &fs::OpenOptions) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     // The process id and a counter keep concurrent writers off each other's temp files.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    // A temp file left by a crashed process with our pid would make `create_new` fail.
+    let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -205,6 +275,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A seed from its 64 hex characters.
+fn parse_seed(text: &str) -> Option<KeySeed> {
+    if text.len() != 2 * SEED_BYTES || !text.is_ascii() {
+        return None;
+    }
+    let mut seed = [0u8; SEED_BYTES];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(KeySeed(seed))
 }
 
 #[cfg(test)]
@@ -266,6 +348,28 @@ mod tests {
             format!("{}\n", std::process::id())
         );
         drop(taken);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_key_is_private_and_survives_a_reopen() {
+        let root = temp_dir("data-dir-key");
+        let dir = DataDir::open(&root).unwrap();
+        assert_eq!(dir.load_key().unwrap(), None);
+        let seed = KeySeed([0xa5; SEED_BYTES]);
+        dir.save_key(&seed).unwrap();
+        assert_eq!(
+            DataDir::open(&root).unwrap().load_key().unwrap(),
+            Some(seed)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(root.join("key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::write(root.join("key"), "zz").unwrap();
+        assert!(matches!(dir.load_key(), Err(DataDirError::BadKey { .. })));
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -21,12 +21,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Sleep;
 
 use crate::clock::Clock;
-use crate::connection::{ConnId, Established, Input as TransportInput, Outbox, Shared};
+use crate::connection::{ConnId, Direction, Established, Input as TransportInput, Outbox, Shared};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial;
+use crate::dial_limits::{DialLimits, Trust};
 use crate::error::{Chain, NetError};
 use crate::fetching::FetchProgress;
-use crate::frame;
 use crate::handle::{Command, Publish, QueryCommand, QueryDone};
 use crate::holdings::{manifest_size, Holdings};
 use crate::stats::TransportStats;
@@ -39,7 +39,19 @@ use crate::upload_blocks::{Registration, UploadBlocks};
 #[derive(Debug)]
 struct Conn {
     id: ConnId,
+    /// Where the node knows the peer: the address dialled, or for an inbound
+    /// connection the IP seen and the port the peer stated.
+    addr: SocketAddr,
     frames: Outbox,
+}
+
+/// A dial in progress: what it must prove, how it counts against the dial
+/// limits, and the frames waiting for it with the id each one requires.
+#[derive(Debug)]
+struct Dialing {
+    expect: Option<Id>,
+    trust: Trust,
+    frames: Vec<(Option<Id>, Bytes)>,
 }
 
 /// A finished query and when it finished.
@@ -83,10 +95,15 @@ struct Io {
     listen: SocketAddr,
     pool: StorePool,
     commands_tx: mpsc::Sender<Command>,
-    /// The connection used to reach each peer, by the peer's address.
-    conns: BTreeMap<SocketAddr, Conn>,
-    /// Frames waiting for a dial in progress, by peer address.
-    dialing: BTreeMap<SocketAddr, Vec<Bytes>>,
+    /// The connection used to reach each peer, by the id it proved.
+    conns: BTreeMap<Id, Conn>,
+    /// The ids of outbound connections by the address dialled, for bootstrap
+    /// seeds (whose id the node does not know yet).
+    dialed: BTreeMap<SocketAddr, Id>,
+    /// Dials in progress, by address.
+    dialing: BTreeMap<SocketAddr, Dialing>,
+    /// Which dials may be made.
+    limits: DialLimits,
     /// Callers waiting for their query to finish (bounded by the node's `max_queries`).
     waiters: BTreeMap<QueryId, oneshot::Sender<Result<QueryDone, NetError>>>,
     recent: VecDeque<Finished>,
@@ -121,6 +138,7 @@ impl Driver {
         data_dir: Option<DataDir>,
         holdings: Holdings,
     ) -> Self {
+        let limits = DialLimits::new(&shared.config);
         Driver {
             node,
             inputs: inbox.inputs,
@@ -133,7 +151,9 @@ impl Driver {
                 pool: inbox.pool,
                 commands_tx: inbox.commands_tx,
                 conns: BTreeMap::new(),
+                dialed: BTreeMap::new(),
                 dialing: BTreeMap::new(),
+                limits,
                 waiters: BTreeMap::new(),
                 recent: VecDeque::new(),
                 queries_succeeded: 0,
@@ -217,11 +237,12 @@ impl distroweb_protocol::Driver<SocketAddr> for Io {
 }
 
 impl Io {
-    /// Queues a message on its peer's connection (dialling if needed); `Err`
-    /// names a peer that cannot be reached at all.
+    /// Queues a message on the connection of the id it is for (dialling if
+    /// needed, and requiring the dial to prove that id); `Err` names a peer
+    /// that cannot be reached at all.
     fn send(&mut self, t: Transmit<SocketAddr>) -> Result<(), SocketAddr> {
         let payload = match t.msg.encode() {
-            Ok(p) if p.len() <= self.shared.config.max_frame_bytes => p,
+            Ok(p) if p.len() <= self.shared.config.max_frame_bytes => Bytes::from(p),
             Ok(p) => {
                 tracing::warn!(to = %t.to, len = p.len(), "dropping a message over the frame limit");
                 self.dropped(1);
@@ -233,11 +254,13 @@ impl Io {
                 return Ok(());
             }
         };
-        let frame = frame::encode(&payload);
         let to = t.to;
-        let frame = match self.conns.get(&to) {
-            None => frame,
-            Some(c) => match c.frames.try_send(frame) {
+        // A message goes only to a connection that proved the id it is for;
+        // a seed's (no id yet) to the connection dialled at its address.
+        let via = t.to_id.or_else(|| self.dialed.get(&to).copied());
+        let payload = match via.and_then(|id| self.conns.get(&id).map(|c| (id, c))) {
+            None => payload,
+            Some((id, c)) => match c.frames.try_send(payload) {
                 Ok(()) => return Ok(()),
                 // The peer reads slower than we write: drop, as a lossy network
                 // would; the protocol's timeouts and retries take it from here.
@@ -245,31 +268,58 @@ impl Io {
                     self.dropped(1);
                     return Ok(());
                 }
-                Err(TrySendError::Closed(frame)) => {
-                    self.conns.remove(&to);
-                    frame
+                Err(TrySendError::Closed(payload)) => {
+                    self.forget_conn(id);
+                    payload
                 }
             },
         };
         if let Some(waiting) = self.dialing.get_mut(&to) {
-            if waiting.len() < self.shared.config.max_frames_while_dialing {
-                waiting.push(frame);
+            if waiting.frames.len() < self.shared.config.max_frames_while_dialing {
+                waiting.frames.push((t.to_id, payload));
             } else {
                 self.dropped(1);
             }
             return Ok(());
         }
-        match dial::start(&self.shared, to) {
+        let trust = match self.limits.start(std::time::Instant::now(), to, t.to_id) {
+            Ok(trust) => trust,
+            Err(e) => {
+                tracing::debug!(peer = %to, "not dialling: {e}");
+                TransportStats::bump(&self.shared.stats.dials_refused);
+                self.dropped(1);
+                return Err(to);
+            }
+        };
+        match dial::start(&self.shared, to, t.to_id) {
             Ok(()) => {
-                self.dialing.insert(to, vec![frame]);
+                self.dialing.insert(
+                    to,
+                    Dialing {
+                        expect: t.to_id,
+                        trust,
+                        frames: vec![(t.to_id, payload)],
+                    },
+                );
                 Ok(())
             }
             Err(e) => {
                 tracing::debug!(peer = %to, "cannot send: {e}");
+                // Nothing reached the address: it neither failed nor succeeded.
+                self.limits.abandoned(to, trust);
                 self.dropped(1);
                 Err(to)
             }
         }
+    }
+
+    /// Forgets the connection of `id`, and the address index pointing to it.
+    fn forget_conn(&mut self, id: Id) -> Option<Conn> {
+        let c = self.conns.remove(&id)?;
+        if self.dialed.get(&c.addr) == Some(&id) {
+            self.dialed.remove(&c.addr);
+        }
+        Some(c)
     }
 
     fn dropped(&self, n: usize) {
@@ -282,36 +332,74 @@ impl Io {
             TransportInput::Message { from, msg } => {
                 node.handle_input(now, Input::Message { from, msg });
             }
-            TransportInput::Up(est) => self.on_up(est),
-            TransportInput::Down { conn, peer, reason } => {
-                if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
-                    self.conns.remove(&peer);
-                    // Requests awaiting this peer will get no answer on this
-                    // connection; let them fail now rather than at their deadline.
-                    tracing::trace!(%peer, "reporting closed connection: {}", Chain(&reason));
-                    node.handle_input(now, Input::SendFailed { to: peer });
+            TransportInput::Up(est) => self.on_up(node, est),
+            TransportInput::Down {
+                conn,
+                peer_id,
+                reason,
+            } => {
+                if self.conns.get(&peer_id).is_some_and(|c| c.id == conn) {
+                    if let Some(c) = self.forget_conn(peer_id) {
+                        // Requests awaiting this peer will get no answer on this
+                        // connection; let them fail now rather than at their deadline.
+                        tracing::trace!(peer = %c.addr, "reporting closed connection: {}", Chain(&reason));
+                        node.handle_input(now, Input::SendFailed { to: c.addr });
+                    }
                 }
             }
             TransportInput::DialFailed { peer } => {
-                if let Some(frames) = self.dialing.remove(&peer) {
-                    self.dropped(frames.len());
+                if let Some(d) = self.dialing.remove(&peer) {
+                    self.limits
+                        .failed(std::time::Instant::now(), peer, d.expect, d.trust);
+                    self.dropped(d.frames.len());
                 }
-                if !self.conns.contains_key(&peer) {
-                    node.handle_input(now, Input::SendFailed { to: peer });
-                }
+                node.handle_input(now, Input::SendFailed { to: peer });
             }
         }
     }
 
-    fn on_up(&mut self, est: Established) {
-        let Established { conn, peer, frames } = est;
-        for frame in self.dialing.remove(&peer).into_iter().flatten() {
-            if frames.try_send(frame).is_err() {
-                self.dropped(1);
+    fn on_up(&mut self, node: &mut Node<SocketAddr>, est: Established) {
+        let Established {
+            conn,
+            peer_id,
+            peer,
+            direction,
+            frames,
+        } = est;
+        if direction == Direction::Outbound {
+            if let Some(d) = self.dialing.remove(&peer) {
+                self.limits
+                    .succeeded(std::time::Instant::now(), peer, peer_id, d.trust);
+                let mut refused = false;
+                for (want, frame) in d.frames {
+                    // Frames queued for another id than the one proven never
+                    // go out: the address now belongs to someone else.
+                    if want.is_some_and(|w| w != peer_id) || frames.try_send(frame).is_err() {
+                        refused |= want.is_some_and(|w| w != peer_id);
+                        self.dropped(1);
+                    }
+                }
+                if refused {
+                    node.handle_input(self.clock.now(), Input::SendFailed { to: peer });
+                }
             }
         }
-        // A newer connection replaces an older one; the older keeps reading until idle.
-        self.conns.insert(peer, Conn { id: conn, frames });
+        // A newer authenticated connection for the same id replaces an older
+        // one (it is provably the same peer); the older keeps reading until idle.
+        if let Some(old) = self.forget_conn(peer_id) {
+            tracing::trace!(old = %old.addr, new = %peer, "a newer connection replaces an older one");
+        }
+        if direction == Direction::Outbound {
+            self.dialed.insert(peer, peer_id);
+        }
+        self.conns.insert(
+            peer_id,
+            Conn {
+                id: conn,
+                addr: peer,
+                frames,
+            },
+        );
     }
 
     fn on_command(&mut self, node: &mut Node<SocketAddr>, command: Command) {

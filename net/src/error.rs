@@ -40,9 +40,18 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// The OS would not provide randomness for the node id or seed.
-    #[error("no OS randomness for the node id: {0}")]
+    /// The OS would not provide randomness for the node key or seed.
+    #[error("no OS randomness for the node key: {0}")]
     Entropy(getrandom::Error),
+    /// The configured or saved key's id does not meet the network's puzzle.
+    #[error("the node key's id does not meet the {bits}-bit id puzzle (id_difficulty_bits)")]
+    WeakKey {
+        /// The puzzle's difficulty.
+        bits: u32,
+    },
+    /// The Noise static key could not be made.
+    #[error("cannot make the Noise static key: {0}")]
+    Noise(snow::Error),
 }
 
 /// Why a request to a running node failed.

@@ -1,56 +1,72 @@
-//! The hello both ends send first on a new connection: protocol version, node id
-//! and the address the sender listens at.
+//! Opening a connection: a plaintext preamble, then a Noise handshake that
+//! proves each side's node id and sets up the keys every later frame is
+//! sealed with.
 //!
-//! A hello is a frame of its own: the magic `dweb`, the version as a big-endian
-//! `u32`, then the postcard encoding of the id and address. The version
-//! sits at a fixed offset so that a node can name a peer's version even when
-//! the rest of that peer's hello is in a format it does not know.
+//! The preamble is the magic `dweb` and the protocol version as a big-endian
+//! `u32`, sent by both ends first, so that a node can name a peer's version
+//! even when the peer speaks nothing else it understands. Both preambles are
+//! then the Noise prologue: a man in the middle who rewrote either one makes
+//! the handshake fail.
+//!
+//! The pattern is XX (`-> e`, `<- e, ee, s, es`, `-> s, se`): neither side
+//! needs the other's static key beforehand, which a node bootstrapping from
+//! a bare address does not have. Each side's handshake payload carries its
+//! Ed25519 public key, that key's signature over its Noise static key, and the
+//! address it listens at; the receiver checks the signature and the puzzle and
+//! derives the id. A dialler that expects an id checks it on the second
+//! message, before it reveals anything of itself.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use distroweb_protocol::Id;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{self, FrameError};
+use crate::frame::{Cipher, Session};
+use crate::node_key::{self, KeyError, NodeKey};
 
 /// The version of the wire format this build speaks; peers must match exactly.
 /// 2: recursive routes carry a frontier and a message tally.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: ids are proven by keys and everything after the preamble is encrypted (Noise XX).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Bytes in the preamble: the magic and the version.
+pub const PREAMBLE_BYTES: usize = 8;
+
+/// The Noise protocol: XX because neither side knows the other's static key
+/// beforehand; ChaChaPoly and AESGCM measured alike on this transport (see
+/// ARCHITECTURE.md), and ChaChaPoly is constant-time without AES hardware.
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_BLAKE2s";
+
+/// The cipher [`NOISE_PARAMS`] names, for the sealed frames.
+const CIPHER: Cipher = Cipher::AesGcm;
 
 const MAGIC: [u8; 4] = *b"dweb";
-/// A hello is tiny; an unauthenticated peer may not make us buffer more.
-const MAX_HELLO_BYTES: usize = 128;
 
-/// What a peer says about itself when a connection opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hello {
-    /// The sender's protocol version.
-    pub version: u32,
-    /// The sender's node id.
-    pub id: Id,
-    /// The address the sender accepts connections at, as it sees it.
-    pub listen: SocketAddr,
-}
+/// The largest handshake message accepted: an unauthenticated peer may not
+/// make us buffer more. The largest real one (an ephemeral and a static key,
+/// two tags, the payload) is under 250 bytes.
+const MAX_HANDSHAKE_MESSAGE_BYTES: usize = 512;
 
-#[derive(Serialize, Deserialize)]
-struct HelloBody {
-    id: Id,
-    listen: SocketAddr,
+/// Bytes of the key proof in a handshake payload: a public key and a signature.
+const PROOF_BYTES: usize = 32 + 64;
+
+/// The preamble this build sends: `dweb` and `version`.
+pub fn preamble(version: u32) -> [u8; PREAMBLE_BYTES] {
+    let mut p = [0u8; PREAMBLE_BYTES];
+    p[..4].copy_from_slice(&MAGIC);
+    p[4..].copy_from_slice(&version.to_be_bytes());
+    p
 }
 
 /// Why a connection's handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    /// The hello frame could not be read.
-    #[error("cannot read the hello")]
-    Frame(#[from] FrameError),
-    /// Writing our hello failed.
-    #[error("writing hello: {0}")]
-    Write(std::io::Error),
-    /// The hello did not arrive within the handshake timeout.
-    #[error("no hello within the handshake timeout")]
+    /// The socket failed or closed.
+    #[error("socket i/o failed")]
+    Io(#[from] std::io::Error),
+    /// The handshake did not finish within the handshake timeout.
+    #[error("no handshake within the handshake timeout")]
     Timeout,
     /// The peer does not speak distroweb at all.
     #[error("peer does not speak distroweb (bad magic)")]
@@ -63,111 +79,349 @@ pub enum HandshakeError {
         /// Ours.
         ours: u32,
     },
-    /// The hello's body is undecodable.
-    #[error("malformed hello")]
+    /// A handshake message is over the limit.
+    #[error("handshake message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The Noise handshake failed: a message did not decrypt or authenticate.
+    #[error("noise handshake failed: {0}")]
+    Noise(snow::Error),
+    /// The handshake payload is undecodable.
+    #[error("malformed handshake payload")]
     Malformed,
-    /// The peer has this node's own id (we dialled ourselves, or it lies).
-    #[error("peer claims this node's own id")]
+    /// The peer's key proof was refused.
+    #[error("peer's key proof refused")]
+    Key(#[from] KeyError),
+    /// The peer proved an id other than the one this dial expected.
+    #[error("peer proved id {proven}, expected {expected}")]
+    WrongId {
+        /// The id the dial was for.
+        expected: Id,
+        /// The id the peer proved.
+        proven: Id,
+    },
+    /// The peer has this node's own id (we dialled ourselves).
+    #[error("peer has this node's own id")]
     OwnId,
 }
 
-impl Hello {
-    /// This build's hello for a node with `id` listening at `listen`.
-    pub fn new(id: Id, listen: SocketAddr) -> Self {
-        Hello {
-            version: PROTOCOL_VERSION,
-            id,
-            listen,
-        }
-    }
-
-    /// The hello's frame payload (without the length prefix).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&self.version.to_be_bytes());
-        let body = HelloBody {
-            id: self.id,
-            listen: self.listen,
-        };
-        // An id and an address always serialise; the fallback is unreachable.
-        out.extend_from_slice(&postcard::to_allocvec(&body).unwrap_or_default());
-        out
-    }
-
-    /// Parses a hello payload, refusing any version but [`PROTOCOL_VERSION`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, HandshakeError> {
-        if bytes.len() < 8 || bytes[..4] != MAGIC {
-            return Err(HandshakeError::NotDistroweb);
-        }
-        let mut v = [0u8; 4];
-        v.copy_from_slice(&bytes[4..8]);
-        let version = u32::from_be_bytes(v);
-        if version != PROTOCOL_VERSION {
-            return Err(HandshakeError::WrongVersion {
-                theirs: version,
-                ours: PROTOCOL_VERSION,
-            });
-        }
-        let body: HelloBody =
-            postcard::from_bytes(&bytes[8..]).map_err(|_| HandshakeError::Malformed)?;
-        Ok(Hello {
-            version,
-            id: body.id,
-            listen: body.listen,
-        })
+impl HandshakeError {
+    /// Whether the peer failed to prove an id (as opposed to leaving, being
+    /// slow or speaking another version): these are counted as `auth_failures`.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            HandshakeError::Noise(_)
+                | HandshakeError::Malformed
+                | HandshakeError::Key(_)
+                | HandshakeError::WrongId { .. }
+        )
     }
 }
 
-/// Sends `ours`, then reads and checks the peer's hello, all within `timeout`.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+/// What this node proves in every handshake: its key, a Noise static key pair
+/// made at start, and the payload binding the two.
+pub struct LocalIdentity {
+    key: NodeKey,
+    noise_private: Vec<u8>,
+    payload: Vec<u8>,
+    /// The network's puzzle difficulty, required of every peer.
+    difficulty_bits: u32,
+}
+
+impl std::fmt::Debug for LocalIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIdentity")
+            .field("id", &self.key.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalIdentity {
+    /// This node's handshake identity for `key`, listening at `listen`, in a
+    /// network whose ids meet a puzzle of `difficulty_bits`.
+    pub fn new(
+        key: NodeKey,
+        listen: SocketAddr,
+        difficulty_bits: u32,
+    ) -> Result<Self, snow::Error> {
+        let noise = snow::Builder::new(params()).generate_keypair()?;
+        let mut payload = Vec::with_capacity(PROOF_BYTES + 24);
+        payload.extend_from_slice(&key.public());
+        payload.extend_from_slice(&key.sign_static(&noise.public));
+        // An address always serialises; the fallback is unreachable.
+        payload.extend_from_slice(&postcard::to_allocvec(&listen).unwrap_or_default());
+        Ok(LocalIdentity {
+            key,
+            noise_private: noise.private,
+            payload,
+            difficulty_bits,
+        })
+    }
+
+    /// The id this node proves.
+    pub fn id(&self) -> Id {
+        self.key.id()
+    }
+}
+
+/// Which end of the connection this node is.
+#[derive(Clone, Copy, Debug)]
+pub enum Role {
+    /// We dialled; `expect` is the id the peer must prove (`None` for a bootstrap seed).
+    Dialer {
+        /// The id required of the peer.
+        expect: Option<Id>,
+    },
+    /// The peer dialled us.
+    Listener,
+}
+
+/// A finished handshake: who the peer proved to be, and the session keys.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The id the peer proved.
+    pub id: Id,
+    /// The address the peer says it listens at (authenticated, not verified).
+    pub listen: SocketAddr,
+    /// The keys for the connection's frames.
+    pub session: Session,
+}
+
+fn params() -> snow::params::NoiseParams {
+    // The constant is a valid pattern name; a test parses it.
+    NOISE_PARAMS
+        .parse()
+        .unwrap_or_else(|_| unreachable!("NOISE_PARAMS parses"))
+}
+
+/// Runs the whole handshake on `stream` as `role`, within `timeout`.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    ours: &Hello,
+    local: &LocalIdentity,
+    role: Role,
     timeout: Duration,
-) -> Result<Hello, HandshakeError> {
-    tokio::time::timeout(timeout, async {
-        // Both ends write first: a hello fits in any socket buffer, so this cannot deadlock.
-        stream
-            .write_all(&frame::encode(&ours.encode()))
-            .await
-            .map_err(HandshakeError::Write)?;
-        let bytes = frame::read(stream, MAX_HELLO_BYTES, timeout, timeout).await?;
-        let theirs = Hello::decode(&bytes)?;
-        if theirs.id == ours.id {
-            return Err(HandshakeError::OwnId);
+) -> Result<Authenticated, HandshakeError> {
+    tokio::time::timeout(timeout, handshake(stream, local, role))
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+}
+
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &LocalIdentity,
+    role: Role,
+) -> Result<Authenticated, HandshakeError> {
+    // Both ends write first: 8 bytes fit in any socket buffer, so this cannot deadlock.
+    let ours = preamble(PROTOCOL_VERSION);
+    stream.write_all(&ours).await?;
+    let mut theirs = [0u8; PREAMBLE_BYTES];
+    stream.read_exact(&mut theirs).await?;
+    if theirs[..4] != MAGIC && theirs[4..] == MAGIC {
+        // Versions 1 and 2 opened with a hello frame: a length, the magic,
+        // then the version. Name that version rather than call it a stranger.
+        let mut version = [0u8; 4];
+        stream.read_exact(&mut version).await?;
+        return Err(HandshakeError::WrongVersion {
+            theirs: u32::from_be_bytes(version),
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    check_preamble(&theirs)?;
+    let prologue: Vec<u8> = match role {
+        Role::Dialer { .. } => [ours, theirs].concat(),
+        Role::Listener => [theirs, ours].concat(),
+    };
+    let builder = snow::Builder::new(params())
+        .local_private_key(&local.noise_private)
+        .and_then(|b| b.prologue(&prologue))
+        .map_err(HandshakeError::Noise)?;
+    let mut buf = vec![0u8; MAX_HANDSHAKE_MESSAGE_BYTES];
+    let mut payload = vec![0u8; MAX_HANDSHAKE_MESSAGE_BYTES];
+    let (noise, peer) = match role {
+        Role::Dialer { expect } => {
+            let mut hs = builder.build_initiator().map_err(HandshakeError::Noise)?;
+            send(stream, &mut hs, &[], &mut buf).await?;
+            let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
+            let peer = check_payload(&hs, &payload[..n], local)?;
+            if let Some(expected) = expect {
+                if peer.0 != expected {
+                    return Err(HandshakeError::WrongId {
+                        expected,
+                        proven: peer.0,
+                    });
+                }
+            }
+            send(stream, &mut hs, &local.payload, &mut buf).await?;
+            (hs, peer)
         }
-        Ok(theirs)
+        Role::Listener => {
+            let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
+            receive(stream, &mut hs, &mut buf, &mut payload).await?;
+            send(stream, &mut hs, &local.payload, &mut buf).await?;
+            let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
+            let peer = check_payload(&hs, &payload[..n], local)?;
+            (hs, peer)
+        }
+    };
+    let mut noise = noise;
+    if !noise.is_handshake_finished() {
+        return Err(HandshakeError::Malformed);
+    }
+    // Noise's split: the first key seals what the initiator sends, the second what the responder sends.
+    let (to_responder, to_initiator) = noise.dangerously_get_raw_split();
+    let session = match role {
+        Role::Dialer { .. } => Session::new(CIPHER, to_responder, to_initiator),
+        Role::Listener => Session::new(CIPHER, to_initiator, to_responder),
+    };
+    Ok(Authenticated {
+        id: peer.0,
+        listen: peer.1,
+        session,
     })
-    .await
-    .map_err(|_| HandshakeError::Timeout)?
+}
+
+/// Checks a peer's preamble: our magic and our version.
+pub fn check_preamble(p: &[u8; PREAMBLE_BYTES]) -> Result<(), HandshakeError> {
+    if p[..4] != MAGIC {
+        return Err(HandshakeError::NotDistroweb);
+    }
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&p[4..]);
+    let theirs = u32::from_be_bytes(v);
+    if theirs != PROTOCOL_VERSION {
+        return Err(HandshakeError::WrongVersion {
+            theirs,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Writes one handshake message carrying `payload`, as a big-endian `u16` length and the message.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    hs: &mut snow::HandshakeState,
+    payload: &[u8],
+    buf: &mut [u8],
+) -> Result<(), HandshakeError> {
+    let n = hs
+        .write_message(payload, &mut buf[2..])
+        .map_err(HandshakeError::Noise)?;
+    // `buf` is MAX_HANDSHAKE_MESSAGE_BYTES long, far below u16::MAX.
+    let len = u16::try_from(n).unwrap_or(u16::MAX);
+    buf[..2].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&buf[..2 + n]).await?;
+    Ok(())
+}
+
+/// Reads one handshake message, refusing one over the limit before reading it;
+/// returns the length of its payload, written to `payload`.
+async fn receive<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    hs: &mut snow::HandshakeState,
+    buf: &mut [u8],
+    payload: &mut [u8],
+) -> Result<usize, HandshakeError> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let len = usize::from(u16::from_be_bytes(len));
+    if len > buf.len() {
+        return Err(HandshakeError::TooLarge {
+            len,
+            max: buf.len(),
+        });
+    }
+    stream.read_exact(&mut buf[..len]).await?;
+    hs.read_message(&buf[..len], payload)
+        .map_err(HandshakeError::Noise)
+}
+
+/// Checks a peer's payload against the static key it used in this handshake:
+/// returns the id it proves and the address it listens at.
+fn check_payload(
+    hs: &snow::HandshakeState,
+    payload: &[u8],
+    local: &LocalIdentity,
+) -> Result<(Id, SocketAddr), HandshakeError> {
+    let remote_static = hs.get_remote_static().ok_or(HandshakeError::Malformed)?;
+    if payload.len() < PROOF_BYTES {
+        return Err(HandshakeError::Malformed);
+    }
+    let mut public = [0u8; 32];
+    public.copy_from_slice(&payload[..32]);
+    let mut signature = [0u8; 64];
+    signature.copy_from_slice(&payload[32..PROOF_BYTES]);
+    let id = node_key::verify_proof(&public, &signature, remote_static, local.difficulty_bits)?;
+    if id == local.id() {
+        return Err(HandshakeError::OwnId);
+    }
+    let listen: SocketAddr =
+        postcard::from_bytes(&payload[PROOF_BYTES..]).map_err(|_| HandshakeError::Malformed)?;
+    Ok((id, listen))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_key::KeySeed;
 
-    #[test]
-    fn hello_round_trips_and_versions_are_checked() {
-        let addr: SocketAddr = "127.0.0.1:4100".parse().unwrap();
-        let hello = Hello::new(Id::from_bytes([7; 32]), addr);
-        assert_eq!(Hello::decode(&hello.encode()).unwrap(), hello);
+    fn local(label: &[u8], bits: u32) -> LocalIdentity {
+        let key = NodeKey::from_seed(&KeySeed::search(label, bits));
+        LocalIdentity::new(key, "127.0.0.1:4100".parse().unwrap(), bits).unwrap()
+    }
 
-        let mut other = hello.encode();
-        let theirs = PROTOCOL_VERSION + 1;
-        other[4..8].copy_from_slice(&theirs.to_be_bytes());
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn both_ends_prove_their_ids() {
+        let (a, b) = (local(b"a", 2), local(b"b", 2));
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let expect = Some(b.id());
+        let (da, lb) = tokio::join!(
+            run(&mut x, &a, Role::Dialer { expect }, T),
+            run(&mut y, &b, Role::Listener, T)
+        );
+        assert_eq!(da.unwrap().id, b.id());
+        let lb = lb.unwrap();
+        assert_eq!(lb.id, a.id());
+        assert_eq!(lb.listen, "127.0.0.1:4100".parse().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_dial_refuses_an_unexpected_id_and_versions_are_checked() {
+        let (a, b) = (local(b"a", 2), local(b"b", 2));
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let expect = Some(Id::hash_of(b"someone else"));
+        let (da, _) = tokio::join!(
+            run(&mut x, &a, Role::Dialer { expect }, T),
+            run(&mut y, &b, Role::Listener, Duration::from_millis(200))
+        );
+        assert!(matches!(da, Err(HandshakeError::WrongId { .. })), "{da:?}");
         assert!(matches!(
-            Hello::decode(&other),
-            Err(HandshakeError::WrongVersion { theirs: t, ours: PROTOCOL_VERSION }) if t == theirs
+            check_preamble(&preamble(2)),
+            Err(HandshakeError::WrongVersion {
+                theirs: 2,
+                ours: PROTOCOL_VERSION
+            })
         ));
         assert!(matches!(
-            Hello::decode(b"GET / HTTP/1.1"),
+            check_preamble(b"GET / HT"),
             Err(HandshakeError::NotDistroweb)
         ));
-        let mut cut = hello.encode();
-        cut.truncate(20);
-        assert!(matches!(
-            Hello::decode(&cut),
-            Err(HandshakeError::Malformed)
-        ));
+    }
+
+    #[test]
+    fn the_noise_params_parse_and_name_the_cipher() {
+        let params: snow::params::NoiseParams = NOISE_PARAMS.parse().unwrap();
+        let named = match params.cipher {
+            snow::params::CipherChoice::AESGCM => Cipher::AesGcm,
+            snow::params::CipherChoice::ChaChaPoly => Cipher::ChaChaPoly,
+        };
+        assert_eq!(named, CIPHER);
     }
 }

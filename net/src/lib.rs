@@ -3,11 +3,14 @@
 //!
 //! A single task owns the `Node` (an actor, in `driver`) and everyone else talks
 //! to it through a [`NodeHandle`]; the node is never shared behind a lock, and
-//! this crate holds no protocol logic. Peers speak length-prefixed frames
-//! (`frame`) carrying protocol's codec, after a hello (`handshake`) that carries
-//! the protocol version, the node id and the address it listens at. Content
-//! lives in a [`DiskStore`] (any [`BlockStore`]), which a bounded pool of
-//! blocking workers reads and writes for the node; identity, known peers and
+//! this crate holds no protocol logic. A connection opens with a plaintext
+//! preamble (magic and version) and a Noise XX handshake (`handshake`) in which
+//! each side proves the id its Ed25519 key (`node_key`) gives it; after that it
+//! carries sealed frames (`frame`) of protocol's codec. Connections are keyed
+//! by proven id, dials by strangers' say-so are limited (`dial_limits`), and
+//! inbound and outbound connections have budgets of their own (`slots`).
+//! Content lives in a [`DiskStore`] (any [`BlockStore`]), which a bounded pool
+//! of blocking workers reads and writes for the node; the key, known peers and
 //! the list of held content in a [`DataDir`].
 //!
 //! Start reading at [`LiveNode::start`]; the modules, alphabetically:
@@ -22,10 +25,12 @@ mod clock;
 pub mod config;
 /// One established connection's task.
 mod connection;
-/// Identity and known peers on disk, written atomically.
+/// The key and known peers on disk, written atomically.
 pub mod data_dir;
 /// Outbound connections.
 mod dial;
+/// Which dials an unverified address may cause.
+mod dial_limits;
 /// Content blocks on disk, verified on every read.
 pub mod disk_store;
 /// The node task that owns the protocol state machine.
@@ -34,11 +39,11 @@ mod driver;
 mod error;
 /// Reading a fetch as it lands.
 mod fetching;
-/// Length-prefixed frames with a hard size limit.
+/// Sealed frames with a hard size limit.
 pub mod frame;
 /// The command handle.
 mod handle;
-/// The hello exchanged when a connection opens.
+/// The preamble and Noise handshake that open a connection and prove ids.
 pub mod handshake;
 /// Held content: pinned or cached, and its use order.
 mod holdings;
@@ -46,8 +51,12 @@ mod holdings;
 mod listener;
 /// Start and stop.
 mod live;
+/// The Ed25519 node key, the id it proves, and the id puzzle.
+pub mod node_key;
 /// Collecting blocks that no held content names, at start.
 mod orphans;
+/// Inbound and outbound connection budgets, per-IP caps and eviction.
+mod slots;
 /// Transport counters.
 pub mod stats;
 /// Node snapshots for status pages and metrics.
@@ -68,6 +77,7 @@ pub use fetching::{FetchProgress, Fetching};
 pub use handle::{NodeHandle, Published, QueryDone};
 pub use handshake::PROTOCOL_VERSION;
 pub use live::LiveNode;
+pub use node_key::{KeySeed, NodeKey};
 pub use stats::TransportCounters;
 pub use status::{FetchRecord, Holding, QueryRecord, Status};
 pub use upload::{Upload, UploadError};

@@ -1,14 +1,14 @@
-//! Accepting peer connections: the connection cap, the handshake, then the connection.
+//! Accepting peer connections: a slot, the handshake, then the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
 
-use crate::connection::{self, Shared};
-use crate::handshake;
+use crate::connection::{self, ConnId, Shared};
+use crate::handshake::{self, Role};
+use crate::slots::{Admitted, InboundSlot, Slot};
 use crate::stats::TransportStats;
 
 /// Accepts connections until shutdown.
@@ -28,40 +28,55 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-            TransportStats::bump(&shared.stats.connections_refused);
-            tracing::debug!(%remote, "refused connection: at the connection cap");
-            continue;
+        let conn = shared.next_conn();
+        let slot = match shared.slots.admit(conn, remote.ip().to_canonical()) {
+            Ok((slot, admitted)) => {
+                if let Admitted::Evicted(ip) = admitted {
+                    TransportStats::bump(&shared.stats.connections_evicted);
+                    tracing::debug!(%remote, evicted_from = %ip, "inbound full: evicted a handshaking connection");
+                }
+                slot
+            }
+            Err(e) => {
+                TransportStats::bump(&shared.stats.connections_refused);
+                tracing::debug!(%remote, "refused connection: {e}");
+                continue;
+            }
         };
-        tokio::spawn(inbound(shared.clone(), stream, remote, permit));
+        tokio::spawn(inbound(shared.clone(), conn, stream, remote, slot));
     }
     tracing::debug!("listener stopped");
 }
 
 async fn inbound(
     shared: Arc<Shared>,
+    conn: ConnId,
     mut stream: TcpStream,
     remote: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slot: InboundSlot,
 ) {
     let _ = stream.set_nodelay(true);
-    let hello = match handshake::exchange(
-        &mut stream,
-        &shared.hello,
-        shared.config.handshake_timeout,
-    )
-    .await
-    {
-        Ok(hello) => hello,
+    let evicted = slot.evicted.clone();
+    let auth = tokio::select! {
+        auth = handshake::run(&mut stream, &shared.local, Role::Listener, shared.config.handshake_timeout) => auth,
+        () = evicted.notified() => {
+            tracing::debug!(%remote, "evicted before its handshake finished");
+            return;
+        }
+    };
+    let auth = match auth {
+        Ok(auth) => auth,
         Err(e) => {
             shared.handshake_failed(remote, &e);
             return;
         }
     };
+    slot.authenticated();
     TransportStats::bump(&shared.stats.connections_accepted);
-    // A peer is known by the IP its connection comes from and the port it says it
-    // listens on: it cannot point us at a third party, and one that listens on an
-    // unspecified address is still reachable.
-    let peer = SocketAddr::new(remote.ip().to_canonical(), hello.listen.port());
-    connection::run(shared, stream, peer, hello.id, permit).await;
+    // A peer is known by the IP its connection comes from and the port it says
+    // (inside the authenticated payload) it listens on: it cannot point us at
+    // a third party, and one that listens on an unspecified address is still
+    // reachable. Its traffic is keyed by the id it proved, never by this address.
+    let peer = SocketAddr::new(remote.ip().to_canonical(), auth.listen.port());
+    connection::run(shared, conn, stream, peer, auth, Slot::Inbound(slot)).await;
 }

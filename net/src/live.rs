@@ -20,9 +20,10 @@ use crate::disk_store::DiskStore;
 use crate::driver::{Driver, Inbox};
 use crate::error::{NetError, StartError};
 use crate::handle::{Identity, NodeHandle, QueryDone};
-use crate::handshake::Hello;
+use crate::handshake::LocalIdentity;
 use crate::holdings::Holdings;
 use crate::listener;
+use crate::node_key::{meets_puzzle, NodeKey};
 use crate::status::output_size;
 use crate::store_pool::StorePool;
 
@@ -70,7 +71,8 @@ impl LiveNode {
         let advertised = config.advertise.unwrap_or(listen);
         let data_dir = config.data_dir.as_ref().map(DataDir::open).transpose()?;
         let lock = data_dir.as_ref().map(DataDir::lock).transpose()?;
-        let id = identity(config.id, data_dir.as_ref())?;
+        let key = node_key(&config, data_dir.as_ref())?;
+        let id = key.id();
         let seed = match config.seed {
             Some(seed) => seed,
             None => u64::from_le_bytes(random()?),
@@ -149,9 +151,12 @@ impl LiveNode {
             config.protocol.limits.max_store_ops.get(),
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let local = LocalIdentity::new(key, advertised, config.id_difficulty_bits)
+            .map_err(StartError::Noise)?;
         let shared = Arc::new(Shared::new(
             config,
-            Hello::new(id, advertised),
+            local,
+            advertised,
             inputs_tx,
             shutdown_rx.clone(),
         ));
@@ -260,7 +265,17 @@ impl LiveNode {
 
 fn check(config: &NetConfig) -> Result<(), StartError> {
     let positive = [
-        ("max_connections", config.max_connections),
+        ("max_inbound_connections", config.max_inbound_connections),
+        ("max_outbound_connections", config.max_outbound_connections),
+        ("max_handshaking_per_ip", config.max_handshaking_per_ip),
+        ("max_inbound_per_ip", config.max_inbound_per_ip),
+        (
+            "max_unverified_dials_per_ip",
+            config.max_unverified_dials_per_ip,
+        ),
+        ("max_dial_failures_per_ip", config.max_dial_failures_per_ip),
+        ("max_failed_addresses", config.max_failed_addresses),
+        ("max_verified_peers", config.max_verified_peers),
         ("max_queued_frames", config.max_queued_frames),
         ("max_queued_bytes", config.max_queued_bytes),
         ("max_frames_while_dialing", config.max_frames_while_dialing),
@@ -274,6 +289,12 @@ fn check(config: &NetConfig) -> Result<(), StartError> {
     if config.max_frame_bytes > MAX_MESSAGE_BYTES {
         return Err(StartError::Transport(
             "max_frame_bytes exceeds the codec's MAX_MESSAGE_BYTES",
+        ));
+    }
+    // Past 32 bits a key takes days to make; a typo, not a choice.
+    if config.id_difficulty_bits > MAX_DIFFICULTY_BITS {
+        return Err(StartError::Transport(
+            "id_difficulty_bits is over 32: making a key would take days",
         ));
     }
     Ok(())
@@ -351,21 +372,51 @@ fn restore(
     kept
 }
 
-/// The node id: the configured one, else the saved one, else a new random one
-/// (saved for next time).
-fn identity(configured: Option<Id>, data_dir: Option<&DataDir>) -> Result<Id, StartError> {
-    if let Some(id) = configured {
-        return Ok(id);
+/// The largest puzzle a configuration may ask for.
+const MAX_DIFFICULTY_BITS: u32 = 32;
+
+/// The node's key: the configured one, else the data directory's, else a new
+/// one (saved there). A data directory from before keys holds an `identity`
+/// file instead: the new key gets a new id (an id is now a key's hash, so the
+/// old one cannot be kept), the operator is warned, and the file is removed.
+fn node_key(config: &NetConfig, data_dir: Option<&DataDir>) -> Result<NodeKey, StartError> {
+    let bits = config.id_difficulty_bits;
+    let saved = match &config.key {
+        Some(_) => None,
+        None => data_dir.map(DataDir::load_key).transpose()?.flatten(),
+    };
+    let key = match config.key.as_ref().or(saved.as_ref()) {
+        Some(seed) => NodeKey::from_seed(seed),
+        None => {
+            let (key, seed) = NodeKey::generate(bits).map_err(StartError::Entropy)?;
+            if let Some(dir) = data_dir {
+                dir.save_key(&seed)?;
+                match dir.load_identity() {
+                    Ok(Some(old)) => {
+                        tracing::warn!(
+                            old_id = %old,
+                            new_id = %key.id(),
+                            dir = %dir.root().display(),
+                            "node ids are now proven by a key: this node's id changed; the old identity file is removed"
+                        );
+                        dir.remove_identity()?;
+                    }
+                    Ok(None) => {
+                        tracing::info!(id = %key.id(), dir = %dir.root().display(), "created a new node key")
+                    }
+                    Err(e) => {
+                        tracing::warn!("replacing an unreadable identity file with a key: {e}");
+                        dir.remove_identity()?;
+                    }
+                }
+            }
+            key
+        }
+    };
+    if !meets_puzzle(&key.id(), bits) {
+        return Err(StartError::WeakKey { bits });
     }
-    if let Some(id) = data_dir.map(DataDir::load_identity).transpose()?.flatten() {
-        return Ok(id);
-    }
-    let id = Id::from_bytes(random()?);
-    if let Some(dir) = data_dir {
-        dir.save_identity(id)?;
-        tracing::info!(id = %id, dir = %dir.root().display(), "created a new node identity");
-    }
-    Ok(id)
+    Ok(key)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], StartError> {

@@ -42,15 +42,21 @@ counters! {
     connections_accepted,
     /// Outbound connections that completed the handshake.
     connections_dialed,
-    /// Inbound connections refused because `max_connections` were open.
+    /// Inbound connections refused: over a per-IP cap, or inbound full with none to evict.
     connections_refused,
+    /// Inbound connections evicted in their handshake to make room for a newcomer.
+    connections_evicted,
     /// Dials that failed (refused, timed out, handshake failed, or over the cap).
     dials_failed,
     /// Handshakes that failed, in either direction.
     handshakes_failed,
     /// Handshakes refused because the peer spoke another protocol version.
     version_mismatches,
-    /// Connections closed because the peer sent an oversized, truncated or undecodable frame.
+    /// Handshakes in which the peer failed to prove an id (bad Noise message, signature or puzzle; another id than dialled for).
+    auth_failures,
+    /// Dials not made because of the dial limits (a recently failed address; too many unverified dials or failures at one IP).
+    dials_refused,
+    /// Connections closed because the peer sent an oversized, truncated, forged or undecodable frame.
     bad_frames,
     /// Frames received and decoded.
     frames_in,

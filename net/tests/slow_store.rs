@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use distroweb_net::{BlockStore, LiveNode, MemoryBlocks, NetConfig};
+use distroweb_net::{BlockStore, KeySeed, LiveNode, MemoryBlocks, NetConfig};
 use distroweb_protocol::TransferConfig;
 use distroweb_protocol::{Config, Id, StoreError};
 
@@ -45,7 +45,7 @@ impl BlockStore for SlowStore {
 
 fn config(n: u8) -> NetConfig {
     NetConfig {
-        id: Some(Id::hash_of(&[n])),
+        key: Some(KeySeed::search(&[n], 8)),
         seed: Some(u64::from(n)),
         protocol: Config {
             transfer: TransferConfig {

@@ -211,3 +211,29 @@ async fn a_full_store_evicts_cached_content_but_never_pinned() {
     small.stop().await;
     publisher.stop().await;
 }
+
+/// A data directory from before keys: the node makes a key (saved 0600), its id
+/// changes to the key's, and the old identity file is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_identity_file_is_replaced_by_a_key() {
+    let dir = temp_dir("migrate");
+    let old = Id::hash_of(b"an id from before keys");
+    distroweb_net::DataDir::open(&dir)
+        .unwrap()
+        .save_identity(old)
+        .unwrap();
+    let config = || NetConfig {
+        data_dir: Some(dir.clone()),
+        ..NetConfig::loopback()
+    };
+    let a = LiveNode::start(config()).await.unwrap();
+    let id = a.handle().id();
+    assert_ne!(id, old);
+    a.stop().await;
+    assert!(!dir.join("identity").exists());
+    assert!(dir.join("key").exists());
+    let again = LiveNode::start(config()).await.unwrap();
+    assert_eq!(again.handle().id(), id, "the key keeps the new id");
+    again.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

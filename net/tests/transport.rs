@@ -1,69 +1,19 @@
 //! Real nodes on 127.0.0.1: they find each other, and hostile connections are
 //! cut off while the node keeps serving.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use distroweb_net::frame;
-use distroweb_net::handshake::Hello;
+use common::{closed_within, config, junk, start, RawPeer};
+use distroweb_net::handshake::preamble;
 use distroweb_net::{LiveNode, NetConfig, NetError};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
 use distroweb_protocol::DhtConfig;
 use distroweb_protocol::{Body, Config, Id, Message, QueryError, QueryOutput, RpcId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn config(n: u8) -> NetConfig {
-    NetConfig {
-        id: Some(Id::hash_of(&[n])),
-        seed: Some(u64::from(n)),
-        handshake_timeout: Duration::from_millis(500),
-        read_timeout: Duration::from_millis(500),
-        ..NetConfig::loopback()
-    }
-}
-
-async fn start(n: u8) -> LiveNode {
-    LiveNode::start(config(n)).await.expect("node starts")
-}
-
-/// Deterministic junk: a small LCG, no OS randomness in tests.
-fn junk(len: usize, mut state: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 56) as u8
-        })
-        .collect()
-}
-
-/// Whether the server closes `stream` within `within`, reading whatever it sends first.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut sink = Vec::new();
-    // EOF and reset both mean closed; only the timeout means still open.
-    tokio::time::timeout(within, stream.read_to_end(&mut sink))
-        .await
-        .is_ok()
-}
-
-/// A raw client that completes the handshake as node `id`, claiming to listen at `listen`.
-async fn handshaken(server: SocketAddr, id: Id, listen: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(server).await.unwrap();
-    s.write_all(&frame::encode(&Hello::new(id, listen).encode()))
-        .await
-        .unwrap();
-    Hello::decode(&next_frame(&mut s).await).expect("server hello is valid");
-    s
-}
-
-async fn next_frame(s: &mut TcpStream) -> Vec<u8> {
-    let t = Duration::from_secs(5);
-    frame::read(s, MAX_MESSAGE_BYTES, t, t)
-        .await
-        .expect("a frame")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_bootstrap_announce_and_find_providers() {
@@ -138,42 +88,51 @@ async fn hostile_connections_are_closed_and_the_node_keeps_serving() {
     s.write_all(&junk(64, 1)).await.unwrap();
     assert!(closed_within(&mut s, limit).await, "random bytes");
 
-    // A hello from another protocol version: refused after our own hello.
+    // A preamble from another protocol version: refused after our own preamble.
     let mut s = TcpStream::connect(server).await.unwrap();
-    let mut wrong = Hello::new(Id::hash_of(b"v2"), "127.0.0.1:9".parse().unwrap()).encode();
-    wrong[4..8].copy_from_slice(&(distroweb_net::PROTOCOL_VERSION + 1).to_be_bytes());
-    s.write_all(&frame::encode(&wrong)).await.unwrap();
+    s.write_all(&preamble(distroweb_net::PROTOCOL_VERSION + 1))
+        .await
+        .unwrap();
     assert!(closed_within(&mut s, limit).await, "wrong version");
 
-    // Half-open: connects, never says hello.
+    // Half-open: connects, never says anything.
     let mut s = TcpStream::connect(server).await.unwrap();
     assert!(closed_within(&mut s, limit).await, "silent connection");
 
     let fake_addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    // A frame over the size limit after a good handshake.
-    let mut s = handshaken(server, Id::hash_of(b"big"), fake_addr).await;
-    s.write_all(&((MAX_MESSAGE_BYTES + 1) as u32).to_be_bytes())
-        .await
-        .unwrap();
-    assert!(closed_within(&mut s, limit).await, "oversized frame");
+    // A frame over the size limit after a good handshake: only its header and
+    // first piece are sent, and the header alone condemns it.
+    let mut p = RawPeer::connect(server, b"big", fake_addr).await;
+    let big = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let mut sealed = Vec::new();
+    p.sealer.pieces(&big).unwrap().next(&mut sealed).unwrap();
+    p.stream.write_all(&sealed).await.unwrap();
+    assert!(closed_within(&mut p.stream, limit).await, "oversized frame");
 
-    // Half a frame, then silence.
-    let mut s = handshaken(server, Id::hash_of(b"stall"), fake_addr).await;
-    s.write_all(&100u32.to_be_bytes()).await.unwrap();
-    s.write_all(&[0u8; 10]).await.unwrap();
-    assert!(closed_within(&mut s, limit).await, "stalled frame");
+    // Part of a frame, then silence.
+    let mut p = RawPeer::connect(server, b"stall", fake_addr).await;
+    let mut sealed = Vec::new();
+    p.sealer.seal(&[0u8; 100], &mut sealed).unwrap();
+    p.stream.write_all(&sealed[..40]).await.unwrap();
+    assert!(closed_within(&mut p.stream, limit).await, "stalled frame");
+
+    // A frame whose seal was tampered with.
+    let mut p = RawPeer::connect(server, b"tamper", fake_addr).await;
+    let mut sealed = Vec::new();
+    p.sealer.seal(&[0u8; 100], &mut sealed).unwrap();
+    sealed[30] ^= 1;
+    p.stream.write_all(&sealed).await.unwrap();
+    assert!(closed_within(&mut p.stream, limit).await, "tampered frame");
 
     // A well-framed message in another node's name.
-    let mut s = handshaken(server, Id::hash_of(b"liar"), fake_addr).await;
+    let mut p = RawPeer::connect(server, b"liar", fake_addr).await;
     let forged = Message::<SocketAddr> {
         sender: Id::hash_of(b"someone else"),
         rpc: RpcId(1),
         body: Body::Ping,
     };
-    s.write_all(&frame::encode(&forged.encode().unwrap()))
-        .await
-        .unwrap();
-    assert!(closed_within(&mut s, limit).await, "forged sender");
+    p.send(&forged).await;
+    assert!(closed_within(&mut p.stream, limit).await, "forged sender");
 
     let status = ha.status().await.unwrap();
     assert_eq!(status.transport.version_mismatches, 1);
@@ -182,7 +141,7 @@ async fn hostile_connections_are_closed_and_the_node_keeps_serving() {
         "{:?}",
         status.transport
     );
-    assert!(status.transport.bad_frames >= 3, "{:?}", status.transport);
+    assert!(status.transport.bad_frames >= 4, "{:?}", status.transport);
 
     // The node still serves real peers.
     hb.bootstrap(vec![server])
@@ -216,41 +175,22 @@ async fn garbage_fails_pending_requests_at_once() {
     let ha = a.handle();
 
     // The fake peer introduces itself with a ping, so A puts it in its table.
-    let fake_id = Id::hash_of(b"fake peer");
     let fake_listen: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let mut s = handshaken(ha.listen_addr(), fake_id, fake_listen).await;
-    let ping = Message::<SocketAddr> {
-        sender: fake_id,
-        rpc: RpcId(1),
-        body: Body::Ping,
-    };
-    s.write_all(&frame::encode(&ping.encode().unwrap()))
-        .await
-        .unwrap();
-    assert_eq!(
-        Message::<SocketAddr>::decode(&next_frame(&mut s).await)
-            .unwrap()
-            .body,
-        Body::Pong
-    );
+    let mut s = RawPeer::connect(ha.listen_addr(), b"fake peer", fake_listen).await;
+    s.introduce().await;
 
     // A asks the fake peer (its only contact) something, over the same connection.
     let lookup = tokio::spawn({
         let ha = ha.clone();
         async move { ha.find_node(Id::hash_of(b"anything")).await }
     });
-    assert!(matches!(
-        Message::<SocketAddr>::decode(&next_frame(&mut s).await)
-            .unwrap()
-            .body,
-        Body::FindNode { .. }
-    ));
+    assert!(matches!(s.recv().await.body, Body::FindNode { .. }));
 
-    // Instead of an answer: garbage. The connection closes and the request fails.
+    // Instead of an answer: garbage, sealed. The connection closes and the request fails.
     let garbage = junk(40, 7);
     assert!(Message::<SocketAddr>::decode(&garbage).is_err());
-    s.write_all(&frame::encode(&garbage)).await.unwrap();
-    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    s.send_raw(&garbage).await;
+    assert!(closed_within(&mut s.stream, Duration::from_secs(5)).await);
     let result = tokio::time::timeout(Duration::from_secs(10), lookup)
         .await
         .expect("the lookup ends long before the 30 s request timeout")
@@ -262,26 +202,52 @@ async fn garbage_fails_pending_requests_at_once() {
     a.stop().await;
 }
 
+/// A full inbound budget makes room by evicting the oldest connection still
+/// in its handshake; past the per-IP cap on those, connections close at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_cap_are_refused() {
+async fn inbound_slots_evict_the_oldest_handshake_and_cap_each_ip() {
     let a = LiveNode::start(NetConfig {
-        max_connections: 2,
-        // The two silent connections must hold their permits for the whole test.
+        max_inbound_connections: 3,
+        max_handshaking_per_ip: 2,
+        // The silent connections must hold their slots for the whole test.
         handshake_timeout: Duration::from_secs(10),
         ..config(30)
     })
     .await
     .unwrap();
     let addr = a.handle().listen_addr();
-    let _first = TcpStream::connect(addr).await.unwrap();
+    let from = |ip: &str| common::connect_from(ip.parse().unwrap(), addr);
+    let mut first = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
-    let mut third = TcpStream::connect(addr).await.unwrap();
-    // Refused at once: closed without even a hello.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Two handshaking from 127.0.0.1 is its cap: a third is closed at once.
+    let mut over = TcpStream::connect(addr).await.unwrap();
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut buf)).await;
+    let read = tokio::time::timeout(Duration::from_millis(500), over.read_to_end(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?} {buf:?}");
+    assert_eq!(
+        a.handle()
+            .status()
+            .await
+            .unwrap()
+            .transport
+            .connections_refused,
+        1
+    );
+
+    // Another IP fills the budget; a third IP's newcomer evicts 127.0.0.1's oldest.
+    let _other = from("127.30.0.1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut newcomer = from("127.31.0.1").await.unwrap();
+    assert!(
+        closed_within(&mut first, Duration::from_secs(2)).await,
+        "the oldest was evicted"
+    );
+    let mut preamble_back = [0u8; 8];
+    newcomer.read_exact(&mut preamble_back).await.unwrap();
     let status = a.handle().status().await.unwrap();
-    assert_eq!(status.transport.connections_refused, 1);
-    assert_eq!(status.open_connections, 2);
+    assert_eq!(status.transport.connections_evicted, 1);
+    assert_eq!(status.open_connections, 3);
     a.stop().await;
 }
