@@ -16,6 +16,7 @@ use common::{closed_within, config, connect_from, id_of, start, RawPeer};
 use distroweb_net::frame::{Cipher, Session};
 use distroweb_net::handshake::{preamble, NOISE_PARAMS, PREAMBLE_BYTES};
 use distroweb_net::{LiveNode, NetConfig, NodeHandle, NodeKey, PROTOCOL_VERSION};
+use distroweb_protocol::records::Token;
 use distroweb_protocol::{Body, Contact, Id, Message, QueryOutput, RpcId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -268,13 +269,19 @@ async fn lie(mut p: RawPeer, id: Id) {
     while let Some(msg) = p.recv_within(Duration::from_secs(60)).await {
         let body = match msg.body {
             Body::Ping => Body::Pong,
-            Body::FindNode { .. } | Body::FindNeighbours { .. } => Body::Nodes { closer: vec![] },
+            Body::FindNode { .. } | Body::FindNeighbours { .. } => Body::Nodes {
+                closer: vec![],
+                token: Token([0; 8]),
+            },
             Body::GetProviders { key } => Body::Providers {
                 key,
                 providers: vec![],
                 closer: vec![],
+                token: Token([0; 8]),
             },
-            Body::AddProvider { key } | Body::AddFetching { key } => Body::ProviderAdded { key },
+            Body::AddProvider { key, .. } | Body::AddFetching { key, .. } => {
+                Body::ProviderAdded { key }
+            }
             Body::GetBlock { id } => Body::DontHave { id },
             _ => continue,
         };
@@ -410,11 +417,13 @@ async fn lists_naming_a_third_party_lead_to_a_handful_of_connections_there() {
                 // contacts come as twenty providers and twenty closer nodes.
                 Body::FindNode { .. } | Body::FindNeighbours { .. } => Body::Nodes {
                     closer: fakes_for[20..].to_vec(),
+                    token: Token([0; 8]),
                 },
                 Body::GetProviders { key } => Body::Providers {
                     key,
                     providers: fakes_for[..20].to_vec(),
                     closer: fakes_for[20..].to_vec(),
+                    token: Token([0; 8]),
                 },
                 _ => continue,
             };
