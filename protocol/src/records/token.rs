@@ -96,7 +96,7 @@ impl TokenSecrets {
             self.rng.fill_bytes(&mut self.previous);
         }
         self.rng.fill_bytes(&mut self.current);
-        self.epoch = self.epoch + Duration::from_micros(epochs.saturating_mul(rotation));
+        self.epoch += Duration::from_micros(epochs.saturating_mul(rotation));
     }
 
     /// The token for `id` writing from `addr`, under the current secret.

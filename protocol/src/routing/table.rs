@@ -624,15 +624,12 @@ mod tests {
         }
     }
 
+    /// Counts per (bucket, group).
+    type PerBucket = BTreeMap<(u16, AddrGroup), usize>;
+
     /// Brute force: live contacts per group in each bucket and in the table,
     /// and stand-ins per group in each bucket.
-    fn tally(
-        t: &RoutingTable<u32>,
-    ) -> (
-        BTreeMap<(u16, AddrGroup), usize>,
-        BTreeMap<AddrGroup, usize>,
-        BTreeMap<(u16, AddrGroup), usize>,
-    ) {
+    fn tally(t: &RoutingTable<u32>) -> (PerBucket, BTreeMap<AddrGroup, usize>, PerBucket) {
         let (mut per_bucket, mut per_table, mut cached) =
             (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for b in &t.buckets {
