@@ -568,3 +568,161 @@ async fn a_loopback_testnet_of_64_nodes_on_one_ip_keeps_working() {
         node.stop().await;
     }
 }
+
+/// Writes `n` copies of `body` from `p`, pipelined in batches and draining
+/// the replies between batches (so neither side's buffers fill). Returns the
+/// replies by kind: (stored, refused with a token, other), and the token the
+/// last refusal carried. Stops quietly if the node closes the connection.
+async fn write_many(
+    p: &mut RawPeer,
+    body: &Body<SocketAddr>,
+    n: usize,
+) -> ((usize, usize, usize), Option<Token>) {
+    const BATCH: usize = 500;
+    let (mut stored, mut refused, mut other, mut token) = (0, 0, 0, None);
+    let mut sent = 0;
+    while sent < n {
+        let batch = BATCH.min(n - sent);
+        let mut frames = Vec::new();
+        for i in 0..batch {
+            let msg = Message {
+                sender: p.id,
+                rpc: RpcId((sent + i) as u64 + 1_000),
+                body: body.clone(),
+            };
+            p.sealer.seal(&msg.encode().unwrap(), &mut frames).unwrap();
+        }
+        if p.stream.write_all(&frames).await.is_err() {
+            break;
+        }
+        sent += batch;
+        // Every write is answered, except those with a forged token.
+        for _ in 0..batch {
+            let Some(reply) = p.recv_within(Duration::from_millis(500)).await else {
+                break;
+            };
+            match reply.body {
+                Body::ProviderAdded { .. } => stored += 1,
+                Body::RecordRefused { token: t, .. } => {
+                    refused += 1;
+                    token = Some(t);
+                }
+                _ => other += 1,
+            }
+        }
+    }
+    ((stored, refused, other), token)
+}
+
+/// The providers node `tracker` lists for `key`, asked by a peer named `label`.
+async fn listed(tracker: SocketAddr, label: &[u8], key: Id) -> Vec<Id> {
+    let mut asker = RawPeer::connect(tracker, label, "127.0.0.1:9".parse().unwrap()).await;
+    asker
+        .send(&Message {
+            sender: asker.id,
+            rpc: RpcId(7),
+            body: Body::GetProviders { key },
+        })
+        .await;
+    loop {
+        let reply = asker.recv().await;
+        if let (RpcId(7), Body::Providers { providers, .. }) = (reply.rpc, reply.body) {
+            return providers.into_iter().map(|c| c.id).collect();
+        }
+    }
+}
+
+/// 17,000 provider records written over one connection without a token, a
+/// hundred with a forged one, 17,000 more with a real one, then forty more
+/// writers from one IP with tokens of their own: the honest provider's record
+/// stays listed (old records are kept over new ones when a key is full), and a
+/// fresh node fetches the content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_announcements_leaves_the_honest_record_in_place() {
+    let (t, b) = (start(15).await, start(16).await);
+    let (ht, hb) = (t.handle(), b.handle());
+    hb.bootstrap(vec![ht.listen_addr()]).await.expect("B joins");
+    let content = common::junk(40_000, 15);
+    let root = publish(&hb, &content).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while !listed(ht.listen_addr(), b"observer", root)
+        .await
+        .contains(&hb.id())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's record reaches T"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let flood_ip: IpAddr = "127.30.0.1".parse().unwrap();
+    let stream = connect_from(flood_ip, ht.listen_addr()).await.unwrap();
+    let listen = SocketAddr::new(flood_ip, 9);
+    let mut p = RawPeer::over(stream, b"flooder", listen, None)
+        .await
+        .unwrap();
+    let tokenless = Body::AddProvider {
+        key: root,
+        token: None,
+    };
+    let ((stored, refused, _), token) = write_many(&mut p, &tokenless, 17_000).await;
+    assert_eq!(stored, 0, "nothing is stored without a token");
+    assert!(refused > 0, "refusals carry a token to earn");
+    assert_eq!(
+        listed(ht.listen_addr(), b"observer", root).await,
+        vec![hb.id()]
+    );
+
+    let forged = Body::AddProvider {
+        key: root,
+        token: Some(Token([7; 8])),
+    };
+    let ((stored, _, _), _) = write_many(&mut p, &forged, 100).await;
+    assert_eq!(stored, 0, "nothing is stored with a forged token");
+    let counters = ht.status().await.unwrap().counters;
+    assert!(counters.bad_tokens > 0, "{counters:?}");
+
+    // With the token it earned, the flooder is one provider among others,
+    // however often it writes.
+    let earned = Body::AddProvider {
+        key: root,
+        token: token.or(Some(Token([0; 8]))),
+    };
+    write_many(&mut p, &earned, 17_000).await;
+    let after = listed(ht.listen_addr(), b"observer", root).await;
+    assert!(after.contains(&hb.id()), "{after:?}");
+    assert!(after.len() <= 2, "one record per writer: {after:?}");
+
+    // Forty more writers from the flooder's IP, each earning its own token.
+    for i in 0..40u8 {
+        let stream = connect_from(flood_ip, ht.listen_addr()).await.unwrap();
+        let listen = SocketAddr::new(flood_ip, 10 + u16::from(i));
+        let Ok(mut s) = RawPeer::over(stream, &[30, i], listen, None).await else {
+            continue;
+        };
+        let (_, token) = write_many(&mut s, &tokenless, 1).await;
+        if let Some(token) = token {
+            let with = Body::AddProvider {
+                key: root,
+                token: Some(token),
+            };
+            write_many(&mut s, &with, 1).await;
+        }
+    }
+    let after = listed(ht.listen_addr(), b"observer", root).await;
+    assert!(after.contains(&hb.id()), "B's record stays: {after:?}");
+    assert!(after.len() <= 20, "the key's cap holds: {}", after.len());
+
+    let f = start(17).await;
+    let hf = f.handle();
+    hf.bootstrap(vec![ht.listen_addr()]).await.expect("F joins");
+    assert_eq!(
+        fetch_all(&hf, root).await,
+        content,
+        "the fresh node fetches it"
+    );
+    for n in [t, b, f] {
+        n.stop().await;
+    }
+}
