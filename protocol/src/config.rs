@@ -278,12 +278,23 @@ pub struct RecordsConfig {
     /// How often a provider re-announces what it holds; default 22 h (IPFS: the
     /// reprovide interval).
     pub republish_interval: Duration,
-    /// Keys a tracker keeps provider records for (the least recently announced go
-    /// first); default 16,384 (a bound chosen here).
+    /// Keys a tracker keeps provider records for (when full, new keys are
+    /// refused until a record expires); default 16,384 (a bound chosen here).
     pub max_provider_keys: NonZeroUsize,
-    /// Providers a tracker keeps per key, and "fetch in progress" records per key
-    /// (the least recently announced go first); default 20 = k (a bound chosen here).
+    /// Providers a tracker keeps per key, and "fetch in progress" records per key;
+    /// default 256 (a bound chosen here; `max_records` bounds them all). When a list is full the old records
+    /// stay and new ones are refused, so a flood cannot push honest records
+    /// out; a reply samples `max_providers_returned` of them, so a popular
+    /// key's load spreads past its first providers (docs/RESULTS.md, flash
+    /// crowd: with 20 kept and all returned, the publisher served 56 copies
+    /// of 1,000 instead of 33).
     pub max_providers_per_key: NonZeroUsize,
+    /// Records a tracker keeps over all keys, in each of its two stores
+    /// (providers, "fetch in progress"); default 327,680 = 16,384 keys · 20
+    /// (a bound chosen here: the most the store held before lists grew past
+    /// 20, so a longer list for a popular key costs no memory in the worst
+    /// case).
+    pub max_records: NonZeroUsize,
     /// Providers in one reply and in one lookup's result; default 20 = k (a bound
     /// chosen here).
     pub max_providers_returned: NonZeroUsize,
@@ -323,7 +334,8 @@ impl Default for RecordsConfig {
             provider_ttl: Duration::from_secs(48 * 3600),
             republish_interval: Duration::from_secs(22 * 3600),
             max_provider_keys: nonzero!(16_384),
-            max_providers_per_key: nonzero!(20),
+            max_providers_per_key: nonzero!(256),
+            max_records: nonzero!(327_680),
             max_providers_returned: nonzero!(20),
             providers_enough: nonzero!(1),
             max_provided_keys: nonzero!(16_384),
@@ -476,7 +488,7 @@ pub struct LimitsConfig {
     /// 4,096 (a bound chosen here).
     pub max_event_queue: NonZeroUsize,
     /// Storage operations handed to the driver at once; the rest wait in order;
-    /// default 64 (a bound chosen here).
+    /// default 256 (a bound chosen here; `max_records` bounds them all).
     pub max_store_ops: NonZeroUsize,
     /// Publications waiting for their blocks to be stored at once; default 16 (a
     /// bound chosen here).
@@ -838,6 +850,7 @@ impl Config {
                 r.max_provider_keys.get()
             },
             max_per_key: r.max_providers_per_key.get(),
+            max_records: r.max_records.get(),
             max_per_group_per_key: r.max_records_per_group_per_key.get(),
             max_per_peer: r.max_records_per_peer.get(),
             max_per_group: r.max_records_per_group.get(),

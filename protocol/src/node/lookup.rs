@@ -84,12 +84,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Providers of `key` this node tracks, complete holders first, then peers
-    /// with a fetch in progress; at most `max_providers_returned`.
-    pub(super) fn providers_for(&self, now: Time, key: &Id) -> Vec<Contact<A>> {
+    /// with a fetch in progress; at most `max_providers_returned`, sampled
+    /// when more are kept ([`crate::records::ProviderStore::sample`]).
+    pub(super) fn providers_for(&mut self, now: Time, key: &Id) -> Vec<Contact<A>> {
         let max = self.config.records.max_providers_returned.get();
-        let mut out = self.providers.get(now, key, max);
+        let mut out = self.providers.sample(now, key, max, &mut self.rng);
         if out.len() < max {
-            for c in self.fetching.get(now, key, max) {
+            for c in self.fetching.sample(now, key, max, &mut self.rng) {
                 if out.len() >= max {
                     break;
                 }

@@ -374,6 +374,7 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         ],
         records.max_provider_keys.get() as u64,
         per_key,
+        records.max_records.get() as u64,
         node.map(|n| &n.providers),
     ));
     rows.extend([Row {
@@ -392,6 +393,7 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         ],
         crowd.max_fetching_keys.get() as u64,
         per_key,
+        records.max_records.get() as u64,
         node.map(|n| &n.fetching),
     ));
     rows.extend([
@@ -660,9 +662,11 @@ fn store_rows<A: Address>(
     names: [&'static str; 3],
     keys: u64,
     per_key: u64,
+    max_records: u64,
     store: Option<&ProviderStore<A>>,
 ) -> [Row; 3] {
     let [keys_name, records_name, quotas_name] = names;
+    let records = lists(keys, per_key).min(max_records);
     [
         Row {
             name: quotas_name,
@@ -670,7 +674,7 @@ fn store_rows<A: Address>(
             note: "counts per peer id and per address group, at most one of each per \
                    record",
             item_bytes: btree(size_of::<Id>() + size_of::<usize>()),
-            bound: 2 * lists(keys, per_key),
+            bound: 2 * records,
             used: store.map_or(0, |s| {
                 let (peers, groups) = s.quota_entries();
                 (peers + groups) as u64
@@ -687,10 +691,10 @@ fn store_rows<A: Address>(
         Row {
             name: records_name,
             basis: Basis::Enforced,
-            note: "records, at most max_providers_per_key per key, each in its key's \
-                   list and the age index",
+            note: "records, at most max_providers_per_key per key and max_records in \
+                   all, each in its key's list and the age index",
             item_bytes: vec(ProviderStore::<A>::RECORD_BYTES) + btree(size_of::<(Time, Id, Id)>()),
-            bound: lists(keys, per_key),
+            bound: records,
             used: store.map_or(0, |s| s.record_count() as u64),
         },
     ]

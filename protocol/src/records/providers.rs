@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use core::time::Duration;
 
+use rand_core::RngCore;
+
 use crate::contact::{AddrGroup, Address, Contact};
 use crate::id::Id;
 use crate::time::Time;
@@ -22,6 +24,8 @@ pub struct StoreLimits {
     pub max_keys: usize,
     /// Records per key at most.
     pub max_per_key: usize,
+    /// Records over all keys at most.
+    pub max_records: usize,
     /// Records per key from one address group at most.
     pub max_per_group_per_key: usize,
     /// Records over all keys from one peer id at most.
@@ -48,7 +52,8 @@ pub enum Admission {
 pub enum Refusal {
     /// The key's list is full of live records (old records are kept before new ones).
     KeyFull,
-    /// The store tracks as many keys as it may, all with live records.
+    /// The store tracks as many keys, or holds as many records, as it may,
+    /// all live.
     StoreFull,
     /// The peer id holds its share of the store's records.
     PeerQuota,
@@ -147,6 +152,9 @@ impl<A: Address> ProviderStore<A> {
         match records {
             Some(r) if r.len() >= l.max_per_key => return Admission::Refused(Refusal::KeyFull),
             None if self.keys.len() >= l.max_keys => return Admission::Refused(Refusal::StoreFull),
+            _ if self.by_age.len() >= l.max_records => {
+                return Admission::Refused(Refusal::StoreFull)
+            }
             _ => {}
         }
         self.insert_record(now, key, provider);
@@ -197,6 +205,42 @@ impl<A: Address> ProviderStore<A> {
             .collect()
     }
 
+    /// Up to `max` live providers of `key`: all of them, most recently
+    /// announced first, when they fit; otherwise `max` drawn uniformly with
+    /// `rng`.
+    ///
+    /// Why a sample: a full list keeps its oldest records, so the first
+    /// providers of a popular key (its publisher among them) would be in every
+    /// answer and carry a share of every download for as long as they stay;
+    /// a sample spreads the load over every provider the tracker keeps, as a
+    /// BitTorrent tracker answers with a random subset of its swarm.
+    pub fn sample<R: RngCore>(
+        &self,
+        now: Time,
+        key: &Id,
+        max: usize,
+        rng: &mut R,
+    ) -> Vec<Contact<A>> {
+        let Some(records) = self.keys.get(key) else {
+            return Vec::new();
+        };
+        let mut live: Vec<&Record<A>> = records
+            .iter()
+            .rev()
+            .filter(|r| r.announced + self.limits.ttl > now)
+            .collect();
+        if live.len() > max {
+            // A partial Fisher-Yates shuffle: the first `max` are the sample.
+            for i in 0..max {
+                let left = (live.len() - i) as u64;
+                let j = i + (rng.next_u64() % left) as usize;
+                live.swap(i, j);
+            }
+            live.truncate(max);
+        }
+        live.into_iter().map(|r| r.contact.clone()).collect()
+    }
+
     /// Removes every record whose time-to-live has run out.
     pub fn expire(&mut self, now: Time) {
         while let Some(&(announced, key, provider)) = self.by_age.first() {
@@ -232,6 +276,10 @@ impl<A: Address> ProviderStore<A> {
         let mut records = 0;
         let l = self.limits;
         assert!(self.keys.len() <= l.max_keys, "keys over their bound");
+        assert!(
+            self.by_age.len() <= l.max_records,
+            "records over their bound"
+        );
         for (key, list) in &self.keys {
             assert!(!list.is_empty() && list.len() <= l.max_per_key, "list size");
             assert!(
@@ -290,6 +338,7 @@ mod tests {
         StoreLimits {
             max_keys,
             max_per_key,
+            max_records: usize::MAX,
             max_per_group_per_key: usize::MAX,
             max_per_peer: usize::MAX,
             max_per_group: usize::MAX,
@@ -314,6 +363,87 @@ mod tests {
         s.expire(Time::from_secs(100));
         assert_eq!(s.key_count(), 0);
         assert_eq!(s.record_count(), 0);
+        s.check();
+    }
+
+    #[test]
+    fn a_long_list_is_sampled_so_its_first_providers_are_not_in_every_answer() {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 200));
+        for p in 0..100u8 {
+            s.add(
+                Time::from_secs(u64::from(p)),
+                id(1),
+                Contact::new(id(p), u32::from(p)),
+            );
+        }
+        let now = Time::from_secs(99);
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(7);
+        let mut seen = BTreeMap::new();
+        for _ in 0..50 {
+            let got: Vec<Id> = s
+                .sample(now, &id(1), 20, &mut rng)
+                .iter()
+                .map(|c| c.id)
+                .collect();
+            let distinct: BTreeSet<Id> = got.iter().copied().collect();
+            assert_eq!(
+                (got.len(), distinct.len()),
+                (20, 20),
+                "20 distinct providers"
+            );
+            for i in got {
+                *seen.entry(i).or_insert(0) += 1;
+            }
+        }
+        // 1,000 picks over 100 providers: each about 10 times, the oldest too.
+        assert_eq!(seen.len(), 100, "every provider is answered with");
+        assert!(
+            seen[&id(0)] < 25,
+            "the first provider: {} of 50",
+            seen[&id(0)]
+        );
+        // The same seed draws the same sample; a short list is given whole,
+        // most recent first, drawing nothing.
+        let again = |seed| {
+            let mut r = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
+            s.sample(now, &id(1), 20, &mut r)
+        };
+        assert_eq!(again(3), again(3));
+        let mut r = rand_chacha::ChaCha12Rng::seed_from_u64(3);
+        let whole: Vec<Id> = s
+            .sample(now, &id(1), 100, &mut r)
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        let newest_first: Vec<Id> = s.get(now, &id(1), 100).iter().map(|c| c.id).collect();
+        assert_eq!(whole, newest_first);
+        // Expired records are never sampled.
+        let late = s.sample(Time::from_secs(150), &id(1), 200, &mut rng);
+        let live: BTreeSet<Id> = (51..100).map(id).collect();
+        assert_eq!(late.iter().map(|c| c.id).collect::<BTreeSet<_>>(), live);
+    }
+
+    #[test]
+    fn the_store_holds_at_most_max_records_over_all_keys() {
+        let mut s: ProviderStore<u32> = ProviderStore::new(StoreLimits {
+            max_records: 5,
+            ..limits(10, 10)
+        });
+        for p in 0..5u8 {
+            assert_eq!(
+                s.add(Time::ZERO, id(p % 2), Contact::new(id(p), 1)),
+                Admission::Stored
+            );
+        }
+        assert_eq!(
+            s.add(Time::ZERO, id(9), Contact::new(id(9), 1)),
+            Admission::Refused(Refusal::StoreFull)
+        );
+        assert_eq!(
+            s.add(Time::ZERO, id(0), Contact::new(id(0), 1)),
+            Admission::Refreshed
+        );
         s.check();
     }
 
@@ -397,6 +527,7 @@ mod tests {
             let l = StoreLimits {
                 max_keys: 4,
                 max_per_key: 3,
+                max_records: 8,
                 max_per_group_per_key: 2,
                 max_per_peer: 3,
                 max_per_group: 5,
