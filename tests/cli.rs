@@ -2,31 +2,12 @@
 //! `publish` and `get` against its proxies, then a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{distroweb, temp_dir, wait_for_port};
-
-/// A port `p` such that `p`, `p + 1` and `p + 2` are free on 127.0.0.1 right now.
-fn free_ports() -> u16 {
-    for _ in 0..50 {
-        let first = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = first.local_addr().unwrap().port();
-        if p > u16::MAX - 3 {
-            continue;
-        }
-        let rest: Vec<_> = (1..3)
-            .map(|i| TcpListener::bind(("127.0.0.1", p + i)))
-            .collect();
-        if rest.iter().all(Result::is_ok) {
-            return p;
-        }
-    }
-    panic!("no three consecutive free ports");
-}
+use common::{distroweb, free_ports, temp_dir, wait_for_port};
 
 fn same_tree(a: &Path, b: &Path) {
     for entry in std::fs::read_dir(a).unwrap() {

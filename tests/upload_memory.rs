@@ -7,24 +7,16 @@
 //! to see the figures.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{distroweb, temp_dir, wait_for_port};
+use common::{distroweb, free_ports, temp_dir, wait_for_port};
 
 /// The most the node's resident memory may grow while publishing, whatever the size.
 const MAX_GROWTH_KIB: u64 = 64 * 1024;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`), while the process lives.
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
@@ -111,7 +103,7 @@ fn publishing_a_large_file_keeps_the_node_memory_flat() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
     let dir = temp_dir("upload-memory");
-    let port = free_port();
+    let port = free_ports();
     let node = Node(
         distroweb()
             .args(["node", "--listen", "127.0.0.1:0", "--proxy"])

@@ -26,3 +26,29 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A port `p` such that `p`, `p + 1` and `p + 2` are free on 127.0.0.1 right now.
+///
+/// Why not ports the kernel hands out: they lie in the ephemeral range, so
+/// between this check and the binary binding them, any connection or
+/// `bind(0)` of a parallel test could take one. These come from below that
+/// range (Linux starts it at 32768), a distinct block per call, starting at
+/// a place chosen by the process id so parallel test binaries stay apart.
+pub fn free_ports() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const BLOCKS: u32 = 4_000; // 3 ports each: 20,000..32,000
+    let start = std::process::id() % BLOCKS;
+    for _ in 0..BLOCKS {
+        let block = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
+        let p = (LOW + 3 * block) as u16;
+        let all: Vec<_> = (0..3)
+            .map(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)))
+            .collect();
+        if all.iter().all(Result::is_ok) {
+            return p;
+        }
+    }
+    panic!("no three consecutive free ports below the ephemeral range");
+}
