@@ -15,6 +15,9 @@ struct Record<A> {
     contact: Contact<A>,
     /// When the provider last announced; expiry takes the smallest first.
     announced: Time,
+    /// When this record was first stored (a refresh keeps it): how long the
+    /// provider has stood, which orders and weights answers.
+    since: Time,
 }
 
 /// The bounds of a [`ProviderStore`].
@@ -134,8 +137,9 @@ impl<A: Address> ProviderStore<A> {
                     return Admission::Refused(Refusal::GroupQuota);
                 }
             }
+            let since = records[pos].since;
             self.remove_record(key, pos);
-            self.insert_record(now, key, provider);
+            self.insert_record(now, key, provider, since);
             return Admission::Refreshed;
         }
         if self.per_peer.get(&provider.id).copied().unwrap_or(0) >= l.max_per_peer {
@@ -157,7 +161,7 @@ impl<A: Address> ProviderStore<A> {
             }
             _ => {}
         }
-        self.insert_record(now, key, provider);
+        self.insert_record(now, key, provider, now);
         Admission::Stored
     }
 
@@ -165,8 +169,9 @@ impl<A: Address> ProviderStore<A> {
         group.map_or(0, |g| self.per_group.get(&g).copied().unwrap_or(0))
     }
 
-    /// Appends a record (the most recently announced) and counts it.
-    fn insert_record(&mut self, now: Time, key: Id, provider: Contact<A>) {
+    /// Appends a record (the most recently announced, first stored at
+    /// `since`) and counts it.
+    fn insert_record(&mut self, now: Time, key: Id, provider: Contact<A>, since: Time) {
         self.by_age.insert((now, key, provider.id));
         *self.per_peer.entry(provider.id).or_insert(0) += 1;
         if let Some(g) = provider.addr.group() {
@@ -175,6 +180,7 @@ impl<A: Address> ProviderStore<A> {
         self.keys.entry(key).or_default().push(Record {
             contact: provider,
             announced: now,
+            since,
         });
     }
 
@@ -191,29 +197,26 @@ impl<A: Address> ProviderStore<A> {
         }
     }
 
-    /// Up to `max` live providers of `key`, most recently announced first.
+    /// Up to `max` live providers of `key`, longest-standing first (first
+    /// stored earliest; ties by most recent announcement).
     pub fn get(&self, now: Time, key: &Id, max: usize) -> Vec<Contact<A>> {
-        let Some(records) = self.keys.get(key) else {
-            return Vec::new();
-        };
-        records
-            .iter()
-            .rev()
-            .filter(|r| r.announced + self.limits.ttl > now)
-            .take(max)
-            .map(|r| r.contact.clone())
-            .collect()
+        let mut live = self.live(now, key);
+        live.truncate(max);
+        live.into_iter().map(|r| r.contact.clone()).collect()
     }
 
-    /// Up to `max` live providers of `key`: all of them, most recently
-    /// announced first, when they fit; otherwise `max` drawn uniformly with
-    /// `rng`.
+    /// Up to `max` live providers of `key` for an answer: all of them when
+    /// they fit, otherwise `max` drawn with `rng`, each with a weight of the
+    /// whole seconds it has stood plus one; longest-standing first.
     ///
-    /// Why a sample: a full list keeps its oldest records, so the first
-    /// providers of a popular key (its publisher among them) would be in every
-    /// answer and carry a share of every download for as long as they stay;
-    /// a sample spreads the load over every provider the tracker keeps, as a
-    /// BitTorrent tracker answers with a random subset of its swarm.
+    /// Why weighted by standing: a full list refuses newcomers, so a flood
+    /// cannot push an honest record out; weighting keeps the flood from
+    /// drowning it in answers too, since records that came with a flood are
+    /// younger than the ones they came to hide. Why a sample at all: named in
+    /// every answer, the first providers of a popular key (its publisher
+    /// among them) would carry a share of every download for as long as they
+    /// stay; a sample spreads the load over the providers the tracker keeps,
+    /// as a BitTorrent tracker answers with a random subset of its swarm.
     pub fn sample<R: RngCore>(
         &self,
         now: Time,
@@ -221,6 +224,38 @@ impl<A: Address> ProviderStore<A> {
         max: usize,
         rng: &mut R,
     ) -> Vec<Contact<A>> {
+        let mut live = self.live(now, key);
+        if live.len() > max {
+            let mut weighted: Vec<(u64, &Record<A>)> = live
+                .iter()
+                .map(|r| ((now - r.since).as_secs().saturating_add(1), *r))
+                .collect();
+            let mut total: u64 = weighted.iter().map(|(w, _)| *w).sum();
+            let mut picked = Vec::with_capacity(max);
+            // Weighted draws without replacement: at most `max` passes over a
+            // list of at most `max_per_key`.
+            for _ in 0..max {
+                let mut at = rng.next_u64() % total.max(1);
+                let i = weighted
+                    .iter()
+                    .position(|(w, _)| {
+                        let hit = at < *w;
+                        at = at.saturating_sub(*w);
+                        hit
+                    })
+                    .unwrap_or(weighted.len() - 1);
+                let (w, r) = weighted.swap_remove(i);
+                total -= w;
+                picked.push(r);
+            }
+            picked.sort_by_key(|r| r.since);
+            live = picked;
+        }
+        live.into_iter().map(|r| r.contact.clone()).collect()
+    }
+
+    /// The live records of `key`, longest-standing first.
+    fn live(&self, now: Time, key: &Id) -> Vec<&Record<A>> {
         let Some(records) = self.keys.get(key) else {
             return Vec::new();
         };
@@ -229,16 +264,9 @@ impl<A: Address> ProviderStore<A> {
             .rev()
             .filter(|r| r.announced + self.limits.ttl > now)
             .collect();
-        if live.len() > max {
-            // A partial Fisher-Yates shuffle: the first `max` are the sample.
-            for i in 0..max {
-                let left = (live.len() - i) as u64;
-                let j = i + (rng.next_u64() % left) as usize;
-                live.swap(i, j);
-            }
-            live.truncate(max);
-        }
-        live.into_iter().map(|r| r.contact.clone()).collect()
+        // Stable: records first stored at one instant stay most recent first.
+        live.sort_by_key(|r| r.since);
+        live
     }
 
     /// Removes every record whose time-to-live has run out.
@@ -366,62 +394,80 @@ mod tests {
         s.check();
     }
 
-    #[test]
-    fn a_long_list_is_sampled_so_its_first_providers_are_not_in_every_answer() {
+    /// Answers over 50 draws from a list of `n` records stored one a second
+    /// from `first` (the earliest is provider 0) and asked at `now`: how often
+    /// each provider was named.
+    fn answers(first: u64, n: u8, now: u64) -> BTreeMap<Id, usize> {
         use rand_chacha::rand_core::SeedableRng;
-        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 200));
-        for p in 0..100u8 {
-            s.add(
-                Time::from_secs(u64::from(p)),
-                id(1),
-                Contact::new(id(p), u32::from(p)),
-            );
+        let mut s: ProviderStore<u32> = ProviderStore::new(StoreLimits {
+            ttl: Duration::from_secs(1_000_000),
+            ..limits(10, 256)
+        });
+        s.add(Time::ZERO, id(1), Contact::new(id(0), 0));
+        for p in 1..n {
+            let t = Time::from_secs(first + u64::from(p));
+            s.add(t, id(1), Contact::new(id(p), u32::from(p)));
         }
-        let now = Time::from_secs(99);
         let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(7);
         let mut seen = BTreeMap::new();
         for _ in 0..50 {
-            let got: Vec<Id> = s
-                .sample(now, &id(1), 20, &mut rng)
-                .iter()
-                .map(|c| c.id)
-                .collect();
-            let distinct: BTreeSet<Id> = got.iter().copied().collect();
+            let got = s.sample(Time::from_secs(now), &id(1), 20, &mut rng);
+            let distinct: BTreeSet<Id> = got.iter().map(|c| c.id).collect();
             assert_eq!(
                 (got.len(), distinct.len()),
                 (20, 20),
                 "20 distinct providers"
             );
-            for i in got {
+            for i in distinct {
                 *seen.entry(i).or_insert(0) += 1;
             }
         }
-        // 1,000 picks over 100 providers: each about 10 times, the oldest too.
-        assert_eq!(seen.len(), 100, "every provider is answered with");
+        seen
+    }
+
+    #[test]
+    fn a_crowds_first_provider_is_not_in_every_answer() {
+        // A flash crowd: 100 providers came one a second after the first.
+        let seen = answers(0, 100, 100);
         assert!(
-            seen[&id(0)] < 25,
+            seen[&id(0)] < 30,
             "the first provider: {} of 50",
             seen[&id(0)]
         );
-        // The same seed draws the same sample; a short list is given whole,
-        // most recent first, drawing nothing.
-        let again = |seed| {
-            let mut r = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
-            s.sample(now, &id(1), 20, &mut r)
-        };
-        assert_eq!(again(3), again(3));
-        let mut r = rand_chacha::ChaCha12Rng::seed_from_u64(3);
-        let whole: Vec<Id> = s
-            .sample(now, &id(1), 100, &mut r)
+        assert!(seen.len() >= 80, "{} of 100 providers named", seen.len());
+    }
+
+    #[test]
+    fn a_flood_does_not_drown_the_record_it_came_to_hide() {
+        // One honest record, then a flood of 255 an hour later.
+        let seen = answers(3_600, 255, 3_900);
+        assert!(
+            seen[&id(0)] >= 40,
+            "the honest record: {} of 50",
+            seen[&id(0)]
+        );
+    }
+
+    #[test]
+    fn a_short_list_is_answered_whole_longest_standing_first() {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 10));
+        for (t, p) in [(1, 5), (2, 6), (3, 7)] {
+            s.add(Time::from_secs(t), id(1), Contact::new(id(p), 1));
+        }
+        // 5 re-announces: it keeps its standing.
+        s.add(Time::from_secs(4), id(1), Contact::new(id(5), 1));
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(1);
+        let got: Vec<Id> = s
+            .sample(Time::from_secs(5), &id(1), 20, &mut rng)
             .iter()
             .map(|c| c.id)
             .collect();
-        let newest_first: Vec<Id> = s.get(now, &id(1), 100).iter().map(|c| c.id).collect();
-        assert_eq!(whole, newest_first);
-        // Expired records are never sampled.
-        let late = s.sample(Time::from_secs(150), &id(1), 200, &mut rng);
-        let live: BTreeSet<Id> = (51..100).map(id).collect();
-        assert_eq!(late.iter().map(|c| c.id).collect::<BTreeSet<_>>(), live);
+        assert_eq!(got, vec![id(5), id(6), id(7)]);
+        assert_eq!(ids(&s, 5, 1), got);
+        // Expired records are never named: 6 and 7 lapse at 102 and 103.
+        let late = s.sample(Time::from_secs(103), &id(1), 20, &mut rng);
+        assert_eq!(late, vec![Contact::new(id(5), 1)]);
     }
 
     #[test]
@@ -460,7 +506,8 @@ mod tests {
         assert_eq!(ids(&s, 5, 1), vec![id(10), id(11)]);
         // Once 11's record lapses (announced at 2, TTL 100), there is room.
         assert_eq!(add(&mut s, 102, 12), Admission::Stored);
-        assert_eq!(ids(&s, 102, 1), vec![id(12), id(10)]);
+        // Longest-standing first: 10 was first stored at 1, 12 at 102.
+        assert_eq!(ids(&s, 102, 1), vec![id(10), id(12)]);
         s.check();
     }
 
