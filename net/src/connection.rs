@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use distroweb_protocol::{DecodeError, Id, Message};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::NetConfig;
 use crate::error::Chain;
-use crate::frame::{FrameError, Opener, Sealer};
+use crate::frame::{FrameError, Opener, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
@@ -320,22 +320,29 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Bytes>,
     queued: &AtomicUsize,
 ) -> CloseReason {
-    // One buffer for every sealed piece: a piece goes out while the next is
-    // sealed, so the peer opens the first while we seal the rest.
-    let mut sealed = Vec::new();
+    // One frame, refilled for every payload: sealed where the payload's bytes
+    // lie and written with one vectored write.
+    let mut sealed = SealedFrame::new();
     while let Some(payload) = rx.recv().await {
-        let written = tokio::time::timeout(
-            shared.config.write_timeout,
-            write_sealed(&mut w, &mut sealer, &payload, &mut sealed),
-        )
-        .await;
-        queued.fetch_sub(payload.len(), Ordering::Relaxed);
+        let len = payload.len();
+        // The node task hands over each encoded message alone, so its buffer
+        // is ours to seal in place; a shared one is copied first.
+        let body = payload
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        if let Err(e) = sealer.seal_in_place(body, &mut sealed) {
+            return CloseReason::Seal(e);
+        }
+        let written =
+            tokio::time::timeout(shared.config.write_timeout, w.write_all_buf(&mut sealed)).await;
+        sealed.clear();
+        queued.fetch_sub(len, Ordering::Relaxed);
         match written {
             Ok(Ok(())) => {
                 TransportStats::bump(&shared.stats.frames_out);
-                TransportStats::add(&shared.stats.bytes_out, payload.len());
+                TransportStats::add(&shared.stats.bytes_out, len);
             }
-            Ok(Err(e)) => return e,
+            Ok(Err(e)) => return CloseReason::WriteFailed(e),
             Err(_) => return CloseReason::WriteTimeout,
         }
     }
@@ -343,23 +350,4 @@ async fn write_loop(
     // peer replaced it; keep reading what the peer already sent here until the
     // idle timeout closes it.
     std::future::pending().await
-}
-
-/// Seals and writes one frame, a piece at a time.
-async fn write_sealed(
-    w: &mut OwnedWriteHalf,
-    sealer: &mut Sealer,
-    payload: &[u8],
-    sealed: &mut Vec<u8>,
-) -> Result<(), CloseReason> {
-    let mut pieces = sealer.pieces(payload).map_err(CloseReason::Seal)?;
-    loop {
-        sealed.clear();
-        if !pieces.next(sealed).map_err(CloseReason::Seal)? {
-            return Ok(());
-        }
-        w.write_all(sealed)
-            .await
-            .map_err(CloseReason::WriteFailed)?;
-    }
 }

@@ -19,10 +19,16 @@
 //! body is read, and the body grows one piece at a time as its bytes arrive,
 //! so a peer that announces a large frame and stalls costs almost no memory.
 //! A piece is read straight into its place in the body and opened there.
+//!
+//! The writer seals a whole frame where its bytes lie ([`SealedFrame`]) and
+//! sends it with one vectored write: no copy, and one system call per frame
+//! rather than one per piece.
 
+use std::io::IoSlice;
 use std::time::Duration;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
+use bytes::{Buf, BytesMut};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes of authentication tag on every sealed message.
@@ -165,17 +171,158 @@ impl Sealer {
         })
     }
 
+    /// Seals `body` as one frame where it lies, into `frame` (which forgets
+    /// the frame it held): the pieces are encrypted in place and their tags
+    /// kept beside them, so nothing is copied.
+    pub fn seal_in_place(
+        &mut self,
+        mut body: BytesMut,
+        frame: &mut SealedFrame,
+    ) -> Result<(), FrameError> {
+        let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge {
+            len: body.len(),
+            max: u32::MAX as usize,
+        })?;
+        let mut header = [0u8; HEADER_BYTES];
+        header[..4].copy_from_slice(&len.to_be_bytes());
+        let (plain, tag) = header.split_at_mut(4);
+        tag.copy_from_slice(self.seal_piece(plain)?.as_ref());
+        frame.tags.clear();
+        for piece in body.chunks_mut(MAX_PIECE_BYTES) {
+            let mut tag = [0u8; TAG_BYTES];
+            tag.copy_from_slice(self.seal_piece(piece)?.as_ref());
+            frame.tags.push(tag);
+        }
+        frame.remaining = HEADER_BYTES + body.len() + frame.tags.len() * TAG_BYTES;
+        frame.header = header;
+        frame.body = body;
+        frame.segment = 0;
+        frame.offset = 0;
+        Ok(())
+    }
+
+    /// Encrypts `piece` in place under the next nonce; returns its tag.
+    fn seal_piece(&mut self, piece: &mut [u8]) -> Result<Tag, FrameError> {
+        let nonce = self.cipher.nonce(self.nonce);
+        self.nonce = self.nonce.checked_add(1).ok_or(FrameError::Exhausted)?;
+        self.key
+            .seal_in_place_separate_tag(nonce, Aad::empty(), piece)
+            .map_err(|_| FrameError::Exhausted)
+    }
+
     fn seal_one(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
         let start = out.len();
         out.extend_from_slice(plain);
-        let nonce = self.cipher.nonce(self.nonce);
-        self.nonce = self.nonce.checked_add(1).ok_or(FrameError::Exhausted)?;
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::empty(), &mut out[start..])
-            .map_err(|_| FrameError::Exhausted)?;
+        let tag = self.seal_piece(&mut out[start..])?;
         out.extend_from_slice(tag.as_ref());
         Ok(())
+    }
+}
+
+/// A frame sealed in place, ready to go out in one vectored write: the sealed
+/// length, then each piece's ciphertext (where its plaintext was) followed by
+/// its tag. The writer keeps one and refills it for every frame, so sealing
+/// copies nothing and allocates nothing once the tag list has grown.
+///
+/// As a [`Buf`], it is the frame's wire bytes in order, so
+/// `write_all_buf` sends it with as few `writev` calls as the socket allows.
+#[derive(Debug, Default)]
+pub struct SealedFrame {
+    header: [u8; HEADER_BYTES],
+    /// The body, each piece sealed where it lies.
+    body: BytesMut,
+    /// One tag per piece, in order.
+    tags: Vec<[u8; TAG_BYTES]>,
+    /// The wire segment being written: 0 the header, then `2i + 1` piece `i`
+    /// and `2i + 2` its tag.
+    segment: usize,
+    /// Bytes of that segment already written.
+    offset: usize,
+    /// Bytes not yet written.
+    remaining: usize,
+}
+
+impl SealedFrame {
+    /// An empty frame, to be filled by [`Sealer::seal_in_place`].
+    pub fn new() -> Self {
+        SealedFrame::default()
+    }
+
+    /// Lets go of the body once it is written, so an idle connection holds
+    /// no frame.
+    pub fn clear(&mut self) {
+        *self = SealedFrame {
+            tags: std::mem::take(&mut self.tags),
+            ..SealedFrame::default()
+        };
+        self.tags.clear();
+    }
+
+    /// Wire segment `i` (see `segment`), or `None` past the last.
+    fn segment(&self, i: usize) -> Option<&[u8]> {
+        if i == 0 {
+            return Some(&self.header);
+        }
+        let piece = (i - 1) / 2;
+        let tag = self.tags.get(piece)?;
+        if i.is_multiple_of(2) {
+            return Some(tag);
+        }
+        let start = piece * MAX_PIECE_BYTES;
+        let end = (start + MAX_PIECE_BYTES).min(self.body.len());
+        self.body.get(start..end)
+    }
+}
+
+impl Buf for SealedFrame {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        let mut i = self.segment;
+        let mut offset = self.offset;
+        while let Some(seg) = self.segment(i) {
+            if offset < seg.len() {
+                return &seg[offset..];
+            }
+            i += 1;
+            offset = 0;
+        }
+        &[]
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut i = self.segment;
+        let mut offset = self.offset;
+        while n < dst.len() {
+            let Some(seg) = self.segment(i) else { break };
+            if offset < seg.len() {
+                dst[n] = IoSlice::new(&seg[offset..]);
+                n += 1;
+            }
+            i += 1;
+            offset = 0;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.remaining, "advanced past the frame's end");
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let Some(len) = self.segment(self.segment).map(<[u8]>::len) else {
+                break;
+            };
+            let step = (len - self.offset).min(cnt);
+            self.offset += step;
+            cnt -= step;
+            if self.offset == len {
+                self.segment += 1;
+                self.offset = 0;
+            }
+        }
     }
 }
 
@@ -255,8 +402,17 @@ impl Opener {
         while body.len() < len {
             let start = body.len();
             let sealed = (len - start).min(MAX_PIECE_BYTES) + TAG_BYTES;
-            // Room for this piece only; `read_buf` fills it without zeroing it first.
-            body.reserve_exact(sealed);
+            // Room for the first piece only, so a peer that announces a large
+            // frame and stalls costs one piece; once a piece has opened, the
+            // rest (and the last piece's tag) is reserved at once, one
+            // allocation instead of a reallocation per piece. `read_buf` fills
+            // it without zeroing it first.
+            let room = if start == 0 {
+                sealed
+            } else {
+                len - start + TAG_BYTES
+            };
+            body.reserve_exact(room);
             let mut piece = (&mut *r).take(sealed as u64);
             while body.len() < start + sealed {
                 if piece.read_buf(&mut body).await? == 0 {
@@ -339,6 +495,57 @@ mod tests {
             open.read(&mut &wire[..], 16, T, T).await,
             Err(FrameError::TooLarge { len: 17, max: 16 })
         ));
+    }
+
+    /// Sealing in place puts on the wire exactly what sealing into a buffer
+    /// does, however the writes split it.
+    #[tokio::test]
+    async fn sealed_in_place_matches_sealed_by_copy() {
+        let session = || Session::new(Cipher::AesGcm, [3; 32], [4; 32]);
+        let (mut by_copy, _) = session().split().unwrap();
+        let (mut in_place, _) = session().split().unwrap();
+        let (_, mut open) = Session::new(Cipher::AesGcm, [4; 32], [3; 32])
+            .split()
+            .unwrap();
+        let mut frame = SealedFrame::new();
+        for len in [
+            0,
+            1,
+            100,
+            MAX_PIECE_BYTES,
+            MAX_PIECE_BYTES + 1,
+            3 * MAX_PIECE_BYTES,
+            200_000,
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut expected = Vec::new();
+            by_copy.seal(&payload, &mut expected).unwrap();
+            in_place
+                .seal_in_place(BytesMut::from(&payload[..]), &mut frame)
+                .unwrap();
+            assert_eq!(frame.remaining(), expected.len());
+            // Drain it in uneven steps, as short writes would.
+            let mut wire = Vec::new();
+            let mut step = 1;
+            while frame.has_remaining() {
+                let mut slices = [IoSlice::new(&[]); 4];
+                let n = frame.chunks_vectored(&mut slices);
+                let gathered: Vec<u8> =
+                    slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+                assert!(gathered.starts_with(frame.chunk()));
+                let take = step.min(gathered.len());
+                wire.extend_from_slice(&gathered[..take]);
+                frame.advance(take);
+                step = step * 3 + 17;
+            }
+            assert_eq!(wire, expected, "{len} bytes");
+            assert_eq!(
+                open.read(&mut &wire[..], 1 << 20, T, T).await.unwrap(),
+                payload
+            );
+            frame.clear();
+            assert_eq!(frame.remaining(), 0);
+        }
     }
 
     #[tokio::test]
