@@ -1,6 +1,7 @@
-//! One established peer connection: a reader task and a writer task, each
-//! with its half of the session keys, reporting to the node task through its
-//! input queue.
+//! One established peer connection: a reader, an opener and a writer task,
+//! the reader and the opener sharing the receiving half of the session keys
+//! (the reader opens length headers, the opener bodies) and the writer holding
+//! the sending half, reporting to the node task through its input queue.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::NetConfig;
 use crate::error::Chain;
-use crate::frame::{FrameError, Opener, SealedFrame, Sealer};
+use crate::frame::{BodyOpener, FrameError, Opener, SealedBody, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
@@ -246,12 +247,34 @@ pub(crate) async fn run(
         let shared = shared.clone();
         async move { write_loop(&shared, w, sealer, rx, &queued).await }
     });
+    // Bodies are opened on a task of their own, so the socket is read while
+    // the last frame is decrypted; one frame waits between them at most.
+    let (bodies, sealed) = mpsc::channel(1);
+    let mut open = tokio::spawn({
+        let shared = shared.clone();
+        let body_opener = opener.body_opener();
+        async move { open_loop(&shared, body_opener, sealed, peer, peer_id).await }
+    });
     let mut shutdown = shared.shutdown.clone();
-    let reason = tokio::select! {
-        reason = read_loop(&shared, BufReader::new(r), opener, peer, peer_id) => reason,
-        reason = &mut writer => reason.unwrap_or(CloseReason::Shutdown),
-        _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
+    let reader_ended = tokio::select! {
+        reason = read_loop(&shared, BufReader::new(r), opener, bodies) => Ok(reason),
+        reason = &mut open => Err(reason.ok().flatten().unwrap_or(CloseReason::Shutdown)),
+        reason = &mut writer => Err(reason.unwrap_or(CloseReason::Shutdown)),
+        _ = shutdown.wait_for(|stop| *stop) => Err(CloseReason::Shutdown),
     };
+    let reason = match reader_ended {
+        // The reader ended (the peer left, or broke the framing): the opener
+        // still passes on what was read before, unless a body fails.
+        Ok(reason) => tokio::select! {
+            opened = &mut open => match opened {
+                Ok(Some(failure)) => failure,
+                _ => reason,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
+        },
+        Err(reason) => reason,
+    };
+    open.abort();
     writer.abort();
     drop(slot);
     if reason.is_misbehaviour() {
@@ -272,33 +295,56 @@ pub(crate) async fn run(
     }
 }
 
+/// Reads sealed frames off the socket (opening only their length headers)
+/// and hands their bodies to [`open_loop`].
 async fn read_loop(
     shared: &Shared,
     mut r: BufReader<OwnedReadHalf>,
     mut opener: Opener,
-    peer: SocketAddr,
-    peer_id: Id,
+    bodies: mpsc::Sender<SealedBody>,
 ) -> CloseReason {
     let c = &shared.config;
     loop {
-        let bytes = match opener
-            .read(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout)
+        let body = match opener
+            .read_sealed(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout)
             .await
         {
-            Ok(bytes) => bytes,
+            Ok(body) => body,
             Err(e) => return e.into(),
+        };
+        if bodies.send(body).await.is_err() {
+            // The opening task ended; its reason is the connection's.
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Opens, decodes and checks the bodies [`read_loop`] reads, and passes the
+/// messages to the node task; `None` once the reader has ended and every
+/// body it read is passed on.
+async fn open_loop(
+    shared: &Shared,
+    body_opener: BodyOpener,
+    mut sealed: mpsc::Receiver<SealedBody>,
+    peer: SocketAddr,
+    peer_id: Id,
+) -> Option<CloseReason> {
+    while let Some(body) = sealed.recv().await {
+        let bytes = match body_opener.open(body) {
+            Ok(bytes) => bytes,
+            Err(e) => return Some(e.into()),
         };
         let msg = match Message::<SocketAddr>::decode(&bytes) {
             Ok(msg) => msg,
-            Err(e) => return CloseReason::Garbage(e),
+            Err(e) => return Some(CloseReason::Garbage(e)),
         };
         // The handshake bound this connection to one id; a message in another
         // name would let a peer speak for nodes it is not.
         if msg.sender != peer_id {
-            return CloseReason::WrongSender {
+            return Some(CloseReason::WrongSender {
                 claimed: msg.sender,
                 peer: peer_id,
-            };
+            });
         }
         TransportStats::bump(&shared.stats.frames_in);
         TransportStats::add(&shared.stats.bytes_in, bytes.len());
@@ -308,9 +354,10 @@ async fn read_loop(
             .await
             .is_err()
         {
-            return CloseReason::Shutdown;
+            return Some(CloseReason::Shutdown);
         }
     }
+    None
 }
 
 async fn write_loop(

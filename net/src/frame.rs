@@ -16,9 +16,13 @@
 //! two keys of its final split.
 //!
 //! The length is opened and checked against the limit before a byte of the
-//! body is read, and the body grows one piece at a time as its bytes arrive,
-//! so a peer that announces a large frame and stalls costs almost no memory.
-//! A piece is read straight into its place in the body and opened there.
+//! body is read, so a stranger cannot make a node reserve anything; room for
+//! the body (at most the limit, plus tags) is reserved once the header has
+//! authenticated, which only a holder of the session key can make it do.
+//! The reader reads the body whole and sealed ([`SealedBody`]); a
+//! [`BodyOpener`] opens it, on another task in a connection, each piece in
+//! place with its plaintext moved down over the tags before it, so reading
+//! the next frame off the socket overlaps decrypting this one.
 //!
 //! The writer seals a whole frame where its bytes lie ([`SealedFrame`]) and
 //! sends it with one vectored write: no copy, and one system call per frame
@@ -137,6 +141,10 @@ impl Session {
                 key: self.cipher.key(&self.receive)?,
                 cipher: self.cipher,
                 nonce: 0,
+                body: BodyOpener {
+                    key: self.cipher.key(&self.receive)?,
+                    cipher: self.cipher,
+                },
             },
         ))
     }
@@ -356,6 +364,73 @@ pub struct Opener {
     key: LessSafeKey,
     cipher: Cipher,
     nonce: u64,
+    /// Opens the bodies [`Opener::read`] reads; clones of it may open them
+    /// elsewhere ([`Opener::body_opener`]).
+    body: BodyOpener,
+}
+
+/// A frame's body as read off the socket, still sealed: its pieces back to
+/// back, each followed by its tag, with the nonce of the first.
+#[derive(Debug)]
+pub struct SealedBody {
+    bytes: Vec<u8>,
+    len: usize,
+    first_nonce: u64,
+}
+
+impl SealedBody {
+    /// The body's plaintext length, as its authenticated header says.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Opens sealed bodies, apart from the task that reads them: the reader opens
+/// only the 20-byte headers (it needs the length), so the socket is read
+/// while the previous body is decrypted on another thread.
+#[derive(Clone)]
+pub struct BodyOpener {
+    key: LessSafeKey,
+    cipher: Cipher,
+}
+
+impl std::fmt::Debug for BodyOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyOpener(..)")
+    }
+}
+
+impl BodyOpener {
+    /// Opens every piece of `body` in place, each plaintext moved down over
+    /// the tags before it; returns the plaintext.
+    pub fn open(&self, body: SealedBody) -> Result<Vec<u8>, FrameError> {
+        let SealedBody {
+            mut bytes,
+            len,
+            first_nonce,
+        } = body;
+        for (i, start) in (0..len).step_by(MAX_PIECE_BYTES).enumerate() {
+            let plain = (len - start).min(MAX_PIECE_BYTES);
+            // Piece i's sealed bytes start after i tags; its plaintext belongs at `start`.
+            let shift = i * TAG_BYTES;
+            let n = first_nonce
+                .checked_add(i as u64)
+                .ok_or(FrameError::Exhausted)?;
+            let in_out = bytes
+                .get_mut(start..start + shift + plain + TAG_BYTES)
+                .ok_or(FrameError::Truncated)?;
+            self.key
+                .open_within(self.cipher.nonce(n), Aad::empty(), in_out, shift..)
+                .map_err(|_| FrameError::Forged)?;
+        }
+        bytes.truncate(len);
+        Ok(bytes)
+    }
 }
 
 impl Opener {
@@ -369,6 +444,27 @@ impl Opener {
         idle: Duration,
         read: Duration,
     ) -> Result<Vec<u8>, FrameError> {
+        let body = self.read_sealed(r, max, idle, read).await?;
+        self.body.open(body)
+    }
+
+    /// An opener for the bodies [`Opener::read_sealed`] returns, to use on
+    /// another task.
+    pub fn body_opener(&self) -> BodyOpener {
+        self.body.clone()
+    }
+
+    /// Reads one frame of at most `max` bytes, opening only its length
+    /// header; the body comes back sealed, for a [`BodyOpener`].
+    ///
+    /// Waits up to `idle` for the frame to start, then up to `read` for the rest.
+    pub async fn read_sealed<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        max: usize,
+        idle: Duration,
+        read: Duration,
+    ) -> Result<SealedBody, FrameError> {
         let mut header = [0u8; HEADER_BYTES];
         let n = tokio::time::timeout(idle, r.read(&mut header))
             .await
@@ -387,7 +483,7 @@ impl Opener {
         mut header: [u8; HEADER_BYTES],
         got: usize,
         max: usize,
-    ) -> Result<Vec<u8>, FrameError> {
+    ) -> Result<SealedBody, FrameError> {
         r.read_exact(&mut header[got..])
             .await
             .map_err(eof_is_truncation)?;
@@ -398,31 +494,29 @@ impl Opener {
         if len > max {
             return Err(FrameError::TooLarge { len, max });
         }
-        let mut body: Vec<u8> = Vec::new();
-        while body.len() < len {
-            let start = body.len();
-            let sealed = (len - start).min(MAX_PIECE_BYTES) + TAG_BYTES;
-            // Room for the first piece only, so a peer that announces a large
-            // frame and stalls costs one piece; once a piece has opened, the
-            // rest (and the last piece's tag) is reserved at once, one
-            // allocation instead of a reallocation per piece. `read_buf` fills
-            // it without zeroing it first.
-            let room = if start == 0 {
-                sealed
-            } else {
-                len - start + TAG_BYTES
-            };
-            body.reserve_exact(room);
-            let mut piece = (&mut *r).take(sealed as u64);
-            while body.len() < start + sealed {
-                if piece.read_buf(&mut body).await? == 0 {
-                    return Err(FrameError::Truncated);
-                }
+        // The body's pieces take the nonces after the header's.
+        let pieces = len.div_ceil(MAX_PIECE_BYTES);
+        let first_nonce = self.nonce;
+        self.nonce = self
+            .nonce
+            .checked_add(pieces as u64)
+            .ok_or(FrameError::Exhausted)?;
+        let sealed = len + pieces * TAG_BYTES;
+        // The header authenticated, so only a holder of the session key can
+        // make this reservation, and at most `max` (plus tags) of it.
+        // `read_buf` fills it without zeroing it first.
+        let mut bytes = Vec::with_capacity(sealed);
+        let mut body = r.take(sealed as u64);
+        while bytes.len() < sealed {
+            if body.read_buf(&mut bytes).await? == 0 {
+                return Err(FrameError::Truncated);
             }
-            let plain = self.open(&mut body[start..])?.len();
-            body.truncate(start + plain);
         }
-        Ok(body)
+        Ok(SealedBody {
+            bytes,
+            len,
+            first_nonce,
+        })
     }
 
     /// Opens one sealed message in place; returns its plaintext.
