@@ -45,6 +45,20 @@ impl Read for Generated {
     }
 }
 
+/// CPU time this process has used, user and system, from `/proc/self/stat`
+/// (Linux; `None` elsewhere). CPU seconds per GiB move less with the machine's
+/// load than MB/s do.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux we run on.
+    Some((user + system) / 100.0)
+}
+
 fn config() -> NetConfig {
     let mut protocol = Config::default();
     // Room for the content and its manifest in each in-memory store.
@@ -83,12 +97,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     upload.publish(root).await?;
 
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let mut fetching = hb.fetch(root).await?;
     tokio::time::timeout(Duration::from_secs(600), fetching.finished()).await??;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let mb_per_s = (mib * MIB) as f64 / 1e6 / elapsed.as_secs_f64();
+    let cpu = cpu.map_or(String::new(), |s| format!(", CPU {s:.2} s"));
     println!(
-        "{mib} MiB in {:.2} s: {mb_per_s:.1} MB/s",
+        "{mib} MiB in {:.2} s: {mb_per_s:.1} MB/s{cpu}",
         elapsed.as_secs_f64()
     );
     a.stop().await;

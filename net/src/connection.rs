@@ -1,12 +1,13 @@
-//! One established peer connection: a reader task and a writer task, each
-//! with its half of the session keys, reporting to the node task through its
-//! input queue.
+//! One established peer connection: a reader, an opener and a writer task,
+//! the reader and the opener sharing the receiving half of the session keys
+//! (the reader opens length headers, the opener bodies) and the writer holding
+//! the sending half, reporting to the node task through its input queue.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use distroweb_protocol::{DecodeError, Id, Message};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -16,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::NetConfig;
 use crate::error::Chain;
-use crate::frame::{FrameError, Opener, Sealer};
+use crate::frame::{BodyOpener, FrameError, Opener, SealedBody, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
@@ -246,12 +247,34 @@ pub(crate) async fn run(
         let shared = shared.clone();
         async move { write_loop(&shared, w, sealer, rx, &queued).await }
     });
+    // Bodies are opened on a task of their own, so the socket is read while
+    // the last frame is decrypted; one frame waits between them at most.
+    let (bodies, sealed) = mpsc::channel(1);
+    let mut open = tokio::spawn({
+        let shared = shared.clone();
+        let body_opener = opener.body_opener();
+        async move { open_loop(&shared, body_opener, sealed, peer, peer_id).await }
+    });
     let mut shutdown = shared.shutdown.clone();
-    let reason = tokio::select! {
-        reason = read_loop(&shared, BufReader::new(r), opener, peer, peer_id) => reason,
-        reason = &mut writer => reason.unwrap_or(CloseReason::Shutdown),
-        _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
+    let reader_ended = tokio::select! {
+        reason = read_loop(&shared, BufReader::new(r), opener, bodies) => Ok(reason),
+        reason = &mut open => Err(reason.ok().flatten().unwrap_or(CloseReason::Shutdown)),
+        reason = &mut writer => Err(reason.unwrap_or(CloseReason::Shutdown)),
+        _ = shutdown.wait_for(|stop| *stop) => Err(CloseReason::Shutdown),
     };
+    let reason = match reader_ended {
+        // The reader ended (the peer left, or broke the framing): the opener
+        // still passes on what was read before, unless a body fails.
+        Ok(reason) => tokio::select! {
+            opened = &mut open => match opened {
+                Ok(Some(failure)) => failure,
+                _ => reason,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => CloseReason::Shutdown,
+        },
+        Err(reason) => reason,
+    };
+    open.abort();
     writer.abort();
     drop(slot);
     if reason.is_misbehaviour() {
@@ -272,33 +295,56 @@ pub(crate) async fn run(
     }
 }
 
+/// Reads sealed frames off the socket (opening only their length headers)
+/// and hands their bodies to [`open_loop`].
 async fn read_loop(
     shared: &Shared,
     mut r: BufReader<OwnedReadHalf>,
     mut opener: Opener,
-    peer: SocketAddr,
-    peer_id: Id,
+    bodies: mpsc::Sender<SealedBody>,
 ) -> CloseReason {
     let c = &shared.config;
     loop {
-        let bytes = match opener
-            .read(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout)
+        let body = match opener
+            .read_sealed(&mut r, c.max_frame_bytes, c.idle_timeout, c.read_timeout)
             .await
         {
-            Ok(bytes) => bytes,
+            Ok(body) => body,
             Err(e) => return e.into(),
+        };
+        if bodies.send(body).await.is_err() {
+            // The opening task ended; its reason is the connection's.
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Opens, decodes and checks the bodies [`read_loop`] reads, and passes the
+/// messages to the node task; `None` once the reader has ended and every
+/// body it read is passed on.
+async fn open_loop(
+    shared: &Shared,
+    body_opener: BodyOpener,
+    mut sealed: mpsc::Receiver<SealedBody>,
+    peer: SocketAddr,
+    peer_id: Id,
+) -> Option<CloseReason> {
+    while let Some(body) = sealed.recv().await {
+        let bytes = match body_opener.open(body) {
+            Ok(bytes) => bytes,
+            Err(e) => return Some(e.into()),
         };
         let msg = match Message::<SocketAddr>::decode(&bytes) {
             Ok(msg) => msg,
-            Err(e) => return CloseReason::Garbage(e),
+            Err(e) => return Some(CloseReason::Garbage(e)),
         };
         // The handshake bound this connection to one id; a message in another
         // name would let a peer speak for nodes it is not.
         if msg.sender != peer_id {
-            return CloseReason::WrongSender {
+            return Some(CloseReason::WrongSender {
                 claimed: msg.sender,
                 peer: peer_id,
-            };
+            });
         }
         TransportStats::bump(&shared.stats.frames_in);
         TransportStats::add(&shared.stats.bytes_in, bytes.len());
@@ -308,9 +354,10 @@ async fn read_loop(
             .await
             .is_err()
         {
-            return CloseReason::Shutdown;
+            return Some(CloseReason::Shutdown);
         }
     }
+    None
 }
 
 async fn write_loop(
@@ -320,22 +367,29 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Bytes>,
     queued: &AtomicUsize,
 ) -> CloseReason {
-    // One buffer for every sealed piece: a piece goes out while the next is
-    // sealed, so the peer opens the first while we seal the rest.
-    let mut sealed = Vec::new();
+    // One frame, refilled for every payload: sealed where the payload's bytes
+    // lie and written with one vectored write.
+    let mut sealed = SealedFrame::new();
     while let Some(payload) = rx.recv().await {
-        let written = tokio::time::timeout(
-            shared.config.write_timeout,
-            write_sealed(&mut w, &mut sealer, &payload, &mut sealed),
-        )
-        .await;
-        queued.fetch_sub(payload.len(), Ordering::Relaxed);
+        let len = payload.len();
+        // The node task hands over each encoded message alone, so its buffer
+        // is ours to seal in place; a shared one is copied first.
+        let body = payload
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        if let Err(e) = sealer.seal_in_place(body, &mut sealed) {
+            return CloseReason::Seal(e);
+        }
+        let written =
+            tokio::time::timeout(shared.config.write_timeout, w.write_all_buf(&mut sealed)).await;
+        sealed.clear();
+        queued.fetch_sub(len, Ordering::Relaxed);
         match written {
             Ok(Ok(())) => {
                 TransportStats::bump(&shared.stats.frames_out);
-                TransportStats::add(&shared.stats.bytes_out, payload.len());
+                TransportStats::add(&shared.stats.bytes_out, len);
             }
-            Ok(Err(e)) => return e,
+            Ok(Err(e)) => return CloseReason::WriteFailed(e),
             Err(_) => return CloseReason::WriteTimeout,
         }
     }
@@ -343,23 +397,4 @@ async fn write_loop(
     // peer replaced it; keep reading what the peer already sent here until the
     // idle timeout closes it.
     std::future::pending().await
-}
-
-/// Seals and writes one frame, a piece at a time.
-async fn write_sealed(
-    w: &mut OwnedWriteHalf,
-    sealer: &mut Sealer,
-    payload: &[u8],
-    sealed: &mut Vec<u8>,
-) -> Result<(), CloseReason> {
-    let mut pieces = sealer.pieces(payload).map_err(CloseReason::Seal)?;
-    loop {
-        sealed.clear();
-        if !pieces.next(sealed).map_err(CloseReason::Seal)? {
-            return Ok(());
-        }
-        w.write_all(sealed)
-            .await
-            .map_err(CloseReason::WriteFailed)?;
-    }
 }
