@@ -291,6 +291,16 @@ pub struct RecordsConfig {
     /// (chosen here: one provider lets a fetch start; docs/RESULTS.md, hops,
     /// shows what it does to hop counts).
     pub providers_enough: NonZeroUsize,
+    /// With disjoint paths (`dht.disjoint_paths` > 1), the peers on one path
+    /// that must have named providers before that path ends (besides its
+    /// share of `providers_enough`); a reply that names providers adds no
+    /// contacts to its path, so the path goes on from what it knew before.
+    /// Default 2 (chosen here: an adversary names fake providers on every
+    /// answer, so a path that stopped at the first answer was lost to the
+    /// first adversary it asked; with 2, it is lost only if the next peer it
+    /// asks, picked from contacts the liar did not give, lies too;
+    /// docs/RESULTS.md, adversary). One path ignores it.
+    pub path_provider_answers: NonZeroUsize,
     /// Keys this node announces (and republishes) at once; default 16,384 (a bound
     /// chosen here).
     pub max_provided_keys: NonZeroUsize,
@@ -326,6 +336,7 @@ impl Default for RecordsConfig {
             max_providers_per_key: nonzero!(20),
             max_providers_returned: nonzero!(20),
             providers_enough: nonzero!(1),
+            path_provider_answers: nonzero!(2),
             max_provided_keys: nonzero!(16_384),
             announce_site_files: false,
             token_rotation: Duration::from_secs(300),

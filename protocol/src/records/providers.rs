@@ -13,6 +13,9 @@ struct Record<A> {
     contact: Contact<A>,
     /// When the provider last announced; expiry takes the smallest first.
     announced: Time,
+    /// When this record was first stored (kept when it is refreshed):
+    /// answers name the longest-standing providers first.
+    since: Time,
 }
 
 /// The bounds of a [`ProviderStore`].
@@ -129,8 +132,9 @@ impl<A: Address> ProviderStore<A> {
                     return Admission::Refused(Refusal::GroupQuota);
                 }
             }
+            let since = records[pos].since;
             self.remove_record(key, pos);
-            self.insert_record(now, key, provider);
+            self.insert_record(now, key, provider, since);
             return Admission::Refreshed;
         }
         if self.per_peer.get(&provider.id).copied().unwrap_or(0) >= l.max_per_peer {
@@ -149,7 +153,7 @@ impl<A: Address> ProviderStore<A> {
             None if self.keys.len() >= l.max_keys => return Admission::Refused(Refusal::StoreFull),
             _ => {}
         }
-        self.insert_record(now, key, provider);
+        self.insert_record(now, key, provider, now);
         Admission::Stored
     }
 
@@ -157,8 +161,9 @@ impl<A: Address> ProviderStore<A> {
         group.map_or(0, |g| self.per_group.get(&g).copied().unwrap_or(0))
     }
 
-    /// Appends a record (the most recently announced) and counts it.
-    fn insert_record(&mut self, now: Time, key: Id, provider: Contact<A>) {
+    /// Appends a record (the most recently announced, first stored at
+    /// `since`) and counts it.
+    fn insert_record(&mut self, now: Time, key: Id, provider: Contact<A>, since: Time) {
         self.by_age.insert((now, key, provider.id));
         *self.per_peer.entry(provider.id).or_insert(0) += 1;
         if let Some(g) = provider.addr.group() {
@@ -167,6 +172,7 @@ impl<A: Address> ProviderStore<A> {
         self.keys.entry(key).or_default().push(Record {
             contact: provider,
             announced: now,
+            since,
         });
     }
 
@@ -183,15 +189,27 @@ impl<A: Address> ProviderStore<A> {
         }
     }
 
-    /// Up to `max` live providers of `key`, most recently announced first.
+    /// Up to `max` live providers of `key`, longest-standing first (first
+    /// stored earliest; ties by most recent announcement).
+    ///
+    /// Implementation note: the order is the store's preference for old
+    /// records carried into its answers. A flood of fresh records cannot push
+    /// the honest ones out of a list (a full list refuses newcomers), and
+    /// with this order it cannot push them to the back of an answer either,
+    /// where an asker that takes only the first few (a disjoint lookup's path
+    /// takes its share) would never see them.
     pub fn get(&self, now: Time, key: &Id, max: usize) -> Vec<Contact<A>> {
         let Some(records) = self.keys.get(key) else {
             return Vec::new();
         };
-        records
+        let mut live: Vec<&Record<A>> = records
             .iter()
             .rev()
             .filter(|r| r.announced + self.limits.ttl > now)
+            .collect();
+        // Stable: records stored at the same instant keep most recent first.
+        live.sort_by_key(|r| r.since);
+        live.into_iter()
             .take(max)
             .map(|r| r.contact.clone())
             .collect()
@@ -330,7 +348,31 @@ mod tests {
         assert_eq!(ids(&s, 5, 1), vec![id(10), id(11)]);
         // Once 11's record lapses (announced at 2, TTL 100), there is room.
         assert_eq!(add(&mut s, 102, 12), Admission::Stored);
-        assert_eq!(ids(&s, 102, 1), vec![id(12), id(10)]);
+        // Longest-standing first: 10 was first stored at 1, 12 at 102.
+        assert_eq!(ids(&s, 102, 1), vec![id(10), id(12)]);
+        s.check();
+    }
+
+    #[test]
+    fn a_flood_neither_evicts_nor_buries_the_old_record() {
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 4));
+        let add = |s: &mut ProviderStore<u32>, t, p| {
+            s.add(Time::from_secs(t), id(1), Contact::new(id(p), u32::from(p)))
+        };
+        assert_eq!(add(&mut s, 1, 10), Admission::Stored);
+        for (t, p) in (2..40).zip(20u8..) {
+            let _ = add(&mut s, t, p);
+        }
+        // The flooders keep refreshing; the honest record stays, first.
+        for p in 20u8..23 {
+            assert_eq!(add(&mut s, 50, p), Admission::Refreshed);
+        }
+        assert_eq!(add(&mut s, 51, 40), Admission::Refused(Refusal::KeyFull));
+        assert_eq!(ids(&s, 52, 1)[0], id(10));
+        assert_eq!(
+            s.get(Time::from_secs(52), &id(1), 1),
+            vec![Contact::new(id(10), 10)]
+        );
         s.check();
     }
 
