@@ -121,6 +121,8 @@ pub struct AdversaryRow {
     /// Share of the looked-up keys' `k` closest nodes that are adversaries
     /// (what placement achieved).
     pub closest_adversary_frac: f64,
+    /// Share of the looked-up keys whose closest node is an adversary.
+    pub nearest_adversary_frac: f64,
     /// Provider announcements each adversary flooded.
     pub flood: u32,
     /// `honest` or `any`: whom nodes joined through.
@@ -563,6 +565,7 @@ fn measure(
         grind_bits: plan.grind_bits,
         puzzle_bits: p.puzzle_bits,
         closest_adversary_frac: round(closest_share(&sim, plan, &bad, dht.k.get()), 4),
+        nearest_adversary_frac: round(closest_share(&sim, plan, &bad, 1), 4),
         flood: plan.flood,
         seeds: plan.seeds_name.into(),
         lookups: k.issued,
@@ -700,6 +703,7 @@ pub fn render(rows: &[AdversaryRow]) -> String {
         "place",
         "puzzle",
         "closest_adv",
+        "nearest_adv",
         "flood",
         "seeds",
         "lookups",
@@ -727,6 +731,7 @@ pub fn render(rows: &[AdversaryRow]) -> String {
                 r.placement.clone(),
                 r.puzzle_bits.to_string(),
                 format!("{:.3}", r.closest_adversary_frac),
+                format!("{:.3}", r.nearest_adversary_frac),
                 r.flood.to_string(),
                 r.seeds.clone(),
                 r.lookups.to_string(),
