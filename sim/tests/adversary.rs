@@ -119,10 +119,11 @@ fn disjoint_paths_find_real_providers_where_plain_lookups_are_fooled() {
 
 #[test]
 fn one_liar_no_longer_ends_a_disjoint_path() {
-    // 40 % liars: a path that ended at the first peer naming providers was
-    // lost to the first liar it asked.
-    let first = success_among(8, 80, nonzero!(1));
-    let second = success_among(8, 80, nonzero!(2));
+    // Half the nodes lie: a path that ended at the first peer naming
+    // providers was lost to the first liar it asked (seed 11: 0.87 with one
+    // answer, 0.93 with two).
+    let first = success_among(8, 100, nonzero!(1));
+    let second = success_among(8, 100, nonzero!(2));
     assert!(second > first + 0.05, "two answers {second}, one {first}");
 }
 
