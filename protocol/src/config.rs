@@ -180,8 +180,9 @@ pub struct DhtConfig {
     /// walk d paths too, so an eclipse cannot fill the table they build.
     pub disjoint_paths: NonZeroUsize,
     /// Paths that must have ended before a lookup with disjoint paths ends (a
-    /// provider lookup's path ends once it knows `providers_enough` providers,
-    /// any path once its `k` closest answered or nobody is left to ask);
+    /// provider lookup's path ends once it knows its share of
+    /// `providers_enough` providers from `path_provider_answers` peers, any
+    /// path once its `k` closest answered or nobody is left to ask);
     /// `None`: every path; default `None` (S/Kademlia §4.4 waits for all `d`
     /// paths; a smaller number trades safety for latency). At most
     /// `disjoint_paths`.
