@@ -11,17 +11,28 @@
 //! to themselves. Honest nodes publish and look up; a lookup succeeds only if
 //! it returns a provider that really announced the key, as the simulator's
 //! own record of announcements says.
+//!
+//! Two more attacks are axes of the sweep. A record flood (`--flood n`): each
+//! adversary announces itself as a provider of `n` looked-up keys once the
+//! honest announcements are in, so the keys' trackers hold honest records
+//! among many fakes; the rows count the honest records still held at the end.
+//! Targeted placement (`--placement targeted`): each adversary's id is ground
+//! next to one looked-up key ([`distroweb_sim::adversary::grind`]) with
+//! `2^grind_bits` key generations, under an id puzzle of `puzzle_bits` that
+//! makes each generation `2^puzzle_bits` times dearer (S/Kademlia §4.1).
+//! Nodes join through honest peers by default, as a deployment's configured
+//! bootstrap list is; `--seeds any` lets them join through adversaries.
 
 use core::num::NonZeroUsize;
 use core::time::Duration;
 
-use distroweb_protocol::{nonzero, QueryKind};
-use distroweb_sim::adversary::{install, pick, Attack};
-use distroweb_sim::seed::{stream_rng, Stream};
-use distroweb_sim::{Action, LookupScenario, NodeIdx, Sim, SimConfig, Window, Workload};
+use distroweb_protocol::{nonzero, Id, Metric, QueryKind};
+use distroweb_sim::adversary::{grind, install, pick, Attack};
+use distroweb_sim::seed::{content_key, stream_rng, Stream};
+use distroweb_sim::{Action, LookupScenario, NodeIdx, Seeds, Sim, SimConfig, Window, Workload};
 use serde::Serialize;
 
-use crate::cli::AdversaryArgs;
+use crate::cli::{AdversaryArgs, AttackName, JoinSeeds, Placement};
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
@@ -31,8 +42,24 @@ use crate::record::{Record, RunRecord};
 use crate::runner;
 use crate::table;
 
-/// The attacks every adversary of this experiment mounts.
+/// The attacks every adversary of this experiment mounts by default.
 pub const ATTACKS: [Attack; 2] = [Attack::Eclipse, Attack::FakeProviders];
+
+/// Key generations a targeted adversary affords by default, as bits.
+pub const GRIND_BITS: u32 = 16;
+
+/// The id puzzle difficulties swept with targeted placement by default: none,
+/// and the live node's default (`net`'s `id_difficulty_bits`).
+pub const PUZZLE_BITS: [u32; 2] = [0, 8];
+
+fn attack(a: AttackName) -> Attack {
+    match a {
+        AttackName::DropAll => Attack::DropAll,
+        AttackName::Eclipse => Attack::Eclipse,
+        AttackName::FakeProviders => Attack::FakeProviders,
+        AttackName::CorruptBlocks => Attack::CorruptBlocks,
+    }
+}
 
 /// How lookups walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -62,6 +89,8 @@ impl Lookup {
 pub struct AdversaryPoint {
     /// Adversarial share, percent of the nodes.
     pub percent: u32,
+    /// Id puzzle difficulty, bits (targeted placement; 0 otherwise).
+    pub puzzle_bits: u32,
     /// How lookups walk.
     pub lookup: Lookup,
 }
@@ -83,6 +112,21 @@ pub struct AdversaryRow {
     pub adversary_percent: u32,
     /// Adversaries.
     pub adversaries: usize,
+    /// `random` or `targeted` adversary ids.
+    pub placement: String,
+    /// Key generations a targeted adversary affords, bits (0 with random ids).
+    pub grind_bits: u32,
+    /// Id puzzle difficulty, bits (0 with random ids).
+    pub puzzle_bits: u32,
+    /// Share of the looked-up keys' `k` closest nodes that are adversaries
+    /// (what placement achieved).
+    pub closest_adversary_frac: f64,
+    /// Share of the looked-up keys whose closest node is an adversary.
+    pub nearest_adversary_frac: f64,
+    /// Provider announcements each adversary flooded.
+    pub flood: u32,
+    /// `honest` or `any`: whom nodes joined through.
+    pub seeds: String,
     /// Provider lookups issued (all by honest nodes).
     pub lookups: u64,
     /// Lookups that ended.
@@ -108,6 +152,14 @@ pub struct AdversaryRow {
     /// Messages dropped by the authenticated transport for a forged sender
     /// (the adversaries lie in their own name, so 0).
     pub forged: u64,
+    /// Per key, honest trackers still holding the honest announcer's record
+    /// at the end (mean over keys).
+    pub honest_records_per_key: f64,
+    /// Per key, records naming adversaries held by honest trackers at the
+    /// end (mean over keys).
+    pub adversary_records_per_key: f64,
+    /// Record writes honest trackers refused (no token yet, quotas, full lists).
+    pub records_refused: u64,
 }
 
 /// The sweep's settings after defaults.
@@ -129,6 +181,24 @@ pub struct AdversaryPlan {
     pub keys: u32,
     /// What every adversary does.
     pub attacks: Vec<&'static str>,
+    /// Where adversary ids land.
+    #[serde(skip)]
+    pub placement: Placement,
+    /// `placement` by name.
+    pub placement_name: &'static str,
+    /// Key generations a targeted adversary affords, bits.
+    pub grind_bits: u32,
+    /// Id puzzle difficulties swept (targeted placement), bits.
+    pub puzzle_bits: Vec<u32>,
+    /// Provider announcements each adversary floods.
+    pub flood: u32,
+    /// Whom nodes join through.
+    #[serde(skip)]
+    pub seeds: JoinSeeds,
+    /// `seeds` by name.
+    pub seeds_name: &'static str,
+    /// Peers on a disjoint path that must name providers before it ends.
+    pub answers: NonZeroUsize,
 }
 
 impl AdversaryPlan {
@@ -163,6 +233,23 @@ impl AdversaryPlan {
                 "--k: k must be at least d and fit a reply's contact list".into(),
             ));
         }
+        let mut attacks: Vec<Attack> = args.attacks.iter().map(|a| attack(*a)).collect();
+        if attacks.is_empty() {
+            attacks = ATTACKS.to_vec();
+        }
+        attacks.sort();
+        attacks.dedup();
+        let grind_bits = args.grind_bits.unwrap_or(GRIND_BITS);
+        if grind_bits > 64 {
+            return Err(ExperimentError::Usage(
+                "--grind-bits: at most 64 (2^64 key generations)".into(),
+            ));
+        }
+        let puzzle_bits = match args.placement {
+            Placement::Random => vec![0],
+            Placement::Targeted if args.puzzle_bits.is_empty() => PUZZLE_BITS.to_vec(),
+            Placement::Targeted => args.puzzle_bits.clone(),
+        };
         Ok(AdversaryPlan {
             seed: args.common.seed,
             nodes,
@@ -171,19 +258,60 @@ impl AdversaryPlan {
             k,
             lookups: args.lookups.unwrap_or(if quick { 150 } else { 1_000 }),
             keys: (nodes / 10).max(1),
-            attacks: ATTACKS.iter().map(|a| a.name()).collect(),
+            attacks: attacks.iter().map(|a| a.name()).collect(),
+            placement: args.placement,
+            placement_name: placement_name(args.placement),
+            grind_bits: if args.placement == Placement::Targeted {
+                grind_bits
+            } else {
+                0
+            },
+            puzzle_bits,
+            flood: args.flood.unwrap_or(0),
+            seeds: args.seeds,
+            answers: args
+                .answers
+                .unwrap_or(distroweb_protocol::RecordsConfig::default().path_provider_answers),
+            seeds_name: match args.seeds {
+                JoinSeeds::Honest => "honest",
+                JoinSeeds::Any => "any",
+            },
         })
     }
 
-    /// Every point, in CSV order: by share, plain then disjoint.
+    /// The attacks, as the simulator's wrapper takes them.
+    pub fn attack_list(&self) -> Vec<Attack> {
+        let all = [
+            Attack::DropAll,
+            Attack::Eclipse,
+            Attack::FakeProviders,
+            Attack::CorruptBlocks,
+        ];
+        all.into_iter()
+            .filter(|a| self.attacks.contains(&a.name()))
+            .collect()
+    }
+
+    /// Every point, in CSV order: by share, then puzzle, plain then disjoint.
     pub fn points(&self) -> Vec<AdversaryPoint> {
         let mut points = Vec::new();
         for &percent in &self.percents {
-            for lookup in [Lookup::Plain, Lookup::Disjoint { paths: self.paths }] {
-                points.push(AdversaryPoint { percent, lookup });
+            for &puzzle_bits in &self.puzzle_bits {
+                for lookup in [Lookup::Plain, Lookup::Disjoint { paths: self.paths }] {
+                    points.push(AdversaryPoint {
+                        percent,
+                        puzzle_bits,
+                        lookup,
+                    });
+                }
             }
         }
         points
+    }
+
+    /// The keys published and looked up, in order.
+    pub fn keys(&self) -> Vec<Id> {
+        (0..self.keys).map(|n| content_key(self.seed, n)).collect()
     }
 
     /// The simulator configuration of a point.
@@ -202,6 +330,7 @@ impl AdversaryPlan {
             dht.alpha = nonzero!(1);
             dht.disjoint_paths = paths;
             dht.max_lookup_candidates = dht.max_lookup_candidates.max(k);
+            c.protocol.records.path_provider_answers = self.answers;
         }
         c
     }
@@ -217,12 +346,35 @@ impl AdversaryPlan {
 
     /// The adversaries at `percent`: the same slots for both lookups.
     pub fn adversaries(&self, percent: u32) -> Vec<NodeIdx> {
+        self.cast(percent, 0).into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The adversaries at `percent` and, with targeted placement, the id each
+    /// grinds under a puzzle of `puzzle_bits`: adversary `j` (in slot order)
+    /// lands next to key `j mod keys`. The slots are the same for every
+    /// puzzle; the ids come from the same stream, after the slots.
+    pub fn cast(&self, percent: u32, puzzle_bits: u32) -> Vec<(NodeIdx, Option<Id>)> {
         let count = (u64::from(self.nodes) * u64::from(percent) / 100) as u32;
-        pick(
-            self.nodes,
-            count,
-            &mut stream_rng(self.seed, Stream::Adversary),
-        )
+        let mut rng = stream_rng(self.seed, Stream::Adversary);
+        let bad = pick(self.nodes, count, &mut rng);
+        if self.placement == Placement::Random {
+            return bad.into_iter().map(|n| (n, None)).collect();
+        }
+        let keys = self.keys();
+        bad.into_iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let key = keys[j % keys.len()];
+                (n, Some(grind(&key, self.grind_bits, puzzle_bits, &mut rng)))
+            })
+            .collect()
+    }
+}
+
+fn placement_name(p: Placement) -> &'static str {
+    match p {
+        Placement::Random => "random",
+        Placement::Targeted => "targeted",
     }
 }
 
@@ -259,34 +411,98 @@ pub fn run(args: &AdversaryArgs, command_line: &str) -> Result<Vec<AdversaryRow>
     Ok(rows)
 }
 
-/// Schedules the scenario with honest publishers and askers only; returns
-/// when it is over.
-fn schedule(sim: &mut Sim, s: &LookupScenario, bad: &[NodeIdx]) -> distroweb_protocol::Time {
+/// Schedules the scenario with honest publishers and askers only (and the
+/// adversaries' flood, if any); returns when it is over.
+fn schedule(
+    sim: &mut Sim,
+    plan: &AdversaryPlan,
+    s: &LookupScenario,
+    bad: &[NodeIdx],
+) -> distroweb_protocol::Time {
     let mut w = Workload::new(sim);
     let nodes = s.nodes.min(sim.len() as u32);
-    let last_join = w.grow(sim, nodes, sim.now(), s.join_interval, s.join_seeds);
     // `bad` is sorted; shares are at most 90 %, so a draw is honest within a
     // few tries, and a bound keeps a pathological plan from spinning.
-    let honest = |w: &mut Workload| {
-        let mut node = w.node(nodes);
+    let is_bad = |n: NodeIdx| bad.binary_search(&n).is_ok();
+    let honest_below = |w: &mut Workload, below: u32| {
+        let mut node = w.node(below);
         for _ in 0..1_000 {
-            if bad.binary_search(&node).is_err() {
+            if !is_bad(node) {
                 break;
             }
-            node = w.node(nodes);
+            node = w.node(below);
         }
         node
+    };
+    let last_join = match plan.seeds {
+        JoinSeeds::Any => w.grow(sim, nodes, sim.now(), s.join_interval, s.join_seeds),
+        JoinSeeds::Honest => {
+            // Like `Workload::grow`, but each node joins through honest nodes
+            // that joined before it (established ones when there are any).
+            let start = sim.now();
+            let settled = (sim.config().seed_min_age.as_micros()
+                / s.join_interval.as_micros().max(1)) as u32
+                + 1;
+            let mut at = start;
+            for i in 0..nodes {
+                at = start + s.join_interval * i;
+                let below = if i > settled { i - settled } else { i };
+                let first_honest = (0..i).find(|&j| !is_bad(NodeIdx(j)));
+                let seeds = match first_honest {
+                    None if i == 0 => Seeds::Alone,
+                    None => Seeds::Established(s.join_seeds),
+                    Some(_) => {
+                        let mut list: Vec<NodeIdx> = Vec::new();
+                        for _ in 0..s.join_seeds {
+                            let n = honest_below(&mut w, below.max(1));
+                            if !is_bad(n) && !list.contains(&n) {
+                                list.push(n);
+                            }
+                        }
+                        if list.is_empty() {
+                            Seeds::Established(s.join_seeds)
+                        } else {
+                            Seeds::List(list)
+                        }
+                    }
+                };
+                sim.schedule(
+                    at,
+                    Action::Join {
+                        node: NodeIdx(i),
+                        seeds,
+                    },
+                );
+            }
+            at
+        }
     };
     let publish = Window::new(last_join + s.settle, s.publish_window);
     let keys: Vec<_> = (0..s.keys).map(|n| w.key(n)).collect();
     for &key in &keys {
-        let node = honest(&mut w);
+        let node = honest_below(&mut w, nodes);
         let at = w.instant(publish);
         sim.schedule(at, Action::Announce { node, key });
     }
-    let lookups = Window::new(publish.end() + s.settle, s.lookup_window);
+    let mut lookup_start = publish.end() + s.settle;
+    if plan.flood > 0 && !bad.is_empty() && !keys.is_empty() {
+        // The flood starts once the honest records are in: adversary `j`
+        // announces keys `j·n .. j·n + n` (mod keys), so every key gets about
+        // as many fakes as the next.
+        let flood = Window::new(publish.end() + s.settle / 2, s.publish_window);
+        let n = plan.flood as usize;
+        for (j, &node) in bad.iter().enumerate() {
+            for m in 0..n {
+                let key = keys[(j * n + m) % keys.len()];
+                let at = w.instant(flood);
+                sim.schedule(at, Action::Announce { node, key });
+            }
+        }
+        lookup_start = flood.end() + s.settle;
+    }
+    let lookups = Window::new(lookup_start, s.lookup_window);
     for _ in 0..s.lookup_count() {
-        let node = honest(&mut w);
+        let node = honest_below(&mut w, nodes);
         // Uniform popularity: a draw among the key indices, from the workload stream.
         let key = keys[w.node(s.keys).index()];
         let at = w.instant(lookups);
@@ -303,17 +519,24 @@ fn measure(
 ) -> Result<(AdversaryRow, RunRecord), ExperimentError> {
     let config = plan.config(p);
     let scenario = plan.scenario();
-    let bad = plan.adversaries(p.percent);
+    let cast = plan.cast(p.percent, p.puzzle_bits);
+    let bad: Vec<NodeIdx> = cast.iter().map(|(n, _)| *n).collect();
     progress.note(&format!(
-        "adversary: start {}% {} {config}",
+        "adversary: start {}% puzzle {} {} {config}",
         p.percent,
+        p.puzzle_bits,
         p.lookup.name()
     ));
     let dht = config.protocol.dht.clone();
     let mut sim = Sim::new(config)?;
     sim.set_reproduce(command_line);
-    install(&mut sim, &bad, &ATTACKS);
-    let end = schedule(&mut sim, &scenario, &bad);
+    for (n, id) in &cast {
+        if let Some(id) = id {
+            sim.set_node_id(*n, *id);
+        }
+    }
+    install(&mut sim, &bad, &plan.attack_list());
+    let end = schedule(&mut sim, plan, &scenario, &bad);
     let mut tick = progress.run();
     while sim.now() < end {
         let next = (sim.now() + Duration::from_secs(1)).min(end);
@@ -329,6 +552,7 @@ fn measure(
         }
     };
     let failed: u64 = k.failures.values().sum();
+    let records = tracked(&sim, plan, &bad);
     let row = AdversaryRow {
         nodes: plan.nodes,
         lookup: p.lookup.name().into(),
@@ -337,6 +561,13 @@ fn measure(
         alpha: dht.alpha.get(),
         adversary_percent: p.percent,
         adversaries: bad.len(),
+        placement: plan.placement_name.into(),
+        grind_bits: plan.grind_bits,
+        puzzle_bits: p.puzzle_bits,
+        closest_adversary_frac: round(closest_share(&sim, plan, &bad, dht.k.get()), 4),
+        nearest_adversary_frac: round(closest_share(&sim, plan, &bad, 1), 4),
+        flood: plan.flood,
+        seeds: plan.seeds_name.into(),
         lookups: k.issued,
         finished: k.finished,
         success_rate: round(k.success_rate(), 4),
@@ -352,8 +583,16 @@ fn measure(
         },
         table_adversary_frac: round(table_share(&sim, &bad), 4),
         forged: sim.stats().forged,
+        honest_records_per_key: round(records.honest, 3),
+        adversary_records_per_key: round(records.adversarial, 3),
+        records_refused: records.refused,
     };
-    let run = RunRecord::of(&sim, format!("{}%/{}", p.percent, row.lookup));
+    let label = if plan.placement == Placement::Targeted {
+        format!("{}%/puzzle {}/{}", p.percent, p.puzzle_bits, row.lookup)
+    } else {
+        format!("{}%/{}", p.percent, row.lookup)
+    };
+    let run = RunRecord::of(&sim, label);
     progress.note(&format!(
         "adversary: end {} digest={} success={}",
         run.label, run.digest, row.success_rate
@@ -383,6 +622,75 @@ fn table_share(sim: &Sim, bad: &[NodeIdx]) -> f64 {
     }
 }
 
+/// Provider records held by honest trackers at the end, per looked-up key.
+struct Tracked {
+    /// Mean honest trackers holding an honest announcer's record.
+    honest: f64,
+    /// Mean records naming adversaries.
+    adversarial: f64,
+    /// Writes honest trackers refused, over all keys.
+    refused: u64,
+}
+
+fn tracked(sim: &Sim, plan: &AdversaryPlan, bad: &[NodeIdx]) -> Tracked {
+    let keys = plan.keys();
+    let now = sim.now();
+    let max = sim.config().protocol.records.max_providers_per_key.get();
+    let (mut honest, mut adversarial, mut refused) = (0u64, 0u64, 0u64);
+    for i in 0..sim.len() as u32 {
+        if bad.binary_search(&NodeIdx(i)).is_ok() {
+            continue;
+        }
+        let Some(node) = sim.node(NodeIdx(i)) else {
+            continue;
+        };
+        refused += node.counters().records_refused;
+        for key in &keys {
+            let announcers = sim.announcers(key);
+            for c in node.provider_store().get(now, key, max) {
+                if bad.binary_search(&c.addr).is_ok() {
+                    adversarial += 1;
+                } else if announcers.contains(&c.addr) {
+                    honest += 1;
+                }
+            }
+        }
+    }
+    let per_key = |n: u64| n as f64 / keys.len().max(1) as f64;
+    Tracked {
+        honest: per_key(honest),
+        adversarial: per_key(adversarial),
+        refused,
+    }
+}
+
+/// Over the looked-up keys, the share of each key's `k` closest nodes that
+/// are adversaries.
+fn closest_share(sim: &Sim, plan: &AdversaryPlan, bad: &[NodeIdx], k: usize) -> f64 {
+    let keys = plan.keys();
+    let ids: Vec<(Id, NodeIdx)> = (0..sim.len() as u32)
+        .map(|i| (sim.node_id(NodeIdx(i)), NodeIdx(i)))
+        .collect();
+    let (mut all, mut adversarial) = (0u64, 0u64);
+    let mut ranked = ids.clone();
+    for key in &keys {
+        let n = k.min(ranked.len());
+        if n == 0 {
+            break;
+        }
+        ranked.select_nth_unstable_by_key(n - 1, |(id, _)| Metric::Xor.distance(id, key));
+        for (_, node) in &ranked[..n] {
+            all += 1;
+            adversarial += u64::from(bad.binary_search(node).is_ok());
+        }
+    }
+    if all == 0 {
+        0.0
+    } else {
+        adversarial as f64 / all as f64
+    }
+}
+
 /// The table printed on stdout.
 pub fn render(rows: &[AdversaryRow]) -> String {
     let header = [
@@ -392,6 +700,12 @@ pub fn render(rows: &[AdversaryRow]) -> String {
         "k",
         "alpha",
         "adv_%",
+        "place",
+        "puzzle",
+        "closest_adv",
+        "nearest_adv",
+        "flood",
+        "seeds",
         "lookups",
         "success",
         "fooled",
@@ -401,6 +715,8 @@ pub fn render(rows: &[AdversaryRow]) -> String {
         "lat_p99_ms",
         "reqs",
         "table_adv",
+        "honest_rec",
+        "adv_rec",
     ];
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -412,6 +728,12 @@ pub fn render(rows: &[AdversaryRow]) -> String {
                 r.k.to_string(),
                 r.alpha.to_string(),
                 r.adversary_percent.to_string(),
+                r.placement.clone(),
+                r.puzzle_bits.to_string(),
+                format!("{:.3}", r.closest_adversary_frac),
+                format!("{:.3}", r.nearest_adversary_frac),
+                r.flood.to_string(),
+                r.seeds.clone(),
                 r.lookups.to_string(),
                 format!("{:.4}", r.success_rate),
                 format!("{:.4}", r.fooled_rate),
@@ -421,6 +743,8 @@ pub fn render(rows: &[AdversaryRow]) -> String {
                 format!("{:.0}", r.latency_ms_p99),
                 format!("{:.1}", r.requests_per_lookup),
                 format!("{:.3}", r.table_adversary_frac),
+                format!("{:.2}", r.honest_records_per_key),
+                format!("{:.2}", r.adversary_records_per_key),
             ]
         })
         .collect();

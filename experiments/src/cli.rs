@@ -144,6 +144,88 @@ pub struct AdversaryArgs {
     /// `k` (and `r`) of the disjoint lookups; default 2d (S/Kademlia).
     #[arg(long)]
     pub k: Option<core::num::NonZeroUsize>,
+    /// What every adversary does (repeat or comma-separate); default eclipse,
+    /// fake-providers.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub attacks: Vec<AttackName>,
+    /// Where adversary ids land: `random` (as honest ids) or `targeted`
+    /// (each ground next to one of the looked-up keys); default random.
+    #[arg(long, value_enum, default_value_t = Placement::Random)]
+    pub placement: Placement,
+    /// Key generations a targeted adversary affords, as bits (2^b keys);
+    /// default 16.
+    #[arg(long)]
+    pub grind_bits: Option<u32>,
+    /// Id puzzle difficulties to sweep with targeted placement, bits (repeat
+    /// or comma-separate); default 0 and 8 (the live node's `id_difficulty_bits`).
+    #[arg(long, value_delimiter = ',')]
+    pub puzzle_bits: Vec<u32>,
+    /// Record flood: provider announcements each adversary makes for the
+    /// looked-up keys after the honest ones are in; default 0.
+    #[arg(long)]
+    pub flood: Option<u32>,
+    /// Whom nodes join through: `honest` peers (a deployment's configured
+    /// bootstrap list) or `any` established peers, adversaries included;
+    /// default honest.
+    #[arg(long, value_enum, default_value_t = JoinSeeds::Honest)]
+    pub seeds: JoinSeeds,
+    /// Peers on a disjoint path that must name providers before the path
+    /// ends (the protocol's `records.path_provider_answers`); default the
+    /// protocol's (2).
+    #[arg(long)]
+    pub answers: Option<core::num::NonZeroUsize>,
+}
+
+impl AdversaryArgs {
+    /// The defaults, with these shared options (for tests and `experiment all`).
+    pub fn with(common: Common) -> Self {
+        AdversaryArgs {
+            common,
+            nodes: None,
+            percents: Vec::new(),
+            paths: None,
+            lookups: None,
+            k: None,
+            attacks: Vec::new(),
+            placement: Placement::Random,
+            grind_bits: None,
+            puzzle_bits: Vec::new(),
+            flood: None,
+            seeds: JoinSeeds::Honest,
+            answers: None,
+        }
+    }
+}
+
+/// An adversary's behaviour, by name (`distroweb_sim::Attack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackName {
+    /// Swallows everything sent to it.
+    DropAll,
+    /// Answers lookups with fellow adversaries only.
+    Eclipse,
+    /// Names fellow adversaries as providers; they never serve.
+    FakeProviders,
+    /// Serves blocks with their bytes flipped.
+    CorruptBlocks,
+}
+
+/// Where adversary ids land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// Drawn like honest ids.
+    Random,
+    /// Ground next to a looked-up key (`distroweb_sim::adversary::grind`).
+    Targeted,
+}
+
+/// Whom nodes join through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JoinSeeds {
+    /// Honest established peers only.
+    Honest,
+    /// Any established peers, adversaries included.
+    Any,
 }
 
 /// Options of `scale`.

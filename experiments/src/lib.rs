@@ -84,14 +84,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 content_bytes: None,
             };
             flash_crowd::run(&flash_args, &command)?;
-            let adversary_args = AdversaryArgs {
-                common: common.clone(),
-                nodes: None,
-                percents: Vec::new(),
-                paths: None,
-                lookups: None,
-                k: None,
-            };
+            let adversary_args = AdversaryArgs::with(common.clone());
             adversary::run(&adversary_args, &command)?;
             // Scale's smallest size: its sweep is about the simulator, not the protocol.
             let smallest = ScalePlan::from_args(&ScaleArgs {

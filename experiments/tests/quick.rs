@@ -277,12 +277,10 @@ fn churn_figures_and_digests_are_pinned_and_short_sessions_cost_more_upkeep() {
 fn adversary_figures_and_digests_are_pinned_and_disjoint_paths_beat_the_liars() {
     let out = dir("adversary");
     let args = AdversaryArgs {
-        common: common(out.clone(), 5),
         nodes: Some(200),
         percents: vec![0, 20],
-        paths: None,
         lookups: Some(100),
-        k: None,
+        ..AdversaryArgs::with(common(out.clone(), 5))
     };
     let rows = adversary::run(&args, "test").expect("adversary");
     pin(&out, "adversary", str::to_owned);

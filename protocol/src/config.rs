@@ -180,8 +180,9 @@ pub struct DhtConfig {
     /// walk d paths too, so an eclipse cannot fill the table they build.
     pub disjoint_paths: NonZeroUsize,
     /// Paths that must have ended before a lookup with disjoint paths ends (a
-    /// provider lookup's path ends once it knows `providers_enough` providers,
-    /// any path once its `k` closest answered or nobody is left to ask);
+    /// provider lookup's path ends once it knows its share of
+    /// `providers_enough` providers from `path_provider_answers` peers, any
+    /// path once its `k` closest answered or nobody is left to ask);
     /// `None`: every path; default `None` (S/Kademlia §4.4 waits for all `d`
     /// paths; a smaller number trades safety for latency). At most
     /// `disjoint_paths`.
@@ -302,6 +303,16 @@ pub struct RecordsConfig {
     /// (chosen here: one provider lets a fetch start; docs/RESULTS.md, hops,
     /// shows what it does to hop counts).
     pub providers_enough: NonZeroUsize,
+    /// With disjoint paths (`dht.disjoint_paths` > 1), the peers on one path
+    /// that must have named providers before that path ends (besides its
+    /// share of `providers_enough`); a reply that names providers adds no
+    /// contacts to its path, so the path goes on from what it knew before.
+    /// Default 2 (chosen here: an adversary names fake providers on every
+    /// answer, so a path that stopped at the first answer was lost to the
+    /// first adversary it asked; with 2, it is lost only if the next peer it
+    /// asks, picked from contacts the liar did not give, lies too;
+    /// docs/RESULTS.md, adversary). One path ignores it.
+    pub path_provider_answers: NonZeroUsize,
     /// Keys this node announces (and republishes) at once; default 16,384 (a bound
     /// chosen here).
     pub max_provided_keys: NonZeroUsize,
@@ -338,6 +349,7 @@ impl Default for RecordsConfig {
             max_records: nonzero!(327_680),
             max_providers_returned: nonzero!(20),
             providers_enough: nonzero!(1),
+            path_provider_answers: nonzero!(2),
             max_provided_keys: nonzero!(16_384),
             announce_site_files: false,
             token_rotation: Duration::from_secs(300),

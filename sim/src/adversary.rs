@@ -223,6 +223,12 @@ impl Behaviour for Adversary {
         }
         Some(t)
     }
+
+    /// An adversary's announcements (a record flood) name no real provider:
+    /// it never serves a correct block, whatever its attacks.
+    fn serves(&self) -> bool {
+        false
+    }
 }
 
 /// Makes `nodes` colluding adversaries with `attacks`: builds their

@@ -29,6 +29,14 @@ pub trait Behaviour: Debug {
         let _ = now;
         Some(transmit)
     }
+
+    /// Whether what this node announces it really serves: the simulator's
+    /// record of real providers, which judges provider lookups, leaves out a
+    /// node whose wrapper says no (an adversary that floods provider records
+    /// is not a provider). Defaults to yes.
+    fn serves(&self) -> bool {
+        true
+    }
 }
 
 /// A node that is up but never answers: it swallows everything sent to it.
@@ -40,5 +48,9 @@ pub struct Unresponsive;
 impl Behaviour for Unresponsive {
     fn inbound(&mut self, _: Time, _: NodeIdx, _: Message<NodeIdx>) -> Option<Message<NodeIdx>> {
         None
+    }
+
+    fn serves(&self) -> bool {
+        false
     }
 }

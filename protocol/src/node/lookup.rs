@@ -217,6 +217,7 @@ impl<A: Address> Node<A> {
                 phase,
                 providers: Vec::new(),
                 path_providers: vec![0; paths],
+                path_answers: vec![0; paths],
                 completed_depth: None,
                 internal: kind == QueryKind::Refresh,
                 owner: None,
@@ -297,28 +298,44 @@ impl<A: Address> Node<A> {
         };
         let enough = query.enough;
         query.stats.replies += 1;
+        let kind = query.kind;
         let Phase::Walking(walk) = &mut query.phase else {
             return;
         };
+        let paths = walk.path_count();
+        // Implementation note: with disjoint paths, a peer that names
+        // providers is where its path arrived, not a signpost: its contacts
+        // are not followed. An honest tracker's contacts add little (the path
+        // got there from contacts just as close); a liar's are its colluders
+        // (S/Kademlia's eclipse), and following them would spend the rest of
+        // the path asking liars.
+        let disjoint_answer =
+            paths > 1 && kind == QueryKind::FindProviders && !providers.is_empty();
+        let closer = if disjoint_answer { Vec::new() } else { closer };
         let Some(Answered { depth, path }) = walk.on_reply(&own, sender, seed, closer) else {
             return;
         };
-        let paths = walk.path_count();
         if !providers.is_empty() && paths == 1 {
             query.add_providers(providers, max);
-            if query.kind == QueryKind::FindProviders && query.providers.len() >= enough {
+            if kind == QueryKind::FindProviders && query.providers.len() >= enough {
                 query.completed_depth = Some(depth);
                 self.finish(now, q);
                 return;
             }
-        } else if !providers.is_empty() && query.kind == QueryKind::FindProviders {
+        } else if disjoint_answer {
             // Disjoint paths: the answer is the union of every path's
             // providers, each path holding at most its share of
-            // `max_providers_returned`, so a path full of an adversary's
-            // fakes cannot crowd out what an honest path found.
+            // `max_providers_returned` (split again over the answers it
+            // waits for), so a path full of an adversary's fakes cannot crowd
+            // out what an honest path found, nor a liar's answer what an
+            // honest tracker on the same path said. A path ends once
+            // `path_provider_answers` of its peers named providers: one liar
+            // no longer ends it.
+            let answers = self.config.records.path_provider_answers.get();
             let share = (max / paths).max(1);
-            let found = query.add_path_providers(path, providers, share, max);
-            if found >= enough.min(share) {
+            let per_answer = (share / answers).max(1);
+            let tally = query.add_path_providers(path, providers, per_answer, share, max);
+            if tally.providers >= enough.min(share) && tally.answers >= answers {
                 if query.completed_depth.is_none() {
                     query.completed_depth = Some(depth);
                 }

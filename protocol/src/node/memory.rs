@@ -317,8 +317,8 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
             name: "queries.paths",
             basis: Enforced,
             note: "per query, disjoint_paths paths: a shortlist's root and the \
-                   providers each path found",
-            item_bytes: vec(size_of::<Path<A>>() + size_of::<u32>()),
+                   providers each path found and the peers that named them",
+            item_bytes: vec(size_of::<Path<A>>() + 2 * size_of::<u32>()),
             bound: queries * paths,
             used: count(&|n| {
                 n.queries

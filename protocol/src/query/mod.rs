@@ -128,6 +128,15 @@ pub enum QueryError {
     Route(RouteFailure),
 }
 
+/// What one disjoint path of a provider lookup has heard so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PathTally {
+    /// Providers the path has been told of (its share of the answer).
+    pub providers: usize,
+    /// Peers on the path that named providers.
+    pub answers: usize,
+}
+
 /// Where a query is.
 #[derive(Debug)]
 pub(crate) enum Phase<A> {
@@ -150,6 +159,8 @@ pub(crate) struct Query<A> {
     pub providers: Vec<Contact<A>>,
     /// Providers each disjoint path contributed to `providers` (one entry per path).
     pub path_providers: Vec<u32>,
+    /// Peers on each disjoint path that named providers (one entry per path).
+    pub path_answers: Vec<u32>,
     /// Depth of the peer whose reply completed the lookup, once known.
     pub completed_depth: Option<u32>,
     /// Started by the node itself (refresh, republish): no event when it ends.
@@ -175,33 +186,45 @@ impl<A> Query<A> {
         }
     }
 
-    /// Takes providers that disjoint path `path` was told of, up to `share`
-    /// from that path and `max` in all; returns how many that path has been
-    /// told of. A provider another path found already counts for this path
-    /// too (it is in the answer either way), so a path ends as soon as it has
-    /// heard of enough, whoever added them first.
+    /// Takes providers that one peer on disjoint path `path` named, up to
+    /// `per_answer` from this answer, `share` from the path and `max` in all;
+    /// returns how many providers that path has been told of and how many of
+    /// its peers named any. A provider another path found already counts for
+    /// this path too (it is in the answer either way), so a path ends as soon
+    /// as it has heard of enough, whoever added them first.
     pub fn add_path_providers(
         &mut self,
         path: usize,
         found: impl IntoIterator<Item = Contact<A>>,
+        per_answer: usize,
         share: usize,
         max: usize,
-    ) -> usize {
-        let Some(mut count) = self.path_providers.get(path).map(|n| *n as usize) else {
-            return 0;
+    ) -> PathTally {
+        let (Some(&count), Some(&answers)) =
+            (self.path_providers.get(path), self.path_answers.get(path))
+        else {
+            return PathTally::default();
         };
+        let (mut count, mut taken) = (count as usize, 0);
         for p in found {
-            if count >= share {
+            if count >= share || taken >= per_answer {
                 break;
             }
             if self.providers.iter().any(|q| q.id == p.id) {
                 count += 1;
+                taken += 1;
             } else if self.providers.len() < max {
                 self.providers.push(p);
                 count += 1;
+                taken += 1;
             }
         }
+        let answers = answers.saturating_add(1);
         self.path_providers[path] = count as u32;
-        count
+        self.path_answers[path] = answers;
+        PathTally {
+            providers: count,
+            answers: answers as usize,
+        }
     }
 }

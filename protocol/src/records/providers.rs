@@ -199,6 +199,13 @@ impl<A: Address> ProviderStore<A> {
 
     /// Up to `max` live providers of `key`, longest-standing first (first
     /// stored earliest; ties by most recent announcement).
+    ///
+    /// Implementation note: the order is the store's preference for old
+    /// records carried into its answers. A flood of fresh records cannot push
+    /// the honest ones out of a list (a full list refuses newcomers), and
+    /// with this order it cannot push them to the back of an answer either,
+    /// where an asker that takes only the first few (a disjoint lookup's path
+    /// takes its share) would never see them.
     pub fn get(&self, now: Time, key: &Id, max: usize) -> Vec<Contact<A>> {
         let mut live = self.live(now, key);
         live.truncate(max);
@@ -508,6 +515,29 @@ mod tests {
         assert_eq!(add(&mut s, 102, 12), Admission::Stored);
         // Longest-standing first: 10 was first stored at 1, 12 at 102.
         assert_eq!(ids(&s, 102, 1), vec![id(10), id(12)]);
+        s.check();
+    }
+
+    #[test]
+    fn a_flood_neither_evicts_nor_buries_the_old_record() {
+        let mut s: ProviderStore<u32> = ProviderStore::new(limits(10, 4));
+        let add = |s: &mut ProviderStore<u32>, t, p| {
+            s.add(Time::from_secs(t), id(1), Contact::new(id(p), u32::from(p)))
+        };
+        assert_eq!(add(&mut s, 1, 10), Admission::Stored);
+        for (t, p) in (2..40).zip(20u8..) {
+            let _ = add(&mut s, t, p);
+        }
+        // The flooders keep refreshing; the honest record stays, first.
+        for p in 20u8..23 {
+            assert_eq!(add(&mut s, 50, p), Admission::Refreshed);
+        }
+        assert_eq!(add(&mut s, 51, 40), Admission::Refused(Refusal::KeyFull));
+        assert_eq!(ids(&s, 52, 1)[0], id(10));
+        assert_eq!(
+            s.get(Time::from_secs(52), &id(1), 1),
+            vec![Contact::new(id(10), 10)]
+        );
         s.check();
     }
 

@@ -48,7 +48,10 @@ impl Sim {
                 self.metrics
                     .fetches
                     .record(result.as_ref().map(drop), stats);
-                if result.is_ok() && self.config.protocol.crowd.serve_after_fetch {
+                if result.is_ok()
+                    && self.config.protocol.crowd.serve_after_fetch
+                    && self.serves(idx)
+                {
                     // It announces itself now: a provider lookup that finds it is right.
                     self.add_announcer(*root, idx);
                 }
@@ -65,7 +68,9 @@ impl Sim {
                 if result.is_ok() {
                     self.metrics.fetches.published += 1;
                     // It announces itself now: a provider lookup that finds it is right.
-                    self.add_announcer(*root, idx);
+                    if self.serves(idx) {
+                        self.add_announcer(*root, idx);
+                    }
                 } else {
                     self.metrics.fetches.publish_failed += 1;
                 }

@@ -32,7 +32,7 @@ impl Sim {
                 self.run_command(node, QueryKind::FindNode, |n| n.find_node(now, target))
             }
             Action::Announce { node, key } => {
-                if self.is_up(node) {
+                if self.is_up(node) && self.serves(node) {
                     self.add_announcer(key, node);
                 }
                 self.run_command(node, QueryKind::Announce, |n| n.announce(now, key))
@@ -58,6 +58,14 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Whether `node`'s behaviour wrapper (if any) serves what it announces.
+    pub(super) fn serves(&self, node: NodeIdx) -> bool {
+        self.slots
+            .get(node.index())
+            .and_then(|s| s.behaviour.as_ref())
+            .is_none_or(|b| b.serves())
     }
 
     /// Notes that `node` announced `key`, so provider lookups that name it are right.
