@@ -30,6 +30,8 @@ pub mod event;
 pub mod id;
 /// The node's inputs and outputs.
 pub mod io;
+/// Signed name records: sites that can change, and the tracker's store of them.
+pub mod names;
 /// The node state machine.
 pub mod node;
 /// Query ids, kinds, results, statistics; the iterative walk.

@@ -1,0 +1,191 @@
+//! A tracker's name records: per name, the highest valid sequence seen.
+
+use std::collections::BTreeMap;
+
+use super::record::{NameError, NameKey, NameRecord};
+
+/// What [`NameStore::put`] did with a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameAdmission {
+    /// A name not held before.
+    Stored,
+    /// A higher sequence replaced the one held.
+    Updated,
+    /// The very record held already (a republish).
+    Same,
+}
+
+/// Name records, at most `max_names`, each the highest valid sequence seen.
+///
+/// Implementation note: when full, the names held stay and a new one is
+/// refused until a record expires, as provider records do: a flood of fresh
+/// names cannot push out the ones readers rely on.
+#[derive(Clone, Debug)]
+pub struct NameStore {
+    names: BTreeMap<NameKey, NameRecord>,
+    max_names: usize,
+}
+
+impl NameStore {
+    /// An empty store of at most `max_names` names.
+    pub fn new(max_names: usize) -> Self {
+        NameStore {
+            names: BTreeMap::new(),
+            max_names,
+        }
+    }
+
+    /// Names held (expired ones included until [`NameStore::expire`]).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name is held.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Takes `record` if it is valid at calendar time `now` (Unix seconds)
+    /// and not older than the one held; nothing held changes otherwise.
+    pub fn put(&mut self, record: NameRecord, now: u64) -> Result<NameAdmission, NameError> {
+        record.verify(now)?;
+        if let Some(held) = self.names.get(&record.name) {
+            // An expired record is no reason to refuse a lower sequence:
+            // the author may have moved to a new machine and lost count.
+            if held.expires > now {
+                if record.seq < held.seq {
+                    return Err(NameError::Rollback {
+                        held: held.seq,
+                        got: record.seq,
+                    });
+                }
+                if record.seq == held.seq {
+                    return if record == *held {
+                        Ok(NameAdmission::Same)
+                    } else if record.root == held.root {
+                        // Re-signed with a later expiry: keep the longer.
+                        if record.expires > held.expires {
+                            self.names.insert(record.name, record);
+                        }
+                        Ok(NameAdmission::Same)
+                    } else {
+                        Err(NameError::Conflict { seq: record.seq })
+                    };
+                }
+            }
+            self.names.insert(record.name, record);
+            return Ok(NameAdmission::Updated);
+        }
+        if self.names.len() >= self.max_names {
+            self.expire(now);
+            if self.names.len() >= self.max_names {
+                return Err(NameError::StoreFull);
+            }
+        }
+        self.names.insert(record.name, record);
+        Ok(NameAdmission::Stored)
+    }
+
+    /// The live record of `name` at calendar time `now`.
+    pub fn get(&self, name: &NameKey, now: u64) -> Option<&NameRecord> {
+        self.names.get(name).filter(|r| r.expires > now)
+    }
+
+    /// Drops every record expired at `now`.
+    pub fn expire(&mut self, now: u64) {
+        self.names.retain(|_, r| r.expires > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn rec(key: u8, seq: u64, root: u8, expires: u64) -> NameRecord {
+        NameRecord::sign(&[key; 32], Id::hash_of(&[root]), seq, expires)
+    }
+
+    #[test]
+    fn the_highest_sequence_wins_and_nothing_rolls_back() {
+        let mut s = NameStore::new(4);
+        let later = NOW + 3600;
+        assert_eq!(s.put(rec(1, 5, 1, later), NOW), Ok(NameAdmission::Stored));
+        assert_eq!(s.put(rec(1, 6, 2, later), NOW), Ok(NameAdmission::Updated));
+        assert_eq!(
+            s.put(rec(1, 5, 1, later), NOW),
+            Err(NameError::Rollback { held: 6, got: 5 })
+        );
+        assert_eq!(
+            s.put(rec(1, 6, 3, later), NOW),
+            Err(NameError::Conflict { seq: 6 })
+        );
+        assert_eq!(s.put(rec(1, 6, 2, later), NOW), Ok(NameAdmission::Same));
+        let name = rec(1, 0, 0, later).name;
+        assert_eq!(s.get(&name, NOW).map(|r| r.seq), Some(6));
+        // A forged record for the name changes nothing.
+        let mut forged = rec(2, 99, 9, later);
+        forged.name = name;
+        assert_eq!(s.put(forged, NOW), Err(NameError::BadSignature));
+        assert_eq!(s.get(&name, NOW).map(|r| r.seq), Some(6));
+    }
+
+    #[test]
+    fn a_full_store_keeps_its_names_until_they_expire() {
+        let mut s = NameStore::new(2);
+        assert!(s.put(rec(1, 1, 1, NOW + 10), NOW).is_ok());
+        assert!(s.put(rec(2, 1, 1, NOW + 100), NOW).is_ok());
+        assert_eq!(
+            s.put(rec(3, 1, 1, NOW + 100), NOW),
+            Err(NameError::StoreFull)
+        );
+        // Updating a held name needs no room.
+        assert!(s.put(rec(1, 2, 1, NOW + 10), NOW).is_ok());
+        // Once name 1 lapses there is room, and it is gone.
+        assert_eq!(
+            s.put(rec(3, 1, 1, NOW + 100), NOW + 10),
+            Ok(NameAdmission::Stored)
+        );
+        assert!(s.get(&rec(1, 0, 0, NOW + 1).name, NOW + 10).is_none());
+        assert_eq!(s.len(), 2);
+    }
+
+    proptest! {
+        /// Whatever arrives, each held name carries the highest sequence of
+        /// the valid records offered for it, and the bound holds.
+        #[test]
+        fn each_name_holds_its_highest_valid_sequence(
+            ops in proptest::collection::vec((0u8..4, 0u64..6, 0u8..3, any::<bool>()), 0..60),
+        ) {
+            let mut s = NameStore::new(3);
+            let mut best: BTreeMap<NameKey, u64> = BTreeMap::new();
+            for (key, seq, root, forge) in ops {
+                let mut r = rec(key, seq, root, NOW + 3600);
+                if forge {
+                    r.root = Id::hash_of(b"forged");
+                }
+                let before = s.get(&r.name, NOW).copied();
+                let got = s.put(r, NOW);
+                if forge {
+                    prop_assert_eq!(got, Err(NameError::BadSignature));
+                }
+                if got.is_ok() {
+                    let b = best.entry(r.name).or_insert(seq);
+                    *b = (*b).max(seq);
+                } else {
+                    prop_assert_eq!(s.get(&r.name, NOW).copied(), before);
+                }
+                prop_assert!(s.len() <= 3);
+                for (name, seq) in &best {
+                    if let Some(held) = s.get(name, NOW) {
+                        prop_assert_eq!(held.seq, *seq);
+                        prop_assert_eq!(held.verify(NOW), Ok(()));
+                    }
+                }
+            }
+        }
+    }
+}
