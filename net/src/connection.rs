@@ -77,6 +77,23 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// The largest frame [`Outbox::try_send_small`] lets past the byte bound.
+    pub const SMALL_FRAME_BYTES: usize = 256;
+
+    /// Queues a frame of at most [`Outbox::SMALL_FRAME_BYTES`] whenever the
+    /// queue has room by count: the byte bound is exceeded by at most that
+    /// much a frame, and the frame count still bounds it.
+    pub fn try_send_small(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        if frame.len() > Self::SMALL_FRAME_BYTES {
+            return Err(TrySendError::Full(frame));
+        }
+        let len = frame.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.tx.try_send(frame).inspect_err(|_| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        })
+    }
+
     /// Queues a frame unless the queue is full (by count, or by bytes once it
     /// holds anything: one frame larger than the byte bound still goes alone).
     pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use distroweb_protocol::{
-    drain, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Node, Prepared, QueryId,
-    QueryKind, StoreDone, StoreOp, Time, Transmit,
+    drain, Body, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Message, Node,
+    Prepared, QueryId, QueryKind, StoreDone, StoreOp, Time, Transmit,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -262,9 +262,25 @@ impl Io {
             None => payload,
             Some((id, c)) => match c.frames.try_send(payload) {
                 Ok(()) => return Ok(()),
-                // The peer reads slower than we write: drop, as a lossy network
-                // would; the protocol's timeouts and retries take it from here.
+                // The peer reads slower than we write. A block is answered
+                // "busy" instead, so the asker tries elsewhere at once rather
+                // than waiting out its block timeout; anything else is
+                // dropped, as a lossy network would, and the protocol's
+                // timeouts and retries take it from there.
                 Err(TrySendError::Full(_)) => {
+                    if let Body::Block { id, .. } = &t.msg.body {
+                        let busy: Message<SocketAddr> = Message {
+                            sender: t.msg.sender,
+                            rpc: t.msg.rpc,
+                            body: Body::Busy { id: *id },
+                        };
+                        if let Ok(p) = busy.encode() {
+                            if c.frames.try_send_small(Bytes::from(p)).is_ok() {
+                                TransportStats::bump(&self.shared.stats.busy_for_full_queue);
+                                return Ok(());
+                            }
+                        }
+                    }
                     self.dropped(1);
                     return Ok(());
                 }

@@ -68,6 +68,8 @@ counters! {
     bytes_out,
     /// Frames dropped because a connection's queue was full or the peer unreachable.
     frames_dropped,
+    /// Blocks answered "busy" because the asker's connection queue was full.
+    busy_for_full_queue,
 }
 
 impl TransportStats {

@@ -251,3 +251,63 @@ async fn inbound_slots_evict_the_oldest_handshake_and_cap_each_ip() {
     assert_eq!(status.open_connections, 3);
     a.stop().await;
 }
+
+/// A peer that asks for more blocks at once than its connection's queue
+/// holds, and reads slowly, gets an answer to every request: blocks while the
+/// queue has room, then "busy", never the silence that would cost it a block
+/// timeout before it tried another provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_block_request_is_answered_when_the_queue_is_full() {
+    let node = LiveNode::start(NetConfig {
+        max_queued_bytes: 1 << 20,
+        ..config(40)
+    })
+    .await
+    .unwrap();
+    let h = node.handle();
+    let data = junk(4 * 262_144, 40);
+    h.publish_file(
+        bytes::Bytes::from(data.clone()),
+        "application/octet-stream".into(),
+    )
+    .await
+    .expect("publish");
+    let chunk = Id::hash_of(&data[..262_144]);
+
+    // A small receive buffer, so the kernel cannot soak up what the node sends.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(h.listen_addr()).await.unwrap();
+    let listen: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut p = RawPeer::over(stream, b"greedy", listen, None)
+        .await
+        .unwrap();
+    const ASKED: u64 = 24;
+    for i in 0..ASKED {
+        let ask = Message {
+            sender: p.id,
+            rpc: RpcId(100 + i),
+            body: Body::GetBlock { id: chunk },
+        };
+        p.send(&ask).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut blocks, mut busy) = (0, 0);
+    while blocks + busy < ASKED {
+        match p.recv_within(Duration::from_secs(3)).await.map(|m| m.body) {
+            Some(Body::Block { .. }) => blocks += 1,
+            Some(Body::Busy { .. }) => busy += 1,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => break,
+        }
+    }
+    let counters = h.status().await.unwrap().transport;
+    assert_eq!(
+        blocks + busy,
+        ASKED,
+        "{blocks} blocks, {busy} busy; {counters:?}"
+    );
+    assert!(blocks > 0, "the block is served while there is room");
+    assert!(counters.busy_for_full_queue > 0, "{counters:?}");
+    node.stop().await;
+}
