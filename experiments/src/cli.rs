@@ -358,9 +358,93 @@ impl ExperimentArgs {
                 if let Some(k) = a.k {
                     s += &format!(" --k {k}");
                 }
+                for at in &a.attacks {
+                    s += &format!(" --attacks {}", value_name(at));
+                }
+                s += &format!(" --placement {}", value_name(&a.placement));
+                if let Some(g) = a.grind_bits {
+                    s += &format!(" --grind-bits {g}");
+                }
+                for b in &a.puzzle_bits {
+                    s += &format!(" --puzzle-bits {b}");
+                }
+                if let Some(f) = a.flood {
+                    s += &format!(" --flood {f}");
+                }
+                s += &format!(" --seeds {}", value_name(&a.seeds));
+                if let Some(n) = a.answers {
+                    s += &format!(" --answers {n}");
+                }
                 s
             }
             Experiment::All(c) => common("all", c),
         }
+    }
+}
+
+/// The name a value of a `clap::ValueEnum` is given by on the command line.
+fn value_name<V: clap::ValueEnum>(v: &V) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ExperimentArgs,
+    }
+
+    /// The sidecar's command line, run again, asks for the same experiment:
+    /// every flag of the adversary sweep is in it.
+    #[test]
+    fn the_recorded_command_line_reproduces_the_run() {
+        let given = [
+            "distroweb",
+            "adversary",
+            "--seed",
+            "3",
+            "--out",
+            "o",
+            "--nodes",
+            "500",
+            "--percents",
+            "10,30",
+            "--paths",
+            "4",
+            "--lookups",
+            "50",
+            "--k",
+            "8",
+            "--attacks",
+            "eclipse,fake-providers",
+            "--placement",
+            "targeted",
+            "--grind-bits",
+            "12",
+            "--puzzle-bits",
+            "0,8",
+            "--flood",
+            "20",
+            "--seeds",
+            "any",
+            "--answers",
+            "3",
+        ];
+        let first = Cli::try_parse_from(given).expect("parses").args;
+        let line = first.command_line();
+        let again: Vec<&str> = line.split(' ').skip(1).collect();
+        let second = Cli::try_parse_from(again)
+            .expect("the recorded line parses")
+            .args;
+        assert_eq!(format!("{first:?}"), format!("{second:?}"), "{line}");
+        assert!(
+            line.contains("--flood 20") && line.contains("--seeds any"),
+            "{line}"
+        );
     }
 }
