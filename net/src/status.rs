@@ -121,5 +121,6 @@ pub(crate) fn output_size<A>(output: &QueryOutput<A>) -> usize {
         QueryOutput::Bootstrapped { contacts } => *contacts,
         QueryOutput::Closest(c) | QueryOutput::Providers(c) => c.len(),
         QueryOutput::Announced { stored } => *stored,
+        QueryOutput::Name(_) => 1,
     }
 }

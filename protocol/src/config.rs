@@ -339,6 +339,20 @@ pub struct RecordsConfig {
     /// per-bucket rule for contacts, `DefaultMaxPeersPerIPGroupPerCpl` = 2,
     /// applied to a key's list, which is as long as a bucket).
     pub max_records_per_group_per_key: NonZeroUsize,
+    /// Name records a node keeps (as a tracker, and the names it resolved or
+    /// published); when full, the names held stay and new ones are refused
+    /// until one expires; default 65,536 (a bound chosen here: a record is
+    /// about 180 bytes, so 12 MB at most).
+    pub max_names: NonZeroUsize,
+    /// Names this node publishes (and republishes) at once; default 256 (a
+    /// bound chosen here).
+    pub max_published_names: NonZeroUsize,
+    /// How long a name resolution waits, after its first valid record, for a
+    /// higher sequence from other trackers of the name; default 150 ms (chosen
+    /// here, "well under a second": IPNS waits for 16 of 20 replies and takes
+    /// about 30 s, kubo #11301; a reader that missed a newer record gets it at
+    /// its next resolution).
+    pub name_grace: Duration,
 }
 
 impl Default for RecordsConfig {
@@ -358,6 +372,9 @@ impl Default for RecordsConfig {
             max_records_per_peer: nonzero!(1024),
             max_records_per_group: nonzero!(4096),
             max_records_per_group_per_key: nonzero!(2),
+            max_names: nonzero!(65_536),
+            max_published_names: nonzero!(256),
+            name_grace: Duration::from_millis(150),
         }
     }
 }

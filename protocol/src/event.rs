@@ -112,4 +112,6 @@ pub enum Misbehaviour {
     /// A record write (`AddProvider`, `AddFetching`) with a token this node
     /// never gave that peer at that address, or one past its two rotations.
     BadToken,
+    /// A name record whose signature does not verify under its name.
+    BadNameRecord,
 }

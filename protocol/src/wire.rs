@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::contact::Contact;
 use crate::id::Id;
+use crate::names::{NameKey, NameRecord};
 pub use crate::records::Token;
 
 /// The largest encoded message a node accepts, in bytes.
@@ -157,6 +158,39 @@ pub enum Body<A> {
         key: Id,
         /// A token for the sender, at the id and address it wrote from.
         token: Token,
+    },
+    /// What is the latest record you hold for name `name`, or who is closer to it?
+    /// (The name's records are tracked at the nodes closest to [`NameKey::id`].)
+    GetName {
+        /// The name asked about.
+        name: NameKey,
+    },
+    /// The record held for a name (the asker checks its signature), and the
+    /// nodes known closest to the name's id.
+    Name {
+        /// The name asked about.
+        name: NameKey,
+        /// The highest valid record held, if any.
+        record: Option<NameRecord>,
+        /// Closest first, at most `k`.
+        #[serde(deserialize_with = "capped::<_, A, MAX_LIST_LEN>")]
+        closer: Vec<Contact<A>>,
+        /// A write token for the asker, as in [`Body::Nodes`].
+        token: Token,
+    },
+    /// Keep this name record (self-authenticating: anyone may pass one on).
+    /// Answered with [`Body::NameStored`], or [`Body::RecordRefused`] keyed by
+    /// the name's id.
+    PutName {
+        /// The signed record.
+        record: NameRecord,
+        /// As in [`Body::AddProvider`].
+        token: Option<Token>,
+    },
+    /// The name record is held: this one or a higher sequence.
+    NameStored {
+        /// The name.
+        name: NameKey,
     },
 }
 
@@ -335,6 +369,8 @@ impl<A> Body<A> {
                 | Body::Route(_)
                 | Body::AddFetching { .. }
                 | Body::GetBlock { .. }
+                | Body::GetName { .. }
+                | Body::PutName { .. }
         )
     }
 
@@ -349,12 +385,16 @@ impl<A> Body<A> {
             | Body::AddProvider { .. }
             | Body::ProviderAdded { .. }
             | Body::RecordRefused { .. }
-            | Body::AddFetching { .. } => TrafficClass::Maintenance,
+            | Body::AddFetching { .. }
+            | Body::PutName { .. }
+            | Body::NameStored { .. } => TrafficClass::Maintenance,
             Body::GetProviders { .. }
             | Body::Providers { .. }
             | Body::Route(_)
             | Body::RouteAck
-            | Body::RouteReply(_) => TrafficClass::Lookup,
+            | Body::RouteReply(_)
+            | Body::GetName { .. }
+            | Body::Name { .. } => TrafficClass::Lookup,
             Body::GetBlock { .. }
             | Body::Block { .. }
             | Body::DontHave { .. }
@@ -383,6 +423,10 @@ impl<A> Body<A> {
             Body::Block { .. } => "block",
             Body::DontHave { .. } => "dont_have",
             Body::Busy { .. } => "busy",
+            Body::GetName { .. } => "get_name",
+            Body::Name { .. } => "name",
+            Body::PutName { .. } => "put_name",
+            Body::NameStored { .. } => "name_stored",
         }
     }
 }
@@ -535,6 +579,29 @@ mod tests {
         any::<[u8; crate::records::TOKEN_BYTES]>().prop_map(Token)
     }
 
+    /// Any record, signed or not: the codec does not check signatures.
+    fn name_record() -> impl Strategy<Value = NameRecord> {
+        (
+            any::<[u8; 32]>(),
+            id(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+        )
+            .prop_map(|(k, root, seq, expires, sig)| {
+                let mut signature = [0u8; 64];
+                signature[..32].copy_from_slice(&sig);
+                signature[32..].copy_from_slice(&k);
+                NameRecord {
+                    name: NameKey(k),
+                    root,
+                    seq,
+                    expires,
+                    signature: crate::names::Signature(signature),
+                }
+            })
+    }
+
     fn route_failure() -> impl Strategy<Value = RouteFailure> {
         prop_oneof![
             Just(RouteFailure::Loop),
@@ -633,6 +700,22 @@ mod tests {
                     })
                 }
             ),
+            any::<[u8; 32]>().prop_map(|k| Body::GetName { name: NameKey(k) }),
+            (
+                name_record(),
+                any::<bool>(),
+                contacts(MAX_LIST_LEN),
+                token()
+            )
+                .prop_map(|(r, some, closer, token)| Body::Name {
+                    name: r.name,
+                    record: some.then_some(r),
+                    closer,
+                    token,
+                }),
+            (name_record(), proptest::option::of(token()))
+                .prop_map(|(record, token)| Body::PutName { record, token }),
+            any::<[u8; 32]>().prop_map(|k| Body::NameStored { name: NameKey(k) }),
         ]
     }
 

@@ -37,12 +37,14 @@ pub struct ClassCounters {
 }
 
 /// The query kinds reported in events, in metrics order.
-pub const KINDS: [QueryKind; 5] = [
+pub const KINDS: [QueryKind; 7] = [
     QueryKind::Bootstrap,
     QueryKind::FindNode,
     QueryKind::FindProviders,
     QueryKind::Announce,
     QueryKind::Refresh,
+    QueryKind::ResolveName,
+    QueryKind::PublishName,
 ];
 
 fn kind_index(kind: QueryKind) -> usize {
@@ -52,6 +54,8 @@ fn kind_index(kind: QueryKind) -> usize {
         QueryKind::FindProviders => 2,
         QueryKind::Announce => 3,
         QueryKind::Refresh => 4,
+        QueryKind::ResolveName => 5,
+        QueryKind::PublishName => 6,
     }
 }
 

@@ -108,8 +108,9 @@ pub enum NameError {
         /// The sequence offered.
         got: u64,
     },
-    /// The same sequence for another root: the key signed two versions with
-    /// one number, and the first one seen stays.
+    /// The same sequence for another root, losing the tie to the record held
+    /// ([`NameRecord::supersedes`]): the key signed two versions with one
+    /// number, and every node keeps the same one.
     #[error("sequence {seq} is already held for another root")]
     Conflict {
         /// The sequence both claim.
@@ -144,6 +145,14 @@ impl NameRecord {
             expires,
             signature: Signature(sig.to_bytes()),
         }
+    }
+
+    /// Whether this record is newer than `other` of the same name: the higher
+    /// sequence; between two of one sequence (two machines publishing with
+    /// one key at once), the greater root, then the later expiry, so that
+    /// every node picks the same winner and the network converges.
+    pub fn supersedes(&self, other: &NameRecord) -> bool {
+        (self.seq, self.root, self.expires) > (other.seq, other.root, other.expires)
     }
 
     /// Checks the signature and the validity window at calendar time `now`

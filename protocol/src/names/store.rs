@@ -68,6 +68,11 @@ impl NameStore {
                             self.names.insert(record.name, record);
                         }
                         Ok(NameAdmission::Same)
+                    } else if record.supersedes(held) {
+                        // Two publishers with one key chose one sequence:
+                        // every node keeps the same one of the two.
+                        self.names.insert(record.name, record);
+                        Ok(NameAdmission::Updated)
                     } else {
                         Err(NameError::Conflict { seq: record.seq })
                     };
@@ -119,11 +124,15 @@ mod tests {
             s.put(rec(1, 5, 1, later), NOW),
             Err(NameError::Rollback { held: 6, got: 5 })
         );
-        assert_eq!(
-            s.put(rec(1, 6, 3, later), NOW),
-            Err(NameError::Conflict { seq: 6 })
-        );
-        assert_eq!(s.put(rec(1, 6, 2, later), NOW), Ok(NameAdmission::Same));
+        // One sequence, two roots: the tie goes the same way whatever the order.
+        let (a, b) = (rec(1, 6, 2, later), rec(1, 6, 3, later));
+        let (winner, loser) = if a.supersedes(&b) { (a, b) } else { (b, a) };
+        let mut other = NameStore::new(4);
+        assert!(other.put(winner, NOW).is_ok());
+        assert_eq!(other.put(loser, NOW), Err(NameError::Conflict { seq: 6 }));
+        let _ = s.put(b, NOW);
+        assert_eq!(s.get(&a.name, NOW), Some(&winner));
+        assert_eq!(s.put(winner, NOW), Ok(NameAdmission::Same));
         let name = rec(1, 0, 0, later).name;
         assert_eq!(s.get(&name, NOW).map(|r| r.seq), Some(6));
         // A forged record for the name changes nothing.
@@ -154,6 +163,36 @@ mod tests {
     }
 
     proptest! {
+        /// Two publishers racing with one key: stores that see the same
+        /// records in any order end on the same one, the highest sequence.
+        #[test]
+        fn racing_publishers_converge(
+            offers in proptest::collection::vec((0u64..4, 0u8..4), 1..12),
+            shuffle in any::<u64>(),
+        ) {
+            let records: Vec<NameRecord> =
+                offers.iter().map(|&(seq, root)| rec(7, seq, root, NOW + 3600)).collect();
+            let mut reversed = records.clone();
+            reversed.reverse();
+            let mut rotated = records.clone();
+            let len = rotated.len();
+            rotated.rotate_left((shuffle % len as u64) as usize);
+            let held: Vec<Option<NameRecord>> = [records.clone(), reversed, rotated]
+                .into_iter()
+                .map(|order| {
+                    let mut s = NameStore::new(2);
+                    for r in order {
+                        let _ = s.put(r, NOW);
+                    }
+                    s.get(&records[0].name, NOW).copied()
+                })
+                .collect();
+            let top = offers.iter().map(|&(seq, _)| seq).max();
+            prop_assert_eq!(held[0].map(|r| r.seq), top);
+            prop_assert_eq!(held[0], held[1]);
+            prop_assert_eq!(held[0], held[2]);
+        }
+
         /// Whatever arrives, each held name carries the highest sequence of
         /// the valid records offered for it, and the bound holds.
         #[test]

@@ -4,6 +4,7 @@ use crate::config::Strategy;
 use crate::contact::{Address, Contact};
 use crate::event::Event;
 use crate::id::Id;
+use crate::names::NameKey;
 use crate::query::walk::{Answered, Walk, WalkParams, WalkStep};
 use crate::query::{Phase, Query, QueryError, QueryId, QueryKind, QueryOutput, QueryStats};
 use crate::time::Time;
@@ -23,7 +24,7 @@ impl<A: Address> Node<A> {
         let q = self.start(now, QueryKind::Bootstrap, self.id, Strategy::Iterative)?;
         let mut sent = 0;
         for seed in seeds {
-            let body = self.ask_body(QueryKind::Bootstrap, self.id);
+            let body = self.ask_body(QueryKind::Bootstrap, self.id, None);
             if self.send_request(now, seed.clone(), None, body, Purpose::Query(q), false) {
                 sent += 1;
             }
@@ -135,9 +136,11 @@ impl<A: Address> Node<A> {
     fn walk_metric(&self, kind: QueryKind) -> crate::Metric {
         match kind {
             QueryKind::Bootstrap | QueryKind::Refresh => self.table.metric(),
-            QueryKind::FindNode | QueryKind::FindProviders | QueryKind::Announce => {
-                self.config.dht.metric
-            }
+            QueryKind::FindNode
+            | QueryKind::FindProviders
+            | QueryKind::Announce
+            | QueryKind::ResolveName
+            | QueryKind::PublishName => self.config.dht.metric,
         }
     }
 
@@ -153,8 +156,10 @@ impl<A: Address> Node<A> {
     }
 
     /// The request an iterative walk of this kind sends each peer it asks.
-    fn ask_body(&self, kind: QueryKind, target: Id) -> Body<A> {
-        if kind == QueryKind::FindProviders {
+    fn ask_body(&self, kind: QueryKind, target: Id, name: Option<NameKey>) -> Body<A> {
+        if let (QueryKind::ResolveName, Some(name)) = (kind, name) {
+            Body::GetName { name }
+        } else if kind == QueryKind::FindProviders {
             Body::GetProviders { key: target }
         } else if self.walk_metric(kind) == self.config.dht.metric {
             Body::FindNode { target }
@@ -223,6 +228,8 @@ impl<A: Address> Node<A> {
                 owner: None,
                 enough: self.config.records.providers_enough.get(),
                 fetching_record: false,
+                name: None,
+                record: None,
             },
         );
         self.query_deadlines.insert((deadline, id));
@@ -246,8 +253,8 @@ impl<A: Address> Node<A> {
             };
             match walk.next() {
                 WalkStep::Ask(c) => {
-                    let (kind, target) = (query.kind, query.target);
-                    let body = self.ask_body(kind, target);
+                    let (kind, target, name) = (query.kind, query.target, query.name);
+                    let body = self.ask_body(kind, target, name);
                     let Some(query) = self.queries.get_mut(&q) else {
                         return;
                     };
@@ -375,7 +382,7 @@ impl<A: Address> Node<A> {
         if kind == QueryKind::Bootstrap {
             self.join_refresh(now);
         }
-        if kind == QueryKind::Announce {
+        if matches!(kind, QueryKind::Announce | QueryKind::PublishName) {
             self.store_at(now, q, closest);
         } else {
             self.finish_with(now, q, Some(closest));
@@ -389,7 +396,11 @@ impl<A: Address> Node<A> {
             return;
         };
         let key = query.target;
-        let fetching_record = query.fetching_record;
+        let kind = match (query.kind, query.record) {
+            (QueryKind::PublishName, Some(record)) => super::trust::RecordKind::Name(record),
+            _ if query.fetching_record => super::trust::RecordKind::Fetching,
+            _ => super::trust::RecordKind::Provider,
+        };
         let r = self.config.dht.replication.get();
         let metric = self.config.dht.metric;
         let own_distance = metric.distance(&self.id, &key);
@@ -405,10 +416,15 @@ impl<A: Address> Node<A> {
                 .is_some_and(|c| metric.distance(&c.id, &key) > own_distance);
         if self_is_close {
             let me = self.contact();
-            if fetching_record {
-                self.fetching.add(now, key, me);
-            } else {
-                self.providers.add(now, key, me);
+            match kind {
+                super::trust::RecordKind::Fetching => {
+                    self.fetching.add(now, key, me);
+                }
+                super::trust::RecordKind::Provider => {
+                    self.providers.add(now, key, me);
+                }
+                // Kept here already, when it was published.
+                super::trust::RecordKind::Name(_) => {}
             }
             stored += 1;
             if targets.len() >= r {
@@ -417,11 +433,6 @@ impl<A: Address> Node<A> {
         }
         let mut pending = 0;
         self.keep_tokens_of(q, &targets);
-        let kind = if fetching_record {
-            super::trust::RecordKind::Fetching
-        } else {
-            super::trust::RecordKind::Provider
-        };
         for c in targets {
             let body = kind.body(key, self.token_for(q, &c.id));
             if self.send_request(now, c.addr, Some(c.id), body, Purpose::Query(q), false) {
@@ -472,6 +483,10 @@ impl<A: Address> Node<A> {
                 Ok(QueryOutput::Providers(query.providers.clone()))
             }
             (QueryKind::FindProviders, _) => Err(QueryError::NotFound),
+            (QueryKind::ResolveName, _) => match query.record {
+                Some(record) => Ok(QueryOutput::Name(record)),
+                None => Err(QueryError::NotFound),
+            },
             (QueryKind::Bootstrap, _) if !self.table.is_empty() => Ok(QueryOutput::Bootstrapped {
                 contacts: self.table.len(),
             }),

@@ -85,6 +85,7 @@ impl<A: Address> Node<A> {
             .get()
             .saturating_sub(self.queries.len())
             / 2;
+        let room = room.saturating_sub(self.republish_names_due(now, room));
         for key in self.provided.take_due(now, room) {
             self.provided
                 .insert(key, now + self.config.records.republish_interval);

@@ -377,14 +377,38 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         records.max_records.get() as u64,
         node.map(|n| &n.providers),
     ));
-    rows.extend([Row {
-        name: "records.provided",
-        basis: Enforced,
-        note: "max_provided_keys keys announced, each with its republish time",
-        item_bytes: btree(id + size_of::<Time>()) + btree(size_of::<(Time, Id)>()),
-        bound: records.max_provided_keys.get() as u64,
-        used: count(&|n| n.provided.len()),
-    }]);
+    rows.extend([
+        Row {
+            name: "records.provided",
+            basis: Enforced,
+            note: "max_provided_keys keys announced, each with its republish time",
+            item_bytes: btree(id + size_of::<Time>()) + btree(size_of::<(Time, Id)>()),
+            bound: records.max_provided_keys.get() as u64,
+            used: count(&|n| n.provided.len()),
+        },
+        Row {
+            name: "records.names",
+            basis: Enforced,
+            note: "max_names name records, one per name",
+            item_bytes: btree(
+                size_of::<crate::names::NameKey>() + size_of::<crate::names::NameRecord>(),
+            ),
+            bound: records.max_names.get() as u64,
+            used: count(&|n| n.names.len()),
+        },
+        Row {
+            name: "records.published_names",
+            basis: Enforced,
+            note: "max_published_names names published, each with its record and republish time",
+            item_bytes: btree(
+                size_of::<crate::names::NameKey>()
+                    + size_of::<crate::names::NameRecord>()
+                    + size_of::<Time>(),
+            ),
+            bound: records.max_published_names.get() as u64,
+            used: count(&|n| n.published_names.len()),
+        },
+    ]);
     rows.extend(store_rows(
         [
             "crowd.fetching_keys",

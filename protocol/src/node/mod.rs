@@ -6,6 +6,7 @@ mod invariants;
 mod lookup;
 mod maintenance;
 mod memory;
+mod names;
 mod outputs;
 mod publish;
 mod requests;
@@ -67,6 +68,20 @@ pub enum CommandError {
         /// The configured bound.
         max: usize,
     },
+    /// `max_published_names` names are already published by this node.
+    #[error("already publishing the most names allowed ({max})")]
+    TooManyNames {
+        /// The configured bound.
+        max: usize,
+    },
+    /// Names need calendar time, and the driver has not given it
+    /// ([`Node::set_calendar`]).
+    #[error("no calendar time set")]
+    NoCalendar,
+    /// A name record this node would not keep: a bad signature, an expired or
+    /// over-long validity, or a lower sequence than one it holds.
+    #[error("name record refused")]
+    Name(#[source] crate::names::NameError),
 }
 
 /// Counters of what the node did, for experiments and status pages.
@@ -237,6 +252,13 @@ pub struct Node<A> {
     fetching: ProviderStore<A>,
     fetches: BTreeMap<FetchId, Fetch<A>>,
     fetch_by_root: BTreeMap<Id, FetchId>,
+    /// Name records held: tracked for others, resolved, or published here.
+    names: crate::names::NameStore,
+    /// Names this node publishes and republishes.
+    published_names: names::PublishedNames,
+    /// Calendar time: the Unix seconds at a protocol time, once the driver
+    /// gave them ([`Node::set_calendar`]).
+    calendar: Option<(Time, u64)>,
     /// Deadlines and backoff wake-ups of fetches; stale entries are harmless.
     fetch_timers: BTreeSet<(Time, FetchId)>,
     next_fetch: u64,
@@ -272,6 +294,9 @@ impl<A: Address> Node<A> {
             ),
             held: Held::new(config.crowd.max_held_requests),
             events: Events::new(config.limits.max_event_queue.get()),
+            names: crate::names::NameStore::new(config.records.max_names.get()),
+            published_names: names::PublishedNames::default(),
+            calendar: None,
             storage: Storage::new(config.limits.max_store_ops.get()),
             config,
             id,
@@ -441,6 +466,10 @@ impl<A: Address> Node<A> {
                 trust::RecordKind::Fetching,
             ),
             Body::GetBlock { id } => self.on_get_block(now, sender, msg.rpc, id),
+            Body::GetName { name } => self.on_get_name(now, sender, msg.rpc, name),
+            Body::PutName { record, token } => {
+                self.on_put_name(now, sender, msg.rpc, record, token)
+            }
             reply @ (Body::Pong
             | Body::Nodes { .. }
             | Body::Providers { .. }
@@ -449,7 +478,9 @@ impl<A: Address> Node<A> {
             | Body::RouteAck
             | Body::Block { .. }
             | Body::DontHave { .. }
-            | Body::Busy { .. }) => self.on_reply(now, sender, msg.rpc, reply),
+            | Body::Busy { .. }
+            | Body::Name { .. }
+            | Body::NameStored { .. }) => self.on_reply(now, sender, msg.rpc, reply),
         }
     }
 
@@ -469,7 +500,7 @@ impl<A: Address> Node<A> {
                 break;
             }
             self.query_deadlines.pop_first();
-            self.fail_query(now, id, crate::query::QueryError::Timeout);
+            self.query_deadline_passed(now, id);
         }
         self.fetch_timers_due(now);
         self.holds_expired(now);

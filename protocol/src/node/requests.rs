@@ -85,6 +85,28 @@ impl<A: Address> Node<A> {
                 self.keep_token(q, sender.id, token);
                 self.query_reply(now, q, sender, seed, closer, providers);
             }
+            (
+                Purpose::Query(q),
+                Body::Name {
+                    name,
+                    record,
+                    closer,
+                    token,
+                },
+            ) if closer.len() <= k => {
+                self.observe(now, sender.clone());
+                self.keep_token(q, sender.id, token);
+                let answer = super::names::NameAnswer {
+                    name,
+                    record,
+                    closer,
+                };
+                self.name_reply(now, q, sender, seed, answer);
+            }
+            (Purpose::Query(q), Body::NameStored { .. }) => {
+                self.observe(now, sender);
+                self.stored_ack(now, q, true);
+            }
             (Purpose::Query(q), Body::ProviderAdded { .. }) => {
                 self.observe(now, sender);
                 self.stored_ack(now, q, true);
@@ -102,7 +124,9 @@ impl<A: Address> Node<A> {
             }
             (purpose, body) => {
                 let reason = match body {
-                    Body::Nodes { .. } | Body::Providers { .. } => Misbehaviour::OversizedList,
+                    Body::Nodes { .. } | Body::Providers { .. } | Body::Name { .. } => {
+                        Misbehaviour::OversizedList
+                    }
                     _ => Misbehaviour::WrongReply,
                 };
                 // The request is answered, though uselessly: let its purpose move on.

@@ -17,6 +17,7 @@ use crate::contact::{Address, Contact};
 use crate::distance::Distance;
 use crate::event::Misbehaviour;
 use crate::id::Id;
+use crate::names::NameRecord;
 use crate::query::{Phase, QueryId, QueryKind};
 use crate::records::{Admission, Token};
 use crate::time::Time;
@@ -31,6 +32,8 @@ pub(super) enum RecordKind {
     Provider,
     /// A "fetch in progress" record (`AddFetching`).
     Fetching,
+    /// A name record (`PutName`), which names itself.
+    Name(NameRecord),
 }
 
 impl RecordKind {
@@ -39,6 +42,7 @@ impl RecordKind {
         match self {
             RecordKind::Provider => Body::AddProvider { key, token },
             RecordKind::Fetching => Body::AddFetching { key, token },
+            RecordKind::Name(record) => Body::PutName { record, token },
         }
     }
 }
@@ -81,6 +85,8 @@ impl<A: Address> Node<A> {
             (false, _) => None,
             (true, RecordKind::Provider) => Some(self.providers.add(now, key, sender.clone())),
             (true, RecordKind::Fetching) => Some(self.fetching.add(now, key, sender.clone())),
+            // Name records arrive as `PutName` (`on_put_name`), never here.
+            (true, RecordKind::Name(_)) => None,
         };
         match admission {
             Some(Admission::Stored | Admission::Refreshed) => {
@@ -102,7 +108,7 @@ impl<A: Address> Node<A> {
         let Some(query) = self.queries.get(&q) else {
             return;
         };
-        if query.kind != QueryKind::Announce {
+        if !matches!(query.kind, QueryKind::Announce | QueryKind::PublishName) {
             return;
         }
         let d = self.config.dht.metric.distance(&from, &query.target);
@@ -151,10 +157,10 @@ impl<A: Address> Node<A> {
             return;
         };
         let storing = matches!(query.phase, Phase::Storing { .. }) && query.target == key;
-        let kind = if query.fetching_record {
-            RecordKind::Fetching
-        } else {
-            RecordKind::Provider
+        let kind = match (query.kind, query.record) {
+            (QueryKind::PublishName, Some(record)) => RecordKind::Name(record),
+            _ if query.fetching_record => RecordKind::Fetching,
+            _ => RecordKind::Provider,
         };
         if !storing || self.token_for(q, &sender.id).is_some() {
             self.stored_ack(now, q, false);

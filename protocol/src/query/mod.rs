@@ -41,6 +41,10 @@ pub enum QueryKind {
     Announce,
     /// Keeping a bucket fresh (internal; never reported as an event).
     Refresh,
+    /// Finding the latest record of a name.
+    ResolveName,
+    /// Storing a name record at the nodes closest to the name.
+    PublishName,
 }
 
 impl fmt::Display for QueryKind {
@@ -51,6 +55,8 @@ impl fmt::Display for QueryKind {
             QueryKind::FindProviders => "find_providers",
             QueryKind::Announce => "announce",
             QueryKind::Refresh => "refresh",
+            QueryKind::ResolveName => "resolve_name",
+            QueryKind::PublishName => "publish_name",
         })
     }
 }
@@ -97,6 +103,8 @@ pub enum QueryOutput<A> {
         /// Nodes that acknowledged the record.
         stored: usize,
     },
+    /// The latest valid record of a name heard (signature checked).
+    Name(crate::names::NameRecord),
 }
 
 /// Why a query failed.
@@ -171,6 +179,11 @@ pub(crate) struct Query<A> {
     pub enough: usize,
     /// An announce that stores "fetch in progress" records instead of provider records.
     pub fetching_record: bool,
+    /// The name a resolution or publication is about.
+    pub name: Option<crate::names::NameKey>,
+    /// A resolution: the best record heard so far. A publication: the record
+    /// it stores.
+    pub record: Option<crate::names::NameRecord>,
 }
 
 impl<A> Query<A> {
