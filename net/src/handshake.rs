@@ -28,6 +28,7 @@ use crate::node_key::{self, KeyError, NodeKey};
 /// The version of the wire format this build speaks; peers must match exactly.
 /// 2: recursive routes carry a frontier and a message tally.
 /// 3: ids are proven by keys and everything after the preamble is encrypted (Noise XX).
+/// 4: name records (`GetName`, `Name`, `PutName`, `NameStored`).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Bytes in the preamble: the magic and the version.
