@@ -26,6 +26,20 @@ impl Clock {
         Time::from_micros(u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
+    /// Tells `node` the calendar time (the system's Unix seconds) at protocol
+    /// time `now`: name records expire in calendar time, which the protocol
+    /// cannot read. A system clock before 1970 leaves the node without one
+    /// (it then refuses name operations rather than guess).
+    pub fn anchor_calendar<A: distroweb_protocol::Address>(
+        &self,
+        node: &mut distroweb_protocol::Node<A>,
+        now: Time,
+    ) {
+        if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            node.set_calendar(now, since.as_secs());
+        }
+    }
+
     /// The instant at which protocol time `t` falls; far-future times are capped
     /// at a day from now, which a timer may sleep until and harmlessly wake early.
     pub fn instant(&self, t: Time) -> Instant {

@@ -179,6 +179,8 @@ impl Driver {
         let mut persist = tokio::time::interval(self.io.shared.config.persist_interval);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         persist.reset();
+        let now = self.io.clock.now();
+        self.io.clock.anchor_calendar(&mut self.node, now);
         self.settle(sleep.as_mut());
         loop {
             tokio::select! {
@@ -197,7 +199,12 @@ impl Driver {
                 }
                 () = &mut sleep => {
                     self.io.armed = None;
-                    self.node.handle_input(self.io.clock.now(), Input::Timeout);
+                    let now = self.io.clock.now();
+                    // Maintenance wakes the node at least every
+                    // `maintenance_interval`: re-anchoring here keeps the
+                    // calendar within that of the system's.
+                    self.io.clock.anchor_calendar(&mut self.node, now);
+                    self.node.handle_input(now, Input::Timeout);
                 }
             }
             self.settle(sleep.as_mut());
@@ -427,6 +434,14 @@ impl Io {
                     QueryCommand::FindNode(target) => node.find_node(now, target),
                     QueryCommand::FindProviders(key) => node.find_providers(now, key),
                     QueryCommand::Announce(key) => node.announce(now, key),
+                    QueryCommand::ResolveName(name) => {
+                        self.clock.anchor_calendar(node, now);
+                        node.resolve_name(now, name)
+                    }
+                    QueryCommand::PublishName(record) => {
+                        self.clock.anchor_calendar(node, now);
+                        node.publish_name(now, record)
+                    }
                 };
                 match started {
                     Ok(q) => {
@@ -438,6 +453,10 @@ impl Io {
                 }
             }
             Command::AddContact(contact) => node.add_contact(now, contact),
+            Command::NameRecord { name, reply } => {
+                self.clock.anchor_calendar(node, now);
+                let _ = reply.send(node.name_record(&name));
+            }
             Command::Status(reply) => {
                 let _ = reply.send(self.status(node, now));
             }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use distroweb_protocol::names::{NameKey, NameRecord};
 use distroweb_protocol::{Contact, Id, Manifest, Prepared, QueryOutput, QueryStats, SiteFile};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -44,6 +45,8 @@ pub(crate) enum QueryCommand {
     FindNode(Id),
     FindProviders(Id),
     Announce(Id),
+    ResolveName(NameKey),
+    PublishName(NameRecord),
 }
 
 /// A request to the node task.
@@ -55,6 +58,11 @@ pub(crate) enum Command {
     },
     AddContact(Contact<SocketAddr>),
     Status(oneshot::Sender<Status>),
+    /// The record the node holds for a name, valid now.
+    NameRecord {
+        name: NameKey,
+        reply: oneshot::Sender<Option<NameRecord>>,
+    },
     Publish {
         what: Publish,
         reply: oneshot::Sender<Result<Id, NetError>>,
@@ -168,6 +176,31 @@ impl NodeHandle {
     /// Announces this node as a provider of `key` (and keeps republishing it).
     pub async fn announce(&self, key: Id) -> Result<QueryDone, NetError> {
         self.query(QueryCommand::Announce(key)).await
+    }
+
+    /// Finds the latest record of a name: the highest sequence heard within
+    /// the protocol's short grace after the first valid record.
+    pub async fn resolve_name(&self, name: NameKey) -> Result<NameRecord, NetError> {
+        match self.query(QueryCommand::ResolveName(name)).await?.output {
+            QueryOutput::Name(record) => Ok(record),
+            _ => Err(NetError::Query(distroweb_protocol::QueryError::NotFound)),
+        }
+    }
+
+    /// Publishes a signed name record: kept here, stored at the name's
+    /// trackers, republished while it is valid. Returns how many nodes
+    /// stored it (this one included).
+    pub async fn publish_name(&self, record: NameRecord) -> Result<usize, NetError> {
+        match self.query(QueryCommand::PublishName(record)).await?.output {
+            QueryOutput::Announced { stored } => Ok(stored),
+            _ => Ok(0),
+        }
+    }
+
+    /// The record this node holds for `name` (published, tracked or resolved
+    /// before), valid now: what a reader serves at once while it resolves again.
+    pub async fn name_record(&self, name: NameKey) -> Result<Option<NameRecord>, NetError> {
+        self.ask(|reply| Command::NameRecord { name, reply }).await
     }
 
     /// Adds a peer known out of band, e.g. remembered from an earlier run.
