@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod get;
+mod key;
 mod local_api;
 mod logging;
 mod node;
@@ -31,6 +32,8 @@ enum Command {
     Publish(publish::Args),
     /// Fetch content through the running local node.
     Get(get::Args),
+    /// Move a name's secret key between machines: export or import.
+    Key(key::Args),
     /// Start N live nodes on 127.0.0.1, wired together, each with a proxy.
     Testnet(testnet::Args),
     /// Run a simulation experiment; writes CSV, SVG and JSON to `--out`.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => node::run(args)?,
         Command::Publish(args) => publish::run(args)?,
         Command::Get(args) => get::run(args)?,
+        Command::Key(args) => key::run(args)?,
         Command::Testnet(args) => testnet::run(args)?,
         Command::Experiment(args) => distroweb_experiments::run(&args)?,
     }

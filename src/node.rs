@@ -123,8 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// `~/.local/share/distroweb` on Linux, the equivalents elsewhere.
-fn default_data_dir() -> anyhow::Result<PathBuf> {
+/// `~/.local/share/distroweb` on Linux, the equivalents elsewhere; `distroweb
+/// key` uses it too, so it acts on the node's own directory.
+pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     dirs::data_dir()
         .map(|d| d.join("distroweb"))
         .context("no platform data directory is known here; pass --data-dir DIR")

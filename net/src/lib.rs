@@ -11,7 +11,8 @@
 //! inbound and outbound connections have budgets of their own (`slots`).
 //! Content lives in a [`DiskStore`] (any [`BlockStore`]), which a bounded pool
 //! of blocking workers reads and writes for the node; the key, known peers and
-//! the list of held content in a [`DataDir`].
+//! the list of held content in a [`DataDir`], and the keys of the names this
+//! machine may update in [`NameKeys`].
 //!
 //! Start reading at [`LiveNode::start`]; the modules, alphabetically:
 #![forbid(unsafe_code)]
@@ -51,6 +52,8 @@ mod holdings;
 mod listener;
 /// Start and stop.
 mod live;
+/// Name keys: the secrets that let this machine point a name at a new root.
+pub mod name_keys;
 /// The Ed25519 node key, the id it proves, and the id puzzle.
 pub mod node_key;
 /// Collecting blocks that no held content names, at start.
@@ -77,6 +80,7 @@ pub use fetching::{FetchProgress, Fetching};
 pub use handle::{NodeHandle, Published, QueryDone};
 pub use handshake::PROTOCOL_VERSION;
 pub use live::LiveNode;
+pub use name_keys::{KeyTextError, NameKeyError, NameKeys, NameSecret, OnExisting};
 pub use node_key::{KeySeed, NodeKey};
 pub use stats::TransportCounters;
 pub use status::{FetchRecord, Holding, QueryRecord, Status};
