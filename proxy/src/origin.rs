@@ -1,14 +1,21 @@
 //! Which origin a request is for: the node's own (`127.0.0.1`, `localhost`, `[::1]`,
-//! or a configured name), one site's (`<base32 id>.localhost`), or none of ours.
+//! or a configured name), one site's (`<base32 id>.localhost`), one name's
+//! (`k<base32 key>.localhost`), or none of ours.
 //!
 //! One origin per site is what makes the browser's same-origin policy protect one
 //! site from another and the node's API from every site (kubo's subdomain gateway
 //! does the same); the Host allowlist is what stops DNS rebinding: a page whose
 //! name resolves to 127.0.0.1 still sends its own name as Host, and is refused.
+//!
+//! A name (an Ed25519 public key) is 32 bytes like a content id, so its label
+//! carries a `k` in front: 53 characters, still a DNS label (at most 63), and
+//! never mistaken for an id's 52. A name keeps one origin across its versions,
+//! so what a site stores in the browser survives its updates.
 
 use std::net::IpAddr;
 
 use distroweb_protocol::id::ID_BYTES;
+use distroweb_protocol::names::NameKey;
 use distroweb_protocol::{Id, ParseIdError};
 use http::header::{HeaderMap, HeaderValue, ORIGIN, REFERER};
 use http::uri::{Authority, Uri};
@@ -18,6 +25,10 @@ use http::uri::{Authority, Uri};
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// Characters in a base32 id: 256 bits at 5 bits a character, rounded up.
 pub const BASE32_ID_LEN: usize = (ID_BYTES * 8).div_ceil(5);
+/// The first character of a name's label, which tells it from a content id's.
+pub const NAME_LABEL_PREFIX: char = 'k';
+/// Characters in a name's label: the prefix and the key's 32 bytes in base32.
+pub const NAME_LABEL_LEN: usize = 1 + BASE32_ID_LEN;
 /// The name every site origin hangs under by default; browsers resolve it and all
 /// its subdomains to loopback themselves (RFC 6761 §6.3).
 pub const LOCALHOST: &str = "localhost";
@@ -38,15 +49,24 @@ pub enum IdFormError {
     /// refused so one id has one name.
     #[error("the last base32 character carries bits past the id's end")]
     Trailing,
+    /// Not `k` and 52 more characters, the form of a name.
+    #[error("a name is {NAME_LABEL_PREFIX:?} and {BASE32_ID_LEN} base32 characters")]
+    NotAName,
 }
 
 /// The id in lowercase unpadded base32, 52 characters: fits a DNS label (at most
 /// 63), which the 64 hex characters do not.
 pub fn to_base32(id: &Id) -> String {
     let mut out = String::with_capacity(BASE32_ID_LEN);
+    push_base32(id.as_bytes(), &mut out);
+    out
+}
+
+/// Appends 32 bytes as 52 lowercase base32 characters to `out`.
+fn push_base32(bytes: &[u8; ID_BYTES], out: &mut String) {
     let mut buffer: u16 = 0;
     let mut bits = 0u32;
-    for &byte in id.as_bytes() {
+    for &byte in bytes {
         buffer = (buffer << 8) | u16::from(byte);
         bits += 8;
         while bits >= 5 {
@@ -57,11 +77,15 @@ pub fn to_base32(id: &Id) -> String {
     if bits > 0 {
         out.push(char::from(BASE32[usize::from((buffer << (5 - bits)) & 31)]));
     }
-    out
 }
 
 /// Parses 52 base32 characters (either case) into an id.
 pub fn parse_base32(s: &str) -> Result<Id, IdFormError> {
+    decode_base32(s).map(Id::from_bytes)
+}
+
+/// 52 base32 characters (either case) back to their 32 bytes.
+fn decode_base32(s: &str) -> Result<[u8; ID_BYTES], IdFormError> {
     if s.len() != BASE32_ID_LEN {
         return Err(IdFormError::WrongLength(s.len()));
     }
@@ -89,7 +113,26 @@ pub fn parse_base32(s: &str) -> Result<Id, IdFormError> {
     if buffer != 0 {
         return Err(IdFormError::Trailing);
     }
-    Ok(Id::from_bytes(out))
+    Ok(out)
+}
+
+/// A name's host label: `k` and the key in lowercase base32, 53 characters.
+pub fn name_label(name: &NameKey) -> String {
+    let mut out = String::with_capacity(NAME_LABEL_LEN);
+    out.push(NAME_LABEL_PREFIX);
+    push_base32(&name.0, &mut out);
+    out
+}
+
+/// Parses a name's label (`k` and 52 base32 characters, either case). Any 32
+/// bytes parse: whether they are an Ed25519 key is for the record's signature
+/// check to find.
+pub fn parse_name(s: &str) -> Result<NameKey, IdFormError> {
+    let key = match s.strip_prefix(['k', 'K']) {
+        Some(key) if s.len() == NAME_LABEL_LEN => key,
+        _ => return Err(IdFormError::NotAName),
+    };
+    decode_base32(key).map(NameKey)
 }
 
 /// Parses an id in either form: 64 lowercase hex characters (the printed form) or
@@ -114,6 +157,8 @@ pub enum Origin {
     },
     /// One site: every path is a path inside it.
     Site(Id),
+    /// One name's site: every path is a path inside the root the name points at now.
+    Name(NameKey),
 }
 
 /// Why a Host is refused.
@@ -128,12 +173,12 @@ pub enum HostError {
          *.localhost and names given with --proxy-host"
     )]
     Foreign(String),
-    /// A subdomain of ours whose label is not a content id.
+    /// A subdomain of ours whose label is neither a content id nor a name.
     #[error("{host:?} does not name a site: {why}")]
     NotAnId {
         /// The host.
         host: String,
-        /// Why its first label is not an id.
+        /// Why its first label is not an id or a name.
         why: IdFormError,
     },
 }
@@ -181,12 +226,16 @@ impl HostPolicy {
             let Some(label) = host.strip_suffix(parent).and_then(|h| h.strip_suffix('.')) else {
                 continue;
             };
-            return parse_base32(label)
-                .map(Origin::Site)
-                .map_err(|why| HostError::NotAnId {
-                    host: host.clone(),
-                    why,
-                });
+            // The length tells a name from a content id; each is then checked whole.
+            let origin = if label.len() == NAME_LABEL_LEN {
+                parse_name(label).map(Origin::Name)
+            } else {
+                parse_base32(label).map(Origin::Site)
+            };
+            return origin.map_err(|why| HostError::NotAnId {
+                host: host.clone(),
+                why,
+            });
         }
         Err(HostError::Foreign(host))
     }
@@ -210,9 +259,9 @@ impl HostPolicy {
     /// the relay refuses those, so no site reaches other hosts in the node's name.
     pub fn from_site(&self, headers: &HeaderMap) -> bool {
         [ORIGIN, REFERER].iter().any(|name| {
-            headers
-                .get(name)
-                .is_some_and(|v| matches!(self.origin_of(v), Some(Origin::Site(_))))
+            headers.get(name).is_some_and(|v| {
+                matches!(self.origin_of(v), Some(Origin::Site(_) | Origin::Name(_)))
+            })
         })
     }
 
@@ -239,6 +288,11 @@ pub fn on_purpose(headers: &HeaderMap) -> bool {
 /// The URL of a site's own origin: `http://<base32 id>.<parent>:<port>/`.
 pub fn site_url(id: &Id, parent: &str, port: u16) -> String {
     format!("http://{}.{parent}:{port}/", to_base32(id))
+}
+
+/// The URL of a name's own origin: `http://k<base32 key>.<parent>:<port>/`.
+pub fn name_url(name: &NameKey, parent: &str, port: u16) -> String {
+    format!("http://{}.{parent}:{port}/", name_label(name))
 }
 
 fn normalise(host: &str) -> String {
@@ -291,6 +345,120 @@ mod tests {
             parse_id(&"G".repeat(64)),
             Err(IdFormError::Hex(_))
         ));
+    }
+
+    fn name(n: u8) -> NameKey {
+        NameKey(*id(n).as_bytes())
+    }
+
+    #[test]
+    fn name_labels_round_trip_and_have_one_spelling() {
+        let zero = NameKey([0; 32]);
+        assert_eq!(name_label(&zero), format!("k{}", "a".repeat(52)));
+        assert_eq!(
+            name_label(&NameKey([0xff; 32])),
+            format!("k{}q", "7".repeat(51))
+        );
+        for n in 0..50 {
+            let label = name_label(&name(n));
+            assert_eq!(label.len(), NAME_LABEL_LEN);
+            assert!(label.len() <= 63, "a DNS label");
+            assert_eq!(label[1..], to_base32(&id(n)));
+            assert_eq!(parse_name(&label), Ok(name(n)));
+            assert_eq!(parse_name(&label.to_uppercase()), Ok(name(n)));
+        }
+        let b = to_base32(&id(1));
+        // Wrong lengths, a missing or wrong prefix: not a name.
+        for bad in [
+            String::new(),
+            "k".to_string(),
+            b.clone(),
+            format!("k{}", &b[1..]),
+            format!("k{b}a"),
+            format!("a{b}"),
+            format!("2{b}"),
+            format!("k{b}").replacen('k', "é", 1),
+        ] {
+            assert_eq!(parse_name(&bad), Err(IdFormError::NotAName), "{bad:?}");
+        }
+        assert_eq!(
+            parse_name(&format!("k{}1", "a".repeat(51))),
+            Err(IdFormError::Base32('1'))
+        );
+        assert_eq!(
+            parse_name(&format!("k{}é", "a".repeat(50))),
+            Err(IdFormError::Base32('é'))
+        );
+        // The last character of 0xff.. is `q` (1 data bit); `r` sets a padding bit.
+        assert_eq!(
+            parse_name(&format!("k{}r", "7".repeat(51))),
+            Err(IdFormError::Trailing)
+        );
+        assert_eq!(
+            name_url(&name(1), "localhost", 1234),
+            format!("http://k{b}.localhost:1234/")
+        );
+    }
+
+    #[test]
+    fn name_hosts_follow_the_site_hosts_rules() {
+        let p = HostPolicy::new(&["mybox.lan".to_string(), "192.0.2.7".to_string()]);
+        let label = name_label(&name(1));
+        let b = to_base32(&id(1));
+        for host in [
+            format!("{label}.localhost:1234"),
+            format!("{}.LocalHost.", label.to_uppercase()),
+            format!("{label}.mybox.lan"),
+        ] {
+            assert_eq!(p.classify(&host), Ok(Origin::Name(name(1))), "{host}");
+        }
+        // A content id's label is still a site, whatever its first character.
+        let k_id = (0..=255u8)
+            .map(id)
+            .find(|i| to_base32(i).starts_with('k'))
+            .unwrap();
+        assert_eq!(
+            p.classify(&format!("{}.localhost", to_base32(&k_id))),
+            Ok(Origin::Site(k_id))
+        );
+        assert_eq!(
+            p.classify(&format!("{b}.localhost")),
+            Ok(Origin::Site(id(1)))
+        );
+        // 53 characters that are not `k` and a key name nothing.
+        for bad in [
+            format!("a{b}.localhost"),
+            format!("k{}r.localhost", "7".repeat(51)),
+            format!("k{}1.localhost", "a".repeat(51)),
+            format!("x.{label}.localhost"),
+        ] {
+            assert!(
+                matches!(p.classify(&bad), Err(HostError::NotAnId { .. })),
+                "{bad}"
+            );
+        }
+        // Under a name that is not ours, or an IP, a name label is foreign.
+        for foreign in [
+            format!("{label}.evil.example"),
+            format!("{label}.localhost.evil.example"),
+            format!("{label}localhost"),
+        ] {
+            assert!(
+                matches!(p.classify(&foreign), Err(HostError::Foreign(_))),
+                "{foreign}"
+            );
+        }
+        // A name's pages count as a site's: the relay refuses them, and the
+        // node's own origin sees them as elsewhere.
+        let mut headers = HeaderMap::new();
+        let origin = format!("http://{label}.localhost:1234");
+        headers.insert(ORIGIN, HeaderValue::from_str(&origin).unwrap());
+        assert!(p.from_site(&headers));
+        assert!(p.from_elsewhere(&headers));
+        let mut headers = HeaderMap::new();
+        let referer = format!("{origin}/a/b.html");
+        headers.insert(REFERER, HeaderValue::from_str(&referer).unwrap());
+        assert!(p.from_site(&headers));
     }
 
     #[test]

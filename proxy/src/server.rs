@@ -313,6 +313,8 @@ async fn respond(
     match origin {
         Ok(Origin::Site(_)) if !serves.content => refuse(Refused::Content),
         Ok(Origin::Site(id)) => site(state, req, id).await,
+        // Placeholder until names resolve (issue 12).
+        Ok(Origin::Name(_)) => error_page(StatusCode::NOT_IMPLEMENTED, "names are not served yet"),
         Ok(Origin::Node { site_parent }) => node(state, serves, role, req, site_parent).await,
         Err(HostError::Foreign(_)) if absolute.is_some() => {
             if !serves.relay {
