@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut config = NetConfig {
             listen: args.listen,
             advertise: args.advertise,
-            data_dir: Some(data_dir),
+            data_dir: Some(data_dir.clone()),
             ..NetConfig::default()
         };
         config.protocol.transfer.upload_bytes_per_s =
@@ -102,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             connect_ports: args.connect_ports,
             relay_for_remote_clients: args.relay,
             api_listen: args.api,
+            data_dir: Some(data_dir),
             ..ProxyConfig::default()
         };
         for warning in distroweb_proxy::exposure::warnings(&proxy_config) {

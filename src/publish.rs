@@ -27,6 +27,12 @@ pub struct Args {
     /// default such a link is an error: it may lead to a private file).
     #[arg(long)]
     follow_symlinks: bool,
+    /// Also point the name NAME at what is published: a key the node keeps
+    /// in its data directory, made on first use (never printed; move it with
+    /// `distroweb key export/import`). Publishing again with the same name
+    /// updates the site at the name's URL, printed last.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 }
 
 /// Publishes and prints the id (first line) and the URL (second line).
@@ -34,6 +40,9 @@ pub struct Args {
 /// The file, or the tar of the directory, streams to the node as it is read,
 /// so publishing takes a few pieces of memory whatever the size.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(name) = &args.name {
+        distroweb_net::name_keys::check_name(name)?;
+    }
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
     let api = LocalApi::new(args.proxy);
@@ -79,7 +88,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         || site_url(&root, LOCALHOST, api.addr().port()),
         str::to_owned,
     );
-    let printed = writeln!(std::io::stdout().lock(), "{id}\n{url}");
+    let named = match &args.name {
+        Some(name) => {
+            let path = format!(
+                "/api/v1/name/{}?root={id}",
+                utf8_percent_encode(name, NON_ALPHANUMERIC)
+            );
+            let answer = runtime
+                .block_on(api.json(
+                    Method::POST,
+                    &path,
+                    None,
+                    local_api::whole(Default::default()),
+                    Some(0),
+                ))
+                .with_context(|| {
+                    format!("published {id}, but the name {name:?} was not updated")
+                })?;
+            let url = answer["url"]
+                .as_str()
+                .context("the node's answer has no name URL")?
+                .to_owned();
+            Some(url)
+        }
+        None => None,
+    };
+    let printed = match named {
+        Some(name_url) => writeln!(std::io::stdout().lock(), "{id}\n{url}\n{name_url}"),
+        None => writeln!(std::io::stdout().lock(), "{id}\n{url}"),
+    };
     match printed {
         // `distroweb publish DIR | head -1` closes the pipe early; that is fine.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

@@ -19,14 +19,26 @@ pub struct Args {
     /// Each node's upload capacity in Mbit/s (loopback is fast).
     #[arg(long, value_name = "MBIT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     upload_mbit: u64,
+    /// Where node i keeps the keys of the names it publishes (in
+    /// `DIR/node-i/names/`); by default a fresh directory under the system's
+    /// temporary directory, removed when the testnet stops.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// Starts the nodes, prints their URLs and runs until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::logging::init();
-    tokio::runtime::Runtime::new()?.block_on(async move {
+    let (dir, temporary) = match &args.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("distroweb-testnet-{}", std::process::id())),
+            true,
+        ),
+    };
+    let outcome = tokio::runtime::Runtime::new()?.block_on(async {
         let mut running: Vec<(LiveNode, Proxy)> = Vec::new();
-        let result = start_all(&args, &mut running).await;
+        let result = start_all(&args, &dir, &mut running).await;
         if result.is_ok() {
             crate::node::shutdown_signal().await;
             tracing::info!("shutting down the testnet");
@@ -36,10 +48,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             node.stop().await;
         }
         result
-    })
+    });
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
 }
 
-async fn start_all(args: &Args, running: &mut Vec<(LiveNode, Proxy)>) -> anyhow::Result<()> {
+async fn start_all(
+    args: &Args,
+    dir: &std::path::Path,
+    running: &mut Vec<(LiveNode, Proxy)>,
+) -> anyhow::Result<()> {
     let mut seed: Option<SocketAddr> = None;
     for i in 0..args.nodes {
         let mut config = NetConfig::loopback();
@@ -53,6 +73,7 @@ async fn start_all(args: &Args, running: &mut Vec<(LiveNode, Proxy)>) -> anyhow:
             .context("proxy port out of range")?;
         let config = ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            data_dir: Some(dir.join(format!("node-{i}"))),
             ..ProxyConfig::default()
         };
         let proxy = match Proxy::start(config, node.handle()).await {

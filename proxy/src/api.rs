@@ -35,6 +35,20 @@ pub async fn handle(
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
         },
         (&Method::POST, "publish") => publish(state, req).await,
+        (&Method::POST, "name") => {
+            let root = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("root=")))
+                .unwrap_or("");
+            match parse_id(root) {
+                Ok(root) => crate::api_names::publish_name(state, target, root).await,
+                Err(e) => error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("`?root=` needs the content id the name should point at: {e}"),
+                ),
+            }
+        }
         (&Method::GET, "content") => match parse_id(target) {
             Ok(id) => listing(state, id).await,
             Err(e) => error(
@@ -62,7 +76,7 @@ pub async fn handle(
                 &format!("malformed content id: {e}"),
             ),
         },
-        (_, "status" | "publish" | "fetch" | "pin" | "content") => error(
+        (_, "status" | "publish" | "fetch" | "pin" | "content" | "name") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "wrong method for this endpoint",
         ),

@@ -1,6 +1,7 @@
 //! Every tunable of the proxy, with the bound it sets.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The address the proxy listens on unless told otherwise: loopback only, so it
@@ -61,6 +62,23 @@ pub struct ProxyConfig {
     /// served to every client that reaches it (`--api`); `None` keeps them on
     /// `listen`, for clients on this machine only. See `exposure.rs`.
     pub api_listen: Option<SocketAddr>,
+    /// The node's data directory, where the keys of the names it publishes
+    /// live (`names/<name>.key`); `None`: this proxy cannot publish names
+    /// (it still serves them).
+    pub data_dir: Option<PathBuf>,
+    /// A name served from the record the node holds is resolved again in the
+    /// background at most this often (stale-while-revalidate); default 1 s,
+    /// so a reader sees an update about a second after it lands.
+    pub name_revalidate_after: Duration,
+    /// How long a request waits for a name the node has never resolved;
+    /// default 10 s.
+    pub name_resolve_timeout: Duration,
+    /// How long a name record this proxy signs is valid; it is republished
+    /// until then, and publishing again signs a fresh one. Default 30 days
+    /// less an hour, just inside what trackers accept
+    /// (`distroweb_protocol::names::MAX_VALIDITY_S`), so that clocks a little
+    /// apart still agree.
+    pub name_validity: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -84,6 +102,10 @@ impl Default for ProxyConfig {
             connect_ports: vec![443],
             relay_for_remote_clients: false,
             api_listen: None,
+            data_dir: None,
+            name_revalidate_after: Duration::from_secs(1),
+            name_resolve_timeout: Duration::from_secs(10),
+            name_validity: Duration::from_secs(distroweb_protocol::names::MAX_VALIDITY_S - 3600),
         }
     }
 }

@@ -16,6 +16,8 @@
 
 /// The local API under `/api/v1/`.
 pub mod api;
+/// `POST /api/v1/name/<name>`: signing and publishing a name record.
+pub mod api_names;
 /// The response body type.
 pub mod body;
 /// Every tunable of the proxy.
@@ -34,6 +36,8 @@ pub mod headers;
 pub mod html;
 /// Counters and the Prometheus exposition.
 pub mod metrics;
+/// Which root a name points at now: the node's record at once, refreshed behind.
+pub mod names;
 /// Site origins, the Host allowlist and fetch metadata.
 pub mod origin;
 /// The per-client-IP connection cap.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use distroweb_net::{Chain, NodeHandle};
+use distroweb_protocol::names::NameKey;
 use distroweb_protocol::Id;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use http::uri::Authority;
@@ -24,6 +25,7 @@ use crate::error_page::error_page;
 use crate::exposure::{Exposure, Listener, Refused};
 use crate::headers::has_looped;
 use crate::metrics::{self, ProxyMetrics};
+use crate::names::{NameLookupError, Names};
 use crate::origin::{site_url, HostError, HostPolicy, Origin};
 use crate::per_ip::{PerIp, PerIpPermit};
 use crate::route::{forward_target, route, site_path, Route};
@@ -67,6 +69,8 @@ pub struct State {
     pub tunnels: Arc<Semaphore>,
     /// One permit per upload being read (`max_concurrent_uploads`).
     pub uploads: Arc<Semaphore>,
+    /// The roots names point at, refreshed in the background.
+    pub names: Names,
 }
 
 /// A running proxy.
@@ -114,6 +118,7 @@ impl Proxy {
             port: addr.port(),
             tunnels: Arc::new(Semaphore::new(config.max_tunnels)),
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+            names: Names::new(config.name_revalidate_after, config.name_resolve_timeout),
             config,
             node,
             metrics: Arc::default(),
@@ -313,8 +318,8 @@ async fn respond(
     match origin {
         Ok(Origin::Site(_)) if !serves.content => refuse(Refused::Content),
         Ok(Origin::Site(id)) => site(state, req, id).await,
-        // Placeholder until names resolve (issue 12).
-        Ok(Origin::Name(_)) => error_page(StatusCode::NOT_IMPLEMENTED, "names are not served yet"),
+        Ok(Origin::Name(_)) if !serves.content => refuse(Refused::Content),
+        Ok(Origin::Name(key)) => name(state, req, key).await,
         Ok(Origin::Node { site_parent }) => node(state, serves, role, req, site_parent).await,
         Err(HostError::Foreign(_)) if absolute.is_some() => {
             if !serves.relay {
@@ -359,6 +364,36 @@ async fn site(state: &State, req: Request<Incoming>, id: Id) -> Response<Body> {
         Err(e) => error_page(StatusCode::BAD_REQUEST, &Chain(&e).to_string()),
     }
 }
+
+/// A request on a name's origin: served from the root its latest record
+/// names, as a site's origin is, but never cached as immutable: the browser
+/// asks again each time (a 304 while the file is unchanged, by its ETag).
+async fn name(state: &State, req: Request<Incoming>, key: NameKey) -> Response<Body> {
+    let record = match state.names.current(&state.node, key).await {
+        Ok(r) => r,
+        Err(e) => {
+            let status = match e {
+                NameLookupError::NotFound(_) => StatusCode::NOT_FOUND,
+                NameLookupError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            };
+            return error_page(status, &Chain(&e).to_string());
+        }
+    };
+    let mut response = site(state, req, record.root).await;
+    let h = response.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(NAME_CACHE_CONTROL));
+    if let Ok(v) = HeaderValue::from_str(&record.seq.to_string()) {
+        h.insert("x-distroweb-seq", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&record.root.to_string()) {
+        h.insert("x-distroweb-root", v);
+    }
+    response
+}
+
+/// What a name's responses may be cached for: nothing without asking again,
+/// since the name may point elsewhere at any moment.
+const NAME_CACHE_CONTROL: &str = "no-cache";
 
 /// A request on the node's own origin: its pages, the API, the relay, and the
 /// seed's content URLs redirected to each site's origin; each as far as this

@@ -27,7 +27,7 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
-/// A port `p` such that `p`, `p + 1` and `p + 2` are free on 127.0.0.1 right now.
+/// A port `p` such that `p` to `p + 4` are free on 127.0.0.1 right now.
 ///
 /// Why not ports the kernel hands out: they lie in the ephemeral range, so
 /// between this check and the binary binding them, any connection or
@@ -38,17 +38,18 @@ pub fn free_ports() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     const LOW: u32 = 20_000;
-    const BLOCKS: u32 = 4_000; // 3 ports each: 20,000..32,000
+    const WIDTH: u32 = 5;
+    const BLOCKS: u32 = 2_400; // 5 ports each: 20,000..32,000
     let start = std::process::id() % BLOCKS;
     for _ in 0..BLOCKS {
         let block = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
-        let p = (LOW + 3 * block) as u16;
-        let all: Vec<_> = (0..3)
+        let p = (LOW + WIDTH * block) as u16;
+        let all: Vec<_> = (0..WIDTH as u16)
             .map(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)))
             .collect();
         if all.iter().all(Result::is_ok) {
             return p;
         }
     }
-    panic!("no three consecutive free ports below the ephemeral range");
+    panic!("no five consecutive free ports below the ephemeral range");
 }
