@@ -68,6 +68,12 @@ pub enum NameKeyError {
         /// The file.
         path: PathBuf,
     },
+    /// A root file holds something other than a content id.
+    #[error("{} does not hold a content id", path.display())]
+    BadRootFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file or directory could not be read, written or created.
     #[error("{}", path.display())]
     Io {
@@ -268,6 +274,58 @@ impl NameKeys {
             .map_err(|source| NameKeyError::Io { path, source })
     }
 
+    /// The root `name` was last pointed at from this machine, if any: what
+    /// the node re-signs and republishes after a restart and before a record
+    /// expires.
+    pub fn last_root(&self, name: &str) -> Result<Option<Id>, NameKeyError> {
+        check_name(name)?;
+        let path = self.root_path(name);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        core::str::from_utf8(&bytes)
+            .ok()
+            .filter(|_| bytes.len() as u64 <= MAX_FILE_BYTES)
+            .and_then(|text| text.trim().parse().ok())
+            .map(Some)
+            .ok_or(NameKeyError::BadRootFile { path })
+    }
+
+    /// Records `root` as what `name` points at now (see [`NameKeys::last_root`]).
+    pub fn save_root(&self, name: &str, root: &Id) -> Result<(), NameKeyError> {
+        check_name(name)?;
+        self.ensure_dir()?;
+        let path = self.root_path(name);
+        write_atomic(&path, format!("{root}\n").as_bytes())
+            .map_err(|source| NameKeyError::Io { path, source })
+    }
+
+    /// The names with a key here, in name order, at most `max`; files that
+    /// are not keys are skipped.
+    pub fn list(&self, max: usize) -> Result<Vec<String>, NameKeyError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(NameKeyError::Io {
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let file = e.file_name();
+                let name = file.to_str()?.strip_suffix(".key")?;
+                check_name(name).ok().map(|()| name.to_owned())
+            })
+            .collect();
+        names.sort();
+        names.truncate(max);
+        Ok(names)
+    }
+
     /// The text of the key stored as `name`, for [`NameKeys::import`] on
     /// another machine. It is the secret itself: whoever holds it can change
     /// the site at the name.
@@ -366,6 +424,10 @@ impl NameKeys {
 
     fn seq_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.seq"))
+    }
+
+    fn root_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.root"))
     }
 }
 
@@ -521,6 +583,31 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn roots_are_kept_and_names_listed() {
+        let data = tempfile::tempdir().unwrap();
+        let keys = NameKeys::new(data.path());
+        assert_eq!(keys.list(10).unwrap(), Vec::<String>::new());
+        assert_eq!(keys.last_root("blog").unwrap(), None);
+        let root = Id::hash_of(b"site");
+        keys.save_root("blog", &root).unwrap();
+        assert_eq!(keys.last_root("blog").unwrap(), Some(root));
+        for bad in [&b"nope"[..], b"", b"\xff"] {
+            fs::write(keys.dir().join("blog.root"), bad).unwrap();
+            assert!(matches!(
+                keys.last_root("blog"),
+                Err(NameKeyError::BadRootFile { .. })
+            ));
+        }
+        for name in ["zine", "blog", "a-b"] {
+            keys.load_or_create(name).unwrap();
+        }
+        fs::write(keys.dir().join("Not A Name.key"), "x").unwrap();
+        fs::write(keys.dir().join("notes.txt"), "x").unwrap();
+        assert_eq!(keys.list(10).unwrap(), ["a-b", "blog", "zine"]);
+        assert_eq!(keys.list(2).unwrap(), ["a-b", "blog"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (`distroweb key import`) goes on from where the old one left off; the
 //! number is saved before the record leaves, so a crash never reuses one.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use distroweb_net::{Chain, NameKeyError, NameKeys, NameSecret};
@@ -58,7 +59,11 @@ pub async fn publish_name(state: &State, name: &str, root: Id) -> Response<Body>
     };
     let saved = {
         let label = name.to_owned();
-        tokio::task::spawn_blocking(move || keys.save_seq(&label, seq)).await
+        tokio::task::spawn_blocking(move || {
+            keys.save_seq(&label, seq)?;
+            keys.save_root(&label, &root)
+        })
+        .await
     };
     match saved {
         Ok(Ok(())) => {}
@@ -89,6 +94,77 @@ pub async fn publish_name(state: &State, name: &str, root: Id) -> Response<Body>
             }),
         ),
         Err(e) => error(StatusCode::BAD_GATEWAY, &Chain(&e).to_string()),
+    }
+}
+
+/// Names this proxy keeps alive at most (the protocol's default
+/// `max_published_names`).
+const MAX_KEPT_NAMES: usize = 256;
+
+/// Signs every name of the data directory again (its last root and sequence,
+/// a fresh validity) and publishes it: a minute after start, then every
+/// `name_resign_interval`, until `stop`.
+pub async fn keep_alive(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let period = state.config.name_resign_interval;
+    let first = tokio::time::Instant::now() + Duration::from_secs(60).min(period);
+    let mut tick = tokio::time::interval_at(first, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopped = tokio::select! {
+            _ = stop.wait_for(|s| *s) => true,
+            _ = tick.tick() => false,
+        };
+        if stopped {
+            return;
+        }
+        resign_all(&state).await;
+    }
+}
+
+/// One round of [`keep_alive`].
+async fn resign_all(state: &State) {
+    let Some(dir) = state.config.data_dir.clone() else {
+        return;
+    };
+    let keys = NameKeys::new(&dir);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for name in keys.list(MAX_KEPT_NAMES)? {
+            let (Some(secret), Some(root)) = (keys.load(&name)?, keys.last_root(&name)?) else {
+                continue;
+            };
+            let seq = keys.last_seq(&name)?;
+            if seq > 0 {
+                out.push((name, secret, root, seq));
+            }
+        }
+        Ok::<_, NameKeyError>(out)
+    })
+    .await;
+    let names = match loaded {
+        Ok(Ok(names)) => names,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "cannot read the name keys to keep them alive: {}",
+                Chain(&e)
+            );
+            return;
+        }
+        Err(_) => return,
+    };
+    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return;
+    };
+    let expires = now
+        .as_secs()
+        .saturating_add(state.config.name_validity.as_secs());
+    for (name, secret, root, seq) in names {
+        let record = secret.sign(root, seq, expires);
+        match state.node.publish_name(record).await {
+            Ok(stored) => tracing::info!(name, seq, stored, "name signed again and republished"),
+            // A higher sequence from another machine with this key wins, as it should.
+            Err(e) => tracing::info!(name, seq, "name not republished: {}", Chain(&e)),
+        }
     }
 }
 

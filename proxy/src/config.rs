@@ -79,6 +79,12 @@ pub struct ProxyConfig {
     /// (`distroweb_protocol::names::MAX_VALIDITY_S`), so that clocks a little
     /// apart still agree.
     pub name_validity: Duration,
+    /// How often the names this node's data directory published are signed
+    /// again with a fresh validity (same root, same sequence) and put back
+    /// on the network, the first time a minute after start, so a site stays
+    /// at its name across restarts and past any one record's expiry;
+    /// default a day.
+    pub name_resign_interval: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -105,6 +111,7 @@ impl Default for ProxyConfig {
             data_dir: None,
             name_revalidate_after: Duration::from_secs(1),
             name_resolve_timeout: Duration::from_secs(10),
+            name_resign_interval: Duration::from_secs(24 * 3600),
             name_validity: Duration::from_secs(distroweb_protocol::names::MAX_VALIDITY_S - 3600),
         }
     }

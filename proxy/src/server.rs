@@ -132,6 +132,12 @@ impl Proxy {
             stop.clone(),
         ))];
         tracing::info!(%addr, "proxy listening: the node's pages at http://{addr}/, sites at http://<id>.localhost:{}/", addr.port());
+        if state.config.data_dir.is_some() {
+            tasks.push(tokio::spawn(crate::api_names::keep_alive(
+                state.clone(),
+                stop.clone(),
+            )));
+        }
         if let Some((listener, api)) = api {
             tasks.push(tokio::spawn(accept_loop(
                 state,

@@ -159,3 +159,127 @@ async fn a_reader_serves_what_it_knows_refreshes_behind_and_outlives_the_tracker
     proxy.stop().await;
     reader.stop().await;
 }
+
+/// `POST path` on the proxy's API: status and JSON answer.
+async fn post(proxy: SocketAddr, path: &str) -> (StatusCode, serde_json::Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::post(format!("http://{proxy}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(req).await.expect("an answer");
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("distroweb-proxy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_signs_growing_sequences_and_refuses_what_it_cannot_sign() {
+    let data = scratch("api-names");
+    let node = start(1, None).await;
+    let proxy = Proxy::start(
+        ProxyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: Some(data.clone()),
+            ..ProxyConfig::default()
+        },
+        node.handle(),
+    )
+    .await
+    .unwrap();
+    let root = Id::hash_of(b"some site");
+    let at = proxy.local_addr();
+    let (status, first) = post(at, &format!("/api/v1/name/blog?root={root}")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["seq"], 1);
+    let (status, second) = post(at, &format!("/api/v1/name/blog?root={root}")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["seq"], 2);
+    assert_eq!(first["url"], second["url"], "one name, one URL");
+    assert!(data.join("names/blog.key").exists());
+
+    for (path, want) in [
+        ("/api/v1/name/Blog!?root=", StatusCode::BAD_REQUEST),
+        ("/api/v1/name/blog", StatusCode::BAD_REQUEST),
+        ("/api/v1/name/blog?root=xyz", StatusCode::BAD_REQUEST),
+    ] {
+        let path = if path.ends_with("root=") {
+            format!("{path}{root}")
+        } else {
+            path.to_owned()
+        };
+        let (status, answer) = post(at, &path).await;
+        assert_eq!(status, want, "{path}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    proxy.stop().await;
+
+    // Without a data directory there is nowhere to keep a key.
+    let keyless = Proxy::start(
+        ProxyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..ProxyConfig::default()
+        },
+        node.handle(),
+    )
+    .await
+    .unwrap();
+    let (status, _) = post(
+        keyless.local_addr(),
+        &format!("/api/v1/name/blog?root={root}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    keyless.stop().await;
+    node.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_signs_its_names_again_and_puts_them_back() {
+    let data = scratch("keep-alive");
+    let keys = distroweb_net::NameKeys::new(&data);
+    let secret = keys.load_or_create("blog").unwrap();
+    let root = Id::hash_of(b"the last version");
+    keys.save_seq("blog", 7).unwrap();
+    keys.save_root("blog", &root).unwrap();
+    let node = start(1, None).await;
+    assert_eq!(
+        node.handle().name_record(secret.public()).await.unwrap(),
+        None
+    );
+    let proxy = Proxy::start(
+        ProxyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: Some(data.clone()),
+            name_resign_interval: Duration::from_millis(100),
+            ..ProxyConfig::default()
+        },
+        node.handle(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        if let Some(r) = node.handle().name_record(secret.public()).await.unwrap() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the name was not put back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((record.root, record.seq), (root, 7));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(record.expires > now + 29 * 24 * 3600, "a fresh validity");
+    proxy.stop().await;
+    node.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+}
