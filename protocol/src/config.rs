@@ -342,7 +342,9 @@ pub struct RecordsConfig {
     /// Name records a node keeps (as a tracker, and the names it resolved or
     /// published); when full, the names held stay and new ones are refused
     /// until one expires; default 65,536 (a bound chosen here: a record is
-    /// about 180 bytes, so 12 MB at most).
+    /// about 180 bytes, so 12 MB at most). One peer may have placed at most
+    /// `max_records_per_peer` of them and one address group
+    /// `max_records_per_group`, as for provider records.
     pub max_names: NonZeroUsize,
     /// Names this node publishes (and republishes) at once; default 256 (a
     /// bound chosen here).

@@ -594,3 +594,57 @@ fn calendar_time_follows_protocol_time() {
     drain(&mut n, now, &mut Collect::default());
     assert_eq!(n.name_record(&short.name), None);
 }
+
+#[test]
+fn a_flood_of_fresh_names_fills_only_the_flooders_share() {
+    let mut c = config();
+    c.records.max_records_per_peer = 50.try_into().expect("nonzero");
+    c.records.max_records_per_group = 80.try_into().expect("nonzero");
+    c.records.max_names = 120.try_into().expect("nonzero");
+    let mut t = Node::new(c, Id::hash_of(b"tracker"), 0, 1, Time::ZERO).expect("valid");
+    t.set_calendar(Time::ZERO, EPOCH);
+    // Addresses are their own group here: peers 1 and 2 share address 1,
+    // so they share a group.
+    let flooders = [
+        Contact::new(Id::hash_of(b"flooder one"), 1u32),
+        Contact::new(Id::hash_of(b"flooder two"), 1u32),
+    ];
+    let honest = Contact::new(Id::hash_of(b"honest"), 2u32);
+    let token_for = |t: &mut Node<u32>, peer: &Contact<u32>| {
+        let (out, _) = feed(
+            t,
+            peer,
+            Body::GetName {
+                name: record(1, 0, 0).name,
+            },
+        );
+        out.iter()
+            .find_map(|t| match &t.msg.body {
+                Body::Name { token, .. } => Some(*token),
+                _ => None,
+            })
+            .expect("a token")
+    };
+    let mut stored_by = [0usize; 2];
+    for (i, f) in flooders.iter().enumerate() {
+        let token = token_for(&mut t, f);
+        for n in 0..100u32 {
+            let mut secret = [0u8; 32];
+            secret[..4].copy_from_slice(&n.to_le_bytes());
+            secret[4] = i as u8 + 1;
+            let r = NameRecord::sign(&secret, root(n), 1, EPOCH + 3600);
+            if stored(&put(&mut t, f, token, r)) {
+                stored_by[i] += 1;
+            }
+        }
+    }
+    // One peer fills its share, the two of one group theirs together.
+    assert_eq!(stored_by, [50, 30]);
+    // An honest writer from elsewhere still gets its name kept, and
+    // updated: an update needs no new share.
+    let token = token_for(&mut t, &honest);
+    let good = record(9, 1, 1);
+    assert!(stored(&put(&mut t, &honest, token, good)));
+    assert!(stored(&put(&mut t, &honest, token, record(9, 2, 2))));
+    assert_eq!(t.name_record(&good.name).map(|r| r.seq), Some(2));
+}

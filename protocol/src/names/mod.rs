@@ -16,4 +16,4 @@ mod record;
 mod store;
 
 pub use record::{NameError, NameKey, NameRecord, Signature, MAX_VALIDITY_S, NAME_DOMAIN};
-pub use store::{NameAdmission, NameStore};
+pub use store::{NameAdmission, NameLimits, NameStore, Writer};

@@ -116,6 +116,10 @@ pub enum NameError {
         /// The sequence both claim.
         seq: u64,
     },
+    /// The writer (its peer id, or its address group) has placed as many
+    /// names in the store as its share allows.
+    #[error("the writer's share of the name store is used up")]
+    ShareUsed,
     /// The store holds as many names as it may, all live.
     #[error("the name store is full")]
     StoreFull,

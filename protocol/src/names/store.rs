@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::contact::AddrGroup;
+use crate::id::Id;
+
 use super::record::{NameError, NameKey, NameRecord};
 
 /// What [`NameStore::put`] did with a valid record.
@@ -15,23 +18,67 @@ pub enum NameAdmission {
     Same,
 }
 
+/// Who wrote a record into a store: the peer that sent it and its address
+/// group, whose shares of the store are bounded. Records this node keeps on
+/// its own account (published here, heard in its own resolutions) have none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Writer {
+    /// The sender's proven id.
+    pub peer: Id,
+    /// The sender's address group, if its address has one.
+    pub group: Option<AddrGroup>,
+}
+
+/// How much of a store one writer may fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameLimits {
+    /// Names held at most.
+    pub max_names: usize,
+    /// Names one peer id may have written (and still hold the record of).
+    pub max_per_peer: usize,
+    /// Names one address group may have written.
+    pub max_per_group: usize,
+}
+
+impl NameLimits {
+    /// At most `max_names` names, with no share smaller than the whole.
+    pub fn only(max_names: usize) -> Self {
+        NameLimits {
+            max_names,
+            max_per_peer: max_names,
+            max_per_group: max_names,
+        }
+    }
+}
+
 /// Name records, at most `max_names`, each the highest valid sequence seen.
 ///
 /// Implementation note: when full, the names held stay and a new one is
 /// refused until a record expires, as provider records do: a flood of fresh
-/// names cannot push out the ones readers rely on.
+/// names cannot push out the ones readers rely on. And since a fresh name
+/// costs a flooder only a key generation, each peer and each address group
+/// may fill only its share, so one cannot fill the store for everyone.
 #[derive(Clone, Debug)]
 pub struct NameStore {
-    names: BTreeMap<NameKey, NameRecord>,
-    max_names: usize,
+    names: BTreeMap<NameKey, (NameRecord, Option<Writer>)>,
+    by_peer: BTreeMap<Id, usize>,
+    by_group: BTreeMap<AddrGroup, usize>,
+    limits: NameLimits,
 }
 
 impl NameStore {
-    /// An empty store of at most `max_names` names.
+    /// An empty store of at most `max_names` names, with no per-writer shares.
     pub fn new(max_names: usize) -> Self {
+        Self::with_limits(NameLimits::only(max_names))
+    }
+
+    /// An empty store bounded by `limits`.
+    pub fn with_limits(limits: NameLimits) -> Self {
         NameStore {
             names: BTreeMap::new(),
-            max_names,
+            by_peer: BTreeMap::new(),
+            by_group: BTreeMap::new(),
+            limits,
         }
     }
 
@@ -45,60 +92,141 @@ impl NameStore {
         self.names.is_empty()
     }
 
-    /// Takes `record` if it is valid at calendar time `now` (Unix seconds)
-    /// and not older than the one held; nothing held changes otherwise.
+    /// Takes `record`, on this node's own account, if it is valid at
+    /// calendar time `now` (Unix seconds) and not older than the one held;
+    /// nothing held changes otherwise.
     pub fn put(&mut self, record: NameRecord, now: u64) -> Result<NameAdmission, NameError> {
+        self.put_from(record, now, None)
+    }
+
+    /// Takes `record` as [`NameStore::put`] does, written by `writer`, whose
+    /// shares bound how many names it may have placed here.
+    pub fn put_from(
+        &mut self,
+        record: NameRecord,
+        now: u64,
+        writer: Option<Writer>,
+    ) -> Result<NameAdmission, NameError> {
         record.verify(now)?;
-        if let Some(held) = self.names.get(&record.name) {
+        let held = self.names.get(&record.name).copied();
+        let admission = match held {
             // An expired record is no reason to refuse a lower sequence:
             // the author may have moved to a new machine and lost count.
-            if held.expires > now {
+            Some((held, _)) if held.expires > now => {
                 if record.seq < held.seq {
                     return Err(NameError::Rollback {
                         held: held.seq,
                         got: record.seq,
                     });
                 }
-                if record.seq == held.seq {
-                    return if record == *held {
-                        Ok(NameAdmission::Same)
-                    } else if record.root == held.root {
-                        // Re-signed with a later expiry: keep the longer.
-                        if record.expires > held.expires {
-                            self.names.insert(record.name, record);
-                        }
-                        Ok(NameAdmission::Same)
-                    } else if record.supersedes(held) {
-                        // Two publishers with one key chose one sequence:
-                        // every node keeps the same one of the two.
-                        self.names.insert(record.name, record);
-                        Ok(NameAdmission::Updated)
-                    } else {
-                        Err(NameError::Conflict { seq: record.seq })
-                    };
+                if record == held {
+                    return Ok(NameAdmission::Same);
+                }
+                if record.seq == held.seq && record.root == held.root {
+                    // Re-signed with a later expiry: keep the longer.
+                    if record.expires <= held.expires {
+                        return Ok(NameAdmission::Same);
+                    }
+                } else if record.seq == held.seq && !record.supersedes(&held) {
+                    // Two publishers with one key chose one sequence: every
+                    // node keeps the same one of the two.
+                    return Err(NameError::Conflict { seq: record.seq });
+                }
+                if record.seq == held.seq && record.root == held.root {
+                    NameAdmission::Same
+                } else {
+                    NameAdmission::Updated
                 }
             }
-            self.names.insert(record.name, record);
-            return Ok(NameAdmission::Updated);
-        }
-        if self.names.len() >= self.max_names {
-            self.expire(now);
-            if self.names.len() >= self.max_names {
-                return Err(NameError::StoreFull);
+            Some(_) => NameAdmission::Updated,
+            None => {
+                if self.names.len() >= self.limits.max_names {
+                    self.expire(now);
+                    if self.names.len() >= self.limits.max_names {
+                        return Err(NameError::StoreFull);
+                    }
+                }
+                NameAdmission::Stored
             }
+        };
+        let previous = held.and_then(|(_, w)| w);
+        if writer != previous && !self.has_room(writer) {
+            return Err(NameError::ShareUsed);
         }
-        self.names.insert(record.name, record);
-        Ok(NameAdmission::Stored)
+        self.uncount(previous);
+        self.count(writer);
+        self.names.insert(record.name, (record, writer));
+        Ok(admission)
     }
 
     /// The live record of `name` at calendar time `now`.
     pub fn get(&self, name: &NameKey, now: u64) -> Option<&NameRecord> {
-        self.names.get(name).filter(|r| r.expires > now)
+        self.names
+            .get(name)
+            .map(|(r, _)| r)
+            .filter(|r| r.expires > now)
     }
 
     /// Drops every record expired at `now`.
     pub fn expire(&mut self, now: u64) {
-        self.names.retain(|_, r| r.expires > now);
+        let expired: Vec<NameKey> = self
+            .names
+            .iter()
+            .filter(|(_, (r, _))| r.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some((_, writer)) = self.names.remove(&key) {
+                self.uncount(writer);
+            }
+        }
+    }
+
+    /// Names `peer` has placed here now.
+    pub fn written_by(&self, peer: &Id) -> usize {
+        self.by_peer.get(peer).copied().unwrap_or(0)
+    }
+
+    fn has_room(&self, writer: Option<Writer>) -> bool {
+        let Some(w) = writer else {
+            return true;
+        };
+        if self.written_by(&w.peer) >= self.limits.max_per_peer {
+            return false;
+        }
+        w.group
+            .is_none_or(|g| self.by_group.get(&g).copied().unwrap_or(0) < self.limits.max_per_group)
+    }
+
+    fn count(&mut self, writer: Option<Writer>) {
+        let Some(w) = writer else {
+            return;
+        };
+        *self.by_peer.entry(w.peer).or_default() += 1;
+        if let Some(g) = w.group {
+            *self.by_group.entry(g).or_default() += 1;
+        }
+    }
+
+    fn uncount(&mut self, writer: Option<Writer>) {
+        let Some(w) = writer else {
+            return;
+        };
+        decrement(&mut self.by_peer, w.peer);
+        if let Some(g) = w.group {
+            decrement(&mut self.by_group, g);
+        }
+    }
+}
+
+/// Takes one from `key`'s count, dropping it at zero so the map holds only
+/// writers with records here.
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
+        }
     }
 }
 

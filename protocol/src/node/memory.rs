@@ -389,10 +389,13 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
         Row {
             name: "records.names",
             basis: Enforced,
-            note: "max_names name records, one per name",
+            note: "max_names name records, one per name, each with its writer, and at \
+                   worst one writer count by peer and by group per record",
             item_bytes: btree(
-                size_of::<crate::names::NameKey>() + size_of::<crate::names::NameRecord>(),
-            ),
+                size_of::<crate::names::NameKey>()
+                    + size_of::<(crate::names::NameRecord, Option<crate::names::Writer>)>(),
+            ) + btree(id + size_of::<usize>())
+                + btree(size_of::<crate::contact::AddrGroup>() + size_of::<usize>()),
             bound: records.max_names.get() as u64,
             used: count(&|n| n.names.len()),
         },

@@ -294,7 +294,11 @@ impl<A: Address> Node<A> {
             ),
             held: Held::new(config.crowd.max_held_requests),
             events: Events::new(config.limits.max_event_queue.get()),
-            names: crate::names::NameStore::new(config.records.max_names.get()),
+            names: crate::names::NameStore::with_limits(crate::names::NameLimits {
+                max_names: config.records.max_names.get(),
+                max_per_peer: config.records.max_records_per_peer.get(),
+                max_per_group: config.records.max_records_per_group.get(),
+            }),
             published_names: names::PublishedNames::default(),
             calendar: None,
             storage: Storage::new(config.limits.max_store_ops.get()),

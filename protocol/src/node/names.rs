@@ -16,7 +16,7 @@ use crate::config::Strategy;
 use crate::contact::{Address, Contact};
 use crate::event::Misbehaviour;
 use crate::id::Id;
-use crate::names::{NameAdmission, NameError, NameKey, NameRecord};
+use crate::names::{NameAdmission, NameError, NameKey, NameRecord, Writer};
 use crate::query::{QueryId, QueryKind};
 use crate::records::Token;
 use crate::time::Time;
@@ -237,7 +237,11 @@ impl<A: Address> Node<A> {
             self.refuse_record(now, sender, rpc, key);
             return;
         };
-        match self.names.put(record, unix) {
+        let writer = Writer {
+            peer: sender.id,
+            group: sender.addr.group(),
+        };
+        match self.names.put_from(record, unix, Some(writer)) {
             Ok(_) => {
                 self.observe(now, sender.clone());
                 self.reply(&sender, rpc, Body::NameStored { name: record.name });
@@ -245,8 +249,9 @@ impl<A: Address> Node<A> {
             Err(NameError::BadSignature) => {
                 self.misbehaved(sender, Misbehaviour::BadNameRecord);
             }
-            // A rollback, a losing tie, an expired or over-long record, or no
-            // room: what is held stays, and the writer hears no.
+            // A rollback, a losing tie, an expired or over-long record, no
+            // room or the writer's share used: what is held stays, and the
+            // writer hears no.
             Err(_) => self.refuse_record(now, sender, rpc, key),
         }
     }
