@@ -1,6 +1,7 @@
 //! Actions: what the simulator does to a node at a scheduled time.
 
 use bytes::Bytes;
+use distroweb_protocol::names::{NameKey, NameRecord};
 use distroweb_protocol::Id;
 
 use crate::addr::NodeIdx;
@@ -59,5 +60,23 @@ pub enum Action {
         node: NodeIdx,
         /// The content id.
         root: Id,
+    },
+    /// The node publishes a signed name record (signed by whoever holds the
+    /// name's key; the simulator signs with keys derived from the seed) and
+    /// keeps republishing it.
+    PublishName {
+        /// Who.
+        node: NodeIdx,
+        /// The record, already signed.
+        record: NameRecord,
+    },
+    /// The node resolves `name` to its latest record. A node that holds a record
+    /// of the name already answers with it after the protocol's short grace
+    /// (stale-while-revalidate); one that does not walks to the name's trackers.
+    ResolveName {
+        /// Who asks.
+        node: NodeIdx,
+        /// The name.
+        name: NameKey,
     },
 }

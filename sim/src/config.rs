@@ -72,6 +72,19 @@ pub struct SimConfig {
     /// turns it on; off by default, since it costs time at scale.
     #[serde(default)]
     pub check_invariants: bool,
+    /// Calendar time at virtual time zero, Unix seconds: every node's calendar
+    /// is anchored to it when the node starts, as a live driver anchors it to
+    /// the system clock, so that name records can expire. A constant (not the
+    /// date of the run), so the same seed gives the same run on any day.
+    #[serde(default = "default_calendar_epoch")]
+    pub calendar_epoch: u64,
+}
+
+/// 2027-01-01T00:00:00Z: an arbitrary fixed date after every record format in use.
+pub const DEFAULT_CALENDAR_EPOCH: u64 = 1_798_761_600;
+
+fn default_calendar_epoch() -> u64 {
+    DEFAULT_CALENDAR_EPOCH
 }
 
 impl Default for SimConfig {
@@ -86,6 +99,7 @@ impl Default for SimConfig {
             max_events_per_instant: 10_000_000,
             keep_events: false,
             check_invariants: false,
+            calendar_epoch: DEFAULT_CALENDAR_EPOCH,
         }
     }
 }

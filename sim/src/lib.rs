@@ -34,6 +34,8 @@ pub mod intercept;
 pub mod membership;
 /// Per-kind query outcomes and per-node traffic.
 pub mod metrics;
+/// Name publications and resolutions: who saw which version, and when.
+pub mod name_metrics;
 /// Latency, bandwidth, loss and partitions.
 pub mod network;
 /// The routing graph and its components.
@@ -62,6 +64,7 @@ pub use harness::Harness;
 pub use intercept::{Envelope, RuleId, Verdict};
 pub use membership::Seeds;
 pub use metrics::{ClassCounters, KindMetrics, Metrics};
+pub use name_metrics::{NameMetrics, Published, Resolved};
 pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};
 pub use overlay::{Overlay, OverlayStats};
 pub use scenario::LookupScenario;

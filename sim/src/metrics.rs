@@ -8,6 +8,7 @@ use distroweb_protocol::{QueryError, QueryKind, QueryStats, TrafficClass};
 use hdrhistogram::Histogram;
 
 use crate::fetch_metrics::FetchMetrics;
+use crate::name_metrics::NameMetrics;
 
 /// Names of the traffic classes, in counter order.
 pub const CLASS_NAMES: [&str; CLASSES] = ["maintenance", "lookup", "transfer"];
@@ -139,12 +140,14 @@ impl KindMetrics {
 /// Everything a run measured.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    kinds: [KindMetrics; 5],
+    kinds: [KindMetrics; KINDS.len()],
     traffic: Vec<[ClassCounters; CLASSES]>,
     /// `PeerMisbehaved` events seen.
     pub misbehaviour: u64,
     /// Content publications and fetches.
     pub fetches: FetchMetrics,
+    /// Name publications and resolutions: who saw which version when.
+    pub names: NameMetrics,
 }
 
 impl Metrics {
@@ -154,6 +157,7 @@ impl Metrics {
             traffic: vec![[ClassCounters::default(); CLASSES]; nodes],
             misbehaviour: 0,
             fetches: FetchMetrics::new(nodes),
+            names: NameMetrics::default(),
         }
     }
 

@@ -75,6 +75,12 @@ pub fn content_key(master: u64, n: u32) -> Id {
     Id::from_bytes(derive(master, "content-key", n, 0))
 }
 
+/// The Ed25519 secret key of the `n`-th name of a workload: a run signs its
+/// name records with keys no other seed shares, and never needs to store them.
+pub fn name_secret(master: u64, n: u32) -> [u8; 32] {
+    derive(master, "name-key", n, 0)
+}
+
 /// A uniform draw in the open interval (0, 1), 53 bits of precision.
 pub fn unit_open(rng: &mut impl rand_core::RngCore) -> f64 {
     // (x + 0.5) / 2^53 never reaches 0 or 1, so inverse CDFs never see log(0).

@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use bytes::Bytes;
 use distroweb_protocol::content::{prepare_file, FileError};
+use distroweb_protocol::names::{NameKey, NameRecord};
 use distroweb_protocol::{Id, Time};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use crate::action::Action;
 use crate::addr::NodeIdx;
 use crate::engine::Sim;
 use crate::membership::Seeds;
-use crate::seed::{below, content_key, stream_rng, unit_open, SimRng, Stream};
+use crate::seed::{below, content_key, name_secret, stream_rng, unit_open, SimRng, Stream};
 
 /// Which keys lookups ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -244,21 +245,31 @@ impl Workload {
         window: Window,
         action: impl Fn(NodeIdx) -> Action,
     ) -> Vec<NodeIdx> {
+        let picked = self.distinct_nodes(requesters, nodes, except);
+        for &n in &picked {
+            let at = self.instant(window);
+            sim.schedule(at, action(n));
+        }
+        picked
+    }
+
+    /// `count` distinct random nodes among `0..nodes`, never `except` (fewer
+    /// if there are not that many), in the order drawn.
+    pub fn distinct_nodes(
+        &mut self,
+        count: u32,
+        nodes: u32,
+        except: Option<NodeIdx>,
+    ) -> Vec<NodeIdx> {
         // A partial Fisher–Yates shuffle picks distinct nodes.
         let mut pool: Vec<u32> = (0..nodes).filter(|n| Some(NodeIdx(*n)) != except).collect();
-        let m = (requesters as usize).min(pool.len());
+        let m = (count as usize).min(pool.len());
         for i in 0..m {
             let j = i + below(&mut self.rng, (pool.len() - i) as u64) as usize;
             pool.swap(i, j);
         }
         pool.truncate(m);
-        pool.into_iter()
-            .map(|n| {
-                let at = self.instant(window);
-                sim.schedule(at, action(NodeIdx(n)));
-                NodeIdx(n)
-            })
-            .collect()
+        pool.into_iter().map(NodeIdx).collect()
     }
 
     /// `len` random bytes from the workload stream: a file whose id no other run shares.
@@ -290,6 +301,39 @@ impl Workload {
             },
         );
         Ok(root)
+    }
+
+    /// The `n`-th name of this run: the public key of a secret derived from
+    /// the seed.
+    pub fn name(&self, n: u32) -> NameKey {
+        NameRecord::sign(&name_secret(self.seed, n), Id::ZERO, 0, 0).name
+    }
+
+    /// A record of the `n`-th name pointing at `root` with sequence `seq`,
+    /// signed with the name's key, valid for `valid_for` (at most the
+    /// protocol's 30 days) from calendar time at `at` on `sim`.
+    pub fn name_record(
+        &self,
+        sim: &Sim,
+        n: u32,
+        root: Id,
+        seq: u64,
+        at: Time,
+        valid_for: Duration,
+    ) -> NameRecord {
+        let unix = sim.config().calendar_epoch + at.as_micros() / 1_000_000;
+        let expires = unix.saturating_add(valid_for.as_secs());
+        NameRecord::sign(&name_secret(self.seed, n), root, seq, expires)
+    }
+
+    /// `node` publishes `record` at `at`.
+    pub fn publish_name(&mut self, sim: &mut Sim, node: NodeIdx, at: Time, record: NameRecord) {
+        sim.schedule(at, Action::PublishName { node, record });
+    }
+
+    /// `node` resolves `name` at `at`.
+    pub fn resolve_name(&mut self, sim: &mut Sim, node: NodeIdx, at: Time, name: NameKey) {
+        sim.schedule(at, Action::ResolveName { node, name });
     }
 }
 

@@ -10,21 +10,37 @@ impl Sim {
         let now = self.now;
         match &e {
             Event::QueryFinished {
+                id,
                 kind,
                 target,
                 result,
                 stats,
-                ..
             } => {
                 let outcome = match result {
                     Ok(QueryOutput::Providers(p)) => {
                         let holders = self.announcers(target);
                         Ok(p.iter().any(|c| holders.contains(&c.addr)))
                     }
+                    // A record is right if a publisher's command put it out.
+                    Ok(QueryOutput::Name(r)) => {
+                        Ok(r.name.id() == *target && self.metrics.names.is_published(r))
+                    }
                     Ok(_) => Ok(true),
                     Err(e) => Err(*e),
                 };
                 self.metrics.record_query(*kind, outcome, stats);
+                if *kind == QueryKind::ResolveName {
+                    let record = match result {
+                        Ok(QueryOutput::Name(r)) => Some(r),
+                        _ => None,
+                    };
+                    let latency = stats.finished.saturating_since(stats.started);
+                    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                    let verified = outcome == Ok(true);
+                    self.metrics
+                        .names
+                        .finish(idx, *id, now, latency_us, record, verified);
+                }
                 self.digest.record(&[
                     now.as_micros(),
                     4,

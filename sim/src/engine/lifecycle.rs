@@ -48,6 +48,34 @@ impl Sim {
                     self.metrics.fetches.publish_failed += 1;
                 }
             }
+            Action::PublishName { node, record } => {
+                let ran = self.command(node, |n, now| n.publish_name(now, record).is_ok());
+                if ran == Some(true) {
+                    self.metrics.names.publish(&record, now);
+                }
+                let k = self.metrics.kind_mut(QueryKind::PublishName);
+                match ran {
+                    Some(true) => k.issued += 1,
+                    Some(false) => k.refused += 1,
+                    None => k.skipped += 1,
+                }
+            }
+            Action::ResolveName { node, name } => {
+                let ran = self.command(node, |n, now| {
+                    // Whether the node serves a version already while it asks.
+                    let warm = n.name_record(&name).is_some();
+                    n.resolve_name(now, name).map(|q| (q, warm))
+                });
+                if let Some(Ok((q, warm))) = ran {
+                    self.metrics.names.start(node, q, &name, warm);
+                }
+                let k = self.metrics.kind_mut(QueryKind::ResolveName);
+                match ran {
+                    Some(Ok(_)) => k.issued += 1,
+                    Some(Err(_)) => k.refused += 1,
+                    None => k.skipped += 1,
+                }
+            }
             Action::Fetch { node, root } => {
                 let ran = self.command(node, |n, now| n.fetch(now, root).is_ok());
                 let f = &mut self.metrics.fetches;
@@ -121,7 +149,12 @@ impl Sim {
                 now,
             )
             .expect("protocol configs are validated by Sim::new and Sim::set_protocol");
-            slot.node = Some(Box::new(node));
+            let mut node = Box::new(node);
+            // The calendar a live driver reads from the system clock: the
+            // run's fixed epoch plus virtual time.
+            let unix = self.config.calendar_epoch + now.as_micros() / 1_000_000;
+            node.set_calendar(now, unix);
+            slot.node = Some(node);
             slot.store = MemoryStore::default();
         }
         let incarnation = slot.incarnation;
@@ -147,7 +180,8 @@ impl Sim {
         }
         self.scratch_seeds = peers;
         self.settle(idx);
-        if let Some(churn) = &self.config.churn {
+        let permanent = self.slots[idx.index()].permanent;
+        if let (Some(churn), false) = (&self.config.churn, permanent) {
             let session = churn.session.sample(&mut self.churn_rng);
             self.schedule(
                 now + session,
@@ -171,10 +205,20 @@ impl Sim {
         if churn.rejoin == Rejoin::LoseState {
             slot.node = None;
             slot.store = MemoryStore::default();
+            self.metrics.names.forget_node(idx);
         }
         let down = churn.downtime.sample(&mut self.churn_rng);
         let seeds = Seeds::Established(churn.rejoin_seeds);
         self.schedule(now + down, Action::Join { node: idx, seeds });
+    }
+
+    /// Keeps `node` out of churn: once it joins it never leaves on its own
+    /// (a publisher on a server that stays up while its readers come and go).
+    /// A [`Sim::crash`] still takes it down. Call before it joins.
+    pub fn keep_up(&mut self, node: NodeIdx) {
+        if let Some(s) = self.slots.get_mut(node.index()) {
+            s.permanent = true;
+        }
     }
 
     /// Takes `node` down now (a crash or departure); with churn configured it comes

@@ -138,6 +138,8 @@ struct Slot {
     /// The id this slot's node runs, if not the one derived from the seed
     /// (an attacker that ground its key, [`crate::adversary::grind`]).
     id: Option<Id>,
+    /// Churn never takes this node down ([`Sim::keep_up`]).
+    permanent: bool,
 }
 
 /// The simulator: thousands of unmodified protocol nodes in virtual time.
@@ -188,6 +190,7 @@ impl Sim {
                 protocol: None,
                 behaviour: None,
                 id: None,
+                permanent: false,
             })
             .collect();
         Ok(Sim {
