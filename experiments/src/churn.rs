@@ -114,16 +114,10 @@ impl ChurnPlan {
     /// The simulator configuration for one median: sessions and down times both
     /// Weibull with that median, nodes keep their store (a suspended laptop).
     pub fn config(&self, median_s: f64) -> SimConfig {
-        let dist = Distribution::weibull_with_median(self.session_shape, median_s);
         let mut c = SimConfig {
             seed: self.seed,
             nodes: self.nodes,
-            churn: Some(ChurnConfig {
-                session: dist,
-                downtime: dist,
-                rejoin: Rejoin::KeepStore,
-                rejoin_seeds: 3,
-            }),
+            churn: Some(sessions(self.session_shape, median_s)),
             keep_events: true,
             ..SimConfig::default()
         };
@@ -139,6 +133,19 @@ impl ChurnPlan {
     /// Warm-up for one median.
     pub fn warmup(&self, median_s: f64) -> Duration {
         Duration::from_secs(self.warmup_s).max(Duration::from_secs_f64(2.0 * median_s))
+    }
+}
+
+/// The churn every experiment runs under: sessions and down times both
+/// Weibull with `shape` and this median, nodes keep their store while away (a
+/// suspended laptop) and rejoin through three established peers.
+pub fn sessions(shape: f64, median_s: f64) -> ChurnConfig {
+    let dist = Distribution::weibull_with_median(shape, median_s);
+    ChurnConfig {
+        session: dist,
+        downtime: dist,
+        rejoin: Rejoin::KeepStore,
+        rejoin_seeds: 3,
     }
 }
 

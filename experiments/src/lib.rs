@@ -1,4 +1,4 @@
-//! The research experiments (hops, churn, flash crowd, adversary, scale), run on
+//! The research experiments (hops, churn, flash crowd, adversary, update, scale), run on
 //! `distroweb_sim`, producing CSV, SVG and JSON results.
 //!
 //! Every number comes from the protocol's own events; experiments never reach
@@ -40,10 +40,14 @@ pub mod runner;
 pub mod scale;
 /// Terminal tables.
 pub mod table;
+/// `update`: how fast a site's update reaches its readers through its name.
+pub mod update;
+/// The update plot.
+pub mod update_plot;
 
 pub use cli::{
-    AdversaryArgs, ChurnArgs, Common, Experiment, ExperimentArgs, FlashCrowdArgs, HopsArgs,
-    ScaleArgs,
+    AdversaryArgs, ChurnArgs, ChurnMode, Common, Experiment, ExperimentArgs, FlashCrowdArgs,
+    HopsArgs, ScaleArgs, UpdateArgs,
 };
 pub use error::ExperimentError;
 use scale::ScalePlan;
@@ -57,6 +61,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
         Experiment::Churn(a) => churn::run(a, &command).map(drop),
         Experiment::FlashCrowd(a) => flash_crowd::run(a, &command).map(drop),
         Experiment::Adversary(a) => adversary::run(a, &command).map(drop),
+        Experiment::Update(a) => update::run(a, &command).map(drop),
         Experiment::All(common) => {
             let hops_args = HopsArgs {
                 common: common.clone(),
@@ -86,6 +91,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
             flash_crowd::run(&flash_args, &command)?;
             let adversary_args = AdversaryArgs::with(common.clone());
             adversary::run(&adversary_args, &command)?;
+            update::run(&UpdateArgs::with(common.clone()), &command)?;
             // Scale's smallest size: its sweep is about the simulator, not the protocol.
             let smallest = ScalePlan::from_args(&ScaleArgs {
                 common: common.clone(),

@@ -20,8 +20,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use distroweb_experiments::{
-    adversary, churn, flash_crowd, hops, scale, AdversaryArgs, ChurnArgs, Common, FlashCrowdArgs,
-    HopsArgs, ScaleArgs,
+    adversary, churn, flash_crowd, hops, scale, update, AdversaryArgs, ChurnArgs, Common,
+    FlashCrowdArgs, HopsArgs, ScaleArgs, UpdateArgs,
 };
 
 /// The variable that makes the tests write snapshots instead of comparing.
@@ -300,4 +300,51 @@ fn adversary_figures_and_digests_are_pinned_and_disjoint_paths_beat_the_liars() 
         .expect("svg")
         .contains("disjoint"));
     let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn update_figures_and_digests_are_pinned_the_same_on_one_and_two_threads_and_readers_update_at_their_visits(
+) {
+    let (a, b) = (dir("update"), dir("update-one-thread"));
+    let args = |out: PathBuf| UpdateArgs {
+        nodes: Some(200),
+        readers: Some(20),
+        ..UpdateArgs::with(common(out, 6))
+    };
+    let runs = update::run_on(&args(a.clone()), "test", 2).expect("update");
+    update::run_on(&args(b.clone()), "test", 1).expect("update, one thread");
+    // Same seed, same bytes, whatever the number of threads.
+    for file in ["update.csv", "update_readers.csv", "update.json"] {
+        let (x, y) = (fs::read(a.join(file)), fs::read(b.join(file)));
+        assert_eq!(x.expect(file), y.expect(file), "{file}");
+    }
+    let json = pin(&a, "update", str::to_owned);
+    let readers = fs::read_to_string(a.join("update_readers.csv")).expect("csv");
+    snapshot("update_readers.csv", &readers);
+    assert_eq!(runs.len(), 2);
+    let quiet = &runs[0];
+    assert_eq!(quiet.row.churn, "off");
+    assert_eq!(quiet.row.resolution_success, 1.0, "{:?}", quiet.row);
+    // A reader learns of the update at one of its visits: a warm resolution
+    // ends the grace (150 ms) after the visit, so the update is seen within
+    // the grace of a visit time, never in between; the visit period sets
+    // the pace.
+    let updated: Vec<_> = quiet
+        .readers
+        .iter()
+        .filter_map(|r| Some((r.first_visit_s, r.updated_s?)))
+        .collect();
+    assert!(!updated.is_empty());
+    let visit = quiet.row.visit_s;
+    for (first, at) in updated {
+        let since_visit = (at - first).rem_euclid(visit);
+        assert!(since_visit <= 0.151, "first visit {first}, updated {at}");
+    }
+    assert!(fs::read_to_string(a.join("update.svg"))
+        .expect("svg")
+        .contains("no churn"));
+    assert_eq!(json["plan"]["seed"], 6);
+    for d in [a, b] {
+        let _ = fs::remove_dir_all(d);
+    }
 }
