@@ -59,6 +59,8 @@ struct Net {
     seq: u64,
     timeouts: Vec<Time>,
     events: Vec<(u32, Event<u32>)>,
+    /// One way, between any two nodes.
+    latency: Duration,
 }
 
 impl Net {
@@ -89,6 +91,7 @@ impl Net {
             queue: BTreeMap::new(),
             seq: 0,
             events: Vec::new(),
+            latency: LATENCY,
         };
         for a in 0..n {
             net.drain(a);
@@ -104,7 +107,7 @@ impl Net {
         for t in io.transmits {
             self.seq += 1;
             self.queue
-                .insert((now + LATENCY, self.seq), (t.to, a, t.msg));
+                .insert((now + self.latency, self.seq), (t.to, a, t.msg));
         }
         self.events.extend(io.events.into_iter().map(|e| (a, e)));
     }
@@ -647,4 +650,29 @@ fn a_flood_of_fresh_names_fills_only_the_flooders_share() {
     assert!(stored(&put(&mut t, &honest, token, good)));
     assert!(stored(&put(&mut t, &honest, token, record(9, 2, 2))));
     assert_eq!(t.name_record(&good.name).map(|r| r.seq), Some(2));
+}
+
+#[test]
+fn a_reader_holding_an_old_record_still_hears_the_trackers_on_a_slow_network() {
+    let mut net = Net::new(30, config());
+    let old = record(10, 1, 1);
+    net.publish(0, old);
+    net.run_for(Duration::from_secs(5));
+    let q = net.resolve(21, old.name);
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.resolved(21, q), Some(old));
+    let new = record(10, 2, 2);
+    net.publish(0, new);
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        net.nodes[21].name_record(&old.name),
+        Some(old),
+        "21 is no tracker"
+    );
+    // A round trip now takes longer than the grace: what the reader holds
+    // must not start it, or it answers before any tracker does.
+    net.latency = Duration::from_millis(120);
+    let q = net.resolve(21, old.name);
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.resolved(21, q), Some(new));
 }

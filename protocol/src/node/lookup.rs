@@ -230,6 +230,7 @@ impl<A: Address> Node<A> {
                 fetching_record: false,
                 name: None,
                 record: None,
+                name_answers: 0,
             },
         );
         self.query_deadlines.insert((deadline, id));

@@ -126,8 +126,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Finds the latest record of `name`: the highest valid sequence heard
-    /// within `records.name_grace` of the first valid record (or by the end
-    /// of the walk). Name lookups walk iteratively under either strategy:
+    /// within `records.name_grace` of the first valid record a peer gave (or
+    /// by the end of the walk), or the one this node holds if none is higher.
+    /// What this node holds does not start the grace: a reader that holds
+    /// last week's record would otherwise stop before its walk reached the
+    /// trackers and never see an update (`distroweb experiment update` at
+    /// 10,000 nodes: 7 % of readers within 60 s). Name lookups walk
+    /// iteratively under either strategy:
     /// every tracker on the way may hold a newer record, and a route would
     /// hear from one. The record is kept here, so that [`Node::name_record`]
     /// serves it at once next time and this node can pass it on.
@@ -139,11 +144,6 @@ impl<A: Address> Node<A> {
         if let Some(query) = self.queries.get_mut(&q) {
             query.name = Some(name);
             query.record = known;
-        }
-        if known.is_some() {
-            // What this node holds counts as the first answer: a tracker of
-            // the name, or a reader re-resolving, waits only the grace period.
-            self.name_grace_starts(now, q);
         }
         self.launch(now, q);
         Ok(q)
@@ -316,7 +316,8 @@ impl<A: Address> Node<A> {
         let Some(query) = self.queries.get_mut(&q) else {
             return;
         };
-        let first = query.record.is_none();
+        let first = query.name_answers == 0;
+        query.name_answers = query.name_answers.saturating_add(1);
         if query.kind == QueryKind::ResolveName
             && query.record.is_none_or(|best| record.supersedes(&best))
         {

@@ -181,9 +181,11 @@ pub(crate) struct Query<A> {
     pub fetching_record: bool,
     /// The name a resolution or publication is about.
     pub name: Option<crate::names::NameKey>,
-    /// A resolution: the best record heard so far. A publication: the record
-    /// it stores.
+    /// A resolution: the best record heard so far (or held here). A
+    /// publication: the record it stores.
     pub record: Option<crate::names::NameRecord>,
+    /// Valid records peers gave a resolution; its grace starts at the first.
+    pub name_answers: u32,
 }
 
 impl<A> Query<A> {
