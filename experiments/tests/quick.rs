@@ -303,7 +303,7 @@ fn adversary_figures_and_digests_are_pinned_and_disjoint_paths_beat_the_liars() 
 }
 
 #[test]
-fn update_figures_and_digests_are_pinned_the_same_on_one_and_two_threads_and_readers_update_at_their_visits(
+fn update_figures_and_digests_are_pinned_the_same_on_one_and_two_threads_and_every_reader_updates_within_a_minute(
 ) {
     let (a, b) = (dir("update"), dir("update-one-thread"));
     let args = |out: PathBuf| UpdateArgs {
@@ -325,20 +325,15 @@ fn update_figures_and_digests_are_pinned_the_same_on_one_and_two_threads_and_rea
     let quiet = &runs[0];
     assert_eq!(quiet.row.churn, "off");
     assert_eq!(quiet.row.resolution_success, 1.0, "{:?}", quiet.row);
-    // A reader learns of the update at one of its visits: a warm resolution
-    // ends the grace (150 ms) after the visit, so the update is seen within
-    // the grace of a visit time, never in between; the visit period sets
-    // the pace.
-    let updated: Vec<_> = quiet
-        .readers
-        .iter()
-        .filter_map(|r| Some((r.first_visit_s, r.updated_s?)))
-        .collect();
-    assert!(!updated.is_empty());
+    // Every reader of the quiet run is on the new version within 60 s, and
+    // learns of it at one of its visits (a resolution walks for well under
+    // a second): the visit period sets the pace.
+    assert_eq!(quiet.row.updated_60s_frac, 1.0, "{:?}", quiet.row);
     let visit = quiet.row.visit_s;
-    for (first, at) in updated {
-        let since_visit = (at - first).rem_euclid(visit);
-        assert!(since_visit <= 0.151, "first visit {first}, updated {at}");
+    for r in &quiet.readers {
+        let at = r.updated_s.expect("updated");
+        let since_visit = (at - r.first_visit_s).rem_euclid(visit);
+        assert!(since_visit < 1.0, "{r:?}");
     }
     assert!(fs::read_to_string(a.join("update.svg"))
         .expect("svg")
