@@ -1,6 +1,9 @@
 //! Helpers the binary's integration tests share: the binary, a scratch
 //! directory, and waiting for a node to listen.
 
+// Each test binary includes this module and uses only some of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
