@@ -1,7 +1,6 @@
 //! The `distroweb` binary as a person runs it, on 127.0.0.1: a testnet, then
 //! `publish` and `get` against its proxies, then a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,22 +51,7 @@ fn publish_without_a_node_says_how_to_start_one() {
 #[test]
 fn testnet_then_publish_then_get_through_another_node() {
     let port = free_ports();
-    let mut testnet = distroweb()
-        .args(["testnet", "--nodes", "3", "--proxy-port", &port.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(testnet.stdout.take().unwrap()).lines();
-    let started = Instant::now();
-    let mut banner = String::new();
-    while !banner.contains("Press Ctrl-C") {
-        let line = lines.next().expect("testnet prints its banner").unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        assert!(started.elapsed() < Duration::from_secs(30), "{banner}");
-    }
+    let (testnet, banner) = common::testnet(3, port, &[]);
     for i in 0..3 {
         assert!(
             banner.contains(&format!("proxy http://127.0.0.1:{}/", port + i)),

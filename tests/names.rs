@@ -2,9 +2,9 @@
 //! --name` through one node, the name's URL read through another, an update
 //! published under the same name, and the reader's node serving it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -68,25 +68,7 @@ fn publish(dir: &std::path::Path, name: &str, port: u16) -> Vec<String> {
 }
 
 fn testnet(port: u16, dir: &std::path::Path) -> Child {
-    let mut child = distroweb()
-        .args(["testnet", "--nodes", "5", "--proxy-port", &port.to_string()])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let started = Instant::now();
-    let mut banner = String::new();
-    while !banner.contains("Press Ctrl-C") {
-        let line = lines.next().expect("testnet prints its banner").unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        assert!(started.elapsed() < Duration::from_secs(30), "{banner}");
-    }
-    child
+    common::testnet(5, port, &["--data-dir".as_ref(), dir.as_os_str()]).0
 }
 
 #[test]

@@ -13,6 +13,37 @@ pub fn distroweb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_distroweb"))
 }
 
+/// `distroweb testnet --nodes N` with proxies from `port` and `extra`
+/// arguments, once it has printed its banner (within 30 s); returns the
+/// child and the banner.
+pub fn testnet(nodes: u16, port: u16, extra: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = distroweb()
+        .args([
+            "testnet",
+            "--nodes",
+            &nodes.to_string(),
+            "--proxy-port",
+            &port.to_string(),
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C") {
+        let line = lines.next().expect("testnet prints its banner").unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        assert!(started.elapsed() < Duration::from_secs(30), "{banner}");
+    }
+    (child, banner)
+}
+
 /// A fresh, empty directory for one test (`name` keeps tests apart).
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("distroweb-{name}-{}", std::process::id()));
