@@ -104,6 +104,10 @@ pub struct NetConfig {
     pub store_workers: usize,
     /// Uploads ([`crate::Upload`]) writing blocks at once; more are refused.
     pub max_uploads: usize,
+    /// Bytes of recently read blocks kept in memory (`block_cache.rs`), so a
+    /// page asked for again is served without a disk read and a re-hash;
+    /// default 64 MiB (a bound chosen here: a few hundred pages of a site).
+    pub block_cache_bytes: usize,
 }
 
 impl Default for NetConfig {
@@ -143,6 +147,7 @@ impl Default for NetConfig {
             recent_queries: 64,
             store_workers: 4,
             max_uploads: 8,
+            block_cache_bytes: 64 << 20,
         }
     }
 }

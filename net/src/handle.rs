@@ -116,6 +116,8 @@ pub(crate) struct Identity {
     pub stats: Arc<TransportStats>,
     /// The node's block store, read directly (off the node task) by readers.
     pub store: Arc<dyn BlockStore>,
+    /// The same store's blocks in memory, read without leaving the task.
+    pub cache: Arc<crate::block_cache::CachedStore>,
     /// The runtime the node runs on, where uploads write their blocks.
     pub runtime: Handle,
     /// The node's chunk size, which uploads split files by.
@@ -272,6 +274,9 @@ impl NodeHandle {
     /// One block from the store, if held: read on a blocking thread straight
     /// from the store, so a slow disk never holds up the node task.
     pub async fn read_block(&self, id: Id) -> Result<Option<Bytes>, NetError> {
+        if let Some(data) = self.identity.cache.cached(&id) {
+            return Ok(Some(data));
+        }
         let store = self.identity.store.clone();
         tokio::task::spawn_blocking(move || store.get(&id))
             .await

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Recently read blocks in memory, in front of the store.
+pub mod block_cache;
 /// The thread-safe block store API, and a memory store.
 pub mod block_store;
 /// Real time to protocol time.

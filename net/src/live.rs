@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::block_cache::CachedStore;
 use crate::block_store::{BlockStore, MemoryBlocks};
 use crate::clock::Clock;
 use crate::config::NetConfig;
@@ -129,6 +130,10 @@ impl LiveNode {
                 Holdings::default()
             }
         };
+        // After the start-up check, which reads every held block once: that
+        // read says nothing about what readers will ask for.
+        let cache = Arc::new(CachedStore::new(store, config.block_cache_bytes));
+        let store: Arc<dyn BlockStore> = cache.clone();
         let remembered = data_dir
             .as_ref()
             .map(DataDir::load_peers)
@@ -166,6 +171,7 @@ impl LiveNode {
             advertised,
             stats: shared.stats.clone(),
             store,
+            cache,
             runtime: tokio::runtime::Handle::current(),
             chunk_size: shared.config.protocol.transfer.chunk_size,
             upload_writes: shared.config.store_workers,
