@@ -199,6 +199,10 @@ pub struct AdversaryPlan {
     pub seeds_name: &'static str,
     /// Peers on a disjoint path that must name providers before it ends.
     pub answers: NonZeroUsize,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl AdversaryPlan {
@@ -276,6 +280,7 @@ impl AdversaryPlan {
                 JoinSeeds::Honest => "honest",
                 JoinSeeds::Any => "any",
             },
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -398,7 +403,7 @@ pub fn run(args: &AdversaryArgs, command_line: &str) -> Result<Vec<AdversaryRow>
         rows.push(row);
         runs.push(run);
     }
-    let base = plan.config(&points[0]);
+    let base = plan.overrides.apply(plan.config(&points[0]))?;
     let scenario = plan.scenario();
     let record = Record::new("adversary", command_line, &plan, &base, &scenario, runs);
     out.publish(
@@ -517,7 +522,7 @@ fn measure(
     command_line: &str,
     progress: &Progress,
 ) -> Result<(AdversaryRow, RunRecord), ExperimentError> {
-    let config = plan.config(p);
+    let config = plan.overrides.apply(plan.config(p))?;
     let scenario = plan.scenario();
     let cast = plan.cast(p.percent, p.puzzle_bits);
     let bad: Vec<NodeIdx> = cast.iter().map(|(n, _)| *n).collect();

@@ -72,6 +72,10 @@ pub struct ChurnPlan {
     pub fetches_per_s: f64,
     /// Seconds between two availability samples.
     pub sample_s: u64,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl ChurnPlan {
@@ -108,6 +112,7 @@ impl ChurnPlan {
             lookups_per_s: f64::from(nodes) / 1_000.0,
             fetches_per_s: f64::from(nodes) / 4_000.0,
             sample_s: 10,
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -170,7 +175,7 @@ pub fn run(args: &ChurnArgs, command_line: &str) -> Result<Vec<ChurnRow>, Experi
         rows.push(row);
         runs.push(run);
     }
-    let base = plan.config(points[0]);
+    let base = plan.overrides.apply(plan.config(points[0]))?;
     let record = Record::new("churn", command_line, &plan, &base, &plan, runs);
     out.publish(
         "churn",
@@ -238,7 +243,7 @@ fn measure(
     command_line: &str,
     progress: &Progress,
 ) -> Result<(ChurnRow, RunRecord), ExperimentError> {
-    let config = plan.config(median_s);
+    let config = plan.overrides.apply(plan.config(median_s))?;
     let nodes = config.nodes;
     progress.note(&format!("churn: start median={median_s}s {config}"));
     let mut sim = Sim::new(config)?;

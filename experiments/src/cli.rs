@@ -35,6 +35,9 @@ pub enum Experiment {
     /// Every experiment in turn (hops, churn, flash-crowd, adversary, update,
     /// and scale's smallest size), with the shared options.
     All(Common),
+    /// A scenario file: any experiment with its options, protocol parameters
+    /// and simulator settings from TOML, and sweeps over any of them.
+    Run(crate::scenario::RunArgs),
 }
 
 /// Options every experiment takes.
@@ -49,6 +52,10 @@ pub struct Common {
     /// A small version that runs in seconds (for CI and smoke tests).
     #[arg(long)]
     pub quick: bool,
+    /// Protocol and simulator settings a scenario file changes (none from
+    /// the command line).
+    #[arg(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 /// Options of `hops`.
@@ -474,6 +481,7 @@ impl ExperimentArgs {
                 s
             }
             Experiment::All(c) => common("all", c),
+            Experiment::Run(r) => r.command_line(),
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum ExperimentError {
         /// What plotters said.
         message: String,
     },
+    /// A scenario file is wrong (it names the file, line and key).
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
     /// A command-line value makes no sense.
     #[error("{0}")]
     Usage(String),

@@ -123,6 +123,10 @@ pub struct FlashPlan {
     pub nodes_rule: String,
     /// Quiet time after growth, and again after publication, seconds.
     pub settle_s: u64,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl FlashPlan {
@@ -157,6 +161,7 @@ impl FlashPlan {
             modes: Mode::ALL.to_vec(),
             nodes_rule: "M + M/4 + 100".into(),
             settle_s: 30,
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -221,7 +226,7 @@ pub fn run(args: &FlashCrowdArgs, command_line: &str) -> Result<Vec<FlashRun>, E
         records.push(record);
     }
     let rows: Vec<FlashRow> = runs.iter().map(|r| r.row.clone()).collect();
-    let base = plan.config(&points[0]);
+    let base = plan.overrides.apply(plan.config(&points[0]))?;
     let record = Record::new("flash-crowd", command_line, &plan, &base, &plan, records);
     out.publish(
         "flash_crowd",
@@ -239,7 +244,7 @@ fn measure(
     command_line: &str,
     progress: &Progress,
 ) -> Result<(FlashRun, RunRecord), ExperimentError> {
-    let config = plan.config(p);
+    let config = plan.overrides.apply(plan.config(p))?;
     let nodes = config.nodes;
     let fetch_timeout = config.protocol.transfer.fetch_timeout;
     progress.note(&format!(

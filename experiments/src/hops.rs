@@ -78,6 +78,10 @@ pub struct HopsPlan {
     pub forwarding: Option<Forwarding>,
     /// The protocol's `route_width`, if overridden.
     pub route_width: Option<core::num::NonZeroUsize>,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl HopsPlan {
@@ -107,6 +111,7 @@ impl HopsPlan {
                 .collect(),
             forwarding: args.forwarding,
             route_width: args.route_width,
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -177,7 +182,7 @@ pub fn run(args: &HopsArgs, command_line: &str) -> Result<Vec<HopsRow>, Experime
         rows.push(row);
         runs.push(run);
     }
-    let base = plan.config(&points[0]);
+    let base = plan.overrides.apply(plan.config(&points[0]))?;
     let scenario = plan.scenario(&points[0]);
     let record = Record::new("hops", command_line, &plan, &base, &scenario, runs);
     out.publish(
@@ -196,7 +201,7 @@ fn measure(
     command_line: &str,
     progress: &Progress,
 ) -> Result<(HopsRow, RunRecord), ExperimentError> {
-    let config = plan.config(p);
+    let config = plan.overrides.apply(plan.config(p))?;
     let scenario = plan.scenario(p);
     progress.note(&format!("hops: start {config} scenario={scenario:?}"));
     let mut sim = distroweb_sim::Sim::new(config)?;

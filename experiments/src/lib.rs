@@ -38,8 +38,13 @@ pub mod rss;
 pub mod runner;
 /// `scale`: simulator speed and memory against N.
 pub mod scale;
+/// Scenario files: any experiment, its options and the protocol's and
+/// simulator's settings from TOML, with sweeps.
+pub mod scenario;
 /// Terminal tables.
 pub mod table;
+/// Durations, byte sizes and rates with units, as scenario files write them.
+pub mod units;
 /// `update`: how fast a site's update reaches its readers through its name.
 pub mod update;
 /// The update plot.
@@ -62,6 +67,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
         Experiment::FlashCrowd(a) => flash_crowd::run(a, &command).map(drop),
         Experiment::Adversary(a) => adversary::run(a, &command).map(drop),
         Experiment::Update(a) => update::run(a, &command).map(drop),
+        Experiment::Run(a) => scenario::run(a),
         Experiment::All(common) => {
             let hops_args = HopsArgs {
                 common: common.clone(),

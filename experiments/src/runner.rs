@@ -39,9 +39,27 @@ where
         .collect()
 }
 
-/// Threads to use: the machine's parallelism.
+/// Threads to use: the machine's parallelism, or the share [`with_threads`]
+/// gave the calling thread.
 pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    BUDGET
+        .with(|b| b.get())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+std::thread_local! {
+    /// The threads an experiment run on this thread may use, if limited.
+    static BUDGET: core::cell::Cell<Option<usize>> = const { core::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`threads`] returning `n` on this thread: a sweep running
+/// several experiments at once gives each its share of the cores, not all of
+/// them. Results do not depend on it ([`parallel`] keeps input order).
+pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    let before = BUDGET.with(|b| b.replace(Some(n.max(1))));
+    let result = f();
+    BUDGET.with(|b| b.set(before));
+    result
 }
 
 #[cfg(test)]

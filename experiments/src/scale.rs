@@ -49,6 +49,10 @@ pub struct ScalePlan {
     pub nodes: Vec<u32>,
     /// The protocol's `join_refreshes` for these runs.
     pub join_refreshes: usize,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl ScalePlan {
@@ -64,6 +68,7 @@ impl ScalePlan {
             seed: args.common.seed,
             nodes,
             join_refreshes: args.join_refreshes,
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -87,7 +92,7 @@ pub fn run(args: &ScaleArgs, command_line: &str) -> Result<Vec<ScaleRow>, Experi
     let mut rows = Vec::new();
     let mut runs = Vec::new();
     for &n in &plan.nodes {
-        let config = plan.config(n);
+        let config = plan.overrides.apply(plan.config(n))?;
         let scenario = LookupScenario::per_node(n);
         progress.note(&format!("scale: start {config} scenario={scenario:?}"));
         let reset = rss::reset_peak();
@@ -126,7 +131,10 @@ pub fn run(args: &ScaleArgs, command_line: &str) -> Result<Vec<ScaleRow>, Experi
     }
     progress.finish();
     let first = plan.nodes[0];
-    let (config, scenario) = (plan.config(first), LookupScenario::per_node(first));
+    let (config, scenario) = (
+        plan.overrides.apply(plan.config(first))?,
+        LookupScenario::per_node(first),
+    );
     let record = Record::new("scale", command_line, &plan, &config, &scenario, runs);
     out.publish(
         "scale",

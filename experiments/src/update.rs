@@ -150,6 +150,10 @@ pub struct UpdatePlan {
     pub record_validity_s: u64,
     /// The protocol's `records.name_grace` override, if any, ms.
     pub name_grace_ms: Option<u64>,
+    /// Protocol and simulator settings from a scenario file, applied to every
+    /// point's configuration last.
+    #[serde(skip)]
+    pub overrides: crate::scenario::Overrides,
 }
 
 impl UpdatePlan {
@@ -203,6 +207,7 @@ impl UpdatePlan {
             page_bytes: 16 * 1024,
             record_validity_s: 48 * 3600,
             name_grace_ms: args.name_grace_ms,
+            overrides: args.common.overrides.clone(),
         })
     }
 
@@ -269,7 +274,7 @@ pub fn run_on(
     let rows: Vec<UpdateRow> = runs.iter().map(|r| r.row.clone()).collect();
     let readers: Vec<ReaderRow> = runs.iter().flat_map(|r| r.readers.clone()).collect();
     out.csv("update_readers", &readers)?;
-    let base = plan.config(points[0]);
+    let base = plan.overrides.apply(plan.config(points[0]))?;
     let record = Record::new("update", command_line, &plan, &base, &plan, records);
     out.publish(
         "update",
@@ -299,7 +304,7 @@ fn measure(
     command_line: &str,
     progress: &Progress,
 ) -> Result<(UpdateRun, RunRecord), ExperimentError> {
-    let config = plan.config(churn);
+    let config = plan.overrides.apply(plan.config(churn))?;
     let nodes = config.nodes;
     let label = value_name(churn);
     progress.note(&format!("update: start churn={label} {config}"));

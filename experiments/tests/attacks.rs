@@ -15,6 +15,7 @@ fn args(name: &str) -> (AdversaryArgs, PathBuf) {
         seed: 3,
         out: out.clone(),
         quick: true,
+        overrides: Default::default(),
     };
     let a = AdversaryArgs {
         nodes: Some(300),

@@ -41,6 +41,7 @@ fn common(out: PathBuf, seed: u64) -> Common {
         seed,
         out,
         quick: true,
+        overrides: Default::default(),
     }
 }
 

@@ -1,0 +1,67 @@
+//! Changes a scenario makes to the simulator configuration an experiment builds:
+//! protocol parameters and simulator settings, applied last, so the scenario's
+//! value wins over the experiment's own choice.
+
+use distroweb_sim::SimConfig;
+use serde_json::Value;
+
+use crate::error::ExperimentError;
+
+/// Leaves of `SimConfig` to replace, each a path of field names and the value
+/// in serde's JSON form. Empty by default: the experiment's configuration as is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    leaves: Vec<(Vec<String>, Value)>,
+}
+
+impl Overrides {
+    /// Overrides of these leaves, applied in order.
+    pub fn new(leaves: Vec<(Vec<String>, Value)>) -> Self {
+        Overrides { leaves }
+    }
+
+    /// True if nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+
+    /// The leaves, in order.
+    pub fn leaves(&self) -> &[(Vec<String>, Value)] {
+        &self.leaves
+    }
+
+    /// `config` with every leaf replaced. The scenario checks every point's
+    /// configuration before a run starts, so an error here is not expected.
+    pub fn apply(&self, config: SimConfig) -> Result<SimConfig, ExperimentError> {
+        if self.leaves.is_empty() {
+            return Ok(config);
+        }
+        let mut value = serde_json::to_value(&config)
+            .map_err(|e| ExperimentError::Usage(format!("configuration: {e}")))?;
+        for (path, leaf) in &self.leaves {
+            set(&mut value, path, leaf.clone());
+        }
+        serde_json::from_value(value)
+            .map_err(|e| ExperimentError::Usage(format!("configuration override: {e}")))
+    }
+}
+
+/// Sets `path` in `root` to `leaf`, making objects of missing or null parents.
+pub fn set(root: &mut Value, path: &[String], leaf: Value) {
+    let mut at = root;
+    for key in path {
+        if !at.is_object() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(map) = at else {
+            return;
+        };
+        at = map.entry(key.clone()).or_insert(Value::Null);
+    }
+    *at = leaf;
+}
+
+/// The value at `path` in `root`, if there is one.
+pub fn get<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |at, key| at.get(key))
+}
