@@ -187,6 +187,79 @@ pub struct DhtConfig {
     /// paths; a smaller number trades safety for latency). At most
     /// `disjoint_paths`.
     pub paths_to_finish: Option<NonZeroUsize>,
+    /// Adaptive request timeouts: a request to a peer that has answered before
+    /// waits its RTO, SRTT + 4·RTTVAR from that peer's round trips (RFC 6298),
+    /// within [`min_request_timeout`, `request_timeout`], instead of the whole
+    /// `request_timeout`; a timeout doubles the peer's RTO until its next
+    /// reply. Samples come only from replies that match a request (block
+    /// requests, whose replies carry a block, are neither timed nor sampled).
+    /// Default off (on, the churn tail is measured in docs/RESULTS.md, "The
+    /// churn tail: adaptive request timeouts"; Bamboo, Rhea et al. 2004,
+    /// uses TCP-style timeouts for its lookups).
+    ///
+    /// [`min_request_timeout`]: DhtConfig::min_request_timeout
+    pub adaptive_timeouts: bool,
+    /// The floor of an adaptive timeout; default 100 ms (chosen here, measured
+    /// in docs/RESULTS.md, "The churn tail": a floor keeps a peer whose round
+    /// trips never vary from timing out at its SRTT plus a few microseconds,
+    /// since a busy uplink can delay one reply by a block's transmission).
+    /// At most `request_timeout`.
+    pub min_request_timeout: Duration,
+    /// The timeout of a request to a peer without round-trip samples of its
+    /// own (with `adaptive_timeouts`); default `Pooled` (measured in
+    /// docs/RESULTS.md, "The churn tail": an iterative lookup asks mostly
+    /// peers it never asked before, so `Fixed` leaves most of the tail).
+    pub unsampled_timeout: UnsampledTimeout,
+    /// Peers whose round-trip estimate a node keeps (with
+    /// `adaptive_timeouts`); the one sampled longest ago is forgotten first;
+    /// default 512 (a bound chosen here: about 300 bytes each).
+    pub max_rtt_peers: NonZeroUsize,
+}
+
+/// The adaptive timeout of a request to a peer this node has no round-trip
+/// samples from (`dht.unsampled_timeout`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub enum UnsampledTimeout {
+    /// The whole `request_timeout`, as without adaptive timeouts.
+    Fixed,
+    /// The RTO of one estimate fed every sample from every peer (the
+    /// network's typical round trip), or `request_timeout` before any sample.
+    #[default]
+    Pooled,
+}
+
+impl UnsampledTimeout {
+    /// Both choices, for experiments that compare them.
+    pub const ALL: &'static [UnsampledTimeout] =
+        &[UnsampledTimeout::Fixed, UnsampledTimeout::Pooled];
+
+    /// The lowercase name, as shown and parsed.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UnsampledTimeout::Fixed => "fixed",
+            UnsampledTimeout::Pooled => "pooled",
+        }
+    }
+}
+
+impl core::fmt::Display for UnsampledTimeout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for UnsampledTimeout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UnsampledTimeout::ALL
+            .iter()
+            .copied()
+            .find(|x| x.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown unsampled timeout {s:?} (known: fixed, pooled)"))
+    }
 }
 
 impl Default for DhtConfig {
@@ -208,6 +281,10 @@ impl Default for DhtConfig {
             join_refreshes: 16,
             disjoint_paths: nonzero!(1),
             paths_to_finish: None,
+            adaptive_timeouts: false,
+            min_request_timeout: Duration::from_millis(100),
+            unsampled_timeout: UnsampledTimeout::Pooled,
+            max_rtt_peers: nonzero!(512),
         }
     }
 }
@@ -673,6 +750,14 @@ pub enum ConfigError {
         /// `transfer.fetch_timeout`.
         fetch_timeout: Duration,
     },
+    /// The floor of an adaptive timeout is above its ceiling.
+    #[error("min_request_timeout ({min_request_timeout:?}) must be at most request_timeout ({request_timeout:?}): an adaptive timeout lies between them")]
+    FloorOverRequestTimeout {
+        /// `dht.min_request_timeout`.
+        min_request_timeout: Duration,
+        /// `dht.request_timeout`.
+        request_timeout: Duration,
+    },
     /// A token could expire between the lookup that got it and the write that
     /// uses it.
     #[error("token_rotation ({token_rotation:?}) must be longer than query_timeout ({query_timeout:?}): a token handed out during an announce's lookup must still be good when the announce writes")]
@@ -752,6 +837,7 @@ impl Config {
         }
         for (name, value) in [
             ("dht.request_timeout", dht.request_timeout),
+            ("dht.min_request_timeout", dht.min_request_timeout),
             ("dht.query_timeout", dht.query_timeout),
             ("dht.refresh_interval", dht.refresh_interval),
             ("dht.maintenance_interval", dht.maintenance_interval),
@@ -830,6 +916,12 @@ impl Config {
             return Err(ConfigError::RequestOutlastsQuery {
                 request_timeout: dht.request_timeout,
                 query_timeout: dht.query_timeout,
+            });
+        }
+        if dht.min_request_timeout > dht.request_timeout {
+            return Err(ConfigError::FloorOverRequestTimeout {
+                min_request_timeout: dht.min_request_timeout,
+                request_timeout: dht.request_timeout,
             });
         }
         if records.token_rotation <= dht.query_timeout {
@@ -1043,6 +1135,13 @@ mod tests {
             ConfigError::RequestOutlastsQuery {
                 request_timeout: Duration::from_secs(60),
                 query_timeout: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            broken(|c| c.dht.min_request_timeout = Duration::from_secs(3)),
+            ConfigError::FloorOverRequestTimeout {
+                min_request_timeout: Duration::from_secs(3),
+                request_timeout: Duration::from_secs(2)
             }
         );
         assert_eq!(

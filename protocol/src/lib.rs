@@ -49,7 +49,7 @@ pub mod wire;
 
 pub use config::{
     Config, ConfigError, CrowdConfig, DhtConfig, LimitsConfig, ParseStrategyError, RecordsConfig,
-    RoutingConfig, Strategy, TransferConfig,
+    RoutingConfig, Strategy, TransferConfig, UnsampledTimeout,
 };
 pub use contact::{AddrGroup, Address, Contact};
 pub use content::{

@@ -24,6 +24,7 @@ impl<A: Address> Node<A> {
             .filter(|p| matches!(p.purpose, Purpose::Forward(_)))
             .count();
         assert_eq!(forwards, self.forwards, "forward count");
+        self.rtt.check();
         assert_eq!(self.queries.len(), self.query_deadlines.len());
         for (deadline, q) in &self.query_deadlines {
             let query = self.queries.get(q);

@@ -42,6 +42,7 @@ use crate::wire::{RpcId, MAX_BLOCK_BYTES, MAX_LIST_LEN, MAX_ROUTE_PATH};
 
 use super::outputs::Events;
 use super::publish::Publishing;
+use super::rtt::RttTable;
 use super::storage::{ReadFor, Write};
 use super::{Forward, Node, Pending};
 
@@ -352,6 +353,32 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
                 + fetches * transfer.max_blocks_in_flight.get() as u64
                 + buckets,
             used: count(&|n| n.pending.len()),
+        },
+        Row {
+            name: "rtt.peers",
+            basis: Enforced,
+            note: "with dht.adaptive_timeouts, max_rtt_peers round-trip estimates \
+                   and their eviction index (none without)",
+            item_bytes: btree(RttTable::PEER_BYTES) + btree(RttTable::AGE_BYTES),
+            bound: if c.dht.adaptive_timeouts {
+                c.dht.max_rtt_peers.get() as u64
+            } else {
+                0
+            },
+            used: count(&|n| n.rtt.peers()),
+        },
+        Row {
+            name: "rtt.expired",
+            basis: Enforced,
+            note: "with dht.adaptive_timeouts, max_pending_requests requests that \
+                   timed out early, kept for a late reply until request_timeout",
+            item_bytes: btree(RttTable::EXPIRED_BYTES) + btree(RttTable::EXPIRY_BYTES),
+            bound: if c.dht.adaptive_timeouts {
+                limits.max_pending_requests.get() as u64
+            } else {
+                0
+            },
+            used: count(&|n| n.rtt.expired()),
         },
         Row {
             name: "pending.forwards",

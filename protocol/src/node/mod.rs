@@ -11,6 +11,7 @@ mod outputs;
 mod publish;
 mod requests;
 mod route;
+mod rtt;
 mod serve;
 mod storage;
 mod trust;
@@ -110,6 +111,11 @@ pub struct Counters {
     /// Misbehaviour reports dropped because `max_event_queue` of them were
     /// waiting (terminal and progress events are never dropped).
     pub events_dropped: u64,
+    /// Replies to requests whose adaptive deadline (`dht.adaptive_timeouts`)
+    /// had passed before they came, within `request_timeout`: each was a
+    /// timeout that a fixed `request_timeout` would not have had. The reply
+    /// feeds the round-trip estimate and is not charged as unsolicited.
+    pub late_replies: u64,
     /// Storage operations completed.
     pub store_ops: u64,
     /// Blocks the store turned out not to have (lost or corrupt on disk).
@@ -175,6 +181,8 @@ struct Pending<A> {
     to: A,
     /// `None` for a bootstrap seed whose id we do not know yet.
     to_id: Option<Id>,
+    /// When the request left, for its round-trip sample.
+    sent: Time,
     deadline: Time,
     purpose: Purpose<A>,
 }
@@ -233,6 +241,9 @@ pub struct Node<A> {
     forwards: usize,
     next_rpc: u64,
     next_maintenance: Time,
+    /// Round-trip estimates for adaptive request timeouts; untouched without
+    /// `dht.adaptive_timeouts`.
+    rtt: rtt::RttTable,
     transmits: VecDeque<Transmit<A>>,
     /// High-water marks of the queues the driver empties, for [`Node::memory_usage`].
     peaks: Peaks,
@@ -282,6 +293,10 @@ impl<A: Address> Node<A> {
         let next_rpc = rng.next_u64();
         let next_query = rng.next_u64();
         let next_fetch = rng.next_u64();
+        let rtt = rtt::RttTable::new(
+            config.dht.max_rtt_peers.get(),
+            config.limits.max_pending_requests.get(),
+        );
         Ok(Node {
             table: RoutingTable::new(id, config.dht.metric.table_metric(), config.table()),
             providers: ProviderStore::new(config.record_store(false)),
@@ -321,6 +336,7 @@ impl<A: Address> Node<A> {
             pending: BTreeMap::new(),
             pending_deadlines: BTreeSet::new(),
             forwards: 0,
+            rtt,
             next_rpc,
             next_maintenance,
             transmits: VecDeque::new(),
@@ -372,6 +388,19 @@ impl<A: Address> Node<A> {
     /// What the node has done so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// How long a request to `peer` sent now would wait for its reply:
+    /// `dht.request_timeout`, or with `dht.adaptive_timeouts` the peer's RTO
+    /// (or the pooled one, per `dht.unsampled_timeout`).
+    pub fn request_timeout_to(&self, peer: &Id) -> core::time::Duration {
+        self.request_timeout(Some(peer))
+    }
+
+    /// The smoothed round trip (SRTT) to `peer`, if `dht.adaptive_timeouts` is
+    /// on and the node keeps an estimate for it.
+    pub fn smoothed_rtt(&self, peer: &Id) -> Option<core::time::Duration> {
+        self.rtt.estimate(peer).map(|e| e.srtt())
     }
 
     /// Queries still running.
@@ -496,6 +525,7 @@ impl<A: Address> Node<A> {
             }
             self.pending_deadlines.pop_first();
             if let Some(p) = self.pending.remove(&rpc) {
+                self.note_timeout(now, rpc, &p);
                 self.request_failed(now, p);
             }
         }
@@ -610,9 +640,48 @@ impl<A: Address> Node<A> {
         if !exempt && self.pending.len() >= self.config.limits.max_pending_requests.get() {
             return false;
         }
-        let deadline = now + self.config.dht.request_timeout;
+        let deadline = now + self.request_timeout(to_id.as_ref());
         self.send_request_until(to, to_id, body, purpose, deadline);
         true
+    }
+
+    /// How long a request to `to` waits for its reply: `request_timeout`, or
+    /// with `dht.adaptive_timeouts` the peer's RTO ([`rtt`]).
+    fn request_timeout(&self, to: Option<&Id>) -> core::time::Duration {
+        let dht = &self.config.dht;
+        if !dht.adaptive_timeouts {
+            return dht.request_timeout;
+        }
+        self.rtt.timeout(
+            to,
+            dht.unsampled_timeout,
+            dht.min_request_timeout,
+            dht.request_timeout,
+        )
+    }
+
+    /// A request's deadline passed: with adaptive timeouts, if that was before
+    /// `request_timeout` would have ended it, the peer's RTO backs off and the
+    /// request is remembered so that a late reply is known as one.
+    fn note_timeout(&mut self, now: Time, rpc: RpcId, p: &Pending<A>) {
+        if !self.config.dht.adaptive_timeouts || matches!(p.purpose, Purpose::Block { .. }) {
+            return;
+        }
+        if let Some(to) = p.to_id {
+            let until = p.sent + self.config.dht.request_timeout;
+            self.rtt.timed_out(now, rpc, to, p.sent, until);
+        }
+    }
+
+    /// A reply matched a pending request: with adaptive timeouts, its round
+    /// trip is a sample (block replies, which carry a block, are not).
+    fn note_reply(&mut self, now: Time, p: &Pending<A>) {
+        if !self.config.dht.adaptive_timeouts || matches!(p.purpose, Purpose::Block { .. }) {
+            return;
+        }
+        if let Some(to) = p.to_id {
+            self.rtt.sample(now, to, now.saturating_since(p.sent));
+        }
     }
 
     /// Sends a request with its own deadline, bypassing `max_pending_requests`
@@ -635,6 +704,7 @@ impl<A: Address> Node<A> {
             Pending {
                 to: to.clone(),
                 to_id,
+                sent: self.now,
                 deadline,
                 purpose,
             },

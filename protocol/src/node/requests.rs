@@ -55,9 +55,21 @@ impl<A: Address> Node<A> {
     /// A reply: valid only from the peer we asked, and of the kind we asked for.
     pub(super) fn on_reply(&mut self, now: Time, sender: Contact<A>, rpc: RpcId, body: Body<A>) {
         let Some(p) = self.take_pending(rpc, &sender) else {
+            if self.config.dht.adaptive_timeouts {
+                if let Some(sent) = self.rtt.take_late(now, rpc, &sender.id) {
+                    // Implementation note: a reply after its adaptive deadline
+                    // is a round trip the estimate was too short for, so it is
+                    // a sample; the query it was for has moved on without it.
+                    self.counters.late_replies += 1;
+                    self.rtt.sample(now, sender.id, now.saturating_since(sent));
+                    self.observe(now, sender);
+                    return;
+                }
+            }
             self.misbehaved(sender, Misbehaviour::UnsolicitedReply);
             return;
         };
+        self.note_reply(now, &p);
         let k = self.config.dht.k.get();
         let max_providers = self.config.records.max_providers_returned.get();
         let seed = p.to_id.is_none();
