@@ -4,15 +4,15 @@
 # them, wrk -t2 -c64 on each, rounds interleaved so that a noisy machine
 # weighs on both alike. Prints requests/s, p50 and the ratio per round.
 #
-#   benches/proxy_vs_nginx.sh [ROUNDS] [SECONDS]
+#   benches/live/proxy_vs_nginx.sh [ROUNDS] [SECONDS]
 #
-# Needs wrk and nginx (apt-get install -y wrk nginx-light); listens on
-# 127.0.0.1 only.
+# Installs wrk and nginx from Debian packages when missing (as root);
+# listens on 127.0.0.1 only.
 set -euo pipefail
 
 rounds=${1:-3}
 seconds=${2:-10}
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 nginx_port=18280
 proxy_port=18234
@@ -25,9 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in wrk nginx; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y wrk nginx-light)" >&2; exit 1; }
-done
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "needs wrk and nginx: apt-get install -y wrk nginx-light (as root)" >&2
+        exit 1
+    fi
+    apt-get update -q && apt-get install -y -q wrk nginx-light
+fi
 
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 bin="$here/target/release/distroweb"
