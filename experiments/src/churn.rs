@@ -70,6 +70,10 @@ pub struct ChurnPlan {
     pub lookups_per_s: f64,
     /// Fetches per second, all nodes together.
     pub fetches_per_s: f64,
+    /// Adaptive request timeouts (`dht.adaptive_timeouts`).
+    pub adaptive_timeouts: bool,
+    /// `dht.unsampled_timeout`, if not the protocol's default.
+    pub unsampled_timeout: Option<distroweb_protocol::UnsampledTimeout>,
     /// Seconds between two availability samples.
     pub sample_s: u64,
     /// Protocol and simulator settings from a scenario file, applied to every
@@ -111,6 +115,8 @@ impl ChurnPlan {
             file_bytes: 64 * 1024,
             lookups_per_s: f64::from(nodes) / 1_000.0,
             fetches_per_s: f64::from(nodes) / 4_000.0,
+            adaptive_timeouts: args.adaptive_timeouts,
+            unsampled_timeout: args.unsampled_timeout,
             sample_s: 10,
             overrides: args.common.overrides.clone(),
         })
@@ -127,6 +133,10 @@ impl ChurnPlan {
             ..SimConfig::default()
         };
         c.protocol.transfer.emit_chunk_events = false;
+        c.protocol.dht.adaptive_timeouts = self.adaptive_timeouts;
+        if let Some(u) = self.unsampled_timeout {
+            c.protocol.dht.unsampled_timeout = u;
+        }
         // A node paces its uploads by the uplink it assumes: tell it the model's
         // (an unlimited model uplink, 0, leaves the node's own assumption).
         if let Some(up) = core::num::NonZeroU64::new(c.network.upload_bytes_per_s) {
@@ -193,6 +203,10 @@ struct Tally {
     lookups: u64,
     succeeded: u64,
     latency_us: Histogram<u64>,
+    /// Messages (requests and replies) of the counted lookups, from their stats.
+    messages: u64,
+    /// Requests of the counted lookups that failed (timed out or refused).
+    failures: u64,
 }
 
 impl Tally {
@@ -212,6 +226,8 @@ impl Tally {
                 continue;
             }
             self.lookups += 1;
+            self.messages += u64::from(stats.messages);
+            self.failures += u64::from(stats.failures);
             let holders = sim.announcers(&target);
             if let Ok(QueryOutput::Providers(p)) = result {
                 if p.iter().any(|c| holders.contains(&c.addr)) {
@@ -284,6 +300,8 @@ fn measure(
         lookups: 0,
         succeeded: 0,
         latency_us: Histogram::new_with_max(3_600_000_000, 3).expect("constant bounds"),
+        messages: 0,
+        failures: 0,
     };
     let maintenance_bytes = |sim: &Sim| {
         sim.metrics().total_traffic()[class_index(distroweb_protocol::TrafficClass::Maintenance)]
@@ -365,6 +383,22 @@ fn measure(
     progress.note(&format!(
         "churn: end {} digest={} mean_up={mean_up:.0} fetches {}/{} ok, failures {:?}",
         run.label, run.digest, f.succeeded, f.finished, f.failures
+    ));
+    // Beside the CSV's columns (fixed, and pinned by the quick snapshot): the
+    // 90th percentile, the lookups' own message and failure counts, and
+    // replies that came after an adaptive deadline (false timeouts).
+    let (sent, late) = (0..nodes)
+        .filter_map(|n| sim.node(NodeIdx(n)))
+        .map(|node| node.counters())
+        .fold((0, 0), |(s, l), c| (s + c.requests_sent, l + c.late_replies));
+    progress.note(&format!(
+        "churn: lookups {} p50/p90/p99 ms {}/{}/{} messages/lookup {:.2} failed requests/lookup {:.3} late replies {late} of {sent} requests (all nodes, whole run)",
+        run.label,
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        tally.messages as f64 / tally.lookups.max(1) as f64,
+        tally.failures as f64 / tally.lookups.max(1) as f64,
     ));
     Ok((row, run))
 }

@@ -112,6 +112,15 @@ pub struct ChurnArgs {
     /// Virtual minutes measured; default 30 (quick: 5).
     #[arg(long)]
     pub measure_min: Option<u64>,
+    /// Adaptive request timeouts (`dht.adaptive_timeouts`): a request waits
+    /// its peer's RTO instead of the whole request timeout; default off.
+    #[arg(long)]
+    pub adaptive_timeouts: bool,
+    /// With `--adaptive-timeouts`, the timeout of a request to a peer never
+    /// sampled (`dht.unsampled_timeout`): `fixed` or `pooled`; default the
+    /// protocol's.
+    #[arg(long)]
+    pub unsampled_timeout: Option<distroweb_protocol::UnsampledTimeout>,
 }
 
 /// Options of `flash-crowd`.
@@ -402,6 +411,12 @@ impl ExperimentArgs {
                 }
                 if let Some(m) = a.measure_min {
                     s += &format!(" --measure-min {m}");
+                }
+                if a.adaptive_timeouts {
+                    s += " --adaptive-timeouts";
+                }
+                if let Some(u) = a.unsampled_timeout {
+                    s += &format!(" --unsampled-timeout {u}");
                 }
                 s
             }

@@ -86,6 +86,8 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
                 session_median_min: Vec::new(),
                 warmup_min: None,
                 measure_min: None,
+                adaptive_timeouts: false,
+                unsampled_timeout: None,
             };
             churn::run(&churn_args, &command)?;
             let flash_args = FlashCrowdArgs {

@@ -259,6 +259,8 @@ fn churn_figures_and_digests_are_pinned_and_short_sessions_cost_more_upkeep() {
         session_median_min: vec![1.4, 15.0],
         warmup_min: Some(5),
         measure_min: Some(3),
+        adaptive_timeouts: false,
+        unsampled_timeout: None,
     };
     let rows = churn::run(&args, "test").expect("churn");
     pin(&out, "churn", str::to_owned);
