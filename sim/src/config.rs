@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dist::{Distribution, DistributionError};
 use crate::network::{NetworkConfig, NetworkConfigError};
+use crate::timeseries::TimeSeriesConfig;
 
 /// What a node keeps when it leaves and later comes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,10 @@ pub struct SimConfig {
     /// date of the run), so the same seed gives the same run on any day.
     #[serde(default = "default_calendar_epoch")]
     pub calendar_epoch: u64,
+    /// A time series of the run, one row per interval ([`crate::timeseries`]);
+    /// off by default. It only watches: on or off, the run is the same.
+    #[serde(default)]
+    pub timeseries: TimeSeriesConfig,
 }
 
 /// 2027-01-01T00:00:00Z: an arbitrary fixed date after every record format in use.
@@ -100,6 +105,7 @@ impl Default for SimConfig {
             keep_events: false,
             check_invariants: false,
             calendar_epoch: DEFAULT_CALENDAR_EPOCH,
+            timeseries: TimeSeriesConfig::default(),
         }
     }
 }
@@ -119,6 +125,9 @@ pub enum SimConfigError {
     /// No node slots.
     #[error("`nodes` must be at least 1")]
     NoNodes,
+    /// A time series with a zero interval or no room for rows.
+    #[error("`timeseries.interval` must be at least 1 µs and `timeseries.max_rows` at least 1")]
+    TimeSeries,
 }
 
 impl SimConfig {
@@ -129,6 +138,9 @@ impl SimConfig {
         }
         self.protocol.validate()?;
         self.network.validate()?;
+        if !self.timeseries.is_valid() {
+            return Err(SimConfigError::TimeSeries);
+        }
         if let Some(c) = &self.churn {
             c.session.validate()?;
             c.downtime.validate()?;

@@ -46,6 +46,8 @@ pub mod scenario;
 pub mod seed;
 /// Counts of the engine's work.
 pub mod stats;
+/// The run over time: per interval, nodes up, lookups, latency, traffic, content.
+pub mod timeseries;
 /// Growth, publications, lookups and flash crowds.
 pub mod workload;
 
@@ -69,4 +71,5 @@ pub use network::{BurstLoss, DeadPeer, NetworkConfig, Partition};
 pub use overlay::{Overlay, OverlayStats};
 pub use scenario::LookupScenario;
 pub use stats::EngineStats;
+pub use timeseries::{TimeSeries, TimeSeriesConfig};
 pub use workload::{Askers, KeySampler, Popularity, Window, Workload};

@@ -111,6 +111,11 @@ impl Sim {
         f: impl FnOnce(&mut Node<NodeIdx>) -> Result<distroweb_protocol::QueryId, E>,
     ) {
         let ran = self.command(node, |n, _| f(n).is_ok());
+        if let (Some(ts), QueryKind::FindProviders, Some(true)) =
+            (self.timeseries.as_mut(), kind, ran)
+        {
+            ts.lookup_issued();
+        }
         let k = self.metrics.kind_mut(kind);
         match ran {
             Some(true) => k.issued += 1,

@@ -27,6 +27,7 @@ use crate::network::{DeadPeer, Fate, Network};
 use crate::queue::{Due, EventQueue, Slab};
 use crate::seed::{stream_rng, SimRng, Stream};
 use crate::stats::EngineStats;
+use crate::timeseries::TimeSeries;
 
 /// A message on the wire.
 #[derive(Debug)]
@@ -172,6 +173,8 @@ pub struct Sim {
     /// Messages a rule holds back, in the order they were held.
     held: Vec<InFlight>,
     reproduce: Option<String>,
+    /// The run over time, if `config.timeseries` asks for it.
+    timeseries: Option<TimeSeries>,
 }
 
 impl Sim {
@@ -207,6 +210,7 @@ impl Sim {
             rules: Rules::default(),
             held: Vec::new(),
             reproduce: None,
+            timeseries: TimeSeries::new(&config.timeseries),
             queue: EventQueue::default(),
             messages: Slab::default(),
             actions: Slab::default(),
@@ -422,6 +426,7 @@ impl Sim {
             self.step();
         }
         self.now = self.now.max(until);
+        self.roll_timeseries();
     }
 
     /// Runs the earliest entry of the event queue and says what it did; `None`
@@ -455,6 +460,7 @@ impl Sim {
         } else {
             self.instant = (at, 1);
         }
+        self.roll_timeseries();
     }
 
     fn dispatch(&mut self, due: Due) -> Step {
@@ -638,6 +644,9 @@ impl Sim {
         let class = class_index(msg.body.class());
         let bytes = msg.encoded_len() as u64 + u64::from(self.config.network.overhead_bytes);
         self.metrics.sent(from.index(), class, bytes);
+        if let Some(ts) = self.timeseries.as_mut() {
+            ts.sent(class, bytes);
+        }
         let Some(to_slot) = self.slots.get(to.index()) else {
             self.stats.unroutable += 1;
             return;
