@@ -38,6 +38,9 @@ pub enum Experiment {
     /// A scenario file: any experiment with its options, protocol parameters
     /// and simulator settings from TOML, and sweeps over any of them.
     Run(crate::scenario::RunArgs),
+    /// Combines the outputs of a sweep's shards (`run --shard I/N`) into the
+    /// files one run of the whole sweep writes.
+    Merge(crate::scenario::MergeArgs),
 }
 
 /// Options every experiment takes.
@@ -497,6 +500,15 @@ impl ExperimentArgs {
             }
             Experiment::All(c) => common("all", c),
             Experiment::Run(r) => r.command_line(),
+            Experiment::Merge(m) => format!(
+                "distroweb experiment merge --out {} {}",
+                m.out.display(),
+                m.dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         }
     }
 }

@@ -68,6 +68,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), ExperimentError> {
         Experiment::Adversary(a) => adversary::run(a, &command).map(drop),
         Experiment::Update(a) => update::run(a, &command).map(drop),
         Experiment::Run(a) => scenario::run(a),
+        Experiment::Merge(a) => scenario::merge(a),
         Experiment::All(common) => {
             let hops_args = HopsArgs {
                 common: common.clone(),

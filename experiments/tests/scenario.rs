@@ -351,3 +351,62 @@ proptest::proptest! {
         let _ = scenario::plan(&sweep, "random.toml", &options(Path::new("o"), true, &[]));
     }
 }
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("a directory") {
+            let path = e.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("inside").to_path_buf();
+                out.push((rel, fs::read(&path).expect("readable")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A two-axis sweep run as three shards and merged is, file for file and byte
+/// for byte, the sweep run at once.
+#[test]
+fn three_shards_merged_are_the_whole_sweep() {
+    let whole = dir("shard-whole");
+    let plan = scenario::plan(TINY, "tiny.toml", &options(&whole, false, &[])).expect("plan");
+    scenario::execute(&plan, "test").expect("runs");
+    let mut shards = Vec::new();
+    for index in 1..=3 {
+        let out = dir(&format!("shard-{index}"));
+        let plan = scenario::plan(TINY, "tiny.toml", &options(&out, false, &[])).expect("plan");
+        let shard = scenario::Shard { index, count: 3 };
+        scenario::execute_shard(&plan, "test", shard).expect("a shard runs");
+        shards.push(out);
+    }
+    let merged = dir("shard-merged");
+    // Shards may be given in any order.
+    shards.reverse();
+    scenario::merge(&scenario::MergeArgs {
+        dirs: shards.clone(),
+        out: merged.clone(),
+    })
+    .expect("merges");
+    let (a, b) = (files(&whole), files(&merged));
+    assert_eq!(
+        a.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        b.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
+    );
+    for ((path, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{} differs", path.display());
+    }
+    // A missing shard is named.
+    let e = scenario::merge(&scenario::MergeArgs {
+        dirs: shards[..2].to_vec(),
+        out: dir("shard-partial"),
+    })
+    .expect_err("refused");
+    assert!(e.to_string().contains("is missing"), "{e}");
+}

@@ -74,10 +74,57 @@ pub struct RunArgs {
     /// Runs the experiment's quick variant, with the file's `[quick]` settings.
     #[arg(long)]
     pub quick: bool,
+    /// Runs only share I of N of a sweep's points (points I, I + N, I + 2N, …,
+    /// counting from 1), for `distroweb experiment merge` to combine.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+}
+
+/// `--shard I/N`: the points whose index (from 0) is I - 1 modulo N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which share, from 1.
+    pub index: usize,
+    /// Of how many.
+    pub count: usize,
+}
+
+impl Shard {
+    /// True if point `i` (from 0) is this shard's.
+    pub fn has(&self, i: usize) -> bool {
+        i % self.count == self.index - 1
+    }
+}
+
+impl core::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: write I/N with 1 <= I <= N, e.g. 2/3");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// `distroweb experiment merge DIR... [--out DIR]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// The `--out` directories of the shards of one sweep.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged results go: the files one run of the whole sweep writes.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
 }
 
 impl RunArgs {
-    /// The command line that reproduces this invocation.
+    /// The command line that reproduces this invocation's results; without
+    /// `--shard`, so that shards record the command of the whole sweep.
     pub fn command_line(&self) -> String {
         let mut s = format!(
             "distroweb experiment run {} --out {}",
@@ -178,7 +225,10 @@ pub fn run(args: &RunArgs) -> Result<(), ExperimentError> {
         quick: args.quick,
     };
     let plan = plan(&text, &args.file.display().to_string(), &options)?;
-    execute(&plan, &args.command_line())
+    match args.shard {
+        None => execute(&plan, &args.command_line()),
+        Some(shard) => execute_shard(&plan, &args.command_line(), shard),
+    }
 }
 
 /// The scenario text of `path`: the file itself, or the `scenario` of a JSON record.
@@ -418,10 +468,7 @@ impl Reader {
             let out = if axes.is_empty() {
                 options.out.clone()
             } else {
-                options
-                    .out
-                    .join(format!("{output}-sweep"))
-                    .join(format!("{i:03}"))
+                options.out.join(point_dir(output, i))
             };
             let experiment = self.experiment(&name, seed, quick, &out, &all)?;
             points.push(Point {
@@ -1002,11 +1049,25 @@ pub fn execute(plan: &Plan, command: &str) -> Result<(), ExperimentError> {
         registry::execute(&point.experiment, command)?;
         return add_scenario(&plan.out, plan.output, scenario);
     }
+    run_points(plan, command, |_| true)?;
+    combine(&sweep_of(plan, command, scenario))
+}
+
+/// Runs the points `mine` picks, in parallel, each writing its own directory.
+fn run_points(
+    plan: &Plan,
+    command: &str,
+    mine: impl Fn(usize) -> bool,
+) -> Result<(), ExperimentError> {
+    let points: Vec<&Point> = (plan.points.iter().enumerate())
+        .filter(|(i, _)| mine(*i))
+        .map(|(_, p)| p)
+        .collect();
     let cores = runner::threads();
-    let outer = cores.min(plan.points.len()).max(1);
+    let outer = cores.min(points.len()).max(1);
     let inner = (cores / outer).max(1);
     let results = runner::parallel(
-        &plan.points,
+        &points,
         outer,
         |_| 0,
         |p| {
@@ -1018,10 +1079,175 @@ pub fn execute(plan: &Plan, command: &str) -> Result<(), ExperimentError> {
             })
         },
     );
-    for r in results {
-        r?;
+    results.into_iter().collect()
+}
+
+/// A sweep's shape: what `combine` needs, and what a shard writes for `merge`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Sweep {
+    experiment: String,
+    output: String,
+    command: String,
+    scenario: Json,
+    axes: Vec<String>,
+    /// Each point's axis values.
+    values: Vec<Vec<Value>>,
+    /// Where the sweep's results go (not written to a manifest).
+    #[serde(skip)]
+    out: PathBuf,
+}
+
+fn sweep_of(plan: &Plan, command: &str, scenario: Json) -> Sweep {
+    Sweep {
+        experiment: plan.experiment.clone(),
+        output: plan.output.to_owned(),
+        command: command.to_owned(),
+        scenario,
+        axes: plan.axes.clone(),
+        values: plan.points.iter().map(|p| p.values.clone()).collect(),
+        out: plan.out.clone(),
     }
-    combine(plan, command, scenario)
+}
+
+/// A point's directory, relative to the sweep's output directory.
+fn point_dir(output: &str, i: usize) -> PathBuf {
+    Path::new(&format!("{output}-sweep")).join(format!("{i:03}"))
+}
+
+/// What a shard writes beside its points: the whole sweep and which share it ran.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    shard: Shard,
+    sweep: Sweep,
+}
+
+/// Runs one shard of a sweep: its points, and a manifest
+/// `<name>.shard-I-of-N.json` for `merge`.
+pub fn execute_shard(plan: &Plan, command: &str, shard: Shard) -> Result<(), ExperimentError> {
+    if plan.axes.is_empty() {
+        return Err(ExperimentError::Usage(
+            "--shard splits a sweep: the scenario has no [sweep]".into(),
+        ));
+    }
+    let scenario = serde_json::to_value(&plan.resolved)
+        .map_err(|e| ExperimentError::Usage(format!("scenario record: {e}")))?;
+    run_points(plan, command, |i| shard.has(i))?;
+    let manifest = Manifest {
+        shard,
+        sweep: sweep_of(plan, command, scenario),
+    };
+    let name = format!("{}.shard-{}-of-{}", plan.output, shard.index, shard.count);
+    let path = crate::output::Output::new(&plan.out)?.json(&name, &manifest)?;
+    println!(
+        "shard {}/{}: wrote {}; combine the shards with `distroweb experiment merge`",
+        shard.index,
+        shard.count,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Combines the shards in `args.dirs` into `args.out`: every point's directory
+/// copied, then the sweep's CSV and JSON, byte for byte what one run writes.
+pub fn merge(args: &MergeArgs) -> Result<(), ExperimentError> {
+    let usage = ExperimentError::Usage;
+    let mut found: Vec<(Manifest, PathBuf)> = Vec::new();
+    for dir in &args.dirs {
+        let entries = std::fs::read_dir(dir).map_err(|source| ExperimentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(".shard-") && n.ends_with(".json"))
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            let text = std::fs::read_to_string(&path).map_err(|source| ExperimentError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let manifest: Manifest =
+                serde_json::from_str(&text).map_err(|source| ExperimentError::Json {
+                    path: path.clone(),
+                    source,
+                })?;
+            found.push((manifest, dir.clone()));
+        }
+    }
+    let Some((first, _)) = found.first() else {
+        return Err(usage(
+            "no shard manifests (<name>.shard-I-of-N.json) in the directories".into(),
+        ));
+    };
+    let mut sweep = first.sweep.clone();
+    let count = first.shard.count;
+    let mut owner: Vec<Option<PathBuf>> = vec![None; count];
+    for (m, dir) in &found {
+        let same = m.shard.count == count
+            && m.sweep.scenario == sweep.scenario
+            && m.sweep.command == sweep.command
+            && m.sweep.axes == sweep.axes;
+        if !same {
+            return Err(usage(format!(
+                "{}: shard {}/{} is of another sweep than shard {}/{count}",
+                dir.display(),
+                m.shard.index,
+                m.shard.count,
+                first.shard.index
+            )));
+        }
+        let slot = &mut owner[m.shard.index - 1];
+        if slot.is_some() {
+            return Err(usage(format!(
+                "shard {}/{count} given twice",
+                m.shard.index
+            )));
+        }
+        *slot = Some(dir.clone());
+    }
+    if let Some(missing) = owner.iter().position(Option::is_none) {
+        return Err(usage(format!("shard {}/{count} is missing", missing + 1)));
+    }
+    for i in 0..sweep.values.len() {
+        let Some(Some(from)) = owner.get(i % count) else {
+            continue;
+        };
+        let rel = point_dir(&sweep.output, i);
+        copy_dir(&from.join(&rel), &args.out.join(&rel))?;
+    }
+    sweep.out = args.out.clone();
+    combine(&sweep)
+}
+
+/// Copies the files of `from` into `to` (one level: a point's results).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), ExperimentError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ExperimentError::Io { path, source }
+    };
+    if from == to {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(from)
+        .map_err(io(from))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for f in files {
+        if let Some(name) = f.file_name() {
+            std::fs::copy(&f, to.join(name)).map_err(io(&f))?;
+        }
+    }
+    Ok(())
 }
 
 /// Adds `"scenario"` to the JSON record an experiment wrote in `dir`.
@@ -1054,8 +1280,8 @@ fn cell(v: &Value) -> String {
 
 /// Writes the sweep's `<name>.csv` (axis columns, then the experiment's) and
 /// `<name>.json` (the scenario, the axes, and every point's record).
-fn combine(plan: &Plan, command: &str, scenario: Json) -> Result<(), ExperimentError> {
-    let name = plan.output;
+fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
+    let name = plan.output.as_str();
     let out = crate::output::Output::new(&plan.out)?;
     let path = out.path(name, "csv");
     let csv_error = |path: &Path| {
@@ -1065,8 +1291,9 @@ fn combine(plan: &Plan, command: &str, scenario: Json) -> Result<(), ExperimentE
     let mut writer = csv::Writer::from_path(&path).map_err(csv_error(&path))?;
     let mut header: Option<csv::StringRecord> = None;
     let mut points = Vec::new();
-    for p in &plan.points {
-        let dir = registry::out_of(&p.experiment);
+    for (i, values) in plan.values.iter().enumerate() {
+        let rel = point_dir(name, i);
+        let dir = plan.out.join(&rel);
         let part = dir.join(format!("{name}.csv"));
         let mut reader = csv::Reader::from_path(&part).map_err(csv_error(&part))?;
         let head = reader.headers().map_err(csv_error(&part))?.clone();
@@ -1091,7 +1318,7 @@ fn combine(plan: &Plan, command: &str, scenario: Json) -> Result<(), ExperimentE
         for row in reader.records() {
             let row = row.map_err(csv_error(&part))?;
             let mut full = csv::StringRecord::new();
-            for v in &p.values {
+            for v in values {
                 full.push_field(&cell(v));
             }
             full.extend(row.iter());
@@ -1105,12 +1332,12 @@ fn combine(plan: &Plan, command: &str, scenario: Json) -> Result<(), ExperimentE
         let values: serde_json::Map<String, Json> = plan
             .axes
             .iter()
-            .zip(&p.values)
+            .zip(values)
             .map(|(a, v)| (a.clone(), serde_json::to_value(v).unwrap_or(Json::Null)))
             .collect();
         points.push(serde_json::json!({
             "values": values,
-            "dir": dir.display().to_string(),
+            "dir": rel.display().to_string(),
             "record": record,
         }));
     }
@@ -1121,15 +1348,15 @@ fn combine(plan: &Plan, command: &str, scenario: Json) -> Result<(), ExperimentE
     let record = serde_json::json!({
         "experiment": plan.experiment,
         "version": env!("CARGO_PKG_VERSION"),
-        "command": command,
-        "scenario": scenario,
+        "command": plan.command,
+        "scenario": plan.scenario,
         "axes": plan.axes,
         "points": points,
     });
     let json = out.json(name, &record)?;
     println!(
         "sweep of {} points: wrote {}, {}",
-        plan.points.len(),
+        plan.values.len(),
         path.display(),
         json.display()
     );

@@ -78,7 +78,7 @@ fn common_mut(e: &mut Experiment) -> Option<&mut Common> {
         Experiment::Adversary(a) => Some(&mut a.common),
         Experiment::Update(a) => Some(&mut a.common),
         Experiment::All(c) => Some(c),
-        Experiment::Run(_) => None,
+        Experiment::Run(_) | Experiment::Merge(_) => None,
     }
 }
 
@@ -93,6 +93,7 @@ pub fn out_of(e: &Experiment) -> &Path {
         Experiment::Update(a) => &a.common.out,
         Experiment::All(c) => &c.out,
         Experiment::Run(r) => &r.out,
+        Experiment::Merge(m) => &m.out,
     }
 }
 
@@ -146,7 +147,7 @@ pub fn configs(e: &Experiment) -> Result<Vec<SimConfig>, ExperimentError> {
             let plan = scale::ScalePlan::from_args(a)?;
             plan.nodes.iter().map(|n| plan.config(*n)).collect()
         }
-        Experiment::All(_) | Experiment::Run(_) => Vec::new(),
+        Experiment::All(_) | Experiment::Run(_) | Experiment::Merge(_) => Vec::new(),
     })
 }
 
@@ -159,8 +160,8 @@ pub fn execute(e: &Experiment, command: &str) -> Result<(), ExperimentError> {
         Experiment::Adversary(a) => adversary::run(a, command).map(drop),
         Experiment::Update(a) => update::run(a, command).map(drop),
         Experiment::Scale(a) => scale::run(a, command).map(drop),
-        Experiment::All(_) | Experiment::Run(_) => Err(ExperimentError::Usage(
-            "a scenario runs one experiment".into(),
-        )),
+        Experiment::All(_) | Experiment::Run(_) | Experiment::Merge(_) => Err(
+            ExperimentError::Usage("a scenario runs one experiment".into()),
+        ),
     }
 }
