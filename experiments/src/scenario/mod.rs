@@ -124,13 +124,10 @@ pub struct MergeArgs {
 
 impl RunArgs {
     /// The command line that reproduces this invocation's results; without
-    /// `--shard`, so that shards record the command of the whole sweep.
+    /// `--shard` and `--out`, which change where results go but not what they
+    /// are, so that every shard of a sweep records the same command.
     pub fn command_line(&self) -> String {
-        let mut s = format!(
-            "distroweb experiment run {} --out {}",
-            self.file.display(),
-            self.out.display()
-        );
+        let mut s = format!("distroweb experiment run {}", self.file.display());
         if let Some(seed) = self.seed {
             s += &format!(" --seed {seed}");
         }
@@ -1191,7 +1188,6 @@ pub fn merge(args: &MergeArgs) -> Result<(), ExperimentError> {
     for (m, dir) in &found {
         let same = m.shard.count == count
             && m.sweep.scenario == sweep.scenario
-            && m.sweep.command == sweep.command
             && m.sweep.axes == sweep.axes;
         if !same {
             return Err(usage(format!(
