@@ -390,7 +390,9 @@ fn measure(
     let (sent, late) = (0..nodes)
         .filter_map(|n| sim.node(NodeIdx(n)))
         .map(|node| node.counters())
-        .fold((0, 0), |(s, l), c| (s + c.requests_sent, l + c.late_replies));
+        .fold((0, 0), |(s, l), c| {
+            (s + c.requests_sent, l + c.late_replies)
+        });
     progress.note(&format!(
         "churn: lookups {} p50/p90/p99 ms {}/{}/{} messages/lookup {:.2} failed requests/lookup {:.3} late replies {late} of {sent} requests (all nodes, whole run)",
         run.label,
