@@ -468,10 +468,19 @@ impl Io {
             } => self.publish(node, now, prepared, size, reply),
             Command::Fetch { root, reply } => {
                 self.holdings.touch(&root, now);
+                // Held content completes within `node.fetch`, but its event
+                // lands only when the node is drained, after this reply: say
+                // so now, or the reader, finding the fetch still running,
+                // asks for a whole status snapshot to check for room.
+                let held = node.holds(&root).then_some(FetchProgress {
+                    verified: 0,
+                    outcome: Some(Ok(())),
+                });
                 let started = node.fetch(now, root).map(|fid| {
+                    let progress = held.clone().unwrap_or_default();
                     self.fetch_watch
                         .entry(fid)
-                        .or_insert_with(|| (root, watch::channel(FetchProgress::default()).0))
+                        .or_insert_with(|| (root, watch::channel(progress).0))
                         .1
                         .subscribe()
                 });
