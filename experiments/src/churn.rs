@@ -76,6 +76,8 @@ pub struct ChurnPlan {
     pub unsampled_timeout: Option<distroweb_protocol::UnsampledTimeout>,
     /// Seconds between two availability samples.
     pub sample_s: u64,
+    /// Seconds per row of `churn.timeseries.csv` (the simulator's time series).
+    pub timeseries_s: u64,
     /// Protocol and simulator settings from a scenario file, applied to every
     /// point's configuration last.
     #[serde(skip)]
@@ -118,6 +120,7 @@ impl ChurnPlan {
             adaptive_timeouts: args.adaptive_timeouts,
             unsampled_timeout: args.unsampled_timeout,
             sample_s: 10,
+            timeseries_s: 60,
             overrides: args.common.overrides.clone(),
         })
     }
@@ -133,6 +136,9 @@ impl ChurnPlan {
             ..SimConfig::default()
         };
         c.protocol.transfer.emit_chunk_events = false;
+        // It only watches: the run and its digest are the same without it.
+        c.timeseries =
+            distroweb_sim::TimeSeriesConfig::every(Duration::from_secs(self.timeseries_s));
         c.protocol.dht.adaptive_timeouts = self.adaptive_timeouts;
         if let Some(u) = self.unsampled_timeout {
             c.protocol.dht.unsampled_timeout = u;
@@ -180,10 +186,12 @@ pub fn run(args: &ChurnArgs, command_line: &str) -> Result<Vec<ChurnRow>, Experi
     progress.finish();
     let mut rows = Vec::new();
     let mut runs = Vec::new();
+    let mut series = Vec::new();
     for r in results {
-        let (row, run) = r?;
+        let (row, run, s) = r?;
         rows.push(row);
         runs.push(run);
+        series.push(s);
     }
     let base = plan.overrides.apply(plan.config(points[0]))?;
     let record = Record::new("churn", command_line, &plan, &base, &plan, runs);
@@ -194,7 +202,37 @@ pub fn run(args: &ChurnArgs, command_line: &str) -> Result<Vec<ChurnRow>, Experi
         &record,
         &render(&rows),
     )?;
+    write_timeseries(&out, &series)?;
     Ok(rows)
+}
+
+/// One run's time series: its session median, and each interval with the
+/// phase of the run it starts in.
+pub struct ChurnSeries {
+    /// Median session time, seconds.
+    pub session_median_s: f64,
+    /// The phase each row starts in (`grow`, `warmup`, `measure`, `drain`) and the row.
+    pub rows: Vec<(&'static str, distroweb_sim::timeseries::Row)>,
+}
+
+/// Writes `churn.timeseries.csv` (one block of rows per median) and its plot.
+fn write_timeseries(out: &Output, series: &[ChurnSeries]) -> Result<(), ExperimentError> {
+    let csv = out.timeseries(
+        "churn",
+        &["session_median_s", "phase"],
+        series.iter().flat_map(|s| {
+            s.rows.iter().map(|(phase, row)| {
+                (
+                    vec![format!("{}", s.session_median_s), (*phase).to_owned()],
+                    row,
+                )
+            })
+        }),
+    )?;
+    let svg = out.path("churn.timeseries", "svg");
+    crate::churn_plot::timeseries(&svg, series)?;
+    println!("wrote {}, {}", csv.display(), svg.display());
+    Ok(())
 }
 
 /// What the measured window saw.
@@ -258,7 +296,7 @@ fn measure(
     median_s: f64,
     command_line: &str,
     progress: &Progress,
-) -> Result<(ChurnRow, RunRecord), ExperimentError> {
+) -> Result<(ChurnRow, RunRecord, ChurnSeries), ExperimentError> {
     let config = plan.overrides.apply(plan.config(median_s))?;
     let nodes = config.nodes;
     progress.note(&format!("churn: start median={median_s}s {config}"));
@@ -402,7 +440,22 @@ fn measure(
         tally.messages as f64 / tally.lookups.max(1) as f64,
         tally.failures as f64 / tally.lookups.max(1) as f64,
     ));
-    Ok((row, run))
+    // The run over time, its last (shorter) interval included.
+    sim.finish_timeseries();
+    let phase = |at: Time| match at {
+        at if at < start => "grow",
+        at if at < measure_from => "warmup",
+        at if at < measure_to => "measure",
+        _ => "drain",
+    };
+    let series = ChurnSeries {
+        session_median_s: median_s,
+        rows: (sim.timeseries().map_or(&[][..], |t| t.rows()))
+            .iter()
+            .map(|r| (phase(r.start), r.clone()))
+            .collect(),
+    };
+    Ok((row, run, series))
 }
 
 /// The table printed on stdout.

@@ -72,6 +72,34 @@ impl Output {
         Ok(())
     }
 
+    /// Writes `DIR/<name>.timeseries.csv`: the `labels` columns (which run, which
+    /// phase) and then [`distroweb_sim::timeseries::COLUMNS`], one line per
+    /// interval of each run, in the order given.
+    pub fn timeseries<'a>(
+        &self,
+        name: &str,
+        labels: &[&str],
+        rows: impl IntoIterator<Item = (Vec<String>, &'a distroweb_sim::timeseries::Row)>,
+    ) -> Result<PathBuf, ExperimentError> {
+        let path = self.path(&format!("{name}.timeseries"), "csv");
+        let csv_error = |source| ExperimentError::Csv {
+            path: path.clone(),
+            source,
+        };
+        let mut w = csv::Writer::from_path(&path).map_err(csv_error)?;
+        w.write_record(distroweb_sim::timeseries::csv_header(labels))
+            .map_err(csv_error)?;
+        for (mut cells, row) in rows {
+            cells.extend(row.csv_fields());
+            w.write_record(&cells).map_err(csv_error)?;
+        }
+        w.flush().map_err(|source| ExperimentError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
     /// Writes `value` as pretty JSON to `DIR/<name>.json`.
     pub fn json<T: Serialize>(&self, name: &str, value: &T) -> Result<PathBuf, ExperimentError> {
         let path = self.path(name, "json");

@@ -264,6 +264,12 @@ fn churn_figures_and_digests_are_pinned_and_short_sessions_cost_more_upkeep() {
     };
     let rows = churn::run(&args, "test").expect("churn");
     pin(&out, "churn", str::to_owned);
+    // The runs over time, pinned in their own file beside churn's.
+    let series = fs::read_to_string(out.join("churn.timeseries.csv")).expect("timeseries");
+    snapshot("churn.timeseries.csv", &series);
+    assert!(fs::read_to_string(out.join("churn.timeseries.svg"))
+        .expect("timeseries svg")
+        .contains("p99"));
     assert_eq!(rows.len(), 2);
     // Shorter sessions cost more upkeep: more joins, more refreshes.
     assert!(
