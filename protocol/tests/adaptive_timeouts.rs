@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
+use distroweb_protocol::{drain, Input};
 use distroweb_protocol::{
     nonzero, Body, Config, Contact, Event, Id, Message, Node, QueryError, QueryOutput, Time,
     Transmit, UnsampledTimeout,
@@ -19,26 +19,8 @@ fn id(b: u8, tail: u8) -> Id {
     Id::from_bytes(bytes)
 }
 
-/// A driver that keeps what the node sends and says.
-#[derive(Default)]
-struct Collect {
-    store: MemoryStore,
-    transmits: Vec<Transmit<u32>>,
-    events: Vec<Event<u32>>,
-}
-
-impl Driver<u32> for Collect {
-    fn transmit(&mut self, _: &mut Node<u32>, _: Time, t: Transmit<u32>) {
-        self.transmits.push(t);
-    }
-    fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
-        let done = self.store.apply(op);
-        node.handle_input(now, Input::Stored(done));
-    }
-    fn event(&mut self, _: &mut Node<u32>, _: Time, e: Event<u32>) {
-        self.events.push(e);
-    }
-}
+mod common;
+use common::Collect;
 
 /// What the node sent and said after its last input, and when it next wants
 /// `Input::Timeout`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use distroweb_protocol::names::{NameKey, NameRecord, Signature};
 use distroweb_protocol::{
-    drain, Body, CommandError, Config, Contact, Driver, Event, Id, Input, MemoryStore, Message,
-    Misbehaviour, Node, QueryError, QueryId, QueryOutput, RpcId, StoreOp, Time, Transmit,
+    drain, Body, CommandError, Config, Contact, Event, Id, Input, Message, Misbehaviour, Node,
+    QueryError, QueryId, QueryOutput, RpcId, Time, Transmit,
 };
 
 /// Calendar time at the start of every test (Unix seconds).
@@ -27,26 +27,8 @@ fn record(key: u8, seq: u64, site: u32) -> NameRecord {
     NameRecord::sign(&secret(key), root(site), seq, EPOCH + 24 * 3600)
 }
 
-/// What one node sent and said while it was drained.
-#[derive(Default)]
-struct Collect {
-    store: MemoryStore,
-    transmits: Vec<Transmit<u32>>,
-    events: Vec<Event<u32>>,
-}
-
-impl Driver<u32> for Collect {
-    fn transmit(&mut self, _: &mut Node<u32>, _: Time, t: Transmit<u32>) {
-        self.transmits.push(t);
-    }
-    fn store(&mut self, node: &mut Node<u32>, now: Time, op: StoreOp) {
-        let done = self.store.apply(op);
-        node.handle_input(now, Input::Stored(done));
-    }
-    fn event(&mut self, _: &mut Node<u32>, _: Time, e: Event<u32>) {
-        self.events.push(e);
-    }
-}
+mod common;
+use common::Collect;
 
 /// Nodes at addresses 0..n, every message delayed by [`LATENCY`], time
 /// moved by the earliest delivery or timeout; deterministic.
