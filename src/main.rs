@@ -49,7 +49,12 @@ fn main() -> anyhow::Result<()> {
         Command::Get(args) => get::run(args)?,
         Command::Key(args) => key::run(args)?,
         Command::Testnet(args) => testnet::run(args)?,
-        Command::Experiment(args) => distroweb_experiments::run(&args)?,
+        Command::Experiment(args) => {
+            // The run log (`RUST_LOG=info`: each run's digest and counters;
+            // `debug`: its whole configuration) stays off unless asked for.
+            logging::init_with("warn");
+            distroweb_experiments::run(&args)?
+        }
     }
     Ok(())
 }

@@ -32,15 +32,121 @@ use distroweb_sim::seed::{content_key, stream_rng, Stream};
 use distroweb_sim::{Action, LookupScenario, NodeIdx, Seeds, Sim, SimConfig, Window, Workload};
 use serde::Serialize;
 
-use crate::cli::{AdversaryArgs, AttackName, JoinSeeds, Placement};
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
 use crate::plot;
 use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
-use crate::runner;
 use crate::table;
+
+/// Do provider lookups find real providers when a share of the nodes eclipse
+/// lookups and lie about providers: plain against disjoint (S/Kademlia)
+/// lookups, 0 to 50 % adversaries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdversaryArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Nodes, adversaries included; default 10000 (quick: 300).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Adversarial shares to sweep, percent (repeat or comma-separate); default
+    /// 0, 10, 20, 30, 40, 50 (quick: 0, 20, 30).
+    #[arg(long, value_delimiter = ',')]
+    pub percents: Vec<u32>,
+    /// `d` of the disjoint lookups (with k = 2d and α = 1 per path); default 8.
+    #[arg(long)]
+    pub paths: Option<core::num::NonZeroUsize>,
+    /// Provider lookups per point, by honest nodes; default 1000 (quick: 150).
+    #[arg(long)]
+    pub lookups: Option<u32>,
+    /// `k` (and `r`) of the disjoint lookups; default 2d (S/Kademlia).
+    #[arg(long)]
+    pub k: Option<core::num::NonZeroUsize>,
+    /// What every adversary does (repeat or comma-separate); default eclipse,
+    /// fake-providers.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub attacks: Vec<AttackName>,
+    /// Where adversary ids land: `random` (as honest ids) or `targeted`
+    /// (each ground next to one of the looked-up keys); default random.
+    #[arg(long, value_enum, default_value_t = Placement::Random)]
+    pub placement: Placement,
+    /// Key generations a targeted adversary affords, as bits (2^b keys);
+    /// default 16.
+    #[arg(long)]
+    pub grind_bits: Option<u32>,
+    /// Id puzzle difficulties to sweep with targeted placement, bits (repeat
+    /// or comma-separate); default 0 and 8 (the live node's `id_difficulty_bits`).
+    #[arg(long, value_delimiter = ',')]
+    pub puzzle_bits: Vec<u32>,
+    /// Record flood: provider announcements each adversary makes for the
+    /// looked-up keys after the honest ones are in; default 0.
+    #[arg(long)]
+    pub flood: Option<u32>,
+    /// Whom nodes join through: `honest` peers (a deployment's configured
+    /// bootstrap list) or `any` established peers, adversaries included;
+    /// default honest.
+    #[arg(long, value_enum, default_value_t = JoinSeeds::Honest)]
+    pub seeds: JoinSeeds,
+    /// Peers on a disjoint path that must name providers before the path
+    /// ends (the protocol's `records.path_provider_answers`); default the
+    /// protocol's (2).
+    #[arg(long)]
+    pub answers: Option<core::num::NonZeroUsize>,
+}
+
+impl AdversaryArgs {
+    /// The defaults, with these shared options (for tests and `experiment all`).
+    pub fn with(common: crate::cli::Common) -> Self {
+        AdversaryArgs {
+            common,
+            nodes: None,
+            percents: Vec::new(),
+            paths: None,
+            lookups: None,
+            k: None,
+            attacks: Vec::new(),
+            placement: Placement::Random,
+            grind_bits: None,
+            puzzle_bits: Vec::new(),
+            flood: None,
+            seeds: JoinSeeds::Honest,
+            answers: None,
+        }
+    }
+}
+
+/// An adversary's behaviour, by name (`distroweb_sim::Attack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackName {
+    /// Swallows everything sent to it.
+    DropAll,
+    /// Answers lookups with fellow adversaries only.
+    Eclipse,
+    /// Names fellow adversaries as providers; they never serve.
+    FakeProviders,
+    /// Serves blocks with their bytes flipped.
+    CorruptBlocks,
+}
+
+/// Where adversary ids land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// Drawn like honest ids.
+    Random,
+    /// Ground next to a looked-up key (`distroweb_sim::adversary::grind`).
+    Targeted,
+}
+
+/// Whom nodes join through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JoinSeeds {
+    /// Honest established peers only.
+    Honest,
+    /// Any established peers, adversaries included.
+    Any,
+}
 
 /// The attacks every adversary of this experiment mounts by default.
 pub const ATTACKS: [Attack; 2] = [Attack::Eclipse, Attack::FakeProviders];
@@ -385,35 +491,71 @@ fn placement_name(p: Placement) -> &'static str {
 
 /// Runs the sweep, writes `adversary.csv`, `.svg` and `.json`, prints the table.
 pub fn run(args: &AdversaryArgs, command_line: &str) -> Result<Vec<AdversaryRow>, ExperimentError> {
-    let plan = AdversaryPlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let points = plan.points();
-    let progress = Progress::new("adversary", points.len());
-    let results = runner::parallel(
-        &points,
-        runner::threads(),
-        |p| u64::from(p.percent) + 1,
-        |p| measure(&plan, p, command_line, &progress),
-    );
-    progress.finish();
-    let mut rows = Vec::new();
-    let mut runs = Vec::new();
-    for r in results {
-        let (row, run) = r?;
-        rows.push(row);
-        runs.push(run);
+    crate::builtin::run::<AdversaryPlan>(args, command_line)
+}
+
+impl crate::builtin::BuiltIn for AdversaryPlan {
+    const NAME: &'static str = "adversary";
+    const OUTPUT: &'static str = "adversary";
+    const SCENARIO: &'static str = include_str!("../scenarios/adversary.toml");
+    type Args = AdversaryArgs;
+    type Point = AdversaryPoint;
+    type Measured = (AdversaryRow, RunRecord);
+    type Output = Vec<AdversaryRow>;
+
+    fn common(args: &AdversaryArgs) -> &crate::cli::Common {
+        &args.common
     }
-    let base = plan.overrides.apply(plan.config(&points[0]))?;
-    let scenario = plan.scenario();
-    let record = Record::new("adversary", command_line, &plan, &base, &scenario, runs);
-    out.publish(
-        "adversary",
-        &rows,
-        |svg| plot::adversary(svg, &rows),
-        &record,
-        &render(&rows),
-    )?;
-    Ok(rows)
+
+    fn common_mut(args: &mut AdversaryArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &AdversaryArgs) -> Result<Self, ExperimentError> {
+        AdversaryPlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<AdversaryPoint> {
+        AdversaryPlan::points(self)
+    }
+
+    fn config(&self, p: &AdversaryPoint) -> SimConfig {
+        AdversaryPlan::config(self, p)
+    }
+
+    fn weight(&self, p: &AdversaryPoint) -> u64 {
+        u64::from(p.percent) + 1
+    }
+
+    fn measure(
+        &self,
+        p: &AdversaryPoint,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        measure(self, p, command, progress)
+    }
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[AdversaryPoint],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<AdversaryRow>, ExperimentError> {
+        let (rows, runs): (Vec<AdversaryRow>, Vec<RunRecord>) = measured.into_iter().unzip();
+        let base = self.overrides.apply(self.config(&points[0]))?;
+        let scenario = self.scenario();
+        let record = Record::new("adversary", command, self, &base, &scenario, runs);
+        out.publish(
+            "adversary",
+            &rows,
+            |svg| plot::adversary(svg, &rows),
+            &record,
+            &render(&rows),
+        )?;
+        Ok(rows)
+    }
 }
 
 /// Schedules the scenario with honest publishers and askers only (and the
@@ -526,7 +668,7 @@ fn measure(
     let scenario = plan.scenario();
     let cast = plan.cast(p.percent, p.puzzle_bits);
     let bad: Vec<NodeIdx> = cast.iter().map(|(n, _)| *n).collect();
-    progress.note(&format!(
+    progress.detail(&format!(
         "adversary: start {}% puzzle {} {} {config}",
         p.percent,
         p.puzzle_bits,

@@ -12,14 +12,43 @@ use distroweb_sim::{
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::cli::ChurnArgs;
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
-use crate::runner;
 use crate::table;
+
+/// Does content stay findable when nodes come and go: Weibull sessions swept
+/// over their median, with a steady lookup and fetch workload.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChurnArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Node slots (about half are up at any time); default 2000 (quick: 300).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Median session times to sweep, minutes (repeat or comma-separate);
+    /// default 1.4, 5, 15, 60 (quick: 1.4, 15).
+    #[arg(long, value_delimiter = ',')]
+    pub session_median_min: Vec<f64>,
+    /// Virtual minutes of churn before measuring starts; default 30 (quick: 10).
+    #[arg(long)]
+    pub warmup_min: Option<u64>,
+    /// Virtual minutes measured; default 30 (quick: 5).
+    #[arg(long)]
+    pub measure_min: Option<u64>,
+    /// Adaptive request timeouts (`dht.adaptive_timeouts`): a request waits
+    /// its peer's RTO instead of the whole request timeout; default off.
+    #[arg(long)]
+    pub adaptive_timeouts: bool,
+    /// With `--adaptive-timeouts`, the timeout of a request to a peer never
+    /// sampled (`dht.unsampled_timeout`): `fixed` or `pooled`; default the
+    /// protocol's.
+    #[arg(long)]
+    pub unsampled_timeout: Option<distroweb_protocol::UnsampledTimeout>,
+}
 
 /// One line of `churn.csv`; the column order is the file's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -170,40 +199,82 @@ pub fn sessions(shape: f64, median_s: f64) -> ChurnConfig {
     }
 }
 
-/// Runs the sweep, writes `churn.csv`, `.svg` and `.json`, prints the table.
+/// Runs the sweep, writes `churn.csv`, `churn.svg`, `churn.json` and the
+/// time series, prints the table.
 pub fn run(args: &ChurnArgs, command_line: &str) -> Result<Vec<ChurnRow>, ExperimentError> {
-    let plan = ChurnPlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let points = plan.session_median_s.clone();
-    let progress = Progress::new("churn", points.len());
-    let results = runner::parallel(
-        &points,
-        runner::threads(),
-        // Short sessions mean many joins: the most work.
-        |m| (1e6 / m) as u64,
-        |m| measure(&plan, *m, command_line, &progress),
-    );
-    progress.finish();
-    let mut rows = Vec::new();
-    let mut runs = Vec::new();
-    let mut series = Vec::new();
-    for r in results {
-        let (row, run, s) = r?;
-        rows.push(row);
-        runs.push(run);
-        series.push(s);
+    crate::builtin::run::<ChurnPlan>(args, command_line)
+}
+
+impl crate::builtin::BuiltIn for ChurnPlan {
+    const NAME: &'static str = "churn";
+    const OUTPUT: &'static str = "churn";
+    const SCENARIO: &'static str = include_str!("../scenarios/churn.toml");
+    type Args = ChurnArgs;
+    type Point = f64;
+    type Measured = (ChurnRow, RunRecord, ChurnSeries);
+    type Output = Vec<ChurnRow>;
+
+    fn common(args: &ChurnArgs) -> &crate::cli::Common {
+        &args.common
     }
-    let base = plan.overrides.apply(plan.config(points[0]))?;
-    let record = Record::new("churn", command_line, &plan, &base, &plan, runs);
-    out.publish(
-        "churn",
-        &rows,
-        |svg| crate::churn_plot::draw(svg, &rows),
-        &record,
-        &render(&rows),
-    )?;
-    write_timeseries(&out, &series)?;
-    Ok(rows)
+
+    fn common_mut(args: &mut ChurnArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &ChurnArgs) -> Result<Self, ExperimentError> {
+        ChurnPlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<f64> {
+        self.session_median_s.clone()
+    }
+
+    fn config(&self, p: &f64) -> SimConfig {
+        ChurnPlan::config(self, *p)
+    }
+
+    // Short sessions mean many joins: the most work.
+    fn weight(&self, median_s: &f64) -> u64 {
+        (1e6 / median_s) as u64
+    }
+
+    fn measure(
+        &self,
+        p: &f64,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        measure(self, *p, command, progress)
+    }
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[f64],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<ChurnRow>, ExperimentError> {
+        let mut rows = Vec::new();
+        let mut runs = Vec::new();
+        let mut series = Vec::new();
+        for (row, run, s) in measured {
+            rows.push(row);
+            runs.push(run);
+            series.push(s);
+        }
+        let base = self.overrides.apply(self.config(points[0]))?;
+        let record = Record::new("churn", command, self, &base, self, runs);
+        out.publish(
+            "churn",
+            &rows,
+            |svg| crate::churn_plot::draw(svg, &rows),
+            &record,
+            &render(&rows),
+        )?;
+        write_timeseries(out, &series)?;
+        Ok(rows)
+    }
 }
 
 /// One run's time series: its session median, and each interval with the
@@ -299,7 +370,7 @@ fn measure(
 ) -> Result<(ChurnRow, RunRecord, ChurnSeries), ExperimentError> {
     let config = plan.overrides.apply(plan.config(median_s))?;
     let nodes = config.nodes;
-    progress.note(&format!("churn: start median={median_s}s {config}"));
+    progress.detail(&format!("churn: start median={median_s}s {config}"));
     let mut sim = Sim::new(config)?;
     sim.set_reproduce(command_line);
     let mut w = Workload::new(&sim);

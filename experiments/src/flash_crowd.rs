@@ -7,14 +7,31 @@ use distroweb_protocol::Time;
 use distroweb_sim::{LookupScenario, NodeIdx, Sim, SimConfig, Window, Workload};
 use serde::Serialize;
 
-use crate::cli::FlashCrowdArgs;
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
-use crate::runner;
 use crate::table;
+
+/// Does demand create supply: one publisher, M requesters within a window,
+/// with and without the swarm (`distroweb` against `origin-only`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlashCrowdArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Requester counts M to sweep (repeat or comma-separate); default 10, 100,
+    /// 1000, 10000 (quick: 10, 100, 1000).
+    #[arg(long, value_delimiter = ',')]
+    pub requesters: Vec<u32>,
+    /// The window W within which every requester asks, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub window_s: f64,
+    /// Size of the page, bytes; default 1 MiB (quick: 256 KiB).
+    #[arg(long)]
+    pub content_bytes: Option<usize>,
+}
 
 /// Which of the flash-crowd switches are on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -207,35 +224,71 @@ impl FlashPlan {
 
 /// Runs the sweep, writes `flash_crowd.csv`, `.svg` and `.json`, prints the table.
 pub fn run(args: &FlashCrowdArgs, command_line: &str) -> Result<Vec<FlashRun>, ExperimentError> {
-    let plan = FlashPlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let points = plan.points();
-    let progress = Progress::new("flash-crowd", points.len());
-    let results = runner::parallel(
-        &points,
-        runner::threads(),
-        |p| u64::from(p.requesters),
-        |p| measure(&plan, p, command_line, &progress),
-    );
-    progress.finish();
-    let mut runs = Vec::new();
-    let mut records = Vec::new();
-    for r in results {
-        let (run, record) = r?;
-        runs.push(run);
-        records.push(record);
+    crate::builtin::run::<FlashPlan>(args, command_line)
+}
+
+impl crate::builtin::BuiltIn for FlashPlan {
+    const NAME: &'static str = "flash-crowd";
+    const OUTPUT: &'static str = "flash_crowd";
+    const SCENARIO: &'static str = include_str!("../scenarios/flash-crowd.toml");
+    type Args = FlashCrowdArgs;
+    type Point = FlashPoint;
+    type Measured = (FlashRun, RunRecord);
+    type Output = Vec<FlashRun>;
+
+    fn common(args: &FlashCrowdArgs) -> &crate::cli::Common {
+        &args.common
     }
-    let rows: Vec<FlashRow> = runs.iter().map(|r| r.row.clone()).collect();
-    let base = plan.overrides.apply(plan.config(&points[0]))?;
-    let record = Record::new("flash-crowd", command_line, &plan, &base, &plan, records);
-    out.publish(
-        "flash_crowd",
-        &rows,
-        |svg| crate::flash_crowd_plot::draw(svg, &runs),
-        &record,
-        &render(&rows),
-    )?;
-    Ok(runs)
+
+    fn common_mut(args: &mut FlashCrowdArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &FlashCrowdArgs) -> Result<Self, ExperimentError> {
+        FlashPlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<FlashPoint> {
+        FlashPlan::points(self)
+    }
+
+    fn config(&self, p: &FlashPoint) -> SimConfig {
+        FlashPlan::config(self, p)
+    }
+
+    fn weight(&self, p: &FlashPoint) -> u64 {
+        u64::from(p.requesters)
+    }
+
+    fn measure(
+        &self,
+        p: &FlashPoint,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        measure(self, p, command, progress)
+    }
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[FlashPoint],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<FlashRun>, ExperimentError> {
+        let (runs, records): (Vec<FlashRun>, Vec<RunRecord>) = measured.into_iter().unzip();
+        let rows: Vec<FlashRow> = runs.iter().map(|r| r.row.clone()).collect();
+        let base = self.overrides.apply(self.config(&points[0]))?;
+        let record = Record::new("flash-crowd", command, self, &base, self, records);
+        out.publish(
+            "flash_crowd",
+            &rows,
+            |svg| crate::flash_crowd_plot::draw(svg, &runs),
+            &record,
+            &render(&rows),
+        )?;
+        Ok(runs)
+    }
 }
 
 fn measure(
@@ -247,7 +300,7 @@ fn measure(
     let config = plan.overrides.apply(plan.config(p))?;
     let nodes = config.nodes;
     let fetch_timeout = config.protocol.transfer.fetch_timeout;
-    progress.note(&format!(
+    progress.detail(&format!(
         "flash-crowd: start mode={} requesters={} {config}",
         p.mode.name(),
         p.requesters

@@ -4,14 +4,48 @@ use distroweb_protocol::{Forwarding, Metric, QueryKind, Strategy};
 use distroweb_sim::{LookupScenario, SimConfig};
 use serde::Serialize;
 
-use crate::cli::HopsArgs;
 use crate::error::ExperimentError;
 use crate::output::Output;
 use crate::plot;
 use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
-use crate::runner;
 use crate::table;
+
+/// How lookup hop counts and latency grow with network size, per strategy and
+/// metric.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HopsArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Network sizes to sweep (repeat or comma-separate); default 100, 1000, 10000
+    /// (quick: 100, 1000).
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<u32>,
+    /// Provider lookups per point; default 1000 (quick: 200).
+    #[arg(long)]
+    pub lookups: Option<u32>,
+    /// Override the protocol's `join_refreshes` (default 16: a Kademlia join
+    /// refreshes the buckets beyond its closest neighbour); 0 makes joins cheap at
+    /// 100,000 nodes and more.
+    #[arg(long)]
+    pub join_refreshes: Option<usize>,
+    /// Metrics to sweep by name (repeat or comma-separate); default every
+    /// registered metric.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<distroweb_protocol::Metric>,
+    /// Strategies to sweep (`iterative`, `recursive`; repeat or comma-separate);
+    /// default both.
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<distroweb_protocol::Strategy>,
+    /// Force one forwarding rule for recursive routes (`greedy`, `best-first`, `anchored`)
+    /// instead of each metric's own.
+    #[arg(long)]
+    pub forwarding: Option<distroweb_protocol::Forwarding>,
+    /// Override the protocol's `route_width` (best-first and anchored forwarding).
+    #[arg(long)]
+    pub route_width: Option<core::num::NonZeroUsize>,
+}
 
 /// One point of the sweep: a network size, a strategy and a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,35 +198,71 @@ impl HopsPlan {
 
 /// Runs the sweep, writes `hops.csv`, `hops.svg` and `hops.json`, prints the table.
 pub fn run(args: &HopsArgs, command_line: &str) -> Result<Vec<HopsRow>, ExperimentError> {
-    let plan = HopsPlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let points = plan.points();
-    let progress = Progress::new("hops", points.len());
-    let results = runner::parallel(
-        &points,
-        runner::threads(),
-        |p| u64::from(p.nodes),
-        |p| measure(&plan, p, command_line, &progress),
-    );
-    progress.finish();
-    let mut rows = Vec::new();
-    let mut runs = Vec::new();
-    for r in results {
-        let (row, run) = r?;
-        rows.push(row);
-        runs.push(run);
+    crate::builtin::run::<HopsPlan>(args, command_line)
+}
+
+impl crate::builtin::BuiltIn for HopsPlan {
+    const NAME: &'static str = "hops";
+    const OUTPUT: &'static str = "hops";
+    const SCENARIO: &'static str = include_str!("../scenarios/hops.toml");
+    type Args = HopsArgs;
+    type Point = HopsPoint;
+    type Measured = (HopsRow, RunRecord);
+    type Output = Vec<HopsRow>;
+
+    fn common(args: &HopsArgs) -> &crate::cli::Common {
+        &args.common
     }
-    let base = plan.overrides.apply(plan.config(&points[0]))?;
-    let scenario = plan.scenario(&points[0]);
-    let record = Record::new("hops", command_line, &plan, &base, &scenario, runs);
-    out.publish(
-        "hops",
-        &rows,
-        |svg| plot::hops(svg, &rows),
-        &record,
-        &render(&rows),
-    )?;
-    Ok(rows)
+
+    fn common_mut(args: &mut HopsArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &HopsArgs) -> Result<Self, ExperimentError> {
+        HopsPlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<HopsPoint> {
+        HopsPlan::points(self)
+    }
+
+    fn config(&self, p: &HopsPoint) -> SimConfig {
+        HopsPlan::config(self, p)
+    }
+
+    fn weight(&self, p: &HopsPoint) -> u64 {
+        u64::from(p.nodes)
+    }
+
+    fn measure(
+        &self,
+        p: &HopsPoint,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        measure(self, p, command, progress)
+    }
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[HopsPoint],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<HopsRow>, ExperimentError> {
+        let (rows, runs): (Vec<HopsRow>, Vec<RunRecord>) = measured.into_iter().unzip();
+        let base = self.overrides.apply(self.config(&points[0]))?;
+        let scenario = self.scenario(&points[0]);
+        let record = Record::new("hops", command, self, &base, &scenario, runs);
+        out.publish(
+            "hops",
+            &rows,
+            |svg| plot::hops(svg, &rows),
+            &record,
+            &render(&rows),
+        )?;
+        Ok(rows)
+    }
 }
 
 fn measure(
@@ -203,7 +273,7 @@ fn measure(
 ) -> Result<(HopsRow, RunRecord), ExperimentError> {
     let config = plan.overrides.apply(plan.config(p))?;
     let scenario = plan.scenario(p);
-    progress.note(&format!("hops: start {config} scenario={scenario:?}"));
+    progress.detail(&format!("hops: start {config} scenario={scenario:?}"));
     let mut sim = distroweb_sim::Sim::new(config)?;
     sim.set_reproduce(command_line);
     let sim = scenario.run_on(sim, progress.run());

@@ -46,8 +46,25 @@ impl Progress {
         }
     }
 
-    /// Prints a line above the bar (or plainly when hidden) on stderr.
+    /// Logs a line of the run log at `info` (a run's end, its digest and
+    /// counters), above the bar. The run log is off unless `RUST_LOG` asks
+    /// for it, so a run shows its bar, its table and where its files went.
     pub fn note(&self, line: &str) {
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.bar.suspend(|| tracing::info!("{line}"));
+        }
+    }
+
+    /// Logs a line at `debug`: a run's whole configuration, which the JSON
+    /// record keeps too.
+    pub fn detail(&self, line: &str) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            self.bar.suspend(|| tracing::debug!("{line}"));
+        }
+    }
+
+    /// Says something the user should see whatever the log level, above the bar.
+    pub fn warn(&self, line: &str) {
         if self.bar.is_hidden() {
             eprintln!("{line}");
         } else {

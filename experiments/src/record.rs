@@ -63,8 +63,9 @@ pub struct Record<'a, P: Serialize, S: Serialize> {
     /// The simulator configuration of the first point (the others differ only in
     /// what the plan sweeps).
     pub config: &'a SimConfig,
-    /// The workload of the first point.
-    pub scenario: &'a S,
+    /// The workload of the first point (`workload`, not `scenario`: a
+    /// scenario run adds the resolved scenario file as `scenario`).
+    pub workload: &'a S,
     /// Every run, with its digest.
     pub runs: Vec<RunRecord>,
 }
@@ -76,7 +77,7 @@ impl<'a, P: Serialize, S: Serialize> Record<'a, P, S> {
         command: &'a str,
         plan: &'a P,
         config: &'a SimConfig,
-        scenario: &'a S,
+        workload: &'a S,
         runs: Vec<RunRecord>,
     ) -> Self {
         Record {
@@ -85,7 +86,7 @@ impl<'a, P: Serialize, S: Serialize> Record<'a, P, S> {
             command,
             plan,
             config,
-            scenario,
+            workload,
             runs,
         }
     }

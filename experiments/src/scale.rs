@@ -7,7 +7,6 @@ use distroweb_protocol::QueryKind;
 use distroweb_sim::{LookupScenario, Sim, SimConfig};
 use serde::Serialize;
 
-use crate::cli::ScaleArgs;
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
@@ -15,6 +14,25 @@ use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
 use crate::rss;
 use crate::table;
+
+/// How fast and how lean the simulator is: bootstrap, announcements and one
+/// provider lookup per node at growing sizes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Network sizes (repeat or comma-separate); default 1000, 10000, 100000
+    /// (quick: 1000, 5000).
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<u32>,
+    /// Buckets a joining node refreshes after its self-lookup (the protocol's
+    /// `join_refreshes`). 0, the default here, makes a join one self-lookup, the
+    /// workload the published PeerSim and SimGrid figures were measured on; the
+    /// protocol's own default is 16.
+    #[arg(long, default_value_t = 0)]
+    pub join_refreshes: usize,
+}
 
 /// One line of `scale.csv`; the column order is the file's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -86,25 +104,66 @@ impl ScalePlan {
 
 /// Runs every size, writes `scale.csv`, `scale.json` and `scale.svg`, prints the table.
 pub fn run(args: &ScaleArgs, command_line: &str) -> Result<Vec<ScaleRow>, ExperimentError> {
-    let plan = ScalePlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let progress = Progress::new("scale", plan.nodes.len());
-    let mut rows = Vec::new();
-    let mut runs = Vec::new();
-    for &n in &plan.nodes {
-        let config = plan.overrides.apply(plan.config(n))?;
+    crate::builtin::run::<ScalePlan>(args, command_line)
+}
+
+impl crate::builtin::BuiltIn for ScalePlan {
+    const NAME: &'static str = "scale";
+    const OUTPUT: &'static str = "scale";
+    const SCENARIO: &'static str = include_str!("../scenarios/scale.toml");
+    // Its sweep is about the simulator, not the protocol: `all` runs the
+    // smallest size.
+    const IN_ALL: &'static [&'static str] = &["args.nodes=[1000]"];
+    type Args = ScaleArgs;
+    type Point = u32;
+    type Measured = (ScaleRow, RunRecord);
+    type Output = Vec<ScaleRow>;
+
+    fn common(args: &ScaleArgs) -> &crate::cli::Common {
+        &args.common
+    }
+
+    fn common_mut(args: &mut ScaleArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &ScaleArgs) -> Result<Self, ExperimentError> {
+        ScalePlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<u32> {
+        self.nodes.clone()
+    }
+
+    fn config(&self, nodes: &u32) -> SimConfig {
+        ScalePlan::config(self, *nodes)
+    }
+
+    /// One at a time: each run's wall time and peak memory are its own.
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn measure(
+        &self,
+        n: &u32,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        let n = *n;
+        let config = self.overrides.apply(ScalePlan::config(self, n))?;
         let scenario = LookupScenario::per_node(n);
-        progress.note(&format!("scale: start {config} scenario={scenario:?}"));
+        progress.detail(&format!("scale: start {config} scenario={scenario:?}"));
         let reset = rss::reset_peak();
         let before = rss::current_bytes().unwrap_or(0);
         let started = Instant::now();
         let mut sim = Sim::new(config)?;
-        sim.set_reproduce(command_line);
+        sim.set_reproduce(command);
         let sim = scenario.run_on(sim, progress.run());
         let wall_s = started.elapsed().as_secs_f64();
         let peak = rss::peak_bytes().unwrap_or(0);
         if !reset {
-            progress.note("scale: cannot reset the peak RSS; memory figures include earlier runs");
+            progress.warn("scale: cannot reset the peak RSS; memory figures include earlier runs");
         }
         let k = sim.metrics().kind(QueryKind::FindProviders);
         let events = sim.stats().events();
@@ -125,25 +184,32 @@ pub fn run(args: &ScaleArgs, command_line: &str) -> Result<Vec<ScaleRow>, Experi
             run.digest,
             sim.stats()
         ));
-        drop(sim);
-        rows.push(row);
-        runs.push(run);
+        Ok((row, run))
     }
-    progress.finish();
-    let first = plan.nodes[0];
-    let (config, scenario) = (
-        plan.overrides.apply(plan.config(first))?,
-        LookupScenario::per_node(first),
-    );
-    let record = Record::new("scale", command_line, &plan, &config, &scenario, runs);
-    out.publish(
-        "scale",
-        &rows,
-        |svg| crate::plot::scale(svg, &rows),
-        &record,
-        &render(&rows),
-    )?;
-    Ok(rows)
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[u32],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<ScaleRow>, ExperimentError> {
+        let (rows, runs): (Vec<ScaleRow>, Vec<RunRecord>) = measured.into_iter().unzip();
+        let first = points[0];
+        let (config, scenario) = (
+            self.overrides.apply(ScalePlan::config(self, first))?,
+            LookupScenario::per_node(first),
+        );
+        let record = Record::new("scale", command, self, &config, &scenario, runs);
+        out.publish(
+            "scale",
+            &rows,
+            |svg| crate::plot::scale(svg, &rows),
+            &record,
+            &render(&rows),
+        )?;
+        Ok(rows)
+    }
 }
 
 /// The table printed on stdout.

@@ -13,14 +13,78 @@ use distroweb_sim::{Action, LookupScenario, NodeIdx, Sim, SimConfig, Window, Wor
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::cli::{ChurnMode, UpdateArgs};
 use crate::error::ExperimentError;
 use crate::hops::round;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::record::{Record, RunRecord};
-use crate::runner;
 use crate::table;
+
+/// How fast a site's update reaches its readers: a publisher updates a signed
+/// name while readers keep visiting it, with and without churn.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpdateArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: crate::cli::Common,
+    /// Nodes; default 10000 (quick: 200).
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Readers of the site, distinct random nodes other than the publisher;
+    /// default 200 (quick: 20).
+    #[arg(long)]
+    pub readers: Option<u32>,
+    /// Seconds between two visits of one reader (each visit resolves the name
+    /// again); default 30. Each reader's first visit falls at a random phase.
+    #[arg(long)]
+    pub visit_s: Option<f64>,
+    /// Seconds measured after the update; default 300 (quick: 120).
+    #[arg(long)]
+    pub after_s: Option<u64>,
+    /// Runs with churn `off`, `on` or both (repeat or comma-separate);
+    /// default both. Under churn the publisher stays up.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub churn: Vec<ChurnMode>,
+    /// Median session (and down) time under churn, minutes (Weibull, shape
+    /// 0.5, as in `churn`); default 15.
+    #[arg(long)]
+    pub session_median_min: Option<f64>,
+    /// Virtual minutes of churn before the site is published: at least this,
+    /// and at least two median sessions; default 30 (quick: 5).
+    #[arg(long)]
+    pub warmup_min: Option<u64>,
+    /// Override the protocol's `records.name_grace` (how long a resolution
+    /// waits after its first record for a higher sequence), milliseconds.
+    #[arg(long)]
+    pub name_grace_ms: Option<u64>,
+}
+
+impl UpdateArgs {
+    /// The defaults, with these shared options (for tests and `experiment all`).
+    pub fn with(common: crate::cli::Common) -> Self {
+        UpdateArgs {
+            common,
+            nodes: None,
+            readers: None,
+            visit_s: None,
+            after_s: None,
+            churn: Vec::new(),
+            session_median_min: None,
+            warmup_min: None,
+            name_grace_ms: None,
+        }
+    }
+}
+
+/// Whether a run of `update` has churn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChurnMode {
+    /// Every node stays up.
+    Off,
+    /// Nodes other than the publisher come and go.
+    On,
+}
 
 /// One line of `update.csv`; the column order is the file's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -241,9 +305,9 @@ impl UpdatePlan {
 }
 
 /// Runs both churn settings on the machine's threads, writes `update.csv`,
-/// `update_readers.csv`, `.svg` and `.json`, prints the table.
+/// `update_readers.csv`, `update.svg` and `update.json`, prints the table.
 pub fn run(args: &UpdateArgs, command_line: &str) -> Result<Vec<UpdateRun>, ExperimentError> {
-    run_on(args, command_line, runner::threads())
+    crate::builtin::run::<UpdatePlan>(args, command_line)
 }
 
 /// [`run`] on at most `threads` threads: the output is the same for any number.
@@ -252,38 +316,74 @@ pub fn run_on(
     command_line: &str,
     threads: usize,
 ) -> Result<Vec<UpdateRun>, ExperimentError> {
-    let plan = UpdatePlan::from_args(args)?;
-    let out = Output::new(&args.common.out)?;
-    let points = plan.churn.clone();
-    let progress = Progress::new("update", points.len());
-    let results = runner::parallel(
-        &points,
-        threads,
-        // Churn means a warm-up and many joins: the most work.
-        |c| u64::from(*c == ChurnMode::On),
-        |c| measure(&plan, *c, command_line, &progress),
-    );
-    progress.finish();
-    let mut runs = Vec::new();
-    let mut records = Vec::new();
-    for r in results {
-        let (run, record) = r?;
-        runs.push(run);
-        records.push(record);
+    crate::builtin::run_on::<UpdatePlan>(args, command_line, Some(threads))
+}
+
+impl crate::builtin::BuiltIn for UpdatePlan {
+    const NAME: &'static str = "update";
+    const OUTPUT: &'static str = "update";
+    const SCENARIO: &'static str = include_str!("../scenarios/update.toml");
+    type Args = UpdateArgs;
+    type Point = ChurnMode;
+    type Measured = (UpdateRun, RunRecord);
+    type Output = Vec<UpdateRun>;
+
+    fn common(args: &UpdateArgs) -> &crate::cli::Common {
+        &args.common
     }
-    let rows: Vec<UpdateRow> = runs.iter().map(|r| r.row.clone()).collect();
-    let readers: Vec<ReaderRow> = runs.iter().flat_map(|r| r.readers.clone()).collect();
-    out.csv("update_readers", &readers)?;
-    let base = plan.overrides.apply(plan.config(points[0]))?;
-    let record = Record::new("update", command_line, &plan, &base, &plan, records);
-    out.publish(
-        "update",
-        &rows,
-        |svg| crate::update_plot::draw(svg, &runs, plan.after_s as f64),
-        &record,
-        &render(&rows),
-    )?;
-    Ok(runs)
+
+    fn common_mut(args: &mut UpdateArgs) -> &mut crate::cli::Common {
+        &mut args.common
+    }
+
+    fn plan(args: &UpdateArgs) -> Result<Self, ExperimentError> {
+        UpdatePlan::from_args(args)
+    }
+
+    fn points(&self) -> Vec<ChurnMode> {
+        self.churn.clone()
+    }
+
+    fn config(&self, p: &ChurnMode) -> SimConfig {
+        UpdatePlan::config(self, *p)
+    }
+
+    // Churn means a warm-up and many joins: the most work.
+    fn weight(&self, churn: &ChurnMode) -> u64 {
+        u64::from(*churn == ChurnMode::On)
+    }
+
+    fn measure(
+        &self,
+        p: &ChurnMode,
+        command: &str,
+        progress: &Progress,
+    ) -> Result<Self::Measured, ExperimentError> {
+        measure(self, *p, command, progress)
+    }
+
+    fn publish(
+        &self,
+        out: &Output,
+        command: &str,
+        points: &[ChurnMode],
+        measured: Vec<Self::Measured>,
+    ) -> Result<Vec<UpdateRun>, ExperimentError> {
+        let (runs, records): (Vec<UpdateRun>, Vec<RunRecord>) = measured.into_iter().unzip();
+        let rows: Vec<UpdateRow> = runs.iter().map(|r| r.row.clone()).collect();
+        let readers: Vec<ReaderRow> = runs.iter().flat_map(|r| r.readers.clone()).collect();
+        out.csv("update_readers", &readers)?;
+        let base = self.overrides.apply(UpdatePlan::config(self, points[0]))?;
+        let record = Record::new("update", command, self, &base, self, records);
+        out.publish(
+            "update",
+            &rows,
+            |svg| crate::update_plot::draw(svg, &runs, self.after_s as f64),
+            &record,
+            &render(&rows),
+        )?;
+        Ok(runs)
+    }
 }
 
 /// What the run loop keeps per reader.
@@ -307,7 +407,7 @@ fn measure(
     let config = plan.overrides.apply(plan.config(churn))?;
     let nodes = config.nodes;
     let label = value_name(churn);
-    progress.note(&format!("update: start churn={label} {config}"));
+    progress.detail(&format!("update: start churn={label} {config}"));
     let mut sim = Sim::new(config)?;
     sim.set_reproduce(command_line);
     let mut w = Workload::new(&sim);

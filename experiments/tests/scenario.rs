@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use distroweb_experiments::scenario::{self, Options, Problem, ScenarioError};
-use distroweb_experiments::{
-    adversary, churn, flash_crowd, hops, scale, update, Experiment, ExperimentArgs,
-};
+use distroweb_experiments::builtin::Parsed;
+use distroweb_experiments::{Experiment, ExperimentArgs};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("distroweb-scn-{}-{name}", std::process::id()));
@@ -42,41 +41,8 @@ struct Cli {
 
 /// The plan (defaults filled in) and every point's configuration of an
 /// experiment, as JSON: equal JSON means equal runs.
-fn planned(e: &Experiment) -> String {
-    let json = match e {
-        Experiment::Hops(a) => {
-            let p = hops::HopsPlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.points().iter().map(|x| p.config(x)).collect();
-            serde_json::json!([p, configs])
-        }
-        Experiment::Churn(a) => {
-            let p = churn::ChurnPlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.session_median_s.iter().map(|m| p.config(*m)).collect();
-            serde_json::json!([p, configs])
-        }
-        Experiment::FlashCrowd(a) => {
-            let p = flash_crowd::FlashPlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.points().iter().map(|x| p.config(x)).collect();
-            serde_json::json!([p, configs])
-        }
-        Experiment::Adversary(a) => {
-            let p = adversary::AdversaryPlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.points().iter().map(|x| p.config(x)).collect();
-            serde_json::json!([p, configs])
-        }
-        Experiment::Update(a) => {
-            let p = update::UpdatePlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.churn.iter().map(|c| p.config(*c)).collect();
-            serde_json::json!([p, configs])
-        }
-        Experiment::Scale(a) => {
-            let p = scale::ScalePlan::from_args(a).expect("plan");
-            let configs: Vec<_> = p.nodes.iter().map(|n| p.config(*n)).collect();
-            serde_json::json!([p, configs])
-        }
-        other => panic!("not a measurement: {other:?}"),
-    };
-    json.to_string()
+fn planned(e: &dyn Parsed) -> String {
+    e.planned().expect("plan").to_string()
 }
 
 /// Every shipped scenario plans exactly the built-in's runs, quick and full:
@@ -104,10 +70,14 @@ fn shipped_scenarios_are_the_built_ins() {
             if quick {
                 argv.push("--quick");
             }
-            let builtin = Cli::try_parse_from(argv).expect("parses").args.experiment;
+            let Experiment::BuiltIn(builtin) =
+                Cli::try_parse_from(argv).expect("parses").args.experiment
+            else {
+                panic!("{name} is a built-in");
+            };
             assert_eq!(
-                planned(&plan.points[0].experiment),
-                planned(&builtin),
+                planned(plan.points[0].experiment.as_ref()),
+                planned(builtin.args.as_ref()),
                 "{name}, quick {quick}"
             );
         }
@@ -138,8 +108,8 @@ fn the_hops_scenario_writes_the_pinned_csv() {
     let again = scenario::read(&out.join("hops.json")).expect("the record reads back");
     let replay = scenario::plan(&again, "hops.json", &options(&out, false, &[])).expect("plan");
     assert_eq!(
-        planned(&replay.points[0].experiment),
-        planned(&plan.points[0].experiment)
+        planned(replay.points[0].experiment.as_ref()),
+        planned(plan.points[0].experiment.as_ref())
     );
 }
 

@@ -22,6 +22,11 @@
 //! [sweep]                       # each point is a run; one CSV with a column per axis
 //! mode = "cross"                # or "zip"
 //! "protocol.dht.alpha" = [1, 3]
+//!
+//! [plot]                        # optional: two columns of the sweep's CSV, drawn
+//! x = "maintenance_bytes_per_node_s"
+//! y = "latency_ms_p50"
+//! series = "protocol.dht.alpha"
 //! ```
 //!
 //! Everything is checked before anything runs: every key against the real
@@ -40,11 +45,12 @@ pub mod keys;
 pub mod overrides;
 /// The glue to the built-in experiments.
 mod registry;
+/// A sweep's declared plot (`[plot]`).
+pub mod sweep_plot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use serde_json::Value as Json;
 use toml::Value;
 
@@ -52,7 +58,9 @@ pub use error::{Place, Problem, ScenarioError};
 pub use overrides::Overrides;
 
 use crate::error::ExperimentError;
-use crate::{runner, Experiment};
+use crate::builtin::{Entry, Parsed};
+use crate::cli::{BuiltInArgs, Common};
+use crate::runner;
 
 /// `distroweb experiment run FILE [--set key.path=value]... [--seed S] [--out DIR] [--quick]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -151,6 +159,7 @@ const TOP: &[&str] = &[
     "protocol",
     "sim",
     "sweep",
+    "plot",
 ];
 
 /// One key set to one value, and where that was written.
@@ -175,7 +184,7 @@ struct Axis {
 #[derive(Clone, Debug)]
 pub struct Point {
     /// The experiment, with its options, seed, output directory and overrides.
-    pub experiment: Experiment,
+    pub experiment: Box<dyn Parsed>,
     /// The value of each axis at this point, in axis order.
     pub values: Vec<Value>,
     /// This run's scenario, every setting resolved: a scenario file of its own.
@@ -197,6 +206,8 @@ pub struct Plan {
     pub resolved: toml::Table,
     /// Where results go.
     pub out: PathBuf,
+    /// The sweep's declared plot, if the scenario has a `[plot]`.
+    pub plot: Option<sweep_plot::SweepPlot>,
 }
 
 /// Options from the command line that shape the scenario.
@@ -226,6 +237,34 @@ pub fn run(args: &RunArgs) -> Result<(), ExperimentError> {
         None => execute(&plan, &args.command_line()),
         Some(shard) => execute_shard(&plan, &args.command_line(), shard),
     }
+}
+
+/// `distroweb experiment <name> [options]`: the built-in's shipped scenario,
+/// with the options given on the command line over its `[args]`.
+pub fn run_built_in(b: &BuiltInArgs) -> Result<(), ExperimentError> {
+    let name = b.args.name();
+    let entry = crate::built_in(name)
+        .ok_or_else(|| ExperimentError::Usage(format!("no experiment {name:?}")))?;
+    let set: Vec<&str> = b.given.iter().map(String::as_str).collect();
+    run_shipped(entry, b.args.common(), &set, &b.command)
+}
+
+/// Runs `entry`'s shipped scenario with the shared options and `set` over it.
+pub fn run_shipped(
+    entry: &dyn Entry,
+    common: &Common,
+    set: &[&str],
+    command: &str,
+) -> Result<(), ExperimentError> {
+    let options = Options {
+        set: set.iter().map(|s| (*s).to_owned()).collect(),
+        seed: Some(common.seed),
+        out: common.out.clone(),
+        quick: common.quick,
+    };
+    let file = format!("experiments/scenarios/{}.toml (built in)", entry.name());
+    let plan = plan(entry.scenario(), &file, &options)?;
+    execute(&plan, command)
 }
 
 /// The scenario text of `path`: the file itself, or the `scenario` of a JSON record.
@@ -292,8 +331,17 @@ fn index_lines(
         };
         out.entry(path.clone())
             .or_insert_with(|| line_of(text, key.span().start));
-        if let toml::de::DeValue::Table(inner) = value.get_ref() {
-            index_lines(inner, &path, text, out);
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) => index_lines(inner, &path, text, out),
+            // Arrays of tables (`[[plot.reference]]`) by index: `plot.reference.0.label`.
+            toml::de::DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                        index_lines(inner, &format!("{path}.{i}"), text, out);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -378,21 +426,21 @@ impl Reader {
                     }),
                     problem: Problem::Shape(format!(
                         "missing: name the measurement, one of {}",
-                        registry::NAMES.join(", ")
+                        registry::names().join(", ")
                     )),
                 })
             }
         };
-        if !registry::NAMES.contains(&name.as_str()) {
+        if !registry::names().contains(&name.as_str()) {
             return Err(self.at(
                 "experiment",
                 "experiment",
                 Problem::Value(format!(
                     "no experiment {name:?}{} (known: {})",
-                    error::suggest(&name, registry::NAMES.iter().copied())
+                    error::suggest(&name, registry::names())
                         .map(|s| format!("; did you mean {s:?}?"))
                         .unwrap_or_default(),
-                    registry::NAMES.join(", ")
+                    registry::names().join(", ")
                 )),
             ));
         }
@@ -474,7 +522,11 @@ impl Reader {
                 resolved: resolved(&name, seed, quick, &all),
             });
         }
+        let plot = self.sweep_plot(&axes, output)?;
         let mut whole = resolved(&name, seed, quick, &settings);
+        if let (Some(_), Some(table)) = (&plot, self.table.get("plot")) {
+            whole.insert("plot".into(), table.clone());
+        }
         if !axes.is_empty() {
             let mut sweep = toml::Table::new();
             sweep.insert(
@@ -493,7 +545,37 @@ impl Reader {
             points,
             resolved: whole,
             out: options.out.clone(),
+            plot,
         })
+    }
+
+    /// The `[plot]` table, checked against the sweep's axes and the
+    /// experiment's columns; a plot needs a sweep.
+    fn sweep_plot(
+        &self,
+        axes: &[Axis],
+        output: &str,
+    ) -> Result<Option<sweep_plot::SweepPlot>, ScenarioError> {
+        let Some(table) = self.table.get("plot") else {
+            return Ok(None);
+        };
+        if axes.is_empty() {
+            return Err(self.at(
+                "plot",
+                "plot",
+                Problem::Shape(
+                    "draws a sweep's combined CSV: add a [sweep] (a single run has its experiment's own plot)"
+                        .into(),
+                ),
+            ));
+        }
+        let axes: Vec<(&str, &[Value])> = axes
+            .iter()
+            .map(|a| (a.path.as_str(), a.values.as_slice()))
+            .collect();
+        sweep_plot::read(table, &axes, output)
+            .map(Some)
+            .map_err(|w| self.at(&w.written, &w.shown, w.problem))
     }
 
     /// Adds the setting `path = value` (a table adds each of its keys), after
@@ -776,7 +858,7 @@ impl Reader {
         quick: bool,
         out: &Path,
         settings: &[Setting],
-    ) -> Result<Experiment, ScenarioError> {
+    ) -> Result<Box<dyn Parsed>, ScenarioError> {
         // The options, last setting of each winning, in order of first appearance.
         let mut args: Vec<(&Setting, &str)> = Vec::new();
         let mut leaves: Vec<&Setting> = Vec::new();
@@ -863,7 +945,7 @@ impl Reader {
             overrides.push((path, json));
         }
         let overrides = Overrides::new(overrides);
-        let configs = registry::configs(&experiment).map_err(|e| {
+        let configs = registry::configs(experiment.as_ref()).map_err(|e| {
             let message = chain(&e);
             match blame(&message) {
                 Some(s) => self.at_setting(s, Problem::Value(message)),
@@ -871,7 +953,7 @@ impl Reader {
             }
         })?;
         self.check(&configs, &overrides, &leaves, name)?;
-        registry::set_overrides(&mut experiment, overrides);
+        registry::set_overrides(experiment.as_mut(), overrides);
         Ok(experiment)
     }
 
@@ -1043,7 +1125,7 @@ pub fn execute(plan: &Plan, command: &str) -> Result<(), ExperimentError> {
             .points
             .first()
             .ok_or_else(|| ExperimentError::Usage("a scenario without points".into()))?;
-        registry::execute(&point.experiment, command)?;
+        registry::execute(point.experiment.as_ref(), command)?;
         return add_scenario(&plan.out, plan.output, scenario);
     }
     run_points(plan, command, |_| true)?;
@@ -1069,10 +1151,10 @@ fn run_points(
         |_| 0,
         |p| {
             runner::with_threads(inner, || {
-                registry::execute(&p.experiment, command)?;
+                registry::execute(p.experiment.as_ref(), command)?;
                 let json = serde_json::to_value(&p.resolved)
                     .map_err(|e| ExperimentError::Usage(format!("scenario record: {e}")))?;
-                add_scenario(registry::out_of(&p.experiment), plan.output, json)
+                add_scenario(registry::out_of(p.experiment.as_ref()), plan.output, json)
             })
         },
     );
@@ -1089,6 +1171,9 @@ struct Sweep {
     axes: Vec<String>,
     /// Each point's axis values.
     values: Vec<Vec<Value>>,
+    /// The declared plot; absent from the manifests of sweeps without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plot: Option<sweep_plot::SweepPlot>,
     /// Where the sweep's results go (not written to a manifest).
     #[serde(skip)]
     out: PathBuf,
@@ -1102,6 +1187,7 @@ fn sweep_of(plan: &Plan, command: &str, scenario: Json) -> Sweep {
         scenario,
         axes: plan.axes.clone(),
         values: plan.points.iter().map(|p| p.values.clone()).collect(),
+        plot: plan.plot.clone(),
         out: plan.out.clone(),
     }
 }
@@ -1341,7 +1427,7 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
         path: path.clone(),
         source,
     })?;
-    let record = serde_json::json!({
+    let mut record = serde_json::json!({
         "experiment": plan.experiment,
         "version": env!("CARGO_PKG_VERSION"),
         "command": plan.command,
@@ -1349,9 +1435,29 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
         "axes": plan.axes,
         "points": points,
     });
+    // Drawn from the CSV just written, so a merge draws the same bytes.
+    let svg = match &plan.plot {
+        Some(spec) => {
+            let svg = out.path(name, "svg");
+            let frontier = sweep_plot::draw(&path, &svg, spec)?;
+            if let Json::Object(map) = &mut record {
+                map.insert("frontier_rows".into(), serde_json::json!(frontier));
+            }
+            if !frontier.is_empty() {
+                let rows: Vec<String> = frontier.iter().map(|r| (r + 1).to_string()).collect();
+                println!(
+                    "frontier: data rows {} of {}",
+                    rows.join(", "),
+                    path.display()
+                );
+            }
+            format!(", {}", svg.display())
+        }
+        None => String::new(),
+    };
     let json = out.json(name, &record)?;
     println!(
-        "sweep of {} points: wrote {}, {}",
+        "sweep of {} points: wrote {}{svg}, {}",
         plan.values.len(),
         path.display(),
         json.display()
@@ -1362,9 +1468,4 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
 /// The names of the scenario's experiments' options, for tests and errors.
 pub fn option_names(experiment: &str) -> Vec<String> {
     registry::arg_names(experiment)
-}
-
-/// Every clap subcommand of `distroweb experiment`, for the registry.
-fn command() -> clap::Command {
-    registry::Line::command()
 }
