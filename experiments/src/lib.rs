@@ -60,6 +60,7 @@ built_ins! {
     adversary::AdversaryPlan,
     update::UpdatePlan,
     scale::ScalePlan,
+    partition::PartitionPlan,
 }
 
 pub use adversary::AdversaryArgs;
