@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-use distroweb_experiments::adversary::{self, AdversaryRow};
 use distroweb_experiments::adversary::Placement;
+use distroweb_experiments::adversary::{self, AdversaryRow};
 use distroweb_experiments::{AdversaryArgs, Common};
 
 fn args(name: &str) -> (AdversaryArgs, PathBuf) {

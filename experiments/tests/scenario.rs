@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use distroweb_experiments::scenario::{self, Options, Problem, ScenarioError};
 use distroweb_experiments::builtin::Parsed;
+use distroweb_experiments::scenario::{self, Options, Problem, ScenarioError};
 use distroweb_experiments::{Experiment, ExperimentArgs};
 
 fn dir(name: &str) -> PathBuf {
