@@ -51,15 +51,14 @@ fn planned(e: &dyn Parsed) -> String {
 #[test]
 fn shipped_scenarios_are_the_built_ins() {
     let out = dir("shipped");
-    for name in [
-        "hops",
-        "churn",
-        "flash-crowd",
-        "scale",
-        "adversary",
-        "update",
-    ] {
+    for entry in distroweb_experiments::BUILT_INS {
+        let name = entry.name();
         let (text, file) = shipped(name);
+        assert_eq!(
+            text,
+            entry.scenario(),
+            "{name}: the built-in runs its shipped file"
+        );
         for quick in [true, false] {
             let plan = scenario::plan(&text, &file, &options(&out, quick, &[]))
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -379,4 +378,78 @@ fn three_shards_merged_are_the_whole_sweep() {
     })
     .expect_err("refused");
     assert!(e.to_string().contains("is missing"), "{e}");
+}
+
+/// Every file in experiments/scenarios/ (the built-ins and the studies)
+/// plans, quick and full: every key, unit and value in it is valid.
+#[test]
+fn every_shipped_scenario_plans() {
+    let out = dir("every");
+    let dir_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir_path)
+        .expect("scenarios")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    for path in files {
+        let text = fs::read_to_string(&path).expect("read");
+        for quick in [true, false] {
+            scenario::plan(
+                &text,
+                &path.display().to_string(),
+                &options(&out, quick, &[]),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// `distroweb experiment hops --nodes 40,120 --lookups 60 --seed 9 --quick`
+/// runs the shipped file with the flags over its `[args]`: the pinned CSV,
+/// and the command line recorded as given.
+#[test]
+fn a_built_in_command_line_runs_its_shipped_file() {
+    let out = dir("cli-hops");
+    let out_text = out.display().to_string();
+    let argv = [
+        "distroweb",
+        "hops",
+        "--nodes",
+        "40,120",
+        "--lookups",
+        "60",
+        "--seed",
+        "9",
+        "--quick",
+        "--out",
+        &out_text,
+    ];
+    let args = Cli::try_parse_from(argv).expect("parses").args;
+    let Experiment::BuiltIn(b) = &args.experiment else {
+        panic!("hops is a built-in");
+    };
+    assert_eq!(
+        b.given,
+        [r#"args.nodes=["40", "120"]"#, r#"args.lookups=["60"]"#]
+    );
+    distroweb_experiments::run(&args).expect("runs");
+    let csv = fs::read_to_string(out.join("hops.csv")).expect("csv");
+    let pinned =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/hops.csv"))
+            .expect("snapshot");
+    assert_eq!(csv, pinned);
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("hops.json")).expect("json"))
+            .expect("parses");
+    assert_eq!(json["scenario"]["experiment"], "hops");
+    let command = json["command"].as_str().expect("command");
+    assert!(
+        command.starts_with("distroweb experiment hops --seed 9 --out ")
+            && command.ends_with("--quick --nodes 40 --nodes 120 --lookups 60"),
+        "{command}"
+    );
+    let _ = fs::remove_dir_all(&out);
 }
