@@ -49,7 +49,8 @@ impl Output {
     }
 
     /// Writes an experiment's three files (CSV from `rows`, SVG by `plot`, JSON from
-    /// `record`), then prints `table` and where the files went on stdout.
+    /// `record`), then prints `table` and where the files went on stdout
+    /// (not for a point of a sweep: the sweep prints one table for all).
     pub fn publish<R: Serialize, J: Serialize>(
         &self,
         name: &str,
@@ -62,6 +63,9 @@ impl Output {
         let svg = self.path(name, "svg");
         plot(&svg)?;
         let json = self.json(name, record)?;
+        if crate::progress::in_sweep() {
+            return Ok(());
+        }
         print!("{table}");
         println!(
             "wrote {}, {}, {}",

@@ -11,11 +11,38 @@ pub const STEPS_PER_RUN: u64 = 1_000;
 #[derive(Clone, Debug)]
 pub struct Progress {
     bar: ProgressBar,
+    /// False for a sweep's bar lent to one of its points: the sweep finishes it.
+    owned: bool,
+}
+
+std::thread_local! {
+    /// The bar of the sweep this thread runs a point of, if any.
+    static SWEEP: core::cell::RefCell<Option<ProgressBar>> = const { core::cell::RefCell::new(None) };
+}
+
+/// Runs `f` as one point of the sweep whose bar is `sweep`: the experiment's
+/// runs advance that one bar (instead of a bar per point, drawn over each
+/// other), and it prints no table of its own ([`in_sweep`]).
+pub fn within_sweep<R>(sweep: &Progress, f: impl FnOnce() -> R) -> R {
+    let before = SWEEP.with(|s| s.replace(Some(sweep.bar.clone())));
+    let result = f();
+    SWEEP.with(|s| *s.borrow_mut() = before);
+    result
+}
+
+/// True while this thread runs a point of a sweep.
+pub fn in_sweep() -> bool {
+    SWEEP.with(|s| s.borrow().is_some())
 }
 
 impl Progress {
-    /// A bar for `runs` runs of the experiment `name`.
+    /// A bar for `runs` runs of the experiment `name`; within a sweep, the
+    /// sweep's bar, grown by `runs`.
     pub fn new(name: &str, runs: usize) -> Self {
+        if let Some(bar) = SWEEP.with(|s| s.borrow().clone()) {
+            bar.inc_length(runs as u64 * STEPS_PER_RUN);
+            return Progress { bar, owned: false };
+        }
         let bar = ProgressBar::with_draw_target(
             Some(runs as u64 * STEPS_PER_RUN),
             if std::io::stderr().is_terminal() {
@@ -30,7 +57,7 @@ impl Progress {
             bar.set_style(style);
         }
         bar.set_prefix(name.to_string());
-        Progress { bar }
+        Progress { bar, owned: true }
     }
 
     /// Tracks one run: returns a callback taking the run's completed fraction.
@@ -74,6 +101,8 @@ impl Progress {
 
     /// Removes the bar.
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        if self.owned {
+            self.bar.finish_and_clear();
+        }
     }
 }

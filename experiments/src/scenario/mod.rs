@@ -57,9 +57,9 @@ use toml::Value;
 pub use error::{Place, Problem, ScenarioError};
 pub use overrides::Overrides;
 
-use crate::error::ExperimentError;
 use crate::builtin::{Entry, Parsed};
 use crate::cli::{BuiltInArgs, Common};
+use crate::error::ExperimentError;
 use crate::runner;
 
 /// `distroweb experiment run FILE [--set key.path=value]... [--seed S] [--out DIR] [--quick]`.
@@ -1145,19 +1145,24 @@ fn run_points(
     let cores = runner::threads();
     let outer = cores.min(points.len()).max(1);
     let inner = (cores / outer).max(1);
+    let name = format!("{} ({} points)", plan.experiment, points.len());
+    let progress = crate::progress::Progress::new(&name, 0);
     let results = runner::parallel(
         &points,
         outer,
         |_| 0,
         |p| {
-            runner::with_threads(inner, || {
-                registry::execute(p.experiment.as_ref(), command)?;
-                let json = serde_json::to_value(&p.resolved)
-                    .map_err(|e| ExperimentError::Usage(format!("scenario record: {e}")))?;
-                add_scenario(registry::out_of(p.experiment.as_ref()), plan.output, json)
+            crate::progress::within_sweep(&progress, || {
+                runner::with_threads(inner, || {
+                    registry::execute(p.experiment.as_ref(), command)?;
+                    let json = serde_json::to_value(&p.resolved)
+                        .map_err(|e| ExperimentError::Usage(format!("scenario record: {e}")))?;
+                    add_scenario(registry::out_of(p.experiment.as_ref()), plan.output, json)
+                })
             })
         },
     );
+    progress.finish();
     results.into_iter().collect()
 }
 
@@ -1372,6 +1377,9 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
     };
     let mut writer = csv::Writer::from_path(&path).map_err(csv_error(&path))?;
     let mut header: Option<csv::StringRecord> = None;
+    // The sweep's table on the terminal: every point's rows, axes first.
+    let mut shown_header: Vec<String> = Vec::new();
+    let mut shown: Vec<Vec<String>> = Vec::new();
     let mut points = Vec::new();
     for (i, values) in plan.values.iter().enumerate() {
         let rel = point_dir(name, i);
@@ -1387,6 +1395,7 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
                 }
                 full.extend(head.iter());
                 writer.write_record(&full).map_err(csv_error(&path))?;
+                shown_header = full.iter().map(str::to_owned).collect();
                 header = Some(head);
             }
             Some(h) if *h != head => {
@@ -1405,6 +1414,7 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
             }
             full.extend(row.iter());
             writer.write_record(&full).map_err(csv_error(&path))?;
+            shown.push(full.iter().map(str::to_owned).collect());
         }
         let record_path = dir.join(format!("{name}.json"));
         let record: Json = std::fs::read_to_string(&record_path)
@@ -1456,6 +1466,8 @@ fn combine(plan: &Sweep) -> Result<(), ExperimentError> {
         None => String::new(),
     };
     let json = out.json(name, &record)?;
+    let head: Vec<&str> = shown_header.iter().map(String::as_str).collect();
+    print!("{}", crate::table::render(&head, &shown));
     println!(
         "sweep of {} points: wrote {}{svg}, {}",
         plan.values.len(),
