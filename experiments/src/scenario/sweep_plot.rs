@@ -57,7 +57,7 @@ pub const MAX_REFERENCES: usize = 16;
 pub const MAX_REFERENCE_POINTS: usize = 1_000;
 /// At most this many characters in a title or a label.
 pub const MAX_TEXT: usize = 200;
-/// At most this many distinct series (colours) in one plot.
+/// At most this many series named in the legend (all are drawn).
 pub const MAX_SERIES: usize = 64;
 /// At most this many columns in one point's label.
 pub const MAX_LABEL_COLUMNS: usize = 4;
@@ -284,9 +284,10 @@ pub fn read(table: &Value, axes: &[(&str, &[Value])], output: &str) -> Result<Sw
         return Err(wrong(
             "plot",
             "plot",
-            Problem::Shape("must be a table: x, y and optional series, label, hull, x_log, y_log, title, reference".into()),
+            Problem::Shape(format!("must be a table of {}", KEYS.join(", "))),
         ));
     };
+    let valid: Vec<String> = KEYS.iter().map(|k| format!("plot.{k}")).collect();
     for key in t.keys() {
         if !KEYS.contains(&key.as_str()) {
             let path = format!("plot.{key}");
@@ -294,14 +295,7 @@ pub fn read(table: &Value, axes: &[(&str, &[Value])], output: &str) -> Result<Sw
                 &path,
                 &path,
                 Problem::UnknownKey {
-                    suggestion: suggest(
-                        &path,
-                        KEYS.iter()
-                            .map(|k| format!("plot.{k}"))
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str),
-                    ),
+                    suggestion: suggest(&path, valid.iter().map(String::as_str)),
                 },
             ));
         }
@@ -832,7 +826,7 @@ where
     // The series in order of first appearance in the CSV: the sweep's order.
     let mut names: Vec<&str> = Vec::new();
     for r in &data.rows {
-        if !names.contains(&r.series.as_str()) && names.len() < MAX_SERIES {
+        if !names.contains(&r.series.as_str()) {
             names.push(&r.series);
         }
     }
@@ -878,7 +872,8 @@ where
             }
         }
         .map_err(|x| e(&x))?;
-        if let Some(key) = key {
+        // Every series is drawn; the legend names the first MAX_SERIES.
+        if let Some(key) = key.filter(|_| i < MAX_SERIES) {
             let anno = drawn.label(format!("{key} = {name}"));
             match shape {
                 0 => anno.legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled())),
