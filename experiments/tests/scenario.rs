@@ -453,3 +453,30 @@ fn a_built_in_command_line_runs_its_shipped_file() {
     );
     let _ = fs::remove_dir_all(&out);
 }
+
+/// A setting of an optional part applies to the points that have it: update
+/// runs once without churn and once with, and `sim.churn.rejoin` changes the
+/// churned run only (it was refused as "set differently for each point").
+#[test]
+fn a_setting_of_an_optional_part_applies_where_the_point_has_it() {
+    let out = dir("optional");
+    let (text, file) = shipped("update");
+    let plan = scenario::plan(
+        &text,
+        &file,
+        &options(&out, true, &[r#"sim.churn.rejoin="LoseState""#]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = plan.points[0].experiment.as_ref();
+    let applied: Vec<distroweb_sim::SimConfig> = e
+        .configs()
+        .expect("configs")
+        .into_iter()
+        .map(|c| e.common().overrides.apply(c).expect("applies"))
+        .collect();
+    assert_eq!(applied.len(), 2);
+    assert!(applied.iter().any(|c| c.churn.is_none()));
+    let churned: Vec<_> = applied.iter().filter_map(|c| c.churn.as_ref()).collect();
+    assert_eq!(churned.len(), 1);
+    assert_eq!(churned[0].rejoin, distroweb_sim::Rejoin::LoseState);
+}

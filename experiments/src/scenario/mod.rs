@@ -944,7 +944,7 @@ impl Reader {
                 .map_err(|m| self.at_setting(s, Problem::Unit(m)))?;
             overrides.push((path, json));
         }
-        let overrides = Overrides::new(overrides);
+        let mut overrides = Overrides::new(overrides);
         let configs = registry::configs(experiment.as_ref()).map_err(|e| {
             let message = chain(&e);
             match blame(&message) {
@@ -952,6 +952,11 @@ impl Reader {
                 None => self.at("args", "args", Problem::Value(message)),
             }
         })?;
+        let as_json: Vec<Json> = configs
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap_or(Json::Null))
+            .collect();
+        overrides.mark_where_present(&as_json);
         self.check(&configs, &overrides, &leaves, name)?;
         registry::set_overrides(experiment.as_mut(), overrides);
         Ok(experiment)
@@ -974,9 +979,12 @@ impl Reader {
             .iter()
             .map(|c| serde_json::to_value(c).unwrap_or(Json::Null))
             .collect();
-        for ((path, _), s) in overrides.leaves().iter().zip(leaves) {
-            let first = values.first().and_then(|v| overrides::get(v, path));
-            if values.iter().any(|v| overrides::get(v, path) != first) {
+        for (i, ((path, _), s)) in overrides.leaves().iter().zip(leaves).enumerate() {
+            // Points without the leaf's parent (update's run without churn,
+            // for `sim.churn.*`) are left as they are.
+            let mut present = values.iter().filter(|v| overrides.applies(i, v));
+            let first = present.next().and_then(|v| overrides::get(v, path));
+            if present.any(|v| overrides::get(v, path) != first) {
                 return Err(self.at_setting(
                     s,
                     Problem::Conflict(format!(
@@ -987,8 +995,10 @@ impl Reader {
         }
         for base in &values {
             let mut patched = base.clone();
-            for (path, leaf) in overrides.leaves() {
-                overrides::set(&mut patched, path, leaf.clone());
+            for (i, (path, leaf)) in overrides.leaves().iter().enumerate() {
+                if overrides.applies(i, base) {
+                    overrides::set(&mut patched, path, leaf.clone());
+                }
             }
             let config = match serde_json::from_value::<distroweb_sim::SimConfig>(patched) {
                 Ok(c) => c,

@@ -12,12 +12,37 @@ use crate::error::ExperimentError;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Overrides {
     leaves: Vec<(Vec<String>, Value)>,
+    /// Per leaf: true if it applies only to configurations that have its
+    /// parent (an optional part such as `sim.churn` that some of the
+    /// experiment's points turn off, like update's run without churn).
+    where_present: Vec<bool>,
 }
 
 impl Overrides {
     /// Overrides of these leaves, applied in order.
     pub fn new(leaves: Vec<(Vec<String>, Value)>) -> Self {
-        Overrides { leaves }
+        let where_present = vec![false; leaves.len()];
+        Overrides {
+            leaves,
+            where_present,
+        }
+    }
+
+    /// Marks each leaf whose parent is absent (null) in some of `configs` but
+    /// not all: it applies where the parent is present and is left out
+    /// elsewhere. (A parent absent everywhere is made, so a scenario can turn
+    /// on, say, churn for an experiment without it by setting all of it.)
+    pub fn mark_where_present(&mut self, configs: &[Value]) {
+        for (i, (path, _)) in self.leaves.iter().enumerate() {
+            let absent = configs.iter().filter(|c| !has_parent(c, path)).count();
+            self.where_present[i] = absent > 0 && absent < configs.len();
+        }
+    }
+
+    /// True if leaf `i` applies to the configuration `config`.
+    pub fn applies(&self, i: usize, config: &Value) -> bool {
+        !self.where_present.get(i).copied().unwrap_or(false)
+            || has_parent(config, &self.leaves[i].0)
     }
 
     /// True if nothing is overridden.
@@ -38,8 +63,10 @@ impl Overrides {
         }
         let mut value = serde_json::to_value(&config)
             .map_err(|e| ExperimentError::Usage(format!("configuration: {e}")))?;
-        for (path, leaf) in &self.leaves {
-            set(&mut value, path, leaf.clone());
+        for (i, (path, leaf)) in self.leaves.iter().enumerate() {
+            if self.applies(i, &value) {
+                set(&mut value, path, leaf.clone());
+            }
         }
         serde_json::from_value(value)
             .map_err(|e| ExperimentError::Usage(format!("configuration override: {e}")))
@@ -59,6 +86,12 @@ pub fn set(root: &mut Value, path: &[String], leaf: Value) {
         at = map.entry(key.clone()).or_insert(Value::Null);
     }
     *at = leaf;
+}
+
+/// True if the parent of `path` in `root` is there and not null.
+fn has_parent(root: &Value, path: &[String]) -> bool {
+    let parent = &path[..path.len().saturating_sub(1)];
+    get(root, parent).is_some_and(|v| !v.is_null())
 }
 
 /// The value at `path` in `root`, if there is one.
