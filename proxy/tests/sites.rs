@@ -447,24 +447,28 @@ const ATTACKER: &str = r#"<!doctype html>
   ];
   const lines = [];
   const show = () => { document.getElementById('report').textContent = lines.join('\n'); };
+  // Every step gives up after 20 s and says so, so the page always reports
+  // (on a loaded machine a hung step otherwise looks like a page that never ran).
+  const within = (p, what) => Promise.race([p, new Promise((_, no) =>
+    setTimeout(() => no(new Error('timeout:' + what)), 20000))]);
   for (const [name, url] of targets) {
     try {
-      const r = await fetch(url, { credentials: 'include' });
-      lines.push(name + '=read:' + r.status + ':' + (await r.text()).slice(0, 300));
+      const r = await within(fetch(url, { credentials: 'include' }), name);
+      lines.push(name + '=read:' + r.status + ':' + (await within(r.text(), name)).slice(0, 300));
     } catch (e) {
-      lines.push(name + '=blocked');
+      lines.push(name + (String(e).includes('timeout:') ? '=' + e : '=blocked'));
     }
     show();
   }
   try {
-    await navigator.serviceWorker.register(node + '/sw.js');
+    await within(navigator.serviceWorker.register(node + '/sw.js'), 'sw_node');
     lines.push('sw_node=registered');
   } catch (e) {
-    lines.push('sw_node=refused');
+    lines.push(String(e).includes('timeout:') ? 'sw_node=' + e : 'sw_node=refused');
   }
   try {
-    await navigator.serviceWorker.register('sw.js', { scope: '/' });
-    await navigator.serviceWorker.ready;
+    await within(navigator.serviceWorker.register('sw.js', { scope: '/' }), 'sw_own');
+    await within(navigator.serviceWorker.ready, 'sw_own ready');
     lines.push('sw_own=registered');
   } catch (e) {
     lines.push('sw_own=failed:' + e);
@@ -598,9 +602,11 @@ async fn chromium_report(
         .arg(url)
         .spawn()
         .expect("chromium runs");
-    let report = tokio::time::timeout(Duration::from_secs(60), reports.recv())
+    // The page's steps give up after 20 s each and it reports anyway; this
+    // bounds Chromium's own start and the page's load on a loaded machine.
+    let report = tokio::time::timeout(Duration::from_secs(180), reports.recv())
         .await
-        .expect("the page reports within 60 s")
+        .expect("the page reports within 180 s")
         .expect("the collector runs");
     if let Some(pid) = child.id() {
         let _ = std::process::Command::new("kill")
