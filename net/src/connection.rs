@@ -13,7 +13,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::NetConfig;
 use crate::error::Chain;
@@ -42,8 +42,9 @@ pub(crate) enum Input {
         reason: CloseReason,
     },
     /// A dial to `peer` failed (connect, handshake, or the peer proved
-    /// another id); frames held for it are lost.
-    DialFailed { peer: SocketAddr },
+    /// another id; `attempted` false: no outbound slot freed in time, so
+    /// nothing reached the peer); frames held for it are lost.
+    DialFailed { peer: SocketAddr, attempted: bool },
 }
 
 /// Which end opened a connection.
@@ -65,6 +66,8 @@ pub(crate) struct Established {
     pub peer: SocketAddr,
     pub direction: Direction,
     pub frames: Outbox,
+    /// Closes the connection when notified: the node task makes room for a dial.
+    pub close: Arc<Notify>,
 }
 
 /// The sending side of a connection's writer queue, bounded in frames and in bytes.
@@ -126,6 +129,8 @@ pub(crate) enum CloseReason {
     WriteTimeout,
     #[error("node shutting down")]
     Shutdown,
+    #[error("closed to make room for another connection")]
+    Trimmed,
 }
 
 impl CloseReason {
@@ -242,6 +247,7 @@ pub(crate) async fn run(
     };
     let (tx, rx) = mpsc::channel(shared.config.max_queued_frames);
     let queued = Arc::new(AtomicUsize::new(0));
+    let close = Arc::new(Notify::new());
     let up = Established {
         conn,
         peer_id,
@@ -252,6 +258,7 @@ pub(crate) async fn run(
             queued: queued.clone(),
             max_bytes: shared.config.max_queued_bytes,
         },
+        close: close.clone(),
     };
     if shared.inputs.send(Input::Up(up)).await.is_err() {
         return;
@@ -278,6 +285,7 @@ pub(crate) async fn run(
         reason = &mut open => Err(reason.ok().flatten().unwrap_or(CloseReason::Shutdown)),
         reason = &mut writer => Err(reason.unwrap_or(CloseReason::Shutdown)),
         _ = shutdown.wait_for(|stop| *stop) => Err(CloseReason::Shutdown),
+        () = close.notified() => Err(CloseReason::Trimmed),
     };
     let reason = match reader_ended {
         // The reader ended (the peer left, or broke the framing): the opener

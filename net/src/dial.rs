@@ -27,23 +27,56 @@ pub(crate) enum DialError {
     Handshake(#[from] HandshakeError),
 }
 
+/// Where a dial's outbound slot comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// A free slot now, or no dial.
+    Free,
+    /// The node task is closing a connection to make room: wait (up to
+    /// `dial_timeout`) for the slot it frees.
+    Freeing,
+}
+
 /// Starts dialling `peer`, which must prove `expect` (`None`: a bootstrap
 /// seed), in the background; the node task hears of the outcome as
 /// [`Input::Up`] or [`Input::DialFailed`]. Fails at once when the address is
-/// unusable or every outbound slot is taken.
+/// unusable, or every outbound slot is taken and none is being freed.
 pub(crate) fn start(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     expect: Option<Id>,
+    room: Room,
 ) -> Result<(), DialError> {
     if peer.ip().is_unspecified() || peer.port() == 0 || peer == shared.advertised {
         return Err(DialError::Unroutable);
     }
-    let slot = shared.slots.dial().ok_or(DialError::AtCapacity(
-        shared.config.max_outbound_connections,
-    ))?;
+    let slot = shared.slots.dial();
+    if slot.is_none() && room == Room::Free {
+        return Err(DialError::AtCapacity(
+            shared.config.max_outbound_connections,
+        ));
+    }
     let shared = shared.clone();
     tokio::spawn(async move {
+        let slot = match slot {
+            Some(slot) => Some(slot),
+            None => tokio::time::timeout(shared.config.dial_timeout, shared.slots.dial_when_free())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some(slot) = slot else {
+            // Nothing reached the peer: not its failure.
+            tracing::debug!(%peer, "no outbound slot freed in time");
+            let _ = shared
+                .inputs
+                .send(Input::DialFailed {
+                    peer,
+                    attempted: false,
+                })
+                .await;
+            return;
+        };
         let conn = shared.next_conn();
         match connect(&shared, peer, expect).await {
             Ok((stream, auth)) => {
@@ -57,7 +90,13 @@ pub(crate) fn start(
                     DialError::Handshake(h) => shared.handshake_failed(peer, h),
                     _ => tracing::debug!(%peer, "dial failed: {}", Chain(&e)),
                 }
-                let _ = shared.inputs.send(Input::DialFailed { peer }).await;
+                let _ = shared
+                    .inputs
+                    .send(Input::DialFailed {
+                        peer,
+                        attempted: true,
+                    })
+                    .await;
             }
         }
     });

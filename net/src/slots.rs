@@ -3,7 +3,9 @@
 //! when the inbound budget is full.
 //!
 //! Outbound slots are a budget an inbound flood cannot touch, so a node under
-//! a flood can still dial out. An IP may hold only a few inbound connections
+//! a flood can still dial out. When they are all taken, the node task closes
+//! its least recently used outbound connection and the dial waits for the
+//! slot that frees (`Slots::dial_when_free`). An IP may hold only a few inbound connections
 //! that have not proven an id yet, and when the inbound budget is full a
 //! newcomer takes the slot of the oldest such connection from the IP that
 //! holds the most of them: idle connections from one address cannot keep a
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::NetConfig;
 use crate::connection::ConnId;
@@ -41,13 +43,15 @@ struct Entry {
 struct Inner {
     /// Inbound connections by id, which grows with age: the first of an IP is its oldest.
     inbound: BTreeMap<ConnId, Entry>,
-    outbound: usize,
 }
 
 /// The node's connection slots, shared by the listener, the dialler and every connection.
 #[derive(Debug)]
 pub(crate) struct Slots {
     inner: Mutex<Inner>,
+    /// One permit per outbound slot; a semaphore so that a dial can wait for
+    /// the slot of a connection being closed to make room for it.
+    outbound: Arc<Semaphore>,
     max_inbound: usize,
     max_outbound: usize,
     max_handshaking_per_ip: usize,
@@ -66,7 +70,7 @@ pub(crate) struct InboundSlot {
 /// What an outbound connection (or dial) holds while open.
 #[derive(Debug)]
 pub(crate) struct OutboundSlot {
-    slots: Arc<Slots>,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Either kind of slot, held for a connection's life.
@@ -89,8 +93,11 @@ impl Slots {
     pub fn new(config: &NetConfig) -> Self {
         Slots {
             inner: Mutex::default(),
+            outbound: Arc::new(Semaphore::new(
+                config.max_outbound_connections.min(Semaphore::MAX_PERMITS),
+            )),
             max_inbound: config.max_inbound_connections,
-            max_outbound: config.max_outbound_connections,
+            max_outbound: config.max_outbound_connections.min(Semaphore::MAX_PERMITS),
             max_handshaking_per_ip: config.max_handshaking_per_ip,
             max_inbound_per_ip: config.max_inbound_per_ip,
         }
@@ -148,21 +155,29 @@ impl Slots {
     }
 
     /// Takes an outbound slot, if one is free.
-    pub fn dial(self: &Arc<Self>) -> Option<OutboundSlot> {
-        let mut inner = self.lock();
-        if inner.outbound >= self.max_outbound {
-            return None;
-        }
-        inner.outbound += 1;
-        Some(OutboundSlot {
-            slots: self.clone(),
-        })
+    pub fn dial(&self) -> Option<OutboundSlot> {
+        let permit = self.outbound.clone().try_acquire_owned().ok()?;
+        Some(OutboundSlot { _permit: permit })
+    }
+
+    /// Waits for an outbound slot (first come, first served); the caller
+    /// bounds the wait.
+    pub async fn dial_when_free(&self) -> Option<OutboundSlot> {
+        let permit = self.outbound.clone().acquire_owned().await.ok()?;
+        Some(OutboundSlot { _permit: permit })
+    }
+
+    /// Whether every outbound slot is taken.
+    pub fn outbound_full(&self) -> bool {
+        self.outbound.available_permits() == 0
     }
 
     /// Connections open now, inbound and outbound.
     pub fn open(&self) -> usize {
-        let inner = self.lock();
-        inner.inbound.len() + inner.outbound
+        let outbound = self
+            .max_outbound
+            .saturating_sub(self.outbound.available_permits());
+        self.lock().inbound.len() + outbound
     }
 }
 
@@ -192,13 +207,6 @@ impl InboundSlot {
 impl Drop for InboundSlot {
     fn drop(&mut self) {
         self.slots.lock().inbound.remove(&self.conn);
-    }
-}
-
-impl Drop for OutboundSlot {
-    fn drop(&mut self) {
-        let mut inner = self.slots.lock();
-        inner.outbound = inner.outbound.saturating_sub(1);
     }
 }
 
@@ -235,7 +243,23 @@ mod tests {
         // Outbound has its own budget.
         let o = s.dial().unwrap();
         assert!(s.dial().is_none());
+        assert!(s.outbound_full());
         drop(o);
         assert!(s.dial().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_dial_waiting_for_a_slot_gets_the_one_that_frees() {
+        let s = slots();
+        let held = s.dial().unwrap();
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.dial_when_free().await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no slot is free yet");
+        drop(held);
+        assert!(waiting.await.unwrap());
+        assert_eq!(s.open(), 0, "the waiter's slot went with it");
     }
 }

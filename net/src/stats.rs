@@ -48,6 +48,8 @@ counters! {
     connections_evicted,
     /// Dials that failed (refused, timed out, handshake failed, or over the cap).
     dials_failed,
+    /// Outbound connections closed to give their slot to a dial (the least recently used, or one a newer connection had replaced).
+    connections_trimmed,
     /// Handshakes that failed, in either direction.
     handshakes_failed,
     /// Handshakes refused because the peer spoke another protocol version.
