@@ -598,16 +598,27 @@ async fn chromium_report(
     url: &str,
     reports: &mut tokio::sync::mpsc::Receiver<String>,
 ) -> String {
+    let log_path = profile.with_extension("log");
+    let log = std::fs::File::create(&log_path).expect("chromium's log");
     let mut child = chromium_command(chromium, profile)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg(url)
+        .stderr(log)
         .spawn()
         .expect("chromium runs");
     // The page's steps give up after 20 s each and it reports anyway; this
     // bounds Chromium's own start and the page's load on a loaded machine.
-    let report = tokio::time::timeout(Duration::from_secs(180), reports.recv())
-        .await
-        .expect("the page reports within 180 s")
-        .expect("the collector runs");
+    let Ok(report) = tokio::time::timeout(Duration::from_secs(180), reports.recv()).await else {
+        let _ = child.kill().await;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        panic!(
+            "the page did not report within 180 s; chromium exited: {:?}; its log ends:\n{}",
+            child.try_wait(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    };
+    let report = report.expect("the collector runs");
     if let Some(pid) = child.id() {
         let _ = std::process::Command::new("kill")
             .arg(pid.to_string())
