@@ -13,6 +13,7 @@ mod path;
 mod read;
 mod site;
 mod store;
+pub mod tree;
 
 pub use chunking::{check_chunk_size, prepare_file, FileChunker, FileError, Prepared};
 pub use manifest::{
@@ -24,6 +25,10 @@ pub use path::{PathError, SitePath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS};
 pub use read::{read_content, read_file, read_manifest, ReadError};
 pub use site::{prepare_site, SiteBuilder, SiteError, SiteFile};
 pub use store::{apply, BlockSource, ContentStore, MemoryStore, StoreError};
+pub use tree::{
+    FileNode, FileTree, FileTreeBuilder, SiteIndex, SiteNode, SiteTreeBuilder, TreeError,
+    INDEX_MAGIC, MAX_TREE_CHILDREN, MAX_TREE_DEPTH, TREE_MAGIC,
+};
 
 /// The default chunk size: 256 KiB, as in IPFS and most BitTorrent clients.
 pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
