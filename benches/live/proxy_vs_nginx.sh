@@ -14,6 +14,8 @@ rounds=${1:-3}
 seconds=${2:-10}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
+# nginx's workers run as another user: they must reach the files.
+chmod 755 "$work"
 nginx_port=18280
 proxy_port=18234
 node_pid=""
