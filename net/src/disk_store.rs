@@ -1,8 +1,9 @@
 //! Blocks on disk, one file each, named by their hash: the live node's `ContentStore`.
 //!
-//! Writes are atomic (temporary file, fsync, rename), so a crash leaves a block
-//! either whole or absent. Every read is checked against the block's hash; a
-//! block that no longer matches (bit rot, a stray edit) is deleted and reported
+//! Writes are atomic (temporary file, rename), so a reader sees a block whole
+//! or not at all; they are not fsynced, so a crash may lose a block or leave it
+//! short. Every read is checked against the block's hash; a block that does not
+//! match (cut short by a crash, bit rot, a stray edit) is deleted and reported
 //! absent, so it is fetched again rather than ever served.
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use distroweb_protocol::wire::MAX_BLOCK_BYTES;
 use distroweb_protocol::{Id, StoreError};
 
 use crate::block_store::BlockStore;
-use crate::data_dir::write_atomic;
+use crate::data_dir::write_replace;
 
 /// A block store in one directory: `<root>/<first two hex digits>/<id>`.
 ///
@@ -160,7 +161,9 @@ impl BlockStore for DiskStore {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| backend("creating the directory for", &id, e))?;
         }
-        write_atomic(&path, &data).map_err(|e| backend("writing", &id, e))?;
+        // Atomic but not durable: a block lost or cut short by a crash fails
+        // its hash check on the next read and is fetched again.
+        write_replace(&path, &data).map_err(|e| backend("writing", &id, e))?;
         self.lock().insert(id, data.len() as u32);
         Ok(())
     }
