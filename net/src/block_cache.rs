@@ -131,6 +131,10 @@ impl BlockStore for CachedStore {
         self.inner.put(id, data)
     }
 
+    fn put_durable(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
+        self.inner.put_durable(id, data)
+    }
+
     fn remove(&self, id: &Id) -> Result<bool, StoreError> {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(id);

@@ -20,8 +20,16 @@ use distroweb_protocol::{BlockSource, Id, StoreError};
 pub trait BlockStore: fmt::Debug + Send + Sync + 'static {
     /// The block `id`, if held (and intact).
     fn get(&self, id: &Id) -> Result<Option<Bytes>, StoreError>;
-    /// Stores a verified block durably; storing a held block again changes nothing.
+    /// Stores a verified block, atomically (a reader sees all of it or none)
+    /// but not necessarily durably: a block lost in a crash fails its check on
+    /// the next read and is fetched again. Storing a held block again changes
+    /// nothing.
     fn put(&self, id: Id, data: Bytes) -> Result<(), StoreError>;
+    /// Stores a block durably, for content this node publishes (it may be
+    /// the only copy); by default as [`BlockStore::put`].
+    fn put_durable(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
+        self.put(id, data)
+    }
     /// Drops the block `id`; returns whether it was held.
     fn remove(&self, id: &Id) -> Result<bool, StoreError>;
     /// Every block held and its length, in id order (read once, at start).

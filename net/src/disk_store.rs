@@ -1,8 +1,8 @@
 //! Blocks on disk, one file each, named by their hash: the live node's `ContentStore`.
 //!
 //! Writes are atomic (temporary file, rename), so a reader sees a block whole
-//! or not at all; they are not fsynced, so a crash may lose a block or leave it
-//! short. Every read is checked against the block's hash; a block that does not
+//! or not at all; fetched blocks are not fsynced, so a crash may lose one or
+//! leave it short, while published ones are (`put_durable`). Every read is checked against the block's hash; a block that does not
 //! match (cut short by a crash, bit rot, a stray edit) is deleted and reported
 //! absent, so it is fetched again rather than ever served.
 
@@ -19,7 +19,7 @@ use distroweb_protocol::wire::MAX_BLOCK_BYTES;
 use distroweb_protocol::{Id, StoreError};
 
 use crate::block_store::BlockStore;
-use crate::data_dir::write_replace;
+use crate::data_dir::{write_atomic, write_replace};
 
 /// A block store in one directory: `<root>/<first two hex digits>/<id>`.
 ///
@@ -35,6 +35,28 @@ pub struct DiskStore {
 }
 
 impl DiskStore {
+    /// Writes a block with `how` and indexes it.
+    fn write(
+        &self,
+        id: Id,
+        data: Bytes,
+        how: fn(&Path, &[u8]) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
+        if data.len() > MAX_BLOCK_BYTES {
+            return Err(StoreError::BlockTooLarge {
+                len: data.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        let path = self.path(&id);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| backend("creating the directory for", &id, e))?;
+        }
+        how(&path, &data).map_err(|e| backend("writing", &id, e))?;
+        self.lock().insert(id, data.len() as u32);
+        Ok(())
+    }
+
     /// Opens the store at `root` (creating it), indexing the blocks already there.
     /// Leftover temporary files and files that cannot be blocks are removed.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
@@ -151,21 +173,13 @@ impl BlockStore for DiskStore {
     }
 
     fn put(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
-        if data.len() > MAX_BLOCK_BYTES {
-            return Err(StoreError::BlockTooLarge {
-                len: data.len(),
-                max: MAX_BLOCK_BYTES,
-            });
-        }
-        let path = self.path(&id);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| backend("creating the directory for", &id, e))?;
-        }
         // Atomic but not durable: a block lost or cut short by a crash fails
         // its hash check on the next read and is fetched again.
-        write_replace(&path, &data).map_err(|e| backend("writing", &id, e))?;
-        self.lock().insert(id, data.len() as u32);
-        Ok(())
+        self.write(id, data, write_replace)
+    }
+
+    fn put_durable(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
+        self.write(id, data, write_atomic)
     }
 
     fn remove(&self, id: &Id) -> Result<bool, StoreError> {

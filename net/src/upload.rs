@@ -200,7 +200,10 @@ impl Upload {
         }
         let identity = self.node.identity();
         let store = identity.store.clone();
-        let write = identity.runtime.spawn_blocking(move || store.put(id, data));
+        // Published content may be the only copy: written durably.
+        let write = identity
+            .runtime
+            .spawn_blocking(move || store.put_durable(id, data));
         self.writes.push_back(write);
         Ok(())
     }
