@@ -70,20 +70,20 @@ for f in f4k f100k; do
     host[$f]=${host[$f]%/}
 done
 
-measure() { # URL [wrk header args...] -> "requests/s p50"
+measure() { # URL [wrk header args...] -> "requests/s p50 p99"
     local url=$1
     shift
     wrk -t2 -c64 -d"${seconds}s" --latency "$@" "$url" |
-        awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} END {print rps, p50}'
+        awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}'
 }
 
-printf '%-6s %-6s %14s %10s %14s %10s %7s\n' round size nginx_rps p50 distroweb_rps p50 ratio
+printf '%-6s %-6s %12s %9s %9s %14s %9s %9s %7s\n' round size nginx_rps p50 p99 distroweb_rps p50 p99 ratio
 for round in $(seq "$rounds"); do
     for f in f4k f100k; do
-        read -r n_rps n_p50 < <(measure "http://127.0.0.1:$nginx_port/$f.bin")
-        read -r d_rps d_p50 < <(measure "http://127.0.0.1:$proxy_port/" \
+        read -r n_rps n_p50 n_p99 < <(measure "http://127.0.0.1:$nginx_port/$f.bin")
+        read -r d_rps d_p50 d_p99 < <(measure "http://127.0.0.1:$proxy_port/" \
             -H "Host: ${host[$f]}" -H "Sec-Fetch-Site: none" -H "Sec-Fetch-Mode: navigate")
         ratio=$(awk -v d="$d_rps" -v n="$n_rps" 'BEGIN {printf "%.2f", d / n}')
-        printf '%-6s %-6s %14s %10s %14s %10s %7s\n' "$round" "${f#f}" "$n_rps" "$n_p50" "$d_rps" "$d_p50" "$ratio"
+        printf '%-6s %-6s %12s %9s %9s %14s %9s %9s %7s\n' "$round" "${f#f}" "$n_rps" "$n_p50" "$n_p99" "$d_rps" "$d_p50" "$d_p99" "$ratio"
     done
 done
