@@ -271,6 +271,12 @@ impl NodeHandle {
         Ok(Fetching::new(root, self.clone(), progress))
     }
 
+    /// One block if it is in the node's memory cache now, without waiting:
+    /// the cache holds only blocks verified on their way in.
+    pub fn cached_block(&self, id: &Id) -> Option<Bytes> {
+        self.identity.cache.cached(id)
+    }
+
     /// One block from the store, if held: read on a blocking thread straight
     /// from the store, so a slow disk never holds up the node task.
     pub async fn read_block(&self, id: Id) -> Result<Option<Bytes>, NetError> {

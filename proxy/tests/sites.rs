@@ -316,6 +316,22 @@ async fn a_site_outlives_its_publisher() {
     );
     let r = site_request(Method::GET, e.proxy(), &id, path, &[("range", "bytes=-10")]).await;
     assert!(r.body[..] == big[big.len() - 10..]);
+    // Read again once every chunk is in the node's memory cache: then the
+    // whole body and a range across chunks come out of it at once.
+    for _ in 0..2 {
+        let r = site_request(Method::GET, e.proxy(), &id, path, &[]).await;
+        assert!(r.body[..] == big[..], "the whole file, from memory");
+    }
+    let r = site_request(
+        Method::GET,
+        e.proxy(),
+        &id,
+        path,
+        &[("range", "bytes=262100-524400")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert!(r.body[..] == big[262_100..=524_400], "three chunks from memory");
     let r = site_request(
         Method::GET,
         e.proxy(),
