@@ -571,6 +571,7 @@ impl Io {
                 });
                 let _ = reply.send(started.map_err(NetError::Refused));
             }
+            Command::Touch { root } => self.holdings.touch(&root, now),
             Command::UploadBlock(registration) => self.upload_block(node, now, registration),
             Command::UploadFinish {
                 upload,

@@ -77,6 +77,10 @@ pub(crate) enum Command {
         root: Id,
         reply: oneshot::Sender<Result<watch::Receiver<FetchProgress>, NetError>>,
     },
+    /// Content was read: it is recently used, for eviction.
+    Touch {
+        root: Id,
+    },
     Pin {
         root: Id,
         reply: oneshot::Sender<Result<(), NetError>>,
@@ -269,6 +273,12 @@ impl NodeHandle {
     pub async fn fetch(&self, root: Id) -> Result<Fetching, NetError> {
         let progress = self.ask(|reply| Command::Fetch { root, reply }).await??;
         Ok(Fetching::new(root, self.clone(), progress))
+    }
+
+    /// Marks `root` recently read, for the store's eviction order, without
+    /// waiting; dropped when the node's command queue is full (it is a hint).
+    pub fn touch(&self, root: Id) {
+        let _ = self.commands.try_send(Command::Touch { root });
     }
 
     /// One block if it is in the node's memory cache now, without waiting:

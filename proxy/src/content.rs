@@ -60,6 +60,9 @@ pub async fn serve(state: &State, req: Request<Incoming>, id: Id, path: String) 
             Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &Chain(&e).to_string()),
         }
     }
+    if let Some(response) = from_memory(state, &req, id, &path) {
+        return response;
+    }
     let deadline = state.config.lookup_deadline;
     let mut fetching = match state.node.fetch(id).await {
         Ok(f) => f,
@@ -87,11 +90,7 @@ pub async fn serve(state: &State, req: Request<Incoming>, id: Id, path: String) 
             }
         },
         Manifest::Site(site) => {
-            let wanted = if path.is_empty() || path.ends_with('/') {
-                format!("{path}index.html")
-            } else {
-                path
-            };
+            let wanted = site_file(&path);
             let Some(entry) = site.get(&wanted) else {
                 if site.get(&format!("{wanted}/index.html")).is_some() {
                     let escaped = utf8_percent_encode(&wanted, PATH_ESCAPES);
@@ -127,14 +126,17 @@ pub async fn serve(state: &State, req: Request<Incoming>, id: Id, path: String) 
     )
 }
 
-fn respond(
-    state: &State,
-    method: &Method,
-    headers: &HeaderMap,
-    fetching: Fetching,
-    file: Id,
-    m: FileManifest,
-) -> Response<Body> {
+/// A response's status and headers, and whether a body follows.
+enum Head {
+    /// The range of the file to send as the body.
+    Send(Response<Body>, ByteRange),
+    /// Complete without a body (304, 416, HEAD, an empty range).
+    Done(Response<Body>),
+}
+
+/// The response's status and headers for `file` (ETag, caching, type,
+/// length, range), with the range to send.
+fn head(method: &Method, headers: &HeaderMap, file: Id, m: &FileManifest) -> Head {
     let etag = format!("\"{file}\"");
     let mut response = Response::new(empty());
     let h = response.headers_mut();
@@ -152,7 +154,7 @@ fn respond(
     }
     if matches_etag(headers.get(IF_NONE_MATCH), &etag) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
-        return response;
+        return Head::Done(response);
     }
     let len = m.len();
     // A Range applies only if If-Range (when present) still names this content.
@@ -182,25 +184,36 @@ fn respond(
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 r.headers_mut().insert(CONTENT_RANGE, v);
             }
-            return r;
+            return Head::Done(r);
         }
     };
     response
         .headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
     if method == Method::HEAD || range.start == range.end {
-        return response;
+        return Head::Done(response);
     }
+    Head::Send(response, range)
+}
+
+fn respond(
+    state: &State,
+    method: &Method,
+    headers: &HeaderMap,
+    fetching: Fetching,
+    file: Id,
+    m: FileManifest,
+) -> Response<Body> {
+    let (mut response, range) = match head(method, headers, file, &m) {
+        Head::Send(response, range) => (response, range),
+        Head::Done(done) => return done,
+    };
     // Content whose blocks are all in the node's memory cache goes out whole,
     // at once: a streaming task and its channel cost two task wake-ups per
     // request, which dominated a small hit.
     if let Some(whole) = cached_range(state, &m, range) {
         *response.body_mut() = full(whole);
-        ProxyMetrics::bump(&state.metrics.content_served);
-        state.metrics.content_bytes.fetch_add(
-            range.end - range.start,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        served(state, range);
         return response;
     }
     let (tx, body) = Channel::<Bytes, BoxError>::new(4);
@@ -215,6 +228,84 @@ fn respond(
         state.metrics.clone(),
     ));
     response
+}
+
+/// Counts a response's bytes as served.
+fn served(state: &State, range: ByteRange) {
+    ProxyMetrics::bump(&state.metrics.content_served);
+    state.metrics.content_bytes.fetch_add(
+        range.end - range.start,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The file a path of a site names: a directory's `index.html`.
+fn site_file(path: &str) -> String {
+    if path.is_empty() || path.ends_with('/') {
+        format!("{path}index.html")
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Held content answered from the node's memory cache alone, without a
+/// round trip to the node task: the root manifest, the file's manifest and
+/// every chunk of the range must be cached (each was verified on its way in).
+/// `None` sends the request the long way (fetch, stream, redirects, errors).
+fn from_memory(
+    state: &State,
+    req: &Request<Incoming>,
+    id: Id,
+    path: &str,
+) -> Option<Response<Body>> {
+    let root = Manifest::decode(&state.node.cached_block(&id)?).ok()?;
+    let (file, m) = match root {
+        Manifest::File(m) if path.is_empty() => (id, m),
+        Manifest::Site(site) => {
+            let file = site.get(&site_file(path))?.file;
+            match Manifest::decode(&state.node.cached_block(&file)?).ok()? {
+                Manifest::File(m) => (file, m),
+                Manifest::Site(_) => return None,
+            }
+        }
+        Manifest::File(_) => return None,
+    };
+    let response = match head(req.method(), req.headers(), file, &m) {
+        Head::Send(mut response, range) => {
+            *response.body_mut() = full(cached_range(state, &m, range)?);
+            served(state, range);
+            response
+        }
+        Head::Done(done) => done,
+    };
+    touch(state, id);
+    Some(response)
+}
+
+/// How often one root read from memory is reported to the node as recently
+/// used: its place in the eviction order needs no finer grain.
+const TOUCH_EVERY: Duration = Duration::from_secs(1);
+/// Roots remembered as reported; past this the memory starts again.
+const MAX_TOUCHED: usize = 4096;
+
+/// Tells the node `root` was read, at most every [`TOUCH_EVERY`].
+fn touch(state: &State, root: Id) {
+    let now = std::time::Instant::now();
+    let Ok(mut touched) = state.touched.lock() else {
+        return;
+    };
+    if touched
+        .get(&root)
+        .is_some_and(|at| now.duration_since(*at) < TOUCH_EVERY)
+    {
+        return;
+    }
+    if touched.len() >= MAX_TOUCHED {
+        touched.clear();
+    }
+    touched.insert(root, now);
+    drop(touched);
+    state.node.touch(root);
 }
 
 /// Chunks served whole from memory at most: above, a response streams.

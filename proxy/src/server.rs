@@ -71,6 +71,9 @@ pub struct State {
     pub uploads: Arc<Semaphore>,
     /// The roots names point at, refreshed in the background.
     pub names: Names,
+    /// When each root served from memory was last reported to the node as
+    /// read (bounded; see `content::touch`).
+    pub touched: std::sync::Mutex<std::collections::BTreeMap<Id, std::time::Instant>>,
 }
 
 /// A running proxy.
@@ -123,6 +126,7 @@ impl Proxy {
             node,
             metrics: Arc::default(),
             via,
+            touched: std::sync::Mutex::default(),
         });
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(accept_loop(
