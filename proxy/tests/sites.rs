@@ -331,7 +331,10 @@ async fn a_site_outlives_its_publisher() {
     )
     .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
-    assert!(r.body[..] == big[262_100..=524_400], "three chunks from memory");
+    assert!(
+        r.body[..] == big[262_100..=524_400],
+        "three chunks from memory"
+    );
     let r = site_request(
         Method::GET,
         e.proxy(),
