@@ -309,3 +309,23 @@ fn the_shipped_studies_plan() {
         }
     }
 }
+
+/// A plot with nothing to name (no series, frontier or reference) draws no
+/// legend: before, it drew an empty box in the corner.
+#[test]
+fn a_plot_with_nothing_to_name_has_no_legend_box() {
+    let legend_box = "opacity=\"0.85\"";
+    let out = dir("bare");
+    let text = format!("{SWEEP}\n[plot]\nx = \"protocol.dht.alpha\"\ny = \"hops_mean\"\n");
+    let plan = scenario::plan(&text, "bare.toml", &options(&out, false)).expect("plan");
+    scenario::execute(&plan, "test").expect("runs");
+    let svg = fs::read_to_string(out.join("hops.svg")).expect("the plot is written");
+    assert!(!svg.contains(legend_box), "an empty legend box is drawn");
+    // The box itself is what the check finds, where there is a legend.
+    let named = dir("named");
+    let text = format!("{text}series = \"args.lookups\"\n");
+    let plan = scenario::plan(&text, "named.toml", &options(&named, false)).expect("plan");
+    scenario::execute(&plan, "test").expect("runs");
+    let svg = fs::read_to_string(named.join("hops.svg")).expect("the plot is written");
+    assert!(svg.contains(legend_box), "the legend box is drawn");
+}

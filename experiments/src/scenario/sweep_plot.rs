@@ -921,7 +921,13 @@ where
                 )
             });
     }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|x| e(&x))?;
+    // Without a labelled element the legend would be an empty box.
+    let labelled = !data.hull.is_empty()
+        || (key.is_some() && !names.is_empty())
+        || !spec.references.is_empty();
+    if labelled {
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|x| e(&x))?;
+    }
     root.present().map_err(|x| e(&x))?;
     Ok(())
 }
