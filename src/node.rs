@@ -16,6 +16,11 @@ pub struct Args {
     /// The address to tell peers, if not the listen address (e.g. a public IP).
     #[arg(long)]
     advertise: Option<SocketAddr>,
+    /// Client mode, for a node that cannot be dialled (behind a NAT without a
+    /// forwarded port): it fetches and serves over connections it opens, but
+    /// stays out of other nodes' routing tables and announces nothing.
+    #[arg(long)]
+    client: bool,
     /// Where the local HTTP proxy listens. Beyond loopback it serves content
     /// only: the relay and CONNECT stay for this machine unless --relay, and
     /// the status page, metrics and API unless --api names an address for them.
@@ -76,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut config = NetConfig {
             listen: args.listen,
             advertise: args.advertise,
+            client_mode: args.client,
             data_dir: Some(data_dir.clone()),
             ..NetConfig::default()
         };

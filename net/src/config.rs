@@ -18,6 +18,11 @@ pub struct NetConfig {
     /// listen address. Peers always substitute the IP they see the connection
     /// come from, so an unspecified IP (`0.0.0.0`) works for direct neighbours.
     pub advertise: Option<SocketAddr>,
+    /// Client mode: this node cannot be dialled (it sits behind a NAT or a
+    /// firewall), so it tells peers to keep it out of their routing tables
+    /// and announces no content; it still queries, fetches and serves over
+    /// the connections it opens.
+    pub client_mode: bool,
     /// This node's Ed25519 secret key seed (its id is BLAKE3 of the public
     /// key); `None` loads the data directory's key, or makes one (saved there
     /// when there is a data directory). Never printed: its `Debug` hides it.
@@ -115,6 +120,7 @@ impl Default for NetConfig {
         NetConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 4100)),
             advertise: None,
+            client_mode: false,
             key: None,
             id_difficulty_bits: 8,
             seed: None,

@@ -32,6 +32,8 @@ pub(crate) enum Input {
     Message {
         from: SocketAddr,
         msg: Message<SocketAddr>,
+        /// The peer said in its handshake that it runs in client mode.
+        client: bool,
     },
     /// A connection finished its handshake and can carry frames.
     Up(Established),
@@ -238,6 +240,7 @@ pub(crate) async fn run(
         Slot::Outbound(_) => Direction::Outbound,
     };
     let peer_id = auth.id;
+    let client = auth.client;
     let (sealer, opener) = match auth.session.split() {
         Ok(halves) => halves,
         Err(e) => {
@@ -277,7 +280,7 @@ pub(crate) async fn run(
     let mut open = tokio::spawn({
         let shared = shared.clone();
         let body_opener = opener.body_opener();
-        async move { open_loop(&shared, body_opener, sealed, peer, peer_id).await }
+        async move { open_loop(&shared, body_opener, sealed, peer, peer_id, client).await }
     });
     let mut shutdown = shared.shutdown.clone();
     let reader_ended = tokio::select! {
@@ -353,6 +356,7 @@ async fn open_loop(
     mut sealed: mpsc::Receiver<SealedBody>,
     peer: SocketAddr,
     peer_id: Id,
+    client: bool,
 ) -> Option<CloseReason> {
     while let Some(body) = sealed.recv().await {
         let bytes = match body_opener.open(body) {
@@ -375,7 +379,11 @@ async fn open_loop(
         TransportStats::add(&shared.stats.bytes_in, bytes.len());
         if shared
             .inputs
-            .send(Input::Message { from: peer, msg })
+            .send(Input::Message {
+                from: peer,
+                msg,
+                client,
+            })
             .await
             .is_err()
         {

@@ -417,11 +417,11 @@ impl Io {
     fn on_input(&mut self, node: &mut Node<SocketAddr>, input: TransportInput) {
         let now = self.clock.now();
         match input {
-            TransportInput::Message { from, msg } => {
+            TransportInput::Message { from, msg, client } => {
                 if let Some(c) = self.conns.get_mut(&msg.sender) {
                     c.last_used = Instant::now();
                 }
-                node.handle_input(now, Input::Message { from, msg });
+                node.handle_input(now, Input::Message { from, msg, client });
             }
             TransportInput::Up(est) => self.on_up(node, est),
             TransportInput::Down {
@@ -1037,6 +1037,7 @@ impl Io {
             id: node.id(),
             listen: self.listen,
             advertised: *node.addr(),
+            client_mode: node.client_mode(),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),

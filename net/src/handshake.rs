@@ -11,12 +11,14 @@
 //! The pattern is XX (`-> e`, `<- e, ee, s, es`, `-> s, se`): neither side
 //! needs the other's static key beforehand, which a node bootstrapping from
 //! a bare address does not have. Each side's handshake payload carries its
-//! Ed25519 public key, that key's signature over its Noise static key, and the
-//! address it listens at; the receiver checks the signature and the puzzle and
-//! derives the id. A dialler that expects an id checks it on the second
+//! Ed25519 public key, that key's signature over its Noise static key, a flags
+//! byte (bit 0: client mode, the sender cannot be dialled) and the address it
+//! listens at; the receiver checks the signature and the puzzle and derives
+//! the id. A dialler that expects an id checks it on the second
 //! message, before it reveals anything of itself.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use distroweb_protocol::Id;
@@ -29,7 +31,8 @@ use crate::node_key::{self, KeyError, NodeKey};
 /// 2: recursive routes carry a frontier and a message tally.
 /// 3: ids are proven by keys and everything after the preamble is encrypted (Noise XX).
 /// 4: name records (`GetName`, `Name`, `PutName`, `NameStored`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: a flags byte in the handshake payload (client mode).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Bytes in the preamble: the magic and the version.
 pub const PREAMBLE_BYTES: usize = 8;
@@ -51,6 +54,10 @@ const MAX_HANDSHAKE_MESSAGE_BYTES: usize = 512;
 
 /// Bytes of the key proof in a handshake payload: a public key and a signature.
 const PROOF_BYTES: usize = 32 + 64;
+
+/// The payload's flag for client mode: the sender cannot be dialled at the
+/// address it states, so it must go in no routing table and no record.
+const FLAG_CLIENT: u8 = 1;
 
 /// The preamble this build sends: `dweb` and `version`.
 pub fn preamble(version: u32) -> [u8; PREAMBLE_BYTES] {
@@ -129,7 +136,13 @@ impl HandshakeError {
 pub struct LocalIdentity {
     key: NodeKey,
     noise_private: Vec<u8>,
-    payload: Vec<u8>,
+    /// The key proof: the public key and its signature over the Noise key.
+    proof: Vec<u8>,
+    /// The listen address as the payload carries it.
+    listen: Vec<u8>,
+    /// Whether handshakes say this node runs in client mode; it may change
+    /// while the node runs, when it learns whether it can be reached.
+    client: AtomicBool,
     /// The network's puzzle difficulty, required of every peer.
     difficulty_bits: u32,
 }
@@ -151,17 +164,33 @@ impl LocalIdentity {
         difficulty_bits: u32,
     ) -> Result<Self, snow::Error> {
         let noise = snow::Builder::new(params()).generate_keypair()?;
-        let mut payload = Vec::with_capacity(PROOF_BYTES + 24);
-        payload.extend_from_slice(&key.public());
-        payload.extend_from_slice(&key.sign_static(&noise.public));
-        // An address always serialises; the fallback is unreachable.
-        payload.extend_from_slice(&postcard::to_allocvec(&listen).unwrap_or_default());
+        let mut proof = Vec::with_capacity(PROOF_BYTES);
+        proof.extend_from_slice(&key.public());
+        proof.extend_from_slice(&key.sign_static(&noise.public));
         Ok(LocalIdentity {
             key,
             noise_private: noise.private,
-            payload,
+            proof,
+            // An address always serialises; the fallback is unreachable.
+            listen: postcard::to_allocvec(&listen).unwrap_or_default(),
+            client: AtomicBool::new(false),
             difficulty_bits,
         })
+    }
+
+    /// Says in every later handshake whether this node runs in client mode.
+    pub fn set_client(&self, on: bool) {
+        self.client.store(on, Ordering::Relaxed);
+    }
+
+    /// The payload of this node's handshake message: proof, flags, address.
+    fn payload(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(PROOF_BYTES + 1 + self.listen.len());
+        payload.extend_from_slice(&self.proof);
+        let client = self.client.load(Ordering::Relaxed);
+        payload.push(if client { FLAG_CLIENT } else { 0 });
+        payload.extend_from_slice(&self.listen);
+        payload
     }
 
     /// The id this node proves.
@@ -189,6 +218,8 @@ pub struct Authenticated {
     pub id: Id,
     /// The address the peer says it listens at (authenticated, not verified).
     pub listen: SocketAddr,
+    /// The peer runs in client mode: it cannot be dialled at `listen`.
+    pub client: bool,
     /// The keys for the connection's frames.
     pub session: Session,
 }
@@ -250,20 +281,20 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
             let peer = check_payload(&hs, &payload[..n], local)?;
             if let Some(expected) = expect {
-                if peer.0 != expected {
+                if peer.id != expected {
                     return Err(HandshakeError::WrongId {
                         expected,
-                        proven: peer.0,
+                        proven: peer.id,
                     });
                 }
             }
-            send(stream, &mut hs, &local.payload, &mut buf).await?;
+            send(stream, &mut hs, &local.payload(), &mut buf).await?;
             (hs, peer)
         }
         Role::Listener => {
             let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
             receive(stream, &mut hs, &mut buf, &mut payload).await?;
-            send(stream, &mut hs, &local.payload, &mut buf).await?;
+            send(stream, &mut hs, &local.payload(), &mut buf).await?;
             let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
             let peer = check_payload(&hs, &payload[..n], local)?;
             (hs, peer)
@@ -280,8 +311,9 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Role::Listener => Session::new(CIPHER, to_initiator, to_responder),
     };
     Ok(Authenticated {
-        id: peer.0,
-        listen: peer.1,
+        id: peer.id,
+        listen: peer.listen,
+        client: peer.client,
         session,
     })
 }
@@ -342,15 +374,22 @@ async fn receive<S: AsyncRead + Unpin>(
         .map_err(HandshakeError::Noise)
 }
 
+/// What a peer's handshake payload says, once checked.
+struct PeerPayload {
+    id: Id,
+    listen: SocketAddr,
+    client: bool,
+}
+
 /// Checks a peer's payload against the static key it used in this handshake:
-/// returns the id it proves and the address it listens at.
+/// the id it proves, its flags and the address it listens at.
 fn check_payload(
     hs: &snow::HandshakeState,
     payload: &[u8],
     local: &LocalIdentity,
-) -> Result<(Id, SocketAddr), HandshakeError> {
+) -> Result<PeerPayload, HandshakeError> {
     let remote_static = hs.get_remote_static().ok_or(HandshakeError::Malformed)?;
-    if payload.len() < PROOF_BYTES {
+    if payload.len() <= PROOF_BYTES {
         return Err(HandshakeError::Malformed);
     }
     let mut public = [0u8; 32];
@@ -361,9 +400,18 @@ fn check_payload(
     if id == local.id() {
         return Err(HandshakeError::OwnId);
     }
+    let flags = payload[PROOF_BYTES];
+    if flags & !FLAG_CLIENT != 0 {
+        // No other flag exists in this version: a peer setting one is broken.
+        return Err(HandshakeError::Malformed);
+    }
     let listen: SocketAddr =
-        postcard::from_bytes(&payload[PROOF_BYTES..]).map_err(|_| HandshakeError::Malformed)?;
-    Ok((id, listen))
+        postcard::from_bytes(&payload[PROOF_BYTES + 1..]).map_err(|_| HandshakeError::Malformed)?;
+    Ok(PeerPayload {
+        id,
+        listen,
+        client: flags & FLAG_CLIENT != 0,
+    })
 }
 
 #[cfg(test)]
@@ -391,6 +439,20 @@ mod tests {
         let lb = lb.unwrap();
         assert_eq!(lb.id, a.id());
         assert_eq!(lb.listen, "127.0.0.1:4100".parse().unwrap());
+        assert!(!lb.client);
+    }
+
+    #[tokio::test]
+    async fn a_client_says_so_and_the_listener_learns_it() {
+        let (a, b) = (local(b"a", 2), local(b"b", 2));
+        a.set_client(true);
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let (da, lb) = tokio::join!(
+            run(&mut x, &a, Role::Dialer { expect: None }, T),
+            run(&mut y, &b, Role::Listener, T)
+        );
+        assert!(!da.unwrap().client, "the listener is not a client");
+        assert!(lb.unwrap().client, "the dialler said it is one");
     }
 
     #[tokio::test]

@@ -112,6 +112,7 @@ impl LiveNode {
             (None, None) => Arc::new(MemoryBlocks::default()),
         };
         let mut node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
+        node.set_client_mode(config.client_mode);
         let holdings = match &data_dir {
             Some(dir) => {
                 let saved = Holdings::load(dir);
@@ -158,6 +159,7 @@ impl LiveNode {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let local = LocalIdentity::new(key, advertised, config.id_difficulty_bits)
             .map_err(StartError::Noise)?;
+        local.set_client(config.client_mode);
         let shared = Arc::new(Shared::new(
             config,
             local,

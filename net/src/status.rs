@@ -18,6 +18,9 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The address it tells peers.
     pub advertised: SocketAddr,
+    /// Whether the node runs in client mode (it cannot be dialled, so it is
+    /// in no routing table and announces nothing).
+    pub client_mode: bool,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.

@@ -23,23 +23,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 const T: Duration = Duration::from_secs(5);
 
-/// The whole of `root`, fetched by `node`.
-async fn fetch_all(node: &NodeHandle, root: Id) -> Vec<u8> {
-    let mut f = node.fetch(root).await.expect("fetch starts");
-    tokio::time::timeout(Duration::from_secs(20), f.finished())
-        .await
-        .expect("the fetch ends in time")
-        .expect("the fetch succeeds");
-    let Ok(distroweb_protocol::Manifest::File(m)) = f.manifest(&root).await else {
-        panic!("a file manifest");
-    };
-    let mut out = Vec::new();
-    for chunk in m.chunks() {
-        out.extend_from_slice(&f.block(chunk).await.unwrap());
-    }
-    out
-}
-
 /// Publishes `data` at `node` and returns its id.
 async fn publish(node: &NodeHandle, data: &[u8]) -> Id {
     node.publish_file(
@@ -152,7 +135,7 @@ async fn a_same_ip_impostor_gets_none_of_its_victims_traffic() {
     let mut impostor = RawPeer::connect(ha.listen_addr(), b"impostor", hb.listen_addr()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let fetched = fetch_all(&ha, root).await;
+    let fetched = common::fetch_all(&ha, root).await;
     assert_eq!(fetched, content, "the fetch returns B's bytes");
     let (blocks, providers) = requests_seen(&mut impostor, Duration::from_secs(1)).await;
     assert_eq!(
@@ -214,7 +197,7 @@ async fn a_recording_relay_sees_no_plaintext() {
     ha.bootstrap(vec![relay_addr])
         .await
         .expect("bootstrap through the relay");
-    assert_eq!(fetch_all(&ha, root).await, content);
+    assert_eq!(common::fetch_all(&ha, root).await, content);
 
     let capture = recorded.lock().unwrap().clone();
     assert!(
@@ -357,7 +340,7 @@ async fn sybils_next_to_a_content_id_do_not_hide_it() {
     assert_eq!(root, planned);
     hf.bootstrap(vec![hs.listen_addr()]).await.expect("F joins");
     assert_eq!(
-        fetch_all(&hf, root).await,
+        common::fetch_all(&hf, root).await,
         content,
         "the fresh node fetches it"
     );
@@ -723,7 +706,7 @@ async fn a_flood_of_announcements_leaves_the_honest_record_in_place() {
     let hf = f.handle();
     hf.bootstrap(vec![ht.listen_addr()]).await.expect("F joins");
     assert_eq!(
-        fetch_all(&hf, root).await,
+        common::fetch_all(&hf, root).await,
         content,
         "the fresh node fetches it"
     );

@@ -23,6 +23,10 @@ pub enum Input<A> {
         from: A,
         /// What it says.
         msg: Message<A>,
+        /// The peer said, when it connected, that it runs in client mode: it
+        /// cannot be reached at `from`, so no routing table and no provider
+        /// record may name it there (see [`Node::set_client_mode`](crate::Node::set_client_mode)).
+        client: bool,
     },
     /// Time passed: every deadline up to `now` is due. Early calls are harmless.
     Timeout,

@@ -51,6 +51,7 @@ fn finished(events: &[Event<u32>]) -> Option<&Result<QueryOutput<u32>, QueryErro
 fn nodes_reply(sender: Id, to: &Transmit<u32>) -> Input<u32> {
     Input::Message {
         from: to.to,
+        client: false,
         msg: Message {
             sender,
             rpc: to.msg.rpc,

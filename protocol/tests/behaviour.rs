@@ -71,7 +71,14 @@ trait Feed {
 
 impl Feed for Node<u32> {
     fn handle_message(&mut self, now: Time, from: u32, msg: Message<u32>) {
-        self.handle_input(now, Input::Message { from, msg });
+        self.handle_input(
+            now,
+            Input::Message {
+                from,
+                msg,
+                client: false,
+            },
+        );
     }
     fn handle_timeout(&mut self, now: Time) {
         self.handle_input(now, Input::Timeout);

@@ -117,7 +117,14 @@ impl Net {
                 }
                 self.now = at;
                 if self.up[to as usize] {
-                    self.nodes[to as usize].handle_input(at, Input::Message { from, msg });
+                    self.nodes[to as usize].handle_input(
+                        at,
+                        Input::Message {
+                            from,
+                            msg,
+                            client: false,
+                        },
+                    );
                     self.drain(to);
                 } else {
                     // A dead peer: its sender hears the send failed.
@@ -379,6 +386,7 @@ fn feed(
         now,
         Input::Message {
             from: peer.addr,
+            client: false,
             msg: Message {
                 sender: peer.id,
                 rpc: RpcId(9),
@@ -521,6 +529,7 @@ fn a_forged_answer_to_a_resolution_is_ignored_and_charged() {
         now,
         Input::Message {
             from: liar.addr,
+            client: false,
             msg: Message {
                 sender: liar.id,
                 rpc: ask.msg.rpc,

@@ -53,7 +53,14 @@ fn a_route_whose_path_names_third_parties_is_answered_where_it_came_from() {
         rpc: RpcId(1),
         body: Body::Route(route),
     };
-    node.handle_input(Time::ZERO, Input::Message { from: PEER, msg });
+    node.handle_input(
+        Time::ZERO,
+        Input::Message {
+            from: PEER,
+            msg,
+            client: false,
+        },
+    );
     let mut io = Collect::default();
     drain(&mut node, Time::ZERO, &mut io);
     node.check_invariants();
@@ -85,7 +92,14 @@ fn a_reply_goes_to_the_proven_sender_at_its_observed_address() {
         rpc: RpcId(3),
         body: Body::FindNode { target: peer },
     };
-    node.handle_input(Time::ZERO, Input::Message { from: PEER, msg });
+    node.handle_input(
+        Time::ZERO,
+        Input::Message {
+            from: PEER,
+            msg,
+            client: false,
+        },
+    );
     let mut io = Collect::default();
     drain(&mut node, Time::ZERO, &mut io);
     let [t] = io.transmits.as_slice() else {

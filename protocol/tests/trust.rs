@@ -74,6 +74,7 @@ fn send(
         now,
         Input::Message {
             from: peer.addr,
+            client: false,
             msg,
         },
     );

@@ -349,6 +349,7 @@ fn status_json(s: &distroweb_net::Status) -> Value {
         "id": s.id.to_string(),
         "listen": s.listen.to_string(),
         "advertised": s.advertised.to_string(),
+        "client_mode": s.client_mode,
         "uptime_s": s.uptime.as_secs(),
         "routing_table": s.routing_table_len,
         "buckets_in_use": s.buckets_in_use,

@@ -126,6 +126,11 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "Files and sites held complete.",
             node.held_count,
         ),
+        (
+            "client_mode",
+            "1 when the node runs in client mode (it cannot be dialled).",
+            usize::from(node.client_mode),
+        ),
     ];
     for (name, help, value) in gauges {
         metric(&mut out, name, help, "gauge", value as u64);
@@ -175,6 +180,11 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "misbehaviour_total",
             "Messages dropped because a peer misbehaved.",
             c.misbehaviour,
+        ),
+        (
+            "messages_from_clients_total",
+            "Messages from peers in client mode (answered, kept out of the routing table).",
+            c.from_clients,
         ),
         (
             "transmits_dropped_total",

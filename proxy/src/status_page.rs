@@ -19,6 +19,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>node id</th><td>{id}</td></tr>\
          <tr><th>listening on</th><td>{listen}</td></tr>\
          <tr><th>advertised as</th><td>{adv}</td></tr>\
+         <tr><th>reachability</th><td>{mode}</td></tr>\
          <tr><th>uptime</th><td>{uptime}</td></tr>\
          <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
          <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
@@ -31,6 +32,11 @@ pub fn render(s: &Status) -> String {
         id = s.id,
         listen = s.listen,
         adv = s.advertised,
+        mode = if s.client_mode {
+            "client mode: not dialable, in no routing table, announcing nothing"
+        } else {
+            "server: dialable at the advertised address"
+        },
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,

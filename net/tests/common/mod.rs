@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use distroweb_net::frame::{Opener, Sealer};
 use distroweb_net::handshake::{self, Authenticated, HandshakeError, LocalIdentity, Role};
-use distroweb_net::{KeySeed, LiveNode, NetConfig, NodeKey};
+use distroweb_net::{KeySeed, LiveNode, NetConfig, NodeHandle, NodeKey};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
 use distroweb_protocol::{Id, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,4 +162,21 @@ impl RawPeer {
             .await
             .expect("a message")
     }
+}
+
+/// The whole of `root`, fetched by `node`.
+pub async fn fetch_all(node: &NodeHandle, root: Id) -> Vec<u8> {
+    let mut f = node.fetch(root).await.expect("fetch starts");
+    tokio::time::timeout(Duration::from_secs(20), f.finished())
+        .await
+        .expect("the fetch ends in time")
+        .expect("the fetch succeeds");
+    let Ok(distroweb_protocol::Manifest::File(m)) = f.manifest(&root).await else {
+        panic!("a file manifest");
+    };
+    let mut out = Vec::new();
+    for chunk in m.chunks() {
+        out.extend_from_slice(&f.block(chunk).await.unwrap());
+    }
+    out
 }

@@ -405,16 +405,25 @@ impl<A: Address> Node<A> {
         let r = self.config.dht.replication.get();
         let metric = self.config.dht.metric;
         let own_distance = metric.distance(&self.id, &key);
+        // A node in client mode cannot be dialled where a record would say:
+        // it writes only name records, which name no address.
+        let names_address = !matches!(kind, super::trust::RecordKind::Name(_));
+        let take = if self.client_mode && names_address {
+            0
+        } else {
+            r
+        };
         let mut targets: Vec<Contact<A>> = closest
             .into_iter()
             .filter(|c| c.id != self.id)
-            .take(r)
+            .take(take)
             .collect();
         let mut stored = 0;
-        let self_is_close = targets.len() < r
-            || targets
-                .last()
-                .is_some_and(|c| metric.distance(&c.id, &key) > own_distance);
+        let self_is_close = take > 0
+            && (targets.len() < r
+                || targets
+                    .last()
+                    .is_some_and(|c| metric.distance(&c.id, &key) > own_distance));
         if self_is_close {
             let me = self.contact();
             match kind {

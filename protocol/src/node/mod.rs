@@ -111,6 +111,9 @@ pub struct Counters {
     /// Misbehaviour reports dropped because `max_event_queue` of them were
     /// waiting (terminal and progress events are never dropped).
     pub events_dropped: u64,
+    /// Messages from peers in client mode: answered, but their senders go in
+    /// no routing table and no record.
+    pub from_clients: u64,
     /// Replies to requests whose adaptive deadline (`dht.adaptive_timeouts`)
     /// had passed before they came, within `request_timeout`: each was a
     /// timeout that a fixed `request_timeout` would not have had. The reply
@@ -249,6 +252,11 @@ pub struct Node<A> {
     peaks: Peaks,
     events: Events<A>,
     counters: Counters,
+    /// This node runs in client mode (see [`Node::set_client_mode`]).
+    client_mode: bool,
+    /// While a message from a client-mode peer is handled: that peer, which
+    /// [`Node::observe`] must not add to the table.
+    client_sender: Option<Id>,
     /// The index of blocks held, and the storage operations under way.
     storage: Storage<A>,
     /// Content this node holds complete (published, or fetched and verified),
@@ -342,6 +350,8 @@ impl<A: Address> Node<A> {
             transmits: VecDeque::new(),
             peaks: Peaks::default(),
             counters: Counters::default(),
+            client_mode: false,
+            client_sender: None,
         })
     }
 
@@ -403,6 +413,23 @@ impl<A: Address> Node<A> {
         self.rtt.estimate(peer).map(|e| e.srtt())
     }
 
+    /// Switches client mode on or off: whether this node is unreachable at
+    /// its own address (behind a NAT, say), as the driver has found out.
+    ///
+    /// A node in client mode queries, fetches and serves over the connections
+    /// it opens, but writes no provider or fetching record naming itself
+    /// (nobody could dial it there), and the driver tells its peers so they
+    /// keep it out of their routing tables ([`Input::Message`]'s `client`).
+    /// Name records, signed and independent of addresses, are still written.
+    pub fn set_client_mode(&mut self, on: bool) {
+        self.client_mode = on;
+    }
+
+    /// Whether this node runs in client mode.
+    pub fn client_mode(&self) -> bool {
+        self.client_mode
+    }
+
     /// Queries still running.
     pub fn queries_running(&self) -> usize {
         self.queries.len()
@@ -419,7 +446,14 @@ impl<A: Address> Node<A> {
     pub fn handle_input(&mut self, now: Time, input: Input<A>) {
         let now = self.tick(now);
         match input {
-            Input::Message { from, msg } => self.handle_message(now, from, msg),
+            Input::Message { from, msg, client } => {
+                if client {
+                    self.counters.from_clients += 1;
+                    self.client_sender = Some(msg.sender);
+                }
+                self.handle_message(now, from, msg);
+                self.client_sender = None;
+            }
             Input::Timeout => self.handle_timeout(now),
             Input::SendFailed { to } => self.handle_send_failed(now, to),
             Input::Stored(done) => self.handle_stored(now, done),
@@ -581,6 +615,11 @@ impl<A: Address> Node<A> {
 
     /// Notes that `contact` is alive; pings the head of a full bucket if needed.
     fn observe(&mut self, now: Time, contact: Contact<A>) {
+        if self.client_sender == Some(contact.id) {
+            // It said it cannot be reached where it wrote from: a contact
+            // there would send every lookup that meets it to a dead address.
+            return;
+        }
         if let Observed::PingNeeded(head) = self.table.observe(contact, now) {
             // Eviction pings are bounded by the number of buckets (one each), so
             // they bypass `max_pending_requests`.

@@ -67,6 +67,11 @@ impl<A: Address> Node<A> {
         token: Option<Token>,
         kind: RecordKind,
     ) {
+        if self.client_sender == Some(sender.id) {
+            // A record would name an address nobody can dial.
+            self.counters.records_refused += 1;
+            return;
+        }
         let valid = match token {
             None => false,
             Some(t) => {

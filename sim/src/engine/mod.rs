@@ -571,7 +571,14 @@ impl Sim {
             return Step::Idle;
         };
         self.stats.delivered += 1;
-        node.handle_input(now, Input::Message { from, msg });
+        node.handle_input(
+            now,
+            Input::Message {
+                from,
+                msg,
+                client: false,
+            },
+        );
         self.settle(to);
         Step::Delivered {
             from,
