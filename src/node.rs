@@ -82,6 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             listen: args.listen,
             advertise: args.advertise,
             client_mode: args.client,
+            // Found out by dial-backs unless --client says it outright.
+            probe_reachability: !args.client,
             data_dir: Some(data_dir.clone()),
             ..NetConfig::default()
         };

@@ -23,6 +23,17 @@ pub struct NetConfig {
     /// and announces no content; it still queries, fetches and serves over
     /// the connections it opens.
     pub client_mode: bool,
+    /// Find out whether this node can be dialled (`reachability`): ask the
+    /// peers it dials to dial it back, and run in client mode when none can.
+    /// Ignored with `client_mode`, which says it outright.
+    pub probe_reachability: bool,
+    /// Peers that must have been asked in vain before the node concludes it
+    /// cannot be dialled.
+    pub reachability_probes: usize,
+    /// How long an asked peer has to dial back.
+    pub reachability_timeout: Duration,
+    /// Dial-backs this node makes for others at once, at most.
+    pub max_dialbacks: usize,
     /// This node's Ed25519 secret key seed (its id is BLAKE3 of the public
     /// key); `None` loads the data directory's key, or makes one (saved there
     /// when there is a data directory). Never printed: its `Debug` hides it.
@@ -121,6 +132,10 @@ impl Default for NetConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 4100)),
             advertise: None,
             client_mode: false,
+            probe_reachability: false,
+            reachability_probes: 3,
+            reachability_timeout: Duration::from_secs(10),
+            max_dialbacks: 4,
             key: None,
             id_difficulty_bits: 8,
             seed: None,

@@ -3,6 +3,7 @@
 //! (the reader opens length headers, the opener bodies) and the writer holding
 //! the sending half, reporting to the node task through its input queue.
 
+use crate::reachability::{Probes, Reachability};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub(crate) enum Input {
     /// another id; `attempted` false: no outbound slot freed in time, so
     /// nothing reached the peer); frames held for it are lost.
     DialFailed { peer: SocketAddr, attempted: bool },
+    /// The node found out whether it can be dialled.
+    Reachability(Reachability),
 }
 
 /// Which end opened a connection.
@@ -164,6 +167,8 @@ pub(crate) struct Shared {
     pub stats: Arc<TransportStats>,
     /// Inbound and outbound connection slots.
     pub slots: Arc<Slots>,
+    /// Dial-backs asked for and made.
+    pub probes: Arc<Probes>,
     pub shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
 }
@@ -178,6 +183,7 @@ impl Shared {
     ) -> Self {
         Shared {
             slots: Arc::new(Slots::new(&config)),
+            probes: Arc::new(Probes::new(&config)),
             config,
             local,
             advertised,

@@ -114,6 +114,7 @@ async fn connect(
         .map_err(|_| DialError::Timeout)?
         .map_err(DialError::Connect)?;
     let _ = stream.set_nodelay(true);
+    let asked = shared.local.probing();
     let auth = handshake::run(
         &mut stream,
         &shared.local,
@@ -121,5 +122,8 @@ async fn connect(
         c.handshake_timeout,
     )
     .await?;
+    if asked {
+        shared.probes.asked(auth.id, std::time::Instant::now());
+    }
     Ok((stream, auth))
 }

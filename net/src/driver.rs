@@ -440,6 +440,18 @@ impl Io {
                     self.lingering.remove(&conn);
                 }
             }
+            TransportInput::Reachability(state) => {
+                let private = state == crate::reachability::Reachability::Private;
+                node.set_client_mode(private);
+                if private {
+                    // Their handshakes did not say client mode, so peers
+                    // would keep adding this node to their tables through
+                    // them; the connections that replace them say it.
+                    for c in self.conns.values() {
+                        c.close.notify_one();
+                    }
+                }
+            }
             TransportInput::DialFailed { peer, attempted } => {
                 if let Some(d) = self.dialing.remove(&peer) {
                     if attempted {
@@ -1038,6 +1050,7 @@ impl Io {
             listen: self.listen,
             advertised: *node.addr(),
             client_mode: node.client_mode(),
+            reachability: self.shared.probes.state(),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),

@@ -12,7 +12,8 @@
 //! needs the other's static key beforehand, which a node bootstrapping from
 //! a bare address does not have. Each side's handshake payload carries its
 //! Ed25519 public key, that key's signature over its Noise static key, a flags
-//! byte (bit 0: client mode, the sender cannot be dialled) and the address it
+//! byte (bit 0: client mode, the sender cannot be dialled; bit 1: dial me
+//! back, see `reachability`) and the address it
 //! listens at; the receiver checks the signature and the puzzle and derives
 //! the id. A dialler that expects an id checks it on the second
 //! message, before it reveals anything of itself.
@@ -58,6 +59,10 @@ const PROOF_BYTES: usize = 32 + 64;
 /// The payload's flag for client mode: the sender cannot be dialled at the
 /// address it states, so it must go in no routing table and no record.
 const FLAG_CLIENT: u8 = 1;
+
+/// The payload's flag asking the listener to dial the sender back (see
+/// `reachability`): set while a node does not know whether it can be dialled.
+const FLAG_PROBE: u8 = 2;
 
 /// The preamble this build sends: `dweb` and `version`.
 pub fn preamble(version: u32) -> [u8; PREAMBLE_BYTES] {
@@ -143,6 +148,8 @@ pub struct LocalIdentity {
     /// Whether handshakes say this node runs in client mode; it may change
     /// while the node runs, when it learns whether it can be reached.
     client: AtomicBool,
+    /// Whether handshakes ask the peer to dial this node back.
+    probe: AtomicBool,
     /// The network's puzzle difficulty, required of every peer.
     difficulty_bits: u32,
 }
@@ -174,6 +181,7 @@ impl LocalIdentity {
             // An address always serialises; the fallback is unreachable.
             listen: postcard::to_allocvec(&listen).unwrap_or_default(),
             client: AtomicBool::new(false),
+            probe: AtomicBool::new(false),
             difficulty_bits,
         })
     }
@@ -183,12 +191,23 @@ impl LocalIdentity {
         self.client.store(on, Ordering::Relaxed);
     }
 
+    /// Says in every later handshake whether to dial this node back.
+    pub fn set_probe(&self, on: bool) {
+        self.probe.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether handshakes ask for a dial-back now.
+    pub fn probing(&self) -> bool {
+        self.probe.load(Ordering::Relaxed)
+    }
+
     /// The payload of this node's handshake message: proof, flags, address.
     fn payload(&self) -> Vec<u8> {
         let mut payload = Vec::with_capacity(PROOF_BYTES + 1 + self.listen.len());
         payload.extend_from_slice(&self.proof);
         let client = self.client.load(Ordering::Relaxed);
-        payload.push(if client { FLAG_CLIENT } else { 0 });
+        let probe = self.probe.load(Ordering::Relaxed);
+        payload.push(if client { FLAG_CLIENT } else { 0 } | if probe { FLAG_PROBE } else { 0 });
         payload.extend_from_slice(&self.listen);
         payload
     }
@@ -220,6 +239,8 @@ pub struct Authenticated {
     pub listen: SocketAddr,
     /// The peer runs in client mode: it cannot be dialled at `listen`.
     pub client: bool,
+    /// The peer asks to be dialled back at `listen`'s port.
+    pub probe: bool,
     /// The keys for the connection's frames.
     pub session: Session,
 }
@@ -314,6 +335,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         id: peer.id,
         listen: peer.listen,
         client: peer.client,
+        probe: peer.probe,
         session,
     })
 }
@@ -379,6 +401,7 @@ struct PeerPayload {
     id: Id,
     listen: SocketAddr,
     client: bool,
+    probe: bool,
 }
 
 /// Checks a peer's payload against the static key it used in this handshake:
@@ -401,7 +424,7 @@ fn check_payload(
         return Err(HandshakeError::OwnId);
     }
     let flags = payload[PROOF_BYTES];
-    if flags & !FLAG_CLIENT != 0 {
+    if flags & !(FLAG_CLIENT | FLAG_PROBE) != 0 {
         // No other flag exists in this version: a peer setting one is broken.
         return Err(HandshakeError::Malformed);
     }
@@ -411,6 +434,7 @@ fn check_payload(
         id,
         listen,
         client: flags & FLAG_CLIENT != 0,
+        probe: flags & FLAG_PROBE != 0,
     })
 }
 

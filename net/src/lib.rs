@@ -60,6 +60,8 @@ pub mod name_keys;
 pub mod node_key;
 /// Collecting blocks that no held content names, at start.
 mod orphans;
+/// Whether this node can be dialled: dial-backs asked for and made.
+pub mod reachability;
 /// Inbound and outbound connection budgets, per-IP caps and eviction.
 mod slots;
 /// Transport counters.

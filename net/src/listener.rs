@@ -8,6 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::connection::{self, ConnId, Shared};
 use crate::handshake::{self, Role};
+use crate::reachability;
 use crate::slots::{Admitted, InboundSlot, Slot};
 use crate::stats::TransportStats;
 
@@ -78,5 +79,11 @@ async fn inbound(
     // a third party, and one that listens on an unspecified address is still
     // reachable. Its traffic is keyed by the id it proved, never by this address.
     let peer = SocketAddr::new(remote.ip().to_canonical(), auth.listen.port());
+    if let Some(state) = shared.probes.inbound_from(&auth.id) {
+        reachability::changed(&shared, state).await;
+    }
+    if auth.probe {
+        reachability::dial_back(&shared, peer.ip(), peer.port(), auth.id);
+    }
     connection::run(shared, conn, stream, peer, auth, Slot::Inbound(slot)).await;
 }

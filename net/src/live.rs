@@ -179,6 +179,11 @@ impl LiveNode {
             upload_writes: shared.config.store_workers,
             next_upload: Default::default(),
         });
+        if shared.probes.probing() {
+            shared.local.set_probe(true);
+            // It ends when the node finds out, or at shutdown.
+            tokio::spawn(crate::reachability::watch(shared.clone()));
+        }
         let listener = tokio::spawn(listener::accept_loop(shared.clone(), listener));
         let driver = Driver::new(
             node,

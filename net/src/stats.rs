@@ -72,6 +72,10 @@ counters! {
     frames_dropped,
     /// Blocks answered "busy" because the asker's connection queue was full.
     busy_for_full_queue,
+    /// Peers that asked for a dial-back and were dialled back (handshake done).
+    dialbacks,
+    /// Dial-backs that failed: the asker could not be dialled where it said.
+    dialbacks_failed,
 }
 
 impl TransportStats {

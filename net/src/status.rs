@@ -21,6 +21,8 @@ pub struct Status {
     /// Whether the node runs in client mode (it cannot be dialled, so it is
     /// in no routing table and announces nothing).
     pub client_mode: bool,
+    /// What the node found out of its own reachability.
+    pub reachability: crate::reachability::Reachability,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.

@@ -3,7 +3,9 @@
 //! routers. A node in client mode fetches through its router and stays out of
 //! every routing table and provider record; a node at home that does not say
 //! so (what every node did before client mode) lands in both at its router's
-//! address, where nobody can dial it.
+//! address, where nobody can dial it. Nodes that probe find out by dial-backs
+//! whether they can be dialled: a public one and one behind a forwarded port
+//! can, one behind a NAT without a forward cannot and turns client.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use distroweb_net::reachability::Reachability;
 use distroweb_net::{LiveNode, NetConfig, NodeHandle};
 use distroweb_netlab::{require, Host, Nat};
 use tokio::sync::oneshot;
@@ -32,11 +35,19 @@ impl Drop for InLab {
 
 /// Starts node `n` in `host`'s namespace, listening on port 4100 there.
 async fn start_in(host: &Host, n: u8, client_mode: bool) -> InLab {
+    let config = NetConfig {
+        client_mode,
+        ..common::config(n)
+    };
+    start_with(host, config).await
+}
+
+/// Starts a node with `config` in `host`'s namespace, on port 4100 there.
+async fn start_with(host: &Host, config: NetConfig) -> InLab {
     let addr = SocketAddr::new(IpAddr::V4(host.addr()), 4100);
     let config = NetConfig {
         listen: addr,
-        client_mode,
-        ..common::config(n)
+        ..config
     };
     let (started, handle) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -161,4 +172,103 @@ async fn a_client_behind_a_nat_fetches_and_enters_no_table_or_record() {
             > 0,
         "the client's requests were answered"
     );
+}
+
+/// Waits up to `within` for `node`'s reachability to be `want`.
+async fn found(node: &InLab, want: Reachability, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if node.handle.status().await.expect("status").reachability == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_backs_find_out_who_can_be_dialled() {
+    let Some(mut lab) = require("dial_backs_find_out_who_can_be_dialled") else {
+        return;
+    };
+    let (p, q, r) = (
+        lab.public_host().expect("host"),
+        lab.public_host().expect("host"),
+        lab.public_host().expect("host"),
+    );
+    let forwarded = lab.home(Nat::EndpointIndependent, &[4100]).expect("home");
+    let closed = lab.home(Nat::EndpointIndependent, &[]).expect("home");
+    let probing = |n| NetConfig {
+        probe_reachability: true,
+        reachability_probes: 2,
+        reachability_timeout: Duration::from_secs(2),
+        ..common::config(n)
+    };
+    let seed = start_in(&p, 1, false).await;
+    let other = start_in(&q, 2, false).await;
+    other
+        .handle
+        .bootstrap(vec![seed.addr])
+        .await
+        .expect("joins");
+    let seeds = vec![seed.addr, other.addr];
+
+    let public = start_with(&r, probing(3)).await;
+    let behind_forward = start_with(&forwarded.host, probing(4)).await;
+    let behind_nat = start_with(&closed.host, probing(5)).await;
+    for node in [&public, &behind_forward, &behind_nat] {
+        node.handle.bootstrap(seeds.clone()).await.expect("joins");
+    }
+    let t = Duration::from_secs(10);
+    assert!(
+        found(&public, Reachability::Public, t).await,
+        "a public node is reachable"
+    );
+    assert!(
+        found(&behind_forward, Reachability::Public, t).await,
+        "a forwarded port is found reachable"
+    );
+    assert!(
+        found(&behind_nat, Reachability::Private, t).await,
+        "a NAT without a forward is found unreachable"
+    );
+    for (node, client) in [
+        (&public, false),
+        (&behind_forward, false),
+        (&behind_nat, true),
+    ] {
+        assert_eq!(
+            node.handle.status().await.expect("status").client_mode,
+            client
+        );
+    }
+    // The dial-backs were made; those to the closed NAT fail once the dial
+    // times out (the router drops them without an answer).
+    let dialbacks = || {
+        let mut sum = (0, 0);
+        for node in [&seed, &other] {
+            let t = node.handle.transport_stats().snapshot();
+            sum = (sum.0 + t.dialbacks, sum.1 + t.dialbacks_failed);
+        }
+        sum
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while dialbacks().1 == 0 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (made, failed) = dialbacks();
+    assert!(made >= 2 && failed >= 1, "{made} made, {failed} failed");
+
+    // From now on the unreachable node's connections say client mode: a new
+    // public node that it looks up and talks to never adds it.
+    let late = start_in(&lab.public_host().expect("host"), 6, false).await;
+    late.handle.bootstrap(seeds.clone()).await.expect("joins");
+    behind_nat
+        .handle
+        .find_node(late.handle.id())
+        .await
+        .expect("a lookup");
+    let status = late.handle.status().await.expect("status");
+    assert!(status.counters.from_clients > 0, "it heard from the client");
+    assert!(!status.peers.iter().any(|c| c.id == behind_nat.handle.id()));
 }

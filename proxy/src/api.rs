@@ -350,6 +350,7 @@ fn status_json(s: &distroweb_net::Status) -> Value {
         "listen": s.listen.to_string(),
         "advertised": s.advertised.to_string(),
         "client_mode": s.client_mode,
+        "reachability": s.reachability.to_string(),
         "uptime_s": s.uptime.as_secs(),
         "routing_table": s.routing_table_len,
         "buckets_in_use": s.buckets_in_use,

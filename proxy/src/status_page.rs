@@ -32,11 +32,15 @@ pub fn render(s: &Status) -> String {
         id = s.id,
         listen = s.listen,
         adv = s.advertised,
-        mode = if s.client_mode {
-            "client mode: not dialable, in no routing table, announcing nothing"
-        } else {
-            "server: dialable at the advertised address"
-        },
+        mode = format_args!(
+            "{}; dial-backs: {}",
+            if s.client_mode {
+                "client mode: not dialable, in no routing table, announcing nothing"
+            } else {
+                "server: dialable at the advertised address"
+            },
+            s.reachability
+        ),
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,
