@@ -125,5 +125,8 @@ async fn connect(
     if asked {
         shared.probes.asked(auth.id, std::time::Instant::now());
     }
+    if let Some(seen) = auth.observed {
+        shared.probes.observed(auth.id, seen.ip());
+    }
     Ok((stream, auth))
 }

@@ -1051,6 +1051,7 @@ impl Io {
             advertised: *node.addr(),
             client_mode: node.client_mode(),
             reachability: self.shared.probes.state(),
+            public_ip: self.shared.probes.public_ip(),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),

@@ -555,7 +555,14 @@ mod tests {
         let (mut x, mut y) = tokio::io::duplex(4096);
         let (da, lb) = tokio::join!(
             handshake::run(&mut x, &a, Role::Dialer { expect: None }, T),
-            handshake::run(&mut y, &b, Role::Listener, T)
+            handshake::run(
+                &mut y,
+                &b,
+                Role::Listener {
+                    seen: "127.0.0.1:2".parse().unwrap()
+                },
+                T
+            )
         );
         (da.unwrap().session, lb.unwrap().session)
     }

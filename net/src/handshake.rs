@@ -226,8 +226,13 @@ pub enum Role {
         /// The id required of the peer.
         expect: Option<Id>,
     },
-    /// The peer dialled us.
-    Listener,
+    /// The peer dialled us from `seen`: the address its connection comes
+    /// from, which our payload tells it (how a node behind a NAT learns the
+    /// address the world sees).
+    Listener {
+        /// The peer's address as this end sees it.
+        seen: SocketAddr,
+    },
 }
 
 /// A finished handshake: who the peer proved to be, and the session keys.
@@ -241,6 +246,9 @@ pub struct Authenticated {
     pub client: bool,
     /// The peer asks to be dialled back at `listen`'s port.
     pub probe: bool,
+    /// Where the peer, a listener, saw this connection come from: our address
+    /// as the world sees it (`None` from a dialler, which does not say).
+    pub observed: Option<SocketAddr>,
     /// The keys for the connection's frames.
     pub session: Session,
 }
@@ -287,7 +295,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     check_preamble(&theirs)?;
     let prologue: Vec<u8> = match role {
         Role::Dialer { .. } => [ours, theirs].concat(),
-        Role::Listener => [theirs, ours].concat(),
+        Role::Listener { .. } => [theirs, ours].concat(),
     };
     let builder = snow::Builder::new(params())
         .local_private_key(&local.noise_private)
@@ -312,10 +320,13 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             send(stream, &mut hs, &local.payload(), &mut buf).await?;
             (hs, peer)
         }
-        Role::Listener => {
+        Role::Listener { seen } => {
             let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
             receive(stream, &mut hs, &mut buf, &mut payload).await?;
-            send(stream, &mut hs, &local.payload(), &mut buf).await?;
+            let mut ours = local.payload();
+            // An address always serialises; the fallback is unreachable.
+            ours.extend_from_slice(&postcard::to_allocvec(&seen).unwrap_or_default());
+            send(stream, &mut hs, &ours, &mut buf).await?;
             let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
             let peer = check_payload(&hs, &payload[..n], local)?;
             (hs, peer)
@@ -329,13 +340,14 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let (to_responder, to_initiator) = noise.dangerously_get_raw_split();
     let session = match role {
         Role::Dialer { .. } => Session::new(CIPHER, to_responder, to_initiator),
-        Role::Listener => Session::new(CIPHER, to_initiator, to_responder),
+        Role::Listener { .. } => Session::new(CIPHER, to_initiator, to_responder),
     };
     Ok(Authenticated {
         id: peer.id,
         listen: peer.listen,
         client: peer.client,
         probe: peer.probe,
+        observed: peer.observed,
         session,
     })
 }
@@ -402,6 +414,7 @@ struct PeerPayload {
     listen: SocketAddr,
     client: bool,
     probe: bool,
+    observed: Option<SocketAddr>,
 }
 
 /// Checks a peer's payload against the static key it used in this handshake:
@@ -428,13 +441,19 @@ fn check_payload(
         // No other flag exists in this version: a peer setting one is broken.
         return Err(HandshakeError::Malformed);
     }
-    let listen: SocketAddr =
-        postcard::from_bytes(&payload[PROOF_BYTES + 1..]).map_err(|_| HandshakeError::Malformed)?;
+    let (listen, rest): (SocketAddr, _) = postcard::take_from_bytes(&payload[PROOF_BYTES + 1..])
+        .map_err(|_| HandshakeError::Malformed)?;
+    // Only a listener says what it saw, and nothing may follow.
+    let observed = match rest {
+        [] => None,
+        rest => Some(postcard::from_bytes(rest).map_err(|_| HandshakeError::Malformed)?),
+    };
     Ok(PeerPayload {
         id,
         listen,
         client: flags & FLAG_CLIENT != 0,
         probe: flags & FLAG_PROBE != 0,
+        observed,
     })
 }
 
@@ -449,6 +468,10 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(5);
+    const SEEN: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)),
+        40_000,
+    );
 
     #[tokio::test]
     async fn both_ends_prove_their_ids() {
@@ -457,7 +480,7 @@ mod tests {
         let expect = Some(b.id());
         let (da, lb) = tokio::join!(
             run(&mut x, &a, Role::Dialer { expect }, T),
-            run(&mut y, &b, Role::Listener, T)
+            run(&mut y, &b, Role::Listener { seen: SEEN }, T)
         );
         assert_eq!(da.unwrap().id, b.id());
         let lb = lb.unwrap();
@@ -473,10 +496,14 @@ mod tests {
         let (mut x, mut y) = tokio::io::duplex(4096);
         let (da, lb) = tokio::join!(
             run(&mut x, &a, Role::Dialer { expect: None }, T),
-            run(&mut y, &b, Role::Listener, T)
+            run(&mut y, &b, Role::Listener { seen: SEEN }, T)
         );
-        assert!(!da.unwrap().client, "the listener is not a client");
-        assert!(lb.unwrap().client, "the dialler said it is one");
+        let da = da.unwrap();
+        assert!(!da.client, "the listener is not a client");
+        assert_eq!(da.observed, Some(SEEN), "the listener says what it saw");
+        let lb = lb.unwrap();
+        assert!(lb.client, "the dialler said it is one");
+        assert_eq!(lb.observed, None, "a dialler says nothing of what it saw");
     }
 
     #[tokio::test]
@@ -486,7 +513,12 @@ mod tests {
         let expect = Some(Id::hash_of(b"someone else"));
         let (da, _) = tokio::join!(
             run(&mut x, &a, Role::Dialer { expect }, T),
-            run(&mut y, &b, Role::Listener, Duration::from_millis(200))
+            run(
+                &mut y,
+                &b,
+                Role::Listener { seen: SEEN },
+                Duration::from_millis(200)
+            )
         );
         assert!(matches!(da, Err(HandshakeError::WrongId { .. })), "{da:?}");
         assert!(matches!(

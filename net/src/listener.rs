@@ -59,7 +59,7 @@ async fn inbound(
     let _ = stream.set_nodelay(true);
     let evicted = slot.evicted.clone();
     let auth = tokio::select! {
-        auth = handshake::run(&mut stream, &shared.local, Role::Listener, shared.config.handshake_timeout) => auth,
+        auth = handshake::run(&mut stream, &shared.local, Role::Listener { seen: remote }, shared.config.handshake_timeout) => auth,
         () = evicted.notified() => {
             tracing::debug!(%remote, "evicted before its handshake finished");
             return;

@@ -50,6 +50,9 @@ impl std::fmt::Display for Reachability {
 /// Peers remembered as dialled back, so each is dialled back once.
 const MAX_DIALED_BACK: usize = 1024;
 
+/// Reports of this node's address kept, the latest from each peer.
+const MAX_OBSERVED: usize = 32;
+
 /// Both sides of the dial-back protocol for one node.
 #[derive(Debug)]
 pub(crate) struct Probes {
@@ -75,6 +78,9 @@ struct Inner {
     dialed_back_order: std::collections::VecDeque<Id>,
     /// Dial-backs running now.
     running: usize,
+    /// The IP each of the last peers this node dialled saw it come from,
+    /// oldest first, one report per peer.
+    observed: std::collections::VecDeque<(Id, IpAddr)>,
 }
 
 impl Probes {
@@ -88,6 +94,7 @@ impl Probes {
                 dialed_back: BTreeSet::new(),
                 dialed_back_order: std::collections::VecDeque::new(),
                 running: 0,
+                observed: std::collections::VecDeque::new(),
             }),
             wanted: config.reachability_probes.max(1),
             timeout: config.reachability_timeout,
@@ -144,6 +151,31 @@ impl Probes {
             inner.state = Reachability::Private;
             Reachability::Private
         })
+    }
+
+    /// Notes that `peer`, which this node dialled, saw it come from `ip`.
+    pub fn observed(&self, peer: Id, ip: IpAddr) {
+        let mut inner = self.lock();
+        inner.observed.retain(|(id, _)| *id != peer);
+        if inner.observed.len() == MAX_OBSERVED {
+            inner.observed.pop_front();
+        }
+        inner.observed.push_back((peer, ip.to_canonical()));
+    }
+
+    /// This node's IP as the world sees it: the one most of the peers it
+    /// dialled report, if at least two agree (one could lie); the lowest of a
+    /// tie, so the answer does not depend on the order of reports.
+    pub fn public_ip(&self) -> Option<IpAddr> {
+        let inner = self.lock();
+        let mut counts: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for (_, ip) in &inner.observed {
+            *counts.entry(*ip).or_default() += 1;
+        }
+        let best = counts.values().copied().max()?;
+        (best >= 2)
+            .then(|| counts.iter().find(|(_, &n)| n == best).map(|(ip, _)| *ip))
+            .flatten()
     }
 
     /// Room for one dial-back to `peer`: none while `max_dialbacks` run, nor
@@ -314,5 +346,27 @@ mod tests {
             drop(p.permit(Id::hash_of(&n.to_le_bytes())));
         }
         assert!(p.lock().dialed_back.len() <= MAX_DIALED_BACK);
+    }
+
+    #[test]
+    fn the_public_ip_is_what_two_peers_or_more_agree_on() {
+        let p = probes();
+        let (a, b): (IpAddr, IpAddr) = (
+            "198.51.100.1".parse().unwrap(),
+            "203.0.113.9".parse().unwrap(),
+        );
+        p.observed(id(1), b);
+        assert_eq!(p.public_ip(), None, "one report is not enough");
+        p.observed(id(1), b);
+        assert_eq!(p.public_ip(), None, "one peer twice is one report");
+        p.observed(id(2), b);
+        assert_eq!(p.public_ip(), Some(b));
+        p.observed(id(3), a);
+        p.observed(id(4), a);
+        assert_eq!(p.public_ip(), Some(a), "a tie goes to the lowest");
+        for n in 10..100 {
+            p.observed(id(n), a);
+        }
+        assert!(p.lock().observed.len() <= MAX_OBSERVED);
     }
 }

@@ -23,6 +23,8 @@ pub struct Status {
     pub client_mode: bool,
     /// What the node found out of its own reachability.
     pub reachability: crate::reachability::Reachability,
+    /// This node's IP as the peers it dialled saw it, where two or more agree.
+    pub public_ip: Option<std::net::IpAddr>,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.

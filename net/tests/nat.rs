@@ -5,7 +5,8 @@
 //! so (what every node did before client mode) lands in both at its router's
 //! address, where nobody can dial it. Nodes that probe find out by dial-backs
 //! whether they can be dialled: a public one and one behind a forwarded port
-//! can, one behind a NAT without a forward cannot and turns client.
+//! can, one behind a NAT without a forward cannot and turns client; each
+//! learns its public address from what the peers it dialled saw.
 
 mod common;
 
@@ -232,14 +233,18 @@ async fn dial_backs_find_out_who_can_be_dialled() {
         found(&behind_nat, Reachability::Private, t).await,
         "a NAT without a forward is found unreachable"
     );
-    for (node, client) in [
-        (&public, false),
-        (&behind_forward, false),
-        (&behind_nat, true),
-    ] {
+    let expect = [
+        (&public, false, r.addr()),
+        (&behind_forward, false, forwarded.router.addr()),
+        (&behind_nat, true, closed.router.addr()),
+    ];
+    for (node, client, seen_as) in expect {
+        let status = node.handle.status().await.expect("status");
+        assert_eq!(status.client_mode, client);
         assert_eq!(
-            node.handle.status().await.expect("status").client_mode,
-            client
+            status.public_ip,
+            Some(IpAddr::V4(seen_as)),
+            "the peers it dialled saw it as its router"
         );
     }
     // The dial-backs were made; those to the closed NAT fail once the dial

@@ -351,6 +351,7 @@ fn status_json(s: &distroweb_net::Status) -> Value {
         "advertised": s.advertised.to_string(),
         "client_mode": s.client_mode,
         "reachability": s.reachability.to_string(),
+        "public_ip": s.public_ip.map(|ip| ip.to_string()),
         "uptime_s": s.uptime.as_secs(),
         "routing_table": s.routing_table_len,
         "buckets_in_use": s.buckets_in_use,

@@ -20,6 +20,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>listening on</th><td>{listen}</td></tr>\
          <tr><th>advertised as</th><td>{adv}</td></tr>\
          <tr><th>reachability</th><td>{mode}</td></tr>\
+         <tr><th>public address</th><td>{public}</td></tr>\
          <tr><th>uptime</th><td>{uptime}</td></tr>\
          <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
          <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
@@ -41,6 +42,10 @@ pub fn render(s: &Status) -> String {
             },
             s.reachability
         ),
+        public = match s.public_ip {
+            Some(ip) => format!("{ip}, as the peers it dialled see it"),
+            None => "not known yet (fewer than two peers agree)".to_owned(),
+        },
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,
