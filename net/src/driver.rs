@@ -572,6 +572,11 @@ impl Io {
                 let _ = reply.send(started.map_err(NetError::Refused));
             }
             Command::Touch { root } => self.holdings.touch(&root, now),
+            Command::Prioritise { root, block } => {
+                if let Some(fetch) = node.fetch_running(&root) {
+                    node.prioritise(now, fetch, block);
+                }
+            }
             Command::UploadBlock(registration) => self.upload_block(node, now, registration),
             Command::UploadFinish {
                 upload,

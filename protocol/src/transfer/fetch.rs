@@ -198,9 +198,11 @@ pub(crate) struct Fetch<A> {
     files: Vec<FileProgress>,
     /// Where each leaf is in `files`.
     file_index: BTreeMap<Id, usize>,
-    /// Leaves before this index are reported to their end (a cursor, so that
-    /// a site of many files is not scanned from its start for each chunk).
-    reported: usize,
+    /// Leaves whose next chunk to report is held: reported from the first.
+    ready: BTreeSet<usize>,
+    /// Leaves whose next chunk to report is not held yet, by that chunk: so
+    /// that a block landing finds its readers without a scan of every leaf.
+    waiting: BTreeMap<Id, Vec<usize>>,
     /// Leaves reported to their end.
     files_done: usize,
     /// Manifest slots not decoded yet: the content is complete only at 0.
@@ -234,7 +236,8 @@ impl<A: Clone> Fetch<A> {
             in_flight: 0,
             files: Vec::new(),
             file_index: BTreeMap::new(),
-            reported: 0,
+            ready: BTreeSet::new(),
+            waiting: BTreeMap::new(),
             files_done: 0,
             undecoded: 0,
             parents: BTreeMap::new(),
@@ -496,6 +499,7 @@ impl<A: Clone> Fetch<A> {
         if self.wanted.remove(&self.key(slot)) {
             self.slots[slot].state = SlotState::Held;
             self.stats.blocks_local += 1;
+            self.now_held(slot);
         }
     }
 
@@ -512,7 +516,33 @@ impl<A: Clone> Fetch<A> {
         if let Some(s) = self.slots.get_mut(slot) {
             if s.state == SlotState::Storing {
                 s.state = SlotState::Held;
+                self.now_held(slot);
             }
+        }
+    }
+
+    /// The leaves waiting on the block of `slot` (held now) are ready.
+    fn now_held(&mut self, slot: usize) {
+        if let Some(files) = self.waiting.remove(&self.slots[slot].id) {
+            self.ready.extend(files);
+        }
+    }
+
+    /// Files leaf `f` as ready or waiting, by whether its next chunk is held.
+    fn queue_next(&mut self, f: usize) {
+        let Some(m) = &self.files[f].manifest else {
+            return;
+        };
+        let Some(&chunk) = m.chunks().get(self.files[f].next_emit) else {
+            return;
+        };
+        let held = self
+            .slot_of(&chunk)
+            .is_some_and(|s| self.slots[s].state == SlotState::Held);
+        if held {
+            self.ready.insert(f);
+        } else {
+            self.waiting.entry(chunk).or_default().push(f);
         }
     }
 
@@ -765,9 +795,12 @@ impl<A: Clone> Fetch<A> {
                         self.files_done += 1;
                     }
                 }
+                let mut chunk_slots = Vec::new();
                 for c in m.chunks() {
-                    self.need_new(*c, false, urgent, &mut new_slots)?;
+                    self.need_new(*c, false, urgent, &mut chunk_slots)?;
                 }
+                new_slots.extend(chunk_slots);
+                self.queue_next(f);
             }
         }
         if id == self.root {
@@ -883,11 +916,13 @@ impl<A: Clone> Fetch<A> {
         if p.next_emit == m.chunks().len() {
             self.files_done += 1;
         }
-        Ok(Some(ChunkReady {
+        let ready = ChunkReady {
             file: p.id,
             manifest: Arc::clone(m),
             index: index as u32,
-        }))
+        };
+        self.queue_next(file);
+        Ok(Some(ready))
     }
 
     /// Every block held and every file checked and reported to its end.
@@ -899,26 +934,27 @@ impl<A: Clone> Fetch<A> {
             && self.files_done == self.files.len()
     }
 
-    /// The next chunk to check and report in file order: (file, index, chunk id).
+    /// The next chunk to check and report in file order: (file, index, chunk
+    /// id), from the first ready leaf. A leaf whose chunk was lost since goes
+    /// back to waiting.
     fn next_ready_chunk(&mut self) -> Option<(usize, usize, Id)> {
-        while self.files.get(self.reported).is_some_and(|f| {
-            f.manifest
-                .as_ref()
-                .is_some_and(|m| f.next_emit == m.chunks().len())
-        }) {
-            self.reported += 1;
+        while let Some(f) = self.ready.pop_first() {
+            let file = &self.files[f];
+            let Some(m) = file.manifest.as_ref() else {
+                continue;
+            };
+            let Some(&id) = m.chunks().get(file.next_emit) else {
+                continue;
+            };
+            let held = self
+                .slot_of(&id)
+                .is_some_and(|s| self.slots[s].state == SlotState::Held);
+            if held {
+                return Some((f, file.next_emit, id));
+            }
+            self.waiting.entry(id).or_default().push(f);
         }
-        let first = self.reported;
-        self.files[first..]
-            .iter()
-            .enumerate()
-            .find_map(|(f, file)| {
-                let f = first + f;
-                let m = file.manifest.as_ref()?;
-                let id = *m.chunks().get(file.next_emit)?;
-                let s = self.slot_of(&id)?;
-                (self.slots[s].state == SlotState::Held).then_some((f, file.next_emit, id))
-            })
+        None
     }
 
     /// How much the fetch holds, collection by collection (for `Node::memory_usage`).
