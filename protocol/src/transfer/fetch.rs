@@ -1115,4 +1115,80 @@ mod tests {
         let expanded = roomy.expand(slot, &encoded).unwrap().unwrap();
         assert_eq!(expanded.new_slots.len(), 10);
     }
+
+    /// Blocks of a tree file of `n` 1 KiB chunks, by id, and its root.
+    fn tree_blocks(n: u64) -> (Id, BTreeMap<Id, Vec<u8>>) {
+        use crate::content::{FileTreeBuilder, MediaType};
+        let mut b = FileTreeBuilder::new(1024, MediaType::new("text/plain").unwrap()).unwrap();
+        let mut blocks = BTreeMap::new();
+        for i in 0..n {
+            blocks.extend(b.push(Id::hash_of(&i.to_le_bytes()), 1024).unwrap());
+        }
+        let (root, rest) = b.finish().unwrap();
+        blocks.extend(rest);
+        (root, blocks)
+    }
+
+    /// Expands every manifest the fetch needs from `blocks` (as if each were
+    /// held locally), then reports every chunk; returns the chunks reported
+    /// in order, or the first error.
+    fn run(f: &mut Fetch<u32>, blocks: &BTreeMap<Id, Vec<u8>>) -> Result<Vec<Id>, FetchError> {
+        let mut s = 0;
+        while s < f.slots.len() {
+            f.held_locally(s);
+            if let Some(bytes) = blocks.get(&f.slots[s].id) {
+                f.expand(s, bytes)?;
+            }
+            s += 1;
+        }
+        let mut out = Vec::new();
+        while let Some(c) = f.next_report(|_| Some(1024))? {
+            out.push(c.manifest.chunks()[c.index as usize]);
+        }
+        Ok(out)
+    }
+
+    /// A tree file's fetch needs its leaves, then their chunks, and reports
+    /// every chunk in file order before it is complete.
+    #[test]
+    fn a_tree_file_is_expanded_leaf_by_leaf_and_reported_in_order() {
+        let n = crate::content::MAX_FILE_CHUNKS as u64 + 3;
+        let (root, blocks) = tree_blocks(n);
+        let mut f: Fetch<u32> = Fetch::new(root, Time::ZERO, Time::from_secs(60), 100_000);
+        f.need(root, true, false);
+        let reported = run(&mut f, &blocks).unwrap();
+        let expected: Vec<Id> = (0..n).map(|i| Id::hash_of(&i.to_le_bytes())).collect();
+        assert_eq!(reported, expected);
+        assert!(f.is_complete());
+        assert_eq!(
+            f.sizes().slots as u64,
+            1 + 2 + n,
+            "root, two leaves, chunks"
+        );
+    }
+
+    /// A leaf where another should be, or a tree as its own child, fails the
+    /// fetch as corrupt instead of being followed.
+    #[test]
+    fn a_hostile_tree_fails_the_fetch() {
+        let (root, blocks) = tree_blocks(crate::content::MAX_FILE_CHUNKS as u64 + 3);
+        let Ok(Manifest::FileTree(tree)) = Manifest::decode(&blocks[&root]) else {
+            panic!("a tree");
+        };
+        let (first, second) = (tree.children()[0], tree.children()[1]);
+        for (what, at, bytes) in [
+            ("swapped leaves", first, blocks[&second].clone()),
+            ("a loop", second, blocks[&root].clone()),
+        ] {
+            let mut lying = blocks.clone();
+            lying.insert(at, bytes);
+            let mut f: Fetch<u32> = Fetch::new(root, Time::ZERO, Time::from_secs(60), 100_000);
+            f.need(root, true, false);
+            let e = run(&mut f, &lying).unwrap_err();
+            assert!(
+                matches!(e, FetchError::Corrupt(Corruption::Manifest { id, .. }) if id == at),
+                "{what}: {e:?}"
+            );
+        }
+    }
 }
