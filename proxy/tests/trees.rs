@@ -174,12 +174,6 @@ async fn a_tree_file_and_a_sharded_site_read_back_through_another_node() {
     ] {
         let (status, head, body) = get(b.addr(), &site, &format!("/{}", site_path(i)), None).await;
         assert_eq!(status, 200, "{}: {head}", site_path(i));
-        let mut f = b.node.handle().fetch(site).await.unwrap();
-        eprintln!(
-            "{i}: {:?} fetch outcome so far: {:?}",
-            t.elapsed(),
-            tokio::time::timeout(Duration::from_millis(10), f.finished()).await
-        );
         assert_eq!(
             body,
             format!("file {i}\n").into_bytes(),
