@@ -12,8 +12,9 @@ use distroweb_proxy::origin::{parse_id, site_url, LOCALHOST};
 
 use crate::local_api::{self, LocalApi};
 
-/// Most files a published directory may hold (the protocol's site limit).
-const MAX_FILES: usize = 16_384;
+/// Most files a published directory may hold: what the node's site builder
+/// takes (a site of more files than one manifest holds is an index of them).
+const MAX_FILES: usize = distroweb_protocol::content::MAX_BUILT_SITE_FILES;
 
 /// Options of `distroweb publish`.
 #[derive(Debug, clap::Args)]

@@ -94,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         upload
             .write_file("application/octet-stream", &mut source)
-            .map(|(root, _)| (root, upload))
+            .map(|(root, _, _)| (root, upload))
     })
     .await??;
     upload.publish(root).await?;

@@ -29,7 +29,7 @@ use crate::dial_limits::{DialLimits, Trust};
 use crate::error::{Chain, NetError};
 use crate::fetching::FetchProgress;
 use crate::handle::{Command, Publish, QueryCommand, QueryDone};
-use crate::holdings::{manifest_size, Holdings};
+use crate::holdings::{content_size, manifest_size, Holdings};
 use crate::stats::TransportStats;
 use crate::status::{output_size, FetchRecord, QueryRecord, Status};
 use crate::store_pool::StorePool;
@@ -584,6 +584,11 @@ impl Io {
                 let _ = reply.send(started.map_err(NetError::Refused));
             }
             Command::Touch { root } => self.holdings.touch(&root, now),
+            Command::Prioritise { root, block } => {
+                if let Some(fetch) = node.fetch_running(&root) {
+                    node.prioritise(now, fetch, block);
+                }
+            }
             Command::UploadBlock(registration) => self.upload_block(node, now, registration),
             Command::UploadFinish {
                 upload,
@@ -763,10 +768,7 @@ impl Io {
         let written = blocks.iter().map(|(id, len)| (*id, *len));
         match node.adopt_written(now, root, manifests, written) {
             Ok(()) => {
-                let size = manifests
-                    .iter()
-                    .find(|(id, _)| *id == root)
-                    .map_or(0, |(_, m)| manifest_size(m));
+                let size = content_size(&root, manifests);
                 self.publishing.entry(root).or_default().push((size, reply));
             }
             Err(e) => {

@@ -53,7 +53,11 @@ impl Fetching {
     /// Fails with [`NetError::Fetch`] when the fetch fails first, or
     /// [`NetError::NotHeld`] when the fetch ended without it (it is not part of
     /// this content). Callers bound the wait with their own deadline.
+    /// A block not there yet is asked for ahead of the rest of the content
+    /// (a reader waits on it): a page of a large site, or the next leaf of a
+    /// large file, does not queue behind the whole listing.
     pub async fn block(&mut self, id: &Id) -> Result<Bytes, NetError> {
+        let mut asked = false;
         loop {
             let outcome = self.progress.borrow_and_update().outcome.clone();
             if let Some(data) = self.node.read_block(*id).await? {
@@ -63,6 +67,10 @@ impl Fetching {
                 Some(Err(e)) => return Err(NetError::Fetch(e)),
                 Some(Ok(())) => return Err(NetError::NotHeld(*id)),
                 None => {}
+            }
+            if !asked {
+                self.node.prioritise(self.root, *id);
+                asked = true;
             }
             if self.progress.changed().await.is_err() {
                 // The node task dropped the signal: the fetch is over (or the

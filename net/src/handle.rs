@@ -81,6 +81,11 @@ pub(crate) enum Command {
     Touch {
         root: Id,
     },
+    /// A reader waits on `block` of the running fetch of `root`: ask for it first.
+    Prioritise {
+        root: Id,
+        block: Id,
+    },
     Pin {
         root: Id,
         reply: oneshot::Sender<Result<(), NetError>>,
@@ -279,6 +284,13 @@ impl NodeHandle {
     /// waiting; dropped when the node's command queue is full (it is a hint).
     pub fn touch(&self, root: Id) {
         let _ = self.commands.try_send(Command::Touch { root });
+    }
+
+    /// Asks the running fetch of `root` for `block` (and what it names) before
+    /// anything else, without waiting; dropped when the node's command queue
+    /// is full (it is a hint).
+    pub fn prioritise(&self, root: Id, block: Id) {
+        let _ = self.commands.try_send(Command::Prioritise { root, block });
     }
 
     /// One block if it is in the node's memory cache now, without waiting:

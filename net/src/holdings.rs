@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use distroweb_protocol::{Id, Manifest, Time};
+use distroweb_protocol::content::content_blocks;
+use distroweb_protocol::{Id, Manifest, ManifestError, Time};
 
 use crate::data_dir::DataDir;
 
@@ -129,12 +130,29 @@ impl Holdings {
     }
 }
 
-/// Bytes of file content a manifest spans.
+/// Bytes of file content a root manifest spans, as far as it says: a site
+/// index lists its shards' files but not their sizes, so it counts 0 here
+/// (see [`content_size`] where the manifests are at hand).
 pub(crate) fn manifest_size(m: &Manifest) -> u64 {
     match m {
         Manifest::File(f) => f.len(),
         Manifest::Site(s) => s.total_size(),
+        Manifest::FileTree(t) => t.len(),
+        Manifest::SiteIndex(_) => 0,
     }
+}
+
+/// Bytes of file content the content `root` spans, from all its manifests
+/// (a site index's too); 0 if they do not make whole content.
+pub(crate) fn content_size(root: &Id, manifests: &[(Id, Manifest)]) -> u64 {
+    let by_id: BTreeMap<&Id, &Manifest> = manifests.iter().map(|(id, m)| (id, m)).collect();
+    content_blocks(root, |id| {
+        by_id
+            .get(id)
+            .map(|m| (*m).clone())
+            .ok_or(ManifestError::Truncated)
+    })
+    .map_or(0, |c| c.size)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use distroweb_protocol::content::{read_content, read_file};
+use distroweb_protocol::content::{read_content, verify_file};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
 use distroweb_protocol::{Id, Manifest, Node, QueryError, Time};
 use tokio::net::TcpListener;
@@ -331,8 +331,9 @@ fn check_held(store: &dyn BlockStore, saved: Holdings) -> Vec<Found> {
     for (root, h) in saved.iter() {
         let checked = read_content(store, root).and_then(|manifests| {
             for (id, m) in &manifests {
+                // Each leaf once (a tree's leaves are among the manifests).
                 if let Manifest::File(_) = m {
-                    read_file(store, id)?;
+                    verify_file(store, id)?;
                 }
             }
             Ok(manifests)

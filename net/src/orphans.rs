@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use distroweb_protocol::{Id, Manifest};
+use distroweb_protocol::content::content_blocks;
+use distroweb_protocol::{Id, Manifest, ManifestError};
 
 use crate::block_store::BlockStore;
 
@@ -42,24 +43,17 @@ pub fn collect(store: &DiskStore, held: &Holdings) -> usize {
     removed
 }
 
-/// Adds `root` and every block its manifests name to `named`.
+/// Adds `root` and every block its manifests name to `named`: a site's index
+/// nodes and shards, every file's tree nodes and leaves, and their chunks.
+/// Manifests read before a walk fails are named; chunks only of a whole walk.
 fn name_blocks(store: &DiskStore, root: Id, named: &mut BTreeSet<Id>) {
-    let Some(manifest) = read_manifest(store, &root) else {
-        return;
-    };
-    named.insert(root);
-    let files: Vec<Id> = match manifest {
-        Manifest::File(m) => {
-            named.extend(m.chunks().iter().copied());
-            return;
-        }
-        Manifest::Site(site) => site.entries().iter().map(|e| e.file).collect(),
-    };
-    for file in files {
-        if let Some(Manifest::File(m)) = read_manifest(store, &file) {
-            named.insert(file);
-            named.extend(m.chunks().iter().copied());
-        }
+    let walked = content_blocks(&root, |id| {
+        let m = read_manifest(store, id).ok_or(ManifestError::Truncated)?;
+        named.insert(*id);
+        Ok::<_, ManifestError>(m)
+    });
+    if let Ok(walked) = walked {
+        named.extend(walked.chunks.iter().map(|c| c.id));
     }
 }
 

@@ -16,8 +16,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read};
 
 use bytes::Bytes;
-use distroweb_protocol::content::{FileChunker, SiteBuilder};
-use distroweb_protocol::{FileManifest, Id, Manifest, PublishError, StoreError};
+use distroweb_protocol::content::{
+    check_chunk_size, Block, FileError, FileTreeBuilder, ManifestError, MediaType, SiteBuilder,
+};
+use distroweb_protocol::{Id, Manifest, PublishError, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -88,34 +90,40 @@ impl Upload {
     }
 
     /// Reads one file from `data` to its end, writing each chunk as it
-    /// completes, then its manifest; returns the file's id (its manifest's)
-    /// and manifest. Blocks.
+    /// completes and each manifest block as the file's tree completes it
+    /// (a file of more chunks than one manifest lists is a tree, see
+    /// `content::tree`); returns the file's id (its root manifest's), length
+    /// and media type. Holds a few chunks and one tree node per level. Blocks.
     pub fn write_file(
         &mut self,
         media_type: &str,
         data: &mut dyn Read,
-    ) -> Result<(Id, FileManifest), UploadError> {
+    ) -> Result<(Id, u64, MediaType), UploadError> {
         let chunk_size = self.node.identity().chunk_size;
-        let mut file = FileChunker::new(media_type, chunk_size).map_err(PublishError::from)?;
+        let media_type =
+            MediaType::new(media_type).map_err(|e| PublishError::from(FileError::from(e)))?;
+        let size = check_chunk_size(chunk_size).map_err(PublishError::from)?;
+        let mut tree = FileTreeBuilder::new(size, media_type.clone()).map_err(tree_error)?;
+        let mut length = 0u64;
         loop {
             let chunk = read_chunk(data, chunk_size).map_err(UploadError::Read)?;
             if chunk.is_empty() {
                 break;
             }
             let last = chunk.len() < chunk_size;
-            let id = file.push(&chunk).map_err(PublishError::from)?;
+            let id = Id::hash_of(&chunk);
+            length += chunk.len() as u64;
+            let done = tree.push(id, chunk.len() as u64).map_err(tree_error)?;
             self.write(id, chunk)?;
+            self.write_manifests(done)?;
             if last {
                 // `read_chunk` comes back short only at the end of the source.
                 break;
             }
         }
-        let manifest = file.finish();
-        let encoded = Bytes::from(manifest.encode());
-        let id = Id::hash_of(&encoded);
-        self.write(id, encoded)?;
-        self.manifests.push((id, Manifest::File(manifest.clone())));
-        Ok((id, manifest))
+        let (root, rest) = tree.finish().map_err(tree_error)?;
+        self.write_manifests(rest)?;
+        Ok((root, length, media_type))
     }
 
     /// Adds a file at `path` to the site being uploaded, reading it from
@@ -127,23 +135,36 @@ impl Upload {
         data: &mut dyn Read,
     ) -> Result<(), UploadError> {
         let path = self.site.check(path).map_err(PublishError::from)?;
-        let (id, manifest) = self.write_file(media_type, data)?;
+        let (id, size, media_type) = self.write_file(media_type, data)?;
         self.site
-            .add(path, id, &manifest)
+            .add_file(path, id, size, media_type)
             .map_err(PublishError::from)?;
         Ok(())
     }
 
-    /// Writes the manifest of the site whose files were added and returns its
-    /// id, to [`Upload::publish`]. Blocks.
+    /// Writes the manifests of the site whose files were added (one site
+    /// manifest, or an index and its shards for a site one manifest cannot
+    /// hold) and returns its id, to [`Upload::publish`]. Blocks.
     pub fn seal_site(&mut self) -> Result<Id, UploadError> {
-        let (manifest, encoded) = std::mem::take(&mut self.site)
-            .finish()
+        let (root, blocks) = std::mem::take(&mut self.site)
+            .finish_tree()
             .map_err(PublishError::from)?;
-        let id = Id::hash_of(&encoded);
-        self.write(id, encoded)?;
-        self.manifests.push((id, manifest));
-        Ok(id)
+        self.write_manifests(blocks)?;
+        Ok(root)
+    }
+
+    /// Writes manifest blocks a builder completed, keeping each decoded for
+    /// the node, which checks the whole content against them.
+    fn write_manifests(&mut self, blocks: Vec<Block>) -> Result<(), UploadError> {
+        for (id, encoded) in blocks {
+            let manifest =
+                Manifest::decode(&encoded).map_err(|e| PublishError::from(FileError::Tree(e)))?;
+            if !self.registered.contains(&id) {
+                self.manifests.push((id, manifest));
+            }
+            self.write(id, Bytes::from(encoded))?;
+        }
+        Ok(())
     }
 
     /// Waits for every write, then has the node adopt `root` (a file from
@@ -242,6 +263,11 @@ impl Drop for Upload {
             let _ = commands.send(Command::UploadEnd { upload }).await;
         });
     }
+}
+
+/// A tree builder's error, which only a file past the deepest tree meets.
+fn tree_error(e: ManifestError) -> UploadError {
+    PublishError::from(FileError::Tree(e)).into()
 }
 
 /// Reads up to `len` bytes, fewer only at the end of `data`.

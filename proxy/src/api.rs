@@ -132,7 +132,7 @@ async fn publish(state: &State, req: Request<Incoming>) -> Response<Body> {
         } else {
             upload
                 .write_file(&media_type, &mut body)
-                .map(|(id, _)| (id, "file", 1))
+                .map(|(id, _, _)| (id, "file", 1))
                 .map_err(UploadError::from)
         };
         (upload, written)
@@ -303,6 +303,16 @@ fn describe(state: &State, id: Id, result: Result<Manifest, NetError>) -> Respon
                     "media_type": e.media_type.as_str(),
                 })).collect::<Vec<_>>(),
             }),
+        ),
+        Ok(Manifest::FileTree(t)) => reply(
+            StatusCode::OK,
+            &json!({ "id": id.to_string(), "kind": "file", "bytes": t.len(), "media_type": t.media_type().as_str(), "url": url }),
+        ),
+        // A site too large for one manifest is listed by its size, not its
+        // files: the listing would be the whole index.
+        Ok(Manifest::SiteIndex(i)) => reply(
+            StatusCode::OK,
+            &json!({ "id": id.to_string(), "kind": "site", "url": url, "file_count": i.files() }),
         ),
         Err(NetError::Fetch(FetchError::NotFound)) => {
             error(StatusCode::NOT_FOUND, "nobody holds it")

@@ -33,7 +33,8 @@ pub struct ProxyConfig {
     pub lookup_deadline: Duration,
     /// Largest upload the local API accepts for publishing, in bytes. Uploads
     /// stream to the store, so memory does not grow with this; the store's
-    /// capacity bounds what fits.
+    /// capacity bounds what fits. The default, 4 TiB, is past the 1 TiB files
+    /// multi-level manifests are for (a file of more than 32,000 chunks is a tree).
     pub max_upload_bytes: u64,
     /// How long open connections get to finish when the proxy stops.
     pub shutdown_grace: Duration,
@@ -98,7 +99,7 @@ impl Default for ProxyConfig {
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_response_timeout: Duration::from_secs(30),
             lookup_deadline: Duration::from_secs(30),
-            max_upload_bytes: 8 << 30,
+            max_upload_bytes: 4 << 40,
             shutdown_grace: Duration::from_secs(5),
             max_connections_per_ip: 64,
             body_read_timeout: Duration::from_secs(10),

@@ -8,8 +8,9 @@ use distroweb_net::Upload;
 use distroweb_protocol::Id;
 use tokio::sync::mpsc;
 
-/// Most files one site upload may hold (the protocol's site limit).
-pub const MAX_UPLOAD_FILES: usize = 16_384;
+/// Most files one site upload may hold: what the protocol's site builder
+/// takes (a site of more files than one manifest holds is an index of them).
+pub const MAX_UPLOAD_FILES: usize = distroweb_protocol::content::MAX_BUILT_SITE_FILES;
 
 /// Why an upload cannot be published.
 #[derive(Debug, thiserror::Error)]

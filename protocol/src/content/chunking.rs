@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::id::Id;
 use crate::wire::MAX_BLOCK_BYTES;
 
-use super::manifest::{FileManifest, Manifest, MAX_FILE_CHUNKS, MIN_CHUNK_BYTES};
+use super::manifest::{FileManifest, Manifest, ManifestError, MAX_FILE_CHUNKS, MIN_CHUNK_BYTES};
 use super::media_type::{MediaType, MediaTypeError};
 
 /// Content split into blocks, ready to store: the manifest, its id, and every
@@ -46,6 +46,10 @@ pub enum FileError {
         /// The most one manifest can describe at this chunk size.
         max: u64,
     },
+    /// The file's tree of manifests could not be built (past the deepest
+    /// tree, which no real file reaches).
+    #[error("the file's manifests: {0}")]
+    Tree(ManifestError),
     /// A chunk handed to a [`FileChunker`] cannot be where it is: empty,
     /// longer than the chunk size, or after the file's shorter last chunk.
     #[error("chunk {index} of {len} bytes does not fit chunks of {chunk_size} bytes")]

@@ -41,6 +41,7 @@ use crate::wire::MAX_BLOCK_BYTES;
 
 use super::media_type::{MediaType, MediaTypeError};
 use super::path::{PathError, SitePath, MAX_PATH_BYTES};
+use super::tree::{FileTree, SiteIndex, TreeError, INDEX_MAGIC, TREE_MAGIC};
 
 /// Leads a file manifest: format name, NUL, version.
 pub const FILE_MAGIC: [u8; 8] = *b"dwfile\0\x01";
@@ -91,6 +92,11 @@ pub enum Manifest {
     File(FileManifest),
     /// A directory of files.
     Site(SiteManifest),
+    /// A node of a file's tree: a file of more chunks than one manifest lists
+    /// (see [`super::tree`]).
+    FileTree(FileTree),
+    /// A node of a site's index: a site of more files than one manifest lists.
+    SiteIndex(SiteIndex),
 }
 
 /// Why bytes are not a valid manifest. Checked before anything is allocated.
@@ -155,6 +161,19 @@ pub enum ManifestError {
     /// A path uses another file's path as a directory.
     #[error("path {0:?} is also a directory of another file")]
     FileIsDirectory(String),
+    /// A file tree or site index node is malformed, or does not match its parent.
+    #[error("tree: {0}")]
+    Tree(Box<TreeError>),
+}
+
+impl From<TreeError> for ManifestError {
+    /// A tree error that is a plain manifest error stays one.
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::Manifest(m) => m,
+            e => ManifestError::Tree(Box::new(e)),
+        }
+    }
 }
 
 impl FileManifest {
@@ -298,6 +317,8 @@ impl Manifest {
         match self {
             Manifest::File(m) => m.encode(),
             Manifest::Site(s) => s.encode(),
+            Manifest::FileTree(t) => t.encode(),
+            Manifest::SiteIndex(i) => i.encode(),
         }
     }
 
@@ -320,6 +341,8 @@ impl Manifest {
         let manifest = match magic {
             FILE_MAGIC => Manifest::File(decode_file(&mut r)?),
             SITE_MAGIC => Manifest::Site(decode_site(&mut r)?),
+            TREE_MAGIC => return Ok(Manifest::FileTree(FileTree::decode(bytes)?)),
+            INDEX_MAGIC => return Ok(Manifest::SiteIndex(SiteIndex::decode(bytes)?)),
             _ => return Err(ManifestError::UnknownMagic),
         };
         if !r.0.is_empty() {

@@ -14,6 +14,7 @@ mod read;
 mod site;
 mod store;
 pub mod tree;
+mod walk;
 
 pub use chunking::{check_chunk_size, prepare_file, FileChunker, FileError, Prepared};
 pub use manifest::{
@@ -22,13 +23,14 @@ pub use manifest::{
 };
 pub use media_type::{MediaType, MediaTypeError, MAX_MEDIA_TYPE_BYTES};
 pub use path::{PathError, SitePath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS};
-pub use read::{read_content, read_file, read_manifest, ReadError};
-pub use site::{prepare_site, SiteBuilder, SiteError, SiteFile};
+pub use read::{read_content, read_entry, read_file, read_manifest, verify_file, ReadError};
+pub use site::{prepare_site, SiteBuilder, SiteError, SiteFile, MAX_BUILT_SITE_FILES};
 pub use store::{apply, BlockSource, ContentStore, MemoryStore, StoreError};
 pub use tree::{
-    FileNode, FileTree, FileTreeBuilder, SiteIndex, SiteNode, SiteTreeBuilder, TreeError,
+    Block, FileNode, FileTree, FileTreeBuilder, SiteIndex, SiteNode, SiteTreeBuilder, TreeError,
     INDEX_MAGIC, MAX_TREE_CHILDREN, MAX_TREE_DEPTH, TREE_MAGIC,
 };
+pub use walk::{content_blocks, ChunkAt, ContentBlocks, Leaf, LeafWalk, Lookup, PathLookup};
 
 /// The default chunk size: 256 KiB, as in IPFS and most BitTorrent clients.
 pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;

@@ -1,12 +1,15 @@
 //! Reading stored content back: a manifest, a whole file, or everything a
 //! content id names. Drivers use these on their own stores; the node never reads.
 
+use std::collections::BTreeSet;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::id::Id;
 
-use super::manifest::{Manifest, ManifestError};
+use super::manifest::{Manifest, ManifestError, SiteEntry};
 use super::store::{BlockSource, StoreError};
+use super::walk::{content_blocks, LeafWalk, Lookup, PathLookup};
 
 /// Why stored content could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,49 +48,110 @@ pub fn read_manifest(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<Man
     Ok(Manifest::decode(&block)?)
 }
 
-/// The whole stored file `id`, assembled from its chunks (without a copy when
-/// it has one chunk), each checked against its id and length.
+/// Checks every chunk of the stored file `id` (of one level or a tree)
+/// against its id and length, one chunk in memory at a time; returns the
+/// file's length. How a node checks what it holds at start without reading
+/// a large file into memory.
+pub fn verify_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<u64, ReadError> {
+    let mut walk = LeafWalk::new(*id);
+    let mut total = 0u64;
+    while let Some(next) = walk.want() {
+        let manifest = match read_manifest(store, &next)? {
+            Manifest::Site(_) | Manifest::SiteIndex(_) => return Err(ReadError::NotAFile(*id)),
+            m => m,
+        };
+        let Some(leaf) = walk.feed(manifest)? else {
+            continue;
+        };
+        for (index, c) in leaf.manifest.chunks().iter().enumerate() {
+            let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
+            if Some(data.len()) != leaf.manifest.chunk_len(index) {
+                return Err(ReadError::ChunkLength {
+                    file: leaf.id,
+                    index,
+                });
+            }
+            if Id::hash_of(&data) != *c {
+                return Err(ReadError::Corrupt(*c));
+            }
+            total += data.len() as u64;
+        }
+    }
+    Ok(total)
+}
+
+/// The whole stored file `id` (of one level or a tree), assembled from its
+/// chunks (without a copy when it has one chunk), each checked against its id
+/// and length.
 pub fn read_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<Bytes, ReadError> {
-    let Manifest::File(m) = read_manifest(store, id)? else {
-        return Err(ReadError::NotAFile(*id));
-    };
-    let mut parts = Vec::with_capacity(m.chunks().len());
-    for (index, c) in m.chunks().iter().enumerate() {
-        let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
-        if Some(data.len()) != m.chunk_len(index) {
-            return Err(ReadError::ChunkLength { file: *id, index });
+    let mut walk = LeafWalk::new(*id);
+    let mut parts = Vec::new();
+    let mut total = 0u64;
+    while let Some(next) = walk.want() {
+        let manifest = match read_manifest(store, &next)? {
+            Manifest::Site(_) | Manifest::SiteIndex(_) => return Err(ReadError::NotAFile(*id)),
+            m => m,
+        };
+        let Some(leaf) = walk.feed(manifest)? else {
+            continue;
+        };
+        for (index, c) in leaf.manifest.chunks().iter().enumerate() {
+            let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
+            if Some(data.len()) != leaf.manifest.chunk_len(index) {
+                return Err(ReadError::ChunkLength {
+                    file: leaf.id,
+                    index,
+                });
+            }
+            if Id::hash_of(&data) != *c {
+                return Err(ReadError::Corrupt(*c));
+            }
+            total += data.len() as u64;
+            parts.push(data);
         }
-        if Id::hash_of(&data) != *c {
-            return Err(ReadError::Corrupt(*c));
-        }
-        parts.push(data);
     }
     if parts.len() <= 1 {
         return Ok(parts.pop().unwrap_or_default());
     }
-    let mut out = BytesMut::with_capacity(m.len() as usize);
+    let mut out = BytesMut::with_capacity(total as usize);
     for p in parts {
         out.extend_from_slice(&p);
     }
     Ok(out.freeze())
 }
 
-/// The manifests of the content `root`: its own, and for a site every file's,
-/// as [`crate::Node::adopt`] takes them.
+/// The entry of `path` (normalised) in the stored site `root`, read one block
+/// per index level; `None` if the site has no such file.
+pub fn read_entry(
+    store: &(impl BlockSource + ?Sized),
+    root: &Id,
+    path: &str,
+) -> Result<Option<SiteEntry>, ReadError> {
+    let mut lookup = PathLookup::new(path);
+    let mut next = *root;
+    loop {
+        match lookup.feed(next, read_manifest(store, &next)?)? {
+            Lookup::Found(entry) => return Ok(entry),
+            Lookup::Next(id) => next = id,
+        }
+    }
+}
+
+/// The manifests of the content `root`: every manifest block it has (its
+/// root, a site's index nodes and shards, every file's tree nodes and
+/// leaves), each checked against its parent, as [`crate::Node::adopt`] takes them.
 pub fn read_content(
     store: &(impl BlockSource + ?Sized),
     root: &Id,
 ) -> Result<Vec<(Id, Manifest)>, ReadError> {
-    let manifest = read_manifest(store, root)?;
     let mut out = Vec::new();
-    if let Manifest::Site(s) = &manifest {
-        for e in s.entries() {
-            match read_manifest(store, &e.file)? {
-                m @ Manifest::File(_) => out.push((e.file, m)),
-                Manifest::Site(_) => return Err(ReadError::NotAFile(e.file)),
-            }
+    let mut seen = BTreeSet::new();
+    content_blocks(root, |id| {
+        let m = read_manifest(store, id)?;
+        if seen.insert(*id) {
+            out.push((*id, m.clone()));
         }
-    }
-    out.insert(0, (*root, manifest));
+        Ok::<_, ReadError>(m)
+    })?;
     Ok(out)
 }

@@ -12,7 +12,9 @@ use super::chunking::{split_file, FileError, Prepared};
 use super::manifest::{
     file_used_as_directory, FileManifest, Manifest, SiteEntry, SiteManifest, MAX_SITE_FILES,
 };
+use super::media_type::MediaType;
 use super::path::{PathError, SitePath};
+use super::tree::{Block, SiteTreeBuilder};
 
 /// One file to publish as part of a site.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,9 +144,18 @@ fn site_path(raw: &[u8]) -> Result<SitePath, SiteError> {
     })
 }
 
+/// The most files a [`SiteBuilder`] takes. It keeps every entry (path, id,
+/// size, media type) until the end to sort them, about 100 to 400 bytes a
+/// file, so this bounds it; two million is well past the million-file sites
+/// multi-level manifests are for.
+pub const MAX_BUILT_SITE_FILES: usize = 1 << 21;
+
 /// Builds a site's manifest file by file, for sites too large to hold in
 /// memory: each file is written (see [`super::FileChunker`]) and then added by
-/// its manifest; only the entries are kept.
+/// its manifest; only the entries are kept. [`SiteBuilder::finish`] makes one
+/// site manifest (at most [`MAX_SITE_FILES`] files); [`SiteBuilder::finish_tree`]
+/// any site up to [`MAX_BUILT_SITE_FILES`], as an index when one manifest
+/// cannot hold it.
 ///
 /// The manifest, and so the id, is the one [`prepare_site`] gives for the same
 /// files: `prepare_site` uses this too. Files may come in any order.
@@ -166,10 +177,10 @@ impl SiteBuilder {
         if self.entries.contains_key(&path) {
             return Err(SiteError::Duplicate(path.to_string()));
         }
-        if self.entries.len() >= MAX_SITE_FILES {
+        if self.entries.len() >= MAX_BUILT_SITE_FILES {
             return Err(SiteError::FileCount {
                 count: self.entries.len() + 1,
-                max: MAX_SITE_FILES,
+                max: MAX_BUILT_SITE_FILES,
             });
         }
         Ok(path)
@@ -182,17 +193,29 @@ impl SiteBuilder {
         file: Id,
         manifest: &FileManifest,
     ) -> Result<(), SiteError> {
-        if self.entries.len() >= MAX_SITE_FILES {
+        self.add_file(path, file, manifest.len(), manifest.media_type().clone())
+    }
+
+    /// Adds the file at `path` whose root manifest (one level or a tree) has
+    /// the id `file`, of `size` bytes and `media_type`.
+    pub fn add_file(
+        &mut self,
+        path: SitePath,
+        file: Id,
+        size: u64,
+        media_type: MediaType,
+    ) -> Result<(), SiteError> {
+        if self.entries.len() >= MAX_BUILT_SITE_FILES {
             return Err(SiteError::FileCount {
                 count: self.entries.len() + 1,
-                max: MAX_SITE_FILES,
+                max: MAX_BUILT_SITE_FILES,
             });
         }
         let entry = SiteEntry {
             path: path.clone(),
             file,
-            size: manifest.len(),
-            media_type: manifest.media_type().clone(),
+            size,
+            media_type,
         };
         match self.entries.entry(path) {
             Entry::Occupied(e) => Err(SiteError::Duplicate(e.key().to_string())),
@@ -213,8 +236,44 @@ impl SiteBuilder {
         self.entries.is_empty()
     }
 
-    /// The site manifest and its canonical encoding, whose hash is the site's id.
+    /// The site of any size: its id and every manifest block (shards and
+    /// index nodes, the root last). A site one manifest holds is that
+    /// manifest, with the id [`SiteBuilder::finish`] gives.
+    pub fn finish_tree(self) -> Result<(Id, Vec<Block>), SiteError> {
+        if self.entries.is_empty() {
+            return Err(SiteError::FileCount {
+                count: 0,
+                max: MAX_BUILT_SITE_FILES,
+            });
+        }
+        let entries: Vec<SiteEntry> = self.entries.into_values().collect();
+        if let Some(p) = file_used_as_directory(&entries) {
+            return Err(SiteError::FileIsDirectory(p.to_string()));
+        }
+        let mut tree = SiteTreeBuilder::new();
+        let mut blocks = Vec::new();
+        for e in entries {
+            let path = e.path.to_string();
+            let done = tree.push(e).map_err(|_| SiteError::Duplicate(path))?;
+            blocks.extend(done);
+        }
+        let (root, rest) = tree.finish().map_err(|_| SiteError::FileCount {
+            count: 0,
+            max: MAX_BUILT_SITE_FILES,
+        })?;
+        blocks.extend(rest);
+        Ok((root, blocks))
+    }
+
+    /// The site manifest and its canonical encoding, whose hash is the site's
+    /// id: one manifest, at most [`MAX_SITE_FILES`] files.
     pub fn finish(self) -> Result<(Manifest, Bytes), SiteError> {
+        if self.entries.len() > MAX_SITE_FILES {
+            return Err(SiteError::FileCount {
+                count: self.entries.len(),
+                max: MAX_SITE_FILES,
+            });
+        }
         if self.entries.is_empty() {
             return Err(SiteError::FileCount {
                 count: 0,

@@ -153,6 +153,13 @@ pub enum TreeError {
     /// A shard lists no files, or the shards' files do not add up.
     #[error("the shards' files do not add up to {0}")]
     Files(u64),
+    /// A file was expected (a site's entry, a file's root) but the block is
+    /// a site's, or a site was expected and the block is a file's.
+    #[error("block {0:?} is not the kind of manifest expected")]
+    Kind(Id),
+    /// A site's file is not what its entry says: its size or media type differ.
+    #[error("file {0:?} disagrees with its site entry")]
+    Entry(Id),
     /// A child is not what its parent says it is (kind, length, first path,
     /// number of files, or a path outside its range).
     #[error("child {index} does not match its parent: {what}")]

@@ -60,14 +60,20 @@ impl<A: Address> Node<A> {
         Ok(fid)
     }
 
+    /// The running fetch of `root`, if any.
+    pub fn fetch_running(&self, root: &Id) -> Option<FetchId> {
+        self.fetch_by_root.get(root).copied()
+    }
+
     /// Fetches running.
     pub fn fetches_running(&self) -> usize {
         self.fetches.len()
     }
 
-    /// Moves the file `file` of a running site fetch ahead of the site's other
-    /// files (a proxy asked for that page first). Returns `false` if the fetch
-    /// is not running or its site (as far as known yet) has no such file.
+    /// Moves the block `file` of a running fetch (a site's file, a tree's
+    /// node or leaf, a shard, a chunk) ahead of the blocks not asked for yet,
+    /// and what it names once decoded: a reader is waiting on it. Returns
+    /// `false` if the fetch is not running or needs no such block (yet).
     pub fn prioritise(&mut self, now: Time, fetch: FetchId, file: Id) -> bool {
         let now = self.tick(now);
         let Some(f) = self.fetches.get_mut(&fetch) else {

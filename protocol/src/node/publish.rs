@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use crate::contact::Address;
 use crate::content::{
-    prepare_file, prepare_site, FileError, Manifest, Prepared, ReadError, SiteError, SiteFile,
-    StoreError,
+    content_blocks, prepare_file, prepare_site, FileError, Manifest, Prepared, ReadError,
+    SiteError, SiteFile, StoreError,
 };
 use crate::event::Event;
 use crate::id::Id;
@@ -209,37 +209,32 @@ impl<A: Address> Node<A> {
         manifests: &[(Id, Manifest)],
     ) -> Result<(), ReadError> {
         let now = self.tick(now);
-        let mut blocks = vec![root];
-        let root_manifest = manifests
-            .iter()
-            .find(|(id, _)| *id == root)
-            .map(|(_, m)| m)
-            .ok_or(ReadError::NotHeld(root))?;
-        let files: Vec<Id> = match root_manifest {
-            Manifest::File(_) => vec![root],
-            Manifest::Site(s) => s.entries().iter().map(|e| e.file).collect(),
-        };
-        for file in &files {
-            let Some((_, Manifest::File(m))) = manifests.iter().find(|(id, _)| id == file) else {
-                return Err(ReadError::NotHeld(*file));
-            };
-            blocks.push(*file);
-            for (index, c) in m.chunks().iter().enumerate() {
-                let len = self.storage.len_of(c).ok_or(ReadError::NotHeld(*c))?;
-                if m.chunk_len(index) != Some(len as usize) {
-                    return Err(ReadError::ChunkLength { file: *file, index });
-                }
-                blocks.push(*c);
+        let by_id: BTreeMap<Id, &Manifest> = manifests.iter().map(|(id, m)| (*id, m)).collect();
+        let walked = content_blocks(&root, |id| {
+            by_id
+                .get(id)
+                .map(|m| (*m).clone())
+                .ok_or(ReadError::NotHeld(*id))
+        })?;
+        let mut blocks = walked.manifests;
+        for c in &walked.chunks {
+            let len = self.storage.len_of(&c.id).ok_or(ReadError::NotHeld(c.id))?;
+            if len != c.len {
+                return Err(ReadError::ChunkLength {
+                    file: c.leaf,
+                    index: c.index,
+                });
             }
+            blocks.push(c.id);
         }
         if let Some(missing) = blocks.iter().find(|b| !self.storage.contains(b)) {
             return Err(ReadError::NotHeld(*missing));
         }
+        let files = walked.files;
         blocks.sort_unstable();
         blocks.dedup();
         let mut keys = vec![root];
-        if let (Manifest::Site(_), true) = (root_manifest, self.config.records.announce_site_files)
-        {
+        if self.config.records.announce_site_files {
             keys.extend(files);
         }
         for id in &blocks {
@@ -293,50 +288,33 @@ impl<A: Address> Node<A> {
     ) -> Result<(), PublishError> {
         let now = self.tick(now);
         let written: BTreeMap<Id, u32> = written.into_iter().collect();
-        let manifest_of = |id: &Id| {
-            manifests
-                .iter()
-                .find(|(m, _)| m == id)
-                .map(|(_, m)| m)
-                .ok_or(ReadError::NotHeld(*id))
-        };
+        let by_id: BTreeMap<Id, &Manifest> = manifests.iter().map(|(id, m)| (*id, m)).collect();
         // (id, length) of every block of the content, manifests first.
         let mut blocks: Vec<(Id, u32)> = Vec::new();
-        let root_manifest = manifest_of(&root)?;
-        let files: Vec<Id> = match root_manifest {
-            Manifest::File(_) => vec![root],
-            Manifest::Site(s) => {
-                blocks.push((root, 0));
-                s.entries().iter().map(|e| e.file).collect()
-            }
-        };
-        let mut chunks = Vec::new();
-        for file in &files {
-            let Manifest::File(m) = manifest_of(file)? else {
-                return Err(ReadError::NotAFile(*file).into());
-            };
-            blocks.push((*file, 0));
-            for (index, c) in m.chunks().iter().enumerate() {
-                let len = m.chunk_len(index).unwrap_or(0) as u32;
-                chunks.push((*file, index, *c, len));
-            }
-        }
-        for (id, len) in &mut blocks {
-            let encoded = manifest_of(id)?.encode();
+        let walked = content_blocks(&root, |id| {
+            let m = by_id.get(id).ok_or(ReadError::NotHeld(*id))?;
+            let encoded = m.encode();
             if Id::hash_of(&encoded) != *id {
-                return Err(ReadError::Corrupt(*id).into());
+                return Err(ReadError::Corrupt(*id));
             }
-            *len = encoded.len() as u32;
-        }
-        for (file, index, id, len) in chunks {
+            blocks.push((*id, encoded.len() as u32));
+            Ok((*m).clone())
+        })?;
+        for c in &walked.chunks {
             let found = self
                 .storage
-                .len_of(&id)
-                .or_else(|| written.get(&id).copied());
+                .len_of(&c.id)
+                .or_else(|| written.get(&c.id).copied());
             match found {
-                None => return Err(ReadError::NotHeld(id).into()),
-                Some(l) if l != len => return Err(ReadError::ChunkLength { file, index }.into()),
-                Some(_) => blocks.push((id, len)),
+                None => return Err(ReadError::NotHeld(c.id).into()),
+                Some(l) if l != c.len => {
+                    return Err(ReadError::ChunkLength {
+                        file: c.leaf,
+                        index: c.index,
+                    }
+                    .into())
+                }
+                Some(_) => blocks.push((c.id, c.len)),
             }
         }
         for (id, len) in &blocks {
@@ -345,6 +323,7 @@ impl<A: Address> Node<A> {
                 return Err(ReadError::NotHeld(*id).into());
             }
         }
+        let files = walked.files;
         blocks.sort_unstable();
         blocks.dedup();
         let new: Vec<(Id, u32)> = blocks
@@ -354,8 +333,7 @@ impl<A: Address> Node<A> {
             .collect();
         self.room_for(new.iter().map(|(_, len)| u64::from(*len)).sum(), new.len())?;
         let mut keys = vec![root];
-        if let (Manifest::Site(_), true) = (root_manifest, self.config.records.announce_site_files)
-        {
+        if self.config.records.announce_site_files {
             keys.extend(files);
         }
         keys.sort_unstable();

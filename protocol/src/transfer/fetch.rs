@@ -14,7 +14,10 @@ use std::sync::Arc;
 use core::time::Duration;
 
 use crate::contact::Contact;
-use crate::content::{FileManifest, Manifest, MediaType, StoreError};
+use crate::content::{
+    FileManifest, FileNode, FileTree, Manifest, ManifestError, MediaType, SiteIndex, SiteNode,
+    StoreError,
+};
 use crate::id::Id;
 use crate::query::QueryId;
 use crate::time::Time;
@@ -76,16 +79,26 @@ pub(crate) struct Slot {
     attempts: u32,
 }
 
-/// One file of the content, and how far its verified chunks have been reported.
+/// One leaf of the content (a whole small file, or one leaf of a file's
+/// tree), and how far its verified chunks have been reported.
 #[derive(Clone, Debug)]
 pub(crate) struct FileProgress {
     id: Id,
-    /// What the site entry says the file is (`None` when the root is this file).
-    expect: Option<(u64, MediaType)>,
     /// Shared with the event queue, which reports chunk runs from it.
     manifest: Option<Arc<FileManifest>>,
     /// Chunks before this index have been checked and reported, in order.
     next_emit: usize,
+}
+
+/// What a manifest block not decoded yet must be, as its parent says.
+#[derive(Clone, Debug)]
+enum Parent {
+    /// A site's file: a file manifest or a file tree of this size and media type.
+    Entry(u64, MediaType),
+    /// Child `index` of a file tree.
+    Tree(Arc<FileTree>, usize),
+    /// Shard `index` of a site index.
+    Shard(Arc<SiteIndex>, usize),
 }
 
 /// A manifest the fetch has just decoded and expanded.
@@ -180,7 +193,23 @@ pub(crate) struct Fetch<A> {
     /// Files the driver asked to have first.
     urgent_files: BTreeSet<Id>,
     in_flight: usize,
+    /// The leaves (one-level file manifests) whose chunks are reported, in
+    /// the order they were decoded.
     files: Vec<FileProgress>,
+    /// Where each leaf is in `files`.
+    file_index: BTreeMap<Id, usize>,
+    /// Leaves whose next chunk to report is held: reported from the first.
+    ready: BTreeSet<usize>,
+    /// Leaves whose next chunk to report is not held yet, by that chunk: so
+    /// that a block landing finds its readers without a scan of every leaf.
+    waiting: BTreeMap<Id, Vec<usize>>,
+    /// Leaves reported to their end.
+    files_done: usize,
+    /// Manifest slots not decoded yet: the content is complete only at 0.
+    undecoded: usize,
+    /// What each manifest block not decoded yet must be, by its parent: a
+    /// site file's entry, a tree node's child, or an index node's shard.
+    parents: BTreeMap<Id, Parent>,
     manifest: Option<Manifest>,
     stats: FetchStats<A>,
     /// Blocks this fetch put in the store (or shares with another running
@@ -206,6 +235,12 @@ impl<A: Clone> Fetch<A> {
             urgent_files: BTreeSet::new(),
             in_flight: 0,
             files: Vec::new(),
+            file_index: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            files_done: 0,
+            undecoded: 0,
+            parents: BTreeMap::new(),
             manifest: None,
             stats: FetchStats::new(now),
             added: Vec::new(),
@@ -391,6 +426,9 @@ impl<A: Clone> Fetch<A> {
         if let Some(&s) = self.slot_of.get(&id) {
             let gained = manifest && !self.slots[s].manifest;
             self.slots[s].manifest |= manifest;
+            if gained {
+                self.undecoded += 1;
+            }
             if urgent {
                 self.make_urgent(s);
             }
@@ -410,6 +448,9 @@ impl<A: Clone> Fetch<A> {
         });
         self.slot_of.insert(id, s);
         self.wanted.insert(self.key(s));
+        if manifest {
+            self.undecoded += 1;
+        }
         (s, true)
     }
 
@@ -433,16 +474,19 @@ impl<A: Clone> Fetch<A> {
     /// Asks for the file `file` (its manifest, then its chunks) before anything
     /// else not yet asked for; returns whether the content has such a file.
     pub fn prioritise(&mut self, file: Id) -> bool {
-        let Some(p) = self.files.iter().find(|p| p.id == file) else {
+        let Some(s) = self.slot_of(&file) else {
             return false;
         };
-        let chunks: Vec<Id> = p
-            .manifest
-            .as_ref()
+        // What the file's manifest names, once decoded, is urgent too.
+        self.urgent_files.insert(file);
+        self.make_urgent(s);
+        let chunks: Vec<Id> = self
+            .file_index
+            .get(&file)
+            .and_then(|&f| self.files[f].manifest.as_ref())
             .map(|m| m.chunks().to_vec())
             .unwrap_or_default();
-        self.urgent_files.insert(file);
-        for id in core::iter::once(file).chain(chunks) {
+        for id in chunks {
             if let Some(s) = self.slot_of(&id) {
                 self.make_urgent(s);
             }
@@ -455,6 +499,7 @@ impl<A: Clone> Fetch<A> {
         if self.wanted.remove(&self.key(slot)) {
             self.slots[slot].state = SlotState::Held;
             self.stats.blocks_local += 1;
+            self.now_held(slot);
         }
     }
 
@@ -471,7 +516,33 @@ impl<A: Clone> Fetch<A> {
         if let Some(s) = self.slots.get_mut(slot) {
             if s.state == SlotState::Storing {
                 s.state = SlotState::Held;
+                self.now_held(slot);
             }
+        }
+    }
+
+    /// The leaves waiting on the block of `slot` (held now) are ready.
+    fn now_held(&mut self, slot: usize) {
+        if let Some(files) = self.waiting.remove(&self.slots[slot].id) {
+            self.ready.extend(files);
+        }
+    }
+
+    /// Files leaf `f` as ready or waiting, by whether its next chunk is held.
+    fn queue_next(&mut self, f: usize) {
+        let Some(m) = &self.files[f].manifest else {
+            return;
+        };
+        let Some(&chunk) = m.chunks().get(self.files[f].next_emit) else {
+            return;
+        };
+        let held = self
+            .slot_of(&chunk)
+            .is_some_and(|s| self.slots[s].state == SlotState::Held);
+        if held {
+            self.ready.insert(f);
+        } else {
+            self.waiting.entry(chunk).or_default().push(f);
         }
     }
 
@@ -655,8 +726,11 @@ impl<A: Clone> Fetch<A> {
 
     /// Decodes the held manifest in `slot` (`data` its verified bytes) and
     /// needs every block it names; `None` if the slot is no held manifest or
-    /// was decoded already. A site root lists its files; a file's manifest must
-    /// match what its site entry says (size and media type).
+    /// was decoded already. The root may be a file, a file tree, a site or a
+    /// site index; every other manifest must be what its parent says it is
+    /// (a site's file of the entry's size and media type, a tree's child, an
+    /// index's shard), so a hostile tree cannot lie about lengths or loop.
+    /// Urgency passes down: the blocks an urgent manifest names are urgent.
     pub fn expand(&mut self, slot: usize, data: &[u8]) -> Result<Option<Expanded>, FetchError> {
         let Some(s) = self.slots.get_mut(slot) else {
             return Ok(None);
@@ -665,61 +739,68 @@ impl<A: Clone> Fetch<A> {
             return Ok(None);
         }
         s.decoded = true;
+        self.undecoded -= 1;
         let id = s.id;
-        let manifest = Manifest::decode(data)
-            .map_err(|error| FetchError::Corrupt(Corruption::Manifest { id, error }))?;
+        let urgent = s.urgent || self.urgent_files.contains(&id);
+        let corrupt = |error| FetchError::Corrupt(Corruption::Manifest { id, error });
+        let manifest = Manifest::decode(data).map_err(corrupt)?;
+        let is_root = id == self.root && self.manifest.is_none();
+        self.check_parent(id, is_root, &manifest)?;
         let mut new_slots = Vec::new();
         match &manifest {
-            Manifest::Site(site) if id == self.root && self.manifest.is_none() => {
+            Manifest::Site(site) => {
                 for e in site.entries() {
-                    if self.files.iter().any(|p| p.id == e.file) {
-                        continue;
-                    }
-                    self.files.push(FileProgress {
-                        id: e.file,
-                        expect: Some((e.size, e.media_type.clone())),
-                        manifest: None,
-                        next_emit: 0,
-                    });
-                    let urgent = self.urgent_files.contains(&e.file);
-                    let (s, new) = self.need(e.file, true, urgent);
-                    if new {
-                        new_slots.push(s);
-                    }
-                    self.check_size()?;
+                    self.parents
+                        .entry(e.file)
+                        .or_insert_with(|| Parent::Entry(e.size, e.media_type.clone()));
+                    let urgent = urgent || self.urgent_files.contains(&e.file);
+                    self.need_new(e.file, true, urgent, &mut new_slots)?;
                 }
             }
-            Manifest::Site(_) => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+            Manifest::SiteIndex(index) => {
+                let shared = Arc::new(index.clone());
+                for (i, shard) in index.shards().iter().enumerate() {
+                    self.parents
+                        .entry(shard.id)
+                        .or_insert_with(|| Parent::Shard(Arc::clone(&shared), i));
+                    self.need_new(shard.id, true, urgent, &mut new_slots)?;
+                }
+            }
+            Manifest::FileTree(tree) => {
+                let shared = Arc::new(tree.clone());
+                for (i, child) in tree.children().iter().enumerate() {
+                    self.parents
+                        .entry(*child)
+                        .or_insert_with(|| Parent::Tree(Arc::clone(&shared), i));
+                    self.need_new(*child, true, urgent, &mut new_slots)?;
+                }
+            }
             Manifest::File(m) => {
-                if id == self.root && self.files.is_empty() {
-                    self.files.push(FileProgress {
-                        id,
-                        expect: None,
-                        manifest: None,
-                        next_emit: 0,
-                    });
-                }
                 let shared = Arc::new(m.clone());
-                for p in self
-                    .files
-                    .iter_mut()
-                    .filter(|p| p.id == id && p.manifest.is_none())
-                {
-                    if let Some((size, media_type)) = &p.expect {
-                        if *size != m.len() || media_type != m.media_type() {
-                            return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
-                        }
+                let f = match self.file_index.get(&id) {
+                    Some(&f) => f,
+                    None => {
+                        self.files.push(FileProgress {
+                            id,
+                            manifest: None,
+                            next_emit: 0,
+                        });
+                        self.file_index.insert(id, self.files.len() - 1);
+                        self.files.len() - 1
                     }
-                    p.manifest = Some(Arc::clone(&shared));
+                };
+                if self.files[f].manifest.is_none() {
+                    self.files[f].manifest = Some(shared);
+                    if m.chunks().is_empty() {
+                        self.files_done += 1;
+                    }
                 }
-                let urgent = self.urgent_files.contains(&id);
+                let mut chunk_slots = Vec::new();
                 for c in m.chunks() {
-                    let (s, new) = self.need(*c, false, urgent);
-                    if new {
-                        new_slots.push(s);
-                    }
-                    self.check_size()?;
+                    self.need_new(*c, false, urgent, &mut chunk_slots)?;
                 }
+                new_slots.extend(chunk_slots);
+                self.queue_next(f);
             }
         }
         if id == self.root {
@@ -729,6 +810,74 @@ impl<A: Clone> Fetch<A> {
             manifest,
             new_slots,
         }))
+    }
+
+    /// Needs a block named by a manifest, noting its slot if new; fails once
+    /// the content names more blocks than the store may hold.
+    fn need_new(
+        &mut self,
+        id: Id,
+        manifest: bool,
+        urgent: bool,
+        new_slots: &mut Vec<usize>,
+    ) -> Result<(), FetchError> {
+        let (s, new) = self.need(id, manifest, urgent);
+        if new {
+            new_slots.push(s);
+        }
+        self.check_size()
+    }
+
+    /// Checks a decoded manifest against what its parent says it must be; the
+    /// root may be any kind.
+    fn check_parent(
+        &mut self,
+        id: Id,
+        is_root: bool,
+        manifest: &Manifest,
+    ) -> Result<(), FetchError> {
+        let parent = self.parents.remove(&id);
+        let corrupt = |error| FetchError::Corrupt(Corruption::Manifest { id, error });
+        let file_node = || match manifest {
+            Manifest::File(m) => Some(FileNode::Leaf(m.clone())),
+            Manifest::FileTree(t) => Some(FileNode::Tree(t.clone())),
+            _ => None,
+        };
+        match (parent, manifest) {
+            (None, _) if is_root => Ok(()),
+            (Some(Parent::Entry(size, media_type)), Manifest::File(_) | Manifest::FileTree(_)) => {
+                let (len, mt) = match manifest {
+                    Manifest::File(m) => (m.len(), m.media_type()),
+                    Manifest::FileTree(t) => (t.len(), t.media_type()),
+                    _ => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+                };
+                if len != size || *mt != media_type {
+                    return Err(FetchError::Corrupt(Corruption::EntryMismatch(id)));
+                }
+                Ok(())
+            }
+            (Some(Parent::Tree(tree, index)), Manifest::File(_) | Manifest::FileTree(_)) => {
+                let node = file_node().ok_or(FetchError::Corrupt(Corruption::NotAFile(id)))?;
+                tree.check_child(index, &node)
+                    .map_err(|e| corrupt(ManifestError::from(e)))
+            }
+            (
+                Some(Parent::Shard(index_node, index)),
+                Manifest::Site(_) | Manifest::SiteIndex(_),
+            ) => {
+                let node = match manifest {
+                    Manifest::Site(s) => SiteNode::Leaf(s.clone()),
+                    Manifest::SiteIndex(i) => SiteNode::Index(i.clone()),
+                    _ => return Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+                };
+                index_node
+                    .check_child(index, &node)
+                    .map_err(|e| corrupt(ManifestError::from(e)))
+            }
+            // A block named where no manifest of its kind may be (a site as a
+            // site's file, a file as a shard), or a manifest nothing named.
+            _ => Err(FetchError::Corrupt(Corruption::NotAFile(id))),
+        }
     }
 
     /// Fails once the content needs more blocks than the store may hold: a
@@ -764,11 +913,16 @@ impl<A: Clone> Fetch<A> {
             }));
         }
         p.next_emit += 1;
-        Ok(Some(ChunkReady {
+        if p.next_emit == m.chunks().len() {
+            self.files_done += 1;
+        }
+        let ready = ChunkReady {
             file: p.id,
             manifest: Arc::clone(m),
             index: index as u32,
-        }))
+        };
+        self.queue_next(file);
+        Ok(Some(ready))
     }
 
     /// Every block held and every file checked and reported to its end.
@@ -776,21 +930,31 @@ impl<A: Clone> Fetch<A> {
         self.manifest.is_some()
             && self.wanted.is_empty()
             && self.in_flight == 0
-            && self.files.iter().all(|f| {
-                f.manifest
-                    .as_ref()
-                    .is_some_and(|m| f.next_emit == m.chunks().len())
-            })
+            && self.undecoded == 0
+            && self.files_done == self.files.len()
     }
 
-    /// The next chunk to check and report in file order: (file, index, chunk id).
-    fn next_ready_chunk(&self) -> Option<(usize, usize, Id)> {
-        self.files.iter().enumerate().find_map(|(f, file)| {
-            let m = file.manifest.as_ref()?;
-            let id = *m.chunks().get(file.next_emit)?;
-            let s = self.slot_of(&id)?;
-            (self.slots[s].state == SlotState::Held).then_some((f, file.next_emit, id))
-        })
+    /// The next chunk to check and report in file order: (file, index, chunk
+    /// id), from the first ready leaf. A leaf whose chunk was lost since goes
+    /// back to waiting.
+    fn next_ready_chunk(&mut self) -> Option<(usize, usize, Id)> {
+        while let Some(f) = self.ready.pop_first() {
+            let file = &self.files[f];
+            let Some(m) = file.manifest.as_ref() else {
+                continue;
+            };
+            let Some(&id) = m.chunks().get(file.next_emit) else {
+                continue;
+            };
+            let held = self
+                .slot_of(&id)
+                .is_some_and(|s| self.slots[s].state == SlotState::Held);
+            if held {
+                return Some((f, file.next_emit, id));
+            }
+            self.waiting.entry(id).or_default().push(f);
+        }
+        None
     }
 
     /// How much the fetch holds, collection by collection (for `Node::memory_usage`).
@@ -950,5 +1114,81 @@ mod tests {
         roomy.held_locally(slot);
         let expanded = roomy.expand(slot, &encoded).unwrap().unwrap();
         assert_eq!(expanded.new_slots.len(), 10);
+    }
+
+    /// Blocks of a tree file of `n` 1 KiB chunks, by id, and its root.
+    fn tree_blocks(n: u64) -> (Id, BTreeMap<Id, Vec<u8>>) {
+        use crate::content::{FileTreeBuilder, MediaType};
+        let mut b = FileTreeBuilder::new(1024, MediaType::new("text/plain").unwrap()).unwrap();
+        let mut blocks = BTreeMap::new();
+        for i in 0..n {
+            blocks.extend(b.push(Id::hash_of(&i.to_le_bytes()), 1024).unwrap());
+        }
+        let (root, rest) = b.finish().unwrap();
+        blocks.extend(rest);
+        (root, blocks)
+    }
+
+    /// Expands every manifest the fetch needs from `blocks` (as if each were
+    /// held locally), then reports every chunk; returns the chunks reported
+    /// in order, or the first error.
+    fn run(f: &mut Fetch<u32>, blocks: &BTreeMap<Id, Vec<u8>>) -> Result<Vec<Id>, FetchError> {
+        let mut s = 0;
+        while s < f.slots.len() {
+            f.held_locally(s);
+            if let Some(bytes) = blocks.get(&f.slots[s].id) {
+                f.expand(s, bytes)?;
+            }
+            s += 1;
+        }
+        let mut out = Vec::new();
+        while let Some(c) = f.next_report(|_| Some(1024))? {
+            out.push(c.manifest.chunks()[c.index as usize]);
+        }
+        Ok(out)
+    }
+
+    /// A tree file's fetch needs its leaves, then their chunks, and reports
+    /// every chunk in file order before it is complete.
+    #[test]
+    fn a_tree_file_is_expanded_leaf_by_leaf_and_reported_in_order() {
+        let n = crate::content::MAX_FILE_CHUNKS as u64 + 3;
+        let (root, blocks) = tree_blocks(n);
+        let mut f: Fetch<u32> = Fetch::new(root, Time::ZERO, Time::from_secs(60), 100_000);
+        f.need(root, true, false);
+        let reported = run(&mut f, &blocks).unwrap();
+        let expected: Vec<Id> = (0..n).map(|i| Id::hash_of(&i.to_le_bytes())).collect();
+        assert_eq!(reported, expected);
+        assert!(f.is_complete());
+        assert_eq!(
+            f.sizes().slots as u64,
+            1 + 2 + n,
+            "root, two leaves, chunks"
+        );
+    }
+
+    /// A leaf where another should be, or a tree as its own child, fails the
+    /// fetch as corrupt instead of being followed.
+    #[test]
+    fn a_hostile_tree_fails_the_fetch() {
+        let (root, blocks) = tree_blocks(crate::content::MAX_FILE_CHUNKS as u64 + 3);
+        let Ok(Manifest::FileTree(tree)) = Manifest::decode(&blocks[&root]) else {
+            panic!("a tree");
+        };
+        let (first, second) = (tree.children()[0], tree.children()[1]);
+        for (what, at, bytes) in [
+            ("swapped leaves", first, blocks[&second].clone()),
+            ("a loop", second, blocks[&root].clone()),
+        ] {
+            let mut lying = blocks.clone();
+            lying.insert(at, bytes);
+            let mut f: Fetch<u32> = Fetch::new(root, Time::ZERO, Time::from_secs(60), 100_000);
+            f.need(root, true, false);
+            let e = run(&mut f, &lying).unwrap_err();
+            assert!(
+                matches!(e, FetchError::Corrupt(Corruption::Manifest { id, .. }) if id == at),
+                "{what}: {e:?}"
+            );
+        }
     }
 }
