@@ -189,10 +189,20 @@ impl DiskStore {
             // After the rename, which changes the file's ctime.
             Ok((Stamp::of(&f.metadata()?), went_direct))
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        match result {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                // The open passed but the file system refused the direct
+                // write itself: write through the page cache from now on.
+                if direct && e.raw_os_error() == Some(EINVAL) {
+                    self.direct.store(false, Ordering::Relaxed);
+                    tracing::debug!("the store's file system refuses direct writes");
+                    return self.write_fast(path, data);
+                }
+                Err(e)
+            }
         }
-        result
     }
 
     /// Writes `data` to a file opened for direct I/O: from an aligned buffer,
