@@ -3,7 +3,8 @@
 # downloaded with curl from nginx (sendfile, from its page cache) and through
 # the proxy of a distroweb node that holds them, rounds interleaved; then the
 # file fetched cold by a fresh node from two holders (the publisher and a node
-# that fetched it first), checked byte for byte. Prints MB/s and ratios.
+# that fetched it first), checked byte for byte, once a round by a new node
+# each time, with nginx measured just before it. Prints MB/s and ratios.
 #
 #   benches/live/big_file.sh [MIB] [ROUNDS]     (default 1024 MiB, 3 rounds)
 #
@@ -69,7 +70,6 @@ start_node() { # NAME PROXY_PORT PEER_PORT [BOOTSTRAP]
 }
 start_node a 18381 18391
 start_node b 18382 18392 127.0.0.1:18391
-start_node c 18383 18393 127.0.0.1:18391
 
 t0=$(date +%s.%N)
 url=$("$bin" publish "$work/www/big.bin" --proxy 127.0.0.1:18381 | sed -n 2p)
@@ -101,6 +101,15 @@ done
 
 read -r b_mbps b_sum < <(get 18382)
 echo "node b, cold from one holder: $b_mbps MB/s, $([ "$b_sum" = "$want" ] && echo byte-identical || echo DIFFERENT)"
-read -r c_mbps c_sum < <(get 18383)
-n=$(mbps "http://127.0.0.1:$nginx_port/big.bin")
-echo "node c, cold from two holders: $c_mbps MB/s, $([ "$c_sum" = "$want" ] && echo byte-identical || echo DIFFERENT); nginx now $n MB/s; ratio $(awk -v d="$c_mbps" -v n="$n" 'BEGIN {printf "%.2f", d / n}')"
+# Each round a new node c fetches cold from the two holders (a and b), just
+# after nginx serves the same bytes; it is stopped and its store removed.
+for round in $(seq "$rounds"); do
+    start_node "c$round" 18383 18393 127.0.0.1:18391
+    n=$(mbps "http://127.0.0.1:$nginx_port/big.bin")
+    read -r c_mbps c_sum < <(get 18383)
+    echo "round $round: node c$round, cold from two holders: $c_mbps MB/s, $([ "$c_sum" = "$want" ] && echo byte-identical || echo DIFFERENT); nginx $n MB/s; ratio $(awk -v d="$c_mbps" -v n="$n" 'BEGIN {printf "%.2f", d / n}')"
+    kill "${pids[-1]}"
+    wait "${pids[-1]}" 2>/dev/null || true
+    unset 'pids[-1]'
+    rm -rf "${work:?}/c$round"
+done

@@ -7,8 +7,13 @@
 //! the store into this cache (the disk may have rotted since); a block served
 //! from this cache is not hashed again, since memory the process wrote is
 //! trusted where a disk is not. A removed block leaves the cache at once.
+//!
+//! Blocks just written (a fetch landing) are kept apart, in a small
+//! first-in first-out window of their own (a quarter of the capacity), so a
+//! page being streamed as it is fetched is read from memory rather than back
+//! from disk, without a large fetch pushing out what readers ask for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -67,11 +72,60 @@ impl Lru {
     }
 }
 
-/// A [`BlockStore`] with the most recently read blocks in memory.
+/// Just-written blocks kept at most, whatever their size: a lookup scans them.
+const MAX_LANDED_BLOCKS: usize = 256;
+
+/// The blocks written last, oldest first out, at most `capacity` bytes and
+/// [`MAX_LANDED_BLOCKS`] blocks.
+#[derive(Default)]
+struct Landed {
+    blocks: VecDeque<(Id, Bytes)>,
+    bytes: usize,
+}
+
+impl Landed {
+    fn get(&self, id: &Id) -> Option<Bytes> {
+        // Newest first: a streaming reader asks for what landed last.
+        self.blocks
+            .iter()
+            .rev()
+            .find(|(i, _)| i == id)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn insert(&mut self, id: Id, data: Bytes, capacity: usize) {
+        if data.len() > capacity {
+            return;
+        }
+        while self.bytes + data.len() > capacity || self.blocks.len() >= MAX_LANDED_BLOCKS {
+            let Some((_, old)) = self.blocks.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+        self.bytes += data.len();
+        self.blocks.push_back((id, data));
+    }
+
+    fn remove(&mut self, id: &Id) {
+        let bytes = &mut self.bytes;
+        self.blocks.retain(|(i, d)| {
+            let keep = i != id;
+            if !keep {
+                *bytes -= d.len();
+            }
+            keep
+        });
+    }
+}
+
+/// A [`BlockStore`] with the most recently read blocks in memory, and the
+/// most recently written in a window apart.
 pub struct CachedStore {
     inner: Arc<dyn BlockStore>,
     cache: Mutex<Lru>,
     capacity: usize,
+    landed: Mutex<Landed>,
 }
 
 impl fmt::Debug for CachedStore {
@@ -97,18 +151,28 @@ impl CachedStore {
             inner,
             cache: Mutex::new(Lru::default()),
             capacity,
+            landed: Mutex::new(Landed::default()),
         }
+    }
+
+    /// Bytes of just-written blocks kept in memory at most.
+    fn landed_capacity(&self) -> usize {
+        self.capacity / 4
     }
 
     /// The block `id` if it is in memory now; never touches the store, so it
     /// may be called on an async task.
     pub fn cached(&self, id: &Id) -> Option<Bytes> {
-        self.cache.lock().ok()?.get(id)
+        if let Some(data) = self.cache.lock().ok()?.get(id) {
+            return Some(data);
+        }
+        self.landed.lock().ok()?.get(id)
     }
 
-    /// Bytes of blocks in memory now.
+    /// Bytes of blocks in memory now (read, and just written).
     pub fn cached_bytes(&self) -> usize {
         self.cache.lock().map(|c| c.bytes).unwrap_or(0)
+            + self.landed.lock().map(|l| l.bytes).unwrap_or(0)
     }
 }
 
@@ -126,9 +190,14 @@ impl BlockStore for CachedStore {
     }
 
     fn put(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
-        // Not cached on write: a fetch of a large file would push out the
-        // pages readers ask for; a block enters on its first read.
-        self.inner.put(id, data)
+        // Not in the read cache on write: a fetch of a large file would push
+        // out the pages readers ask for; a block enters it on its first read.
+        // It waits in the landing window, where a streaming reader finds it.
+        self.inner.put(id, data.clone())?;
+        if let Ok(mut landed) = self.landed.lock() {
+            landed.insert(id, data, self.landed_capacity());
+        }
+        Ok(())
     }
 
     fn put_durable(&self, id: Id, data: Bytes) -> Result<(), StoreError> {
@@ -138,6 +207,9 @@ impl BlockStore for CachedStore {
     fn remove(&self, id: &Id) -> Result<bool, StoreError> {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(id);
+        }
+        if let Ok(mut landed) = self.landed.lock() {
+            landed.remove(id);
         }
         self.inner.remove(id)
     }
@@ -164,7 +236,11 @@ mod tests {
         let store = CachedStore::new(inner.clone(), 1000);
         let (id, data) = block(1, 100);
         store.put(id, data.clone()).unwrap();
-        assert_eq!(store.cached(&id), None, "not cached on write");
+        assert!(
+            store.cache.lock().unwrap().blocks.is_empty(),
+            "not read-cached on write"
+        );
+        assert_eq!(store.cached(&id), Some(data.clone()), "but landed");
         assert_eq!(store.get(&id).unwrap(), Some(data.clone()));
         assert_eq!(store.cached(&id), Some(data));
         assert!(store.remove(&id).unwrap());
@@ -208,6 +284,14 @@ mod tests {
                     1 => { let _ = store.get(&id).unwrap(); }
                     _ => { let _ = store.remove(&id).unwrap(); }
                 }
+                let landed = store.landed.lock().unwrap();
+                prop_assert!(landed.bytes <= capacity / 4);
+                prop_assert!(landed.blocks.len() <= MAX_LANDED_BLOCKS);
+                prop_assert_eq!(landed.bytes, landed.blocks.iter().map(|(_, d)| d.len()).sum::<usize>());
+                for (id, d) in &landed.blocks {
+                    prop_assert_eq!(Id::hash_of(d), *id);
+                }
+                drop(landed);
                 let cache = store.cache.lock().unwrap();
                 prop_assert!(cache.bytes <= capacity);
                 prop_assert_eq!(cache.bytes, cache.blocks.values().map(|(d, _)| d.len()).sum::<usize>());

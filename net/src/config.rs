@@ -1,6 +1,7 @@
 //! Every tunable of the transport, with the bound it sets.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ impl Default for NetConfig {
             seed: None,
             data_dir: None,
             persist_interval: Duration::from_secs(60),
-            protocol: ProtocolConfig::default(),
+            protocol: live_protocol(),
             max_inbound_connections: 192,
             max_outbound_connections: 64,
             max_handshaking_per_ip: 8,
@@ -160,7 +161,7 @@ impl Default for NetConfig {
             write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_queued_frames: 256,
-            max_queued_bytes: 4 << 20,
+            max_queued_bytes: 8 << 20,
             max_frames_while_dialing: 64,
             inbound_queue: 1024,
             command_queue: 256,
@@ -171,6 +172,19 @@ impl Default for NetConfig {
             block_cache_bytes: 64 << 20,
         }
     }
+}
+
+/// The protocol's defaults, with a wider block window per fetch than the
+/// simulator's: on a live node every block waits on other tasks at both
+/// ends (a store read, sealing, opening, hashing), and on two shared cores
+/// it also waits to be scheduled, so 8 blocks per source (2 MiB) left the
+/// link idle between bursts. 16 per source (4 MiB of 256 KiB chunks) fits a
+/// provider connection's queue (`max_queued_bytes`, 8 MiB).
+fn live_protocol() -> ProtocolConfig {
+    let mut p = ProtocolConfig::default();
+    p.transfer.max_blocks_per_provider = NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN);
+    p.transfer.max_blocks_in_flight = NonZeroUsize::new(32).unwrap_or(NonZeroUsize::MIN);
+    p
 }
 
 impl NetConfig {

@@ -250,20 +250,6 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, bytes, &options)
 }
 
-/// Like [`write_atomic`] but not durable: a reader sees the whole file or
-/// none, but a crash may lose it (or leave it short). For content blocks,
-/// which are verified against their hash on every read and fetched again
-/// when one does not match: two fsyncs per 256 KiB block cost more than the
-/// rest of a cold fetch.
-pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_with(
-        path,
-        bytes,
-        fs::OpenOptions::new().write(true).create_new(true),
-        false,
-    )
-}
-
 fn write_atomic_with(path: &Path, bytes: &[u8], options: &fs::OpenOptions) -> io::Result<()> {
     write_with(path, bytes, options, true)
 }

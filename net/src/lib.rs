@@ -34,7 +34,7 @@ pub mod data_dir;
 mod dial;
 /// Which dials an unverified address may cause.
 mod dial_limits;
-/// Content blocks on disk, verified on every read.
+/// Content blocks on disk, verified when written and on first read after a start.
 pub mod disk_store;
 /// The node task that owns the protocol state machine.
 mod driver;
