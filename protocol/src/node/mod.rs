@@ -444,7 +444,32 @@ impl<A: Address> Node<A> {
         if let Some(e) = self.events.pop() {
             return Output::Event(e);
         }
+        self.shed();
         Output::Timeout(self.next_deadline())
+    }
+
+    /// Frees the allocations of emptied collections (see [`crate::shed`]): the
+    /// end of a drain leaves the node holding only what it uses.
+    fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.transmits.shed();
+        self.events.shed();
+        self.announce_tokens.shed();
+        self.queries.shed();
+        self.query_deadlines.shed();
+        self.pending.shed();
+        self.pending_deadlines.shed();
+        self.held_roots.shed();
+        self.publishes.shed();
+        self.partial.shed();
+        self.fetches.shed();
+        self.fetch_by_root.shed();
+        self.fetch_timers.shed();
+        self.storage.shed();
+        self.providers.shed();
+        self.fetching.shed();
+        self.provided.shed();
+        self.rtt.shed();
     }
 
     /// Notes the time of an input or command. Time never goes backwards: a
