@@ -17,6 +17,7 @@ mod storage;
 mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -219,7 +220,9 @@ struct Pending<A> {
 /// order, none dropped) and always ends with `Event::FetchFinished`.
 #[derive(Debug)]
 pub struct Node<A> {
-    config: Config,
+    /// Shared, not copied: a simulator's million nodes of one configuration
+    /// hold one copy of it (640 bytes) between them.
+    config: Arc<Config>,
     id: Id,
     addr: A,
     rng: ChaCha12Rng,
@@ -281,6 +284,18 @@ impl<A: Address> Node<A> {
     /// A node with id `id`, reachable by peers at `addr`, whose randomness all
     /// derives from `seed`, holding no blocks yet (see [`Node::restore_blocks`]).
     pub fn new(config: Config, id: Id, addr: A, seed: u64, now: Time) -> Result<Self, ConfigError> {
+        Self::with_shared_config(Arc::new(config), id, addr, seed, now)
+    }
+
+    /// As [`Node::new`], with a configuration shared with other nodes: a
+    /// driver running many nodes of one configuration keeps one copy of it.
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        id: Id,
+        addr: A,
+        seed: u64,
+        now: Time,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
