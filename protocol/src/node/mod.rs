@@ -814,3 +814,15 @@ impl<A: Address> Node<A> {
 pub(crate) fn micros(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
+
+/// Size regressions on the node itself: a simulator holds a million of them.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    #[test]
+    fn the_node_stays_lean() {
+        // 3,152 bytes before the configuration was shared and the token
+        // secrets' generator replaced by a keyed hash.
+        let size = core::mem::size_of::<super::Node<u32>>();
+        assert!(size <= 2_208, "Node<u32> grew to {size} bytes");
+    }
+}

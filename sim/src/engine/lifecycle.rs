@@ -51,7 +51,7 @@ impl Sim {
                 }
             }
             Action::PublishName { node, record } => {
-                let ran = self.command(node, |n, now| n.publish_name(now, record).is_ok());
+                let ran = self.command(node, |n, now| n.publish_name(now, *record).is_ok());
                 if ran == Some(true) {
                     self.metrics.names.publish(&record, now);
                 }
