@@ -40,6 +40,8 @@ pub mod query;
 pub mod records;
 /// The k-bucket routing table.
 pub mod routing;
+
+mod shed;
 /// The driver's notion of time.
 pub mod time;
 /// Fetching content from many providers, and admitting uploads.

@@ -67,8 +67,10 @@ pub enum Action {
     PublishName {
         /// Who.
         node: NodeIdx,
-        /// The record, already signed.
-        record: NameRecord,
+        /// The record, already signed. Boxed: at 144 bytes it would set the
+        /// size of every action, and a run at a million nodes schedules two
+        /// million of them up front.
+        record: Box<NameRecord>,
     },
     /// The node resolves `name` to its latest record. A node that holds a record
     /// of the name already answers with it after the protocol's short grace

@@ -154,6 +154,15 @@ mod tests {
         );
     }
 
+    /// Size regressions: two queue entries and two actions wait per node
+    /// before a scale run starts.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn queued_items_stay_compact() {
+        assert!(core::mem::size_of::<Entry>() <= 32);
+        assert!(core::mem::size_of::<crate::Action>() <= 64);
+    }
+
     #[test]
     fn slab_reuses_freed_slots() {
         let mut s = Slab::default();

@@ -328,7 +328,13 @@ impl Workload {
 
     /// `node` publishes `record` at `at`.
     pub fn publish_name(&mut self, sim: &mut Sim, node: NodeIdx, at: Time, record: NameRecord) {
-        sim.schedule(at, Action::PublishName { node, record });
+        sim.schedule(
+            at,
+            Action::PublishName {
+                node,
+                record: Box::new(record),
+            },
+        );
     }
 
     /// `node` resolves `name` at `at`.

@@ -79,7 +79,7 @@ fn a_published_name_resolves_and_an_update_is_seen() {
     let second = w.name_record(&sim, 0, v2, 2, t, week);
     sim.perform(Action::PublishName {
         node: PUBLISHER,
-        record: second,
+        record: Box::new(second),
     });
     sim.run_for(Duration::from_secs(5));
     let newcomers: Vec<NodeIdx> = (150..160).map(NodeIdx).collect();

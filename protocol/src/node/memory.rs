@@ -24,7 +24,7 @@
 use core::mem::size_of;
 
 use crate::config::Config;
-use crate::contact::{AddrGroup, Address, Contact};
+use crate::contact::{Address, Contact};
 use crate::content::{FileManifest, SiteEntry, MAX_SITE_FILES};
 use crate::event::Transmit;
 use crate::id::Id;
@@ -243,14 +243,6 @@ fn rows<A: Address>(c: &Config, node: Option<&Node<A>>) -> Vec<Row> {
             item_bytes: vec(RoutingTable::<A>::REPLACEMENT_BYTES),
             bound: lists(buckets, dht.replacement_cache as u64),
             used: count(&|n| n.table.bucket_sizes().map(|(_, _, r)| r).sum()),
-        },
-        Row {
-            name: "routing.groups",
-            basis: Enforced,
-            note: "live contacts per address group, at most one entry per live contact",
-            item_bytes: btree(size_of::<AddrGroup>() + size_of::<usize>()),
-            bound: buckets * k,
-            used: count(&|n| n.table.groups_counted()),
         },
         Row {
             name: "queries",

@@ -17,6 +17,7 @@ mod storage;
 mod trust;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -222,7 +223,9 @@ struct Pending<A> {
 /// order, none dropped) and always ends with `Event::FetchFinished`.
 #[derive(Debug)]
 pub struct Node<A> {
-    config: Config,
+    /// Shared, not copied: a simulator's million nodes of one configuration
+    /// hold one copy of it (640 bytes) between them.
+    config: Arc<Config>,
     id: Id,
     addr: A,
     rng: ChaCha12Rng,
@@ -289,6 +292,18 @@ impl<A: Address> Node<A> {
     /// A node with id `id`, reachable by peers at `addr`, whose randomness all
     /// derives from `seed`, holding no blocks yet (see [`Node::restore_blocks`]).
     pub fn new(config: Config, id: Id, addr: A, seed: u64, now: Time) -> Result<Self, ConfigError> {
+        Self::with_shared_config(Arc::new(config), id, addr, seed, now)
+    }
+
+    /// As [`Node::new`], with a configuration shared with other nodes: a
+    /// driver running many nodes of one configuration keeps one copy of it.
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        id: Id,
+        addr: A,
+        seed: u64,
+        now: Time,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut rng = ChaCha12Rng::seed_from_u64(seed);
         // Stagger maintenance so that nodes started together do not refresh together.
@@ -478,7 +493,32 @@ impl<A: Address> Node<A> {
         if let Some(e) = self.events.pop() {
             return Output::Event(e);
         }
+        self.shed();
         Output::Timeout(self.next_deadline())
+    }
+
+    /// Frees the allocations of emptied collections (see [`crate::shed`]): the
+    /// end of a drain leaves the node holding only what it uses.
+    fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.transmits.shed();
+        self.events.shed();
+        self.announce_tokens.shed();
+        self.queries.shed();
+        self.query_deadlines.shed();
+        self.pending.shed();
+        self.pending_deadlines.shed();
+        self.held_roots.shed();
+        self.publishes.shed();
+        self.partial.shed();
+        self.fetches.shed();
+        self.fetch_by_root.shed();
+        self.fetch_timers.shed();
+        self.storage.shed();
+        self.providers.shed();
+        self.fetching.shed();
+        self.provided.shed();
+        self.rtt.shed();
     }
 
     /// Notes the time of an input or command. Time never goes backwards: a
@@ -812,4 +852,16 @@ impl<A: Address> Node<A> {
 /// A duration in whole microseconds, saturating.
 pub(crate) fn micros(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Size regressions on the node itself: a simulator holds a million of them.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    #[test]
+    fn the_node_stays_lean() {
+        // 3,152 bytes before the configuration was shared and the token
+        // secrets' generator replaced by a keyed hash.
+        let size = core::mem::size_of::<super::Node<u32>>();
+        assert!(size <= 2_208, "Node<u32> grew to {size} bytes");
+    }
 }

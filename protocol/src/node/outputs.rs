@@ -55,6 +55,11 @@ impl<A> Events<A> {
         }
     }
 
+    /// Frees the queue's allocation if it is empty.
+    pub fn shed(&mut self) {
+        crate::shed::Shed::shed(&mut self.queue);
+    }
+
     /// Bytes of one queued entry.
     pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry<A>>();
 

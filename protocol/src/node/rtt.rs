@@ -122,6 +122,15 @@ pub(crate) struct RttTable {
 }
 
 impl RttTable {
+    /// Frees the allocations of emptied maps (see [`crate::shed`]).
+    pub(crate) fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.peers.shed();
+        self.by_age.shed();
+        self.expired.shed();
+        self.expiry.shed();
+    }
+
     /// An empty table holding at most `max_peers` estimates and `max_expired`
     /// expired requests.
     pub(crate) fn new(max_peers: usize, max_expired: usize) -> Self {

@@ -89,6 +89,17 @@ pub(super) struct StoragePeaks {
 }
 
 impl<A> Storage<A> {
+    /// Frees the allocations of emptied collections (see [`crate::shed`]).
+    pub fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.blocks.shed();
+        self.queue.shed();
+        self.parked.shed();
+        self.in_flight.shed();
+        self.reads.shed();
+        self.writes.shed();
+    }
+
     pub fn new(max_in_flight: usize) -> Self {
         Storage {
             blocks: BTreeMap::new(),

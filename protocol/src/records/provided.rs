@@ -13,6 +13,13 @@ pub struct Provided {
 }
 
 impl Provided {
+    /// Frees the allocations of emptied maps (see [`crate::shed`]).
+    pub(crate) fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.due.shed();
+        self.by_time.shed();
+    }
+
     /// Number of keys provided.
     pub fn len(&self) -> usize {
         self.due.len()

@@ -87,6 +87,17 @@ pub struct ProviderStore<A> {
     limits: StoreLimits,
 }
 
+impl<A> ProviderStore<A> {
+    /// Frees the allocations of emptied maps (see [`crate::shed`]).
+    pub(crate) fn shed(&mut self) {
+        use crate::shed::Shed;
+        self.keys.shed();
+        self.by_age.shed();
+        self.per_peer.shed();
+        self.per_group.shed();
+    }
+}
+
 impl<A: Address> ProviderStore<A> {
     /// An empty store.
     pub fn new(limits: StoreLimits) -> Self {

@@ -1,5 +1,7 @@
 //! Scheduled actions: joins and leaves (churn), and commands on nodes.
 
+use std::sync::Arc;
+
 use distroweb_protocol::{Id, MemoryStore, Node, QueryKind};
 
 use super::Sim;
@@ -49,7 +51,7 @@ impl Sim {
                 }
             }
             Action::PublishName { node, record } => {
-                let ran = self.command(node, |n, now| n.publish_name(now, record).is_ok());
+                let ran = self.command(node, |n, now| n.publish_name(now, *record).is_ok());
                 if ran == Some(true) {
                     self.metrics.names.publish(&record, now);
                 }
@@ -141,12 +143,12 @@ impl Sim {
                 .as_ref()
                 .is_some_and(|c| c.rejoin == Rejoin::LoseState);
         if fresh {
-            let config = match slot.protocol.as_deref() {
-                Some(own) => own.clone(),
-                None => self.config.protocol.clone(),
+            let config = match slot.protocol.as_ref() {
+                Some(own) => Arc::clone(own),
+                None => Arc::clone(&self.protocol),
             };
             let id = slot.id.unwrap_or_else(|| node_id(self.config.seed, idx.0));
-            let node = Node::new(
+            let node = Node::with_shared_config(
                 config,
                 id,
                 idx,

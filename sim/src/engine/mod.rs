@@ -9,6 +9,7 @@ mod events;
 mod lifecycle;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use distroweb_protocol::{
     drain, Config, ConfigError, Driver, Event, Id, Input, MemoryStore, Message, Node, RpcId,
@@ -131,7 +132,7 @@ struct Slot {
     /// Bumped on every join, so that messages and timers of an old session are ignored.
     incarnation: u32,
     /// The protocol configuration this node runs, if not the run's own.
-    protocol: Option<Box<Config>>,
+    protocol: Option<Arc<Config>>,
     /// The time of the one live `Wake` entry for this node in the queue
     /// (`Time::MAX` if none); any other `Wake` for it is stale.
     timer_at: Time,
@@ -150,6 +151,8 @@ struct Slot {
 #[derive(Debug)]
 pub struct Sim {
     config: SimConfig,
+    /// `config.protocol`, shared by every node that runs it.
+    protocol: Arc<Config>,
     now: Time,
     slots: Vec<Slot>,
     queue: EventQueue,
@@ -216,6 +219,7 @@ impl Sim {
             actions: Slab::default(),
             slots,
             now: Time::ZERO,
+            protocol: Arc::new(config.protocol.clone()),
             config,
         })
     }
@@ -339,7 +343,7 @@ impl Sim {
     pub fn set_protocol(&mut self, node: NodeIdx, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
         if let Some(s) = self.slots.get_mut(node.index()) {
-            s.protocol = Some(Box::new(config));
+            s.protocol = Some(Arc::new(config));
         }
         Ok(())
     }
