@@ -124,6 +124,7 @@ pub struct NetConfig {
     /// Bytes of recently read blocks kept in memory (`block_cache.rs`), so a
     /// page asked for again is served without a disk read and a re-hash;
     /// default 64 MiB (a bound chosen here: a few hundred pages of a site).
+    /// Blocks just written get a window of a quarter of this on top.
     pub block_cache_bytes: usize,
 }
 
