@@ -860,8 +860,11 @@ mod size_tests {
     #[test]
     fn the_node_stays_lean() {
         // 3,152 bytes before the configuration was shared and the token
-        // secrets' generator replaced by a keyed hash.
+        // secrets' generator replaced by a keyed hash (2,208 after); client
+        // mode (about 48 bytes) and the multi-level fetch's state brought it
+        // to 2,384, both merged the same day: the next memory pass should
+        // move such cold state out of line.
         let size = core::mem::size_of::<super::Node<u32>>();
-        assert!(size <= 2_208, "Node<u32> grew to {size} bytes");
+        assert!(size <= 2_384, "Node<u32> grew to {size} bytes");
     }
 }
