@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use distroweb_protocol::{DecodeError, Id, Message};
+use distroweb_protocol::{DecodeError, Id, Message, Reach};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -33,8 +33,8 @@ pub(crate) enum Input {
     Message {
         from: SocketAddr,
         msg: Message<SocketAddr>,
-        /// The peer said in its handshake that it runs in client mode.
-        client: bool,
+        /// How the peer said in its handshake it can be reached.
+        reach: Reach,
     },
     /// A connection finished its handshake and can carry frames.
     Up(Established),
@@ -246,7 +246,11 @@ pub(crate) async fn run(
         Slot::Outbound(_) => Direction::Outbound,
     };
     let peer_id = auth.id;
-    let client = auth.client;
+    let reach = if auth.client {
+        Reach::Client
+    } else {
+        Reach::Direct
+    };
     let (sealer, opener) = match auth.session.split() {
         Ok(halves) => halves,
         Err(e) => {
@@ -286,7 +290,7 @@ pub(crate) async fn run(
     let mut open = tokio::spawn({
         let shared = shared.clone();
         let body_opener = opener.body_opener();
-        async move { open_loop(&shared, body_opener, sealed, peer, peer_id, client).await }
+        async move { open_loop(&shared, body_opener, sealed, peer, peer_id, reach).await }
     });
     let mut shutdown = shared.shutdown.clone();
     let reader_ended = tokio::select! {
@@ -362,7 +366,7 @@ async fn open_loop(
     mut sealed: mpsc::Receiver<SealedBody>,
     peer: SocketAddr,
     peer_id: Id,
-    client: bool,
+    reach: Reach,
 ) -> Option<CloseReason> {
     while let Some(body) = sealed.recv().await {
         let bytes = match body_opener.open(body) {
@@ -388,7 +392,7 @@ async fn open_loop(
             .send(Input::Message {
                 from: peer,
                 msg,
-                client,
+                reach,
             })
             .await
             .is_err()

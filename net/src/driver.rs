@@ -417,11 +417,11 @@ impl Io {
     fn on_input(&mut self, node: &mut Node<SocketAddr>, input: TransportInput) {
         let now = self.clock.now();
         match input {
-            TransportInput::Message { from, msg, client } => {
+            TransportInput::Message { from, msg, reach } => {
                 if let Some(c) = self.conns.get_mut(&msg.sender) {
                     c.last_used = Instant::now();
                 }
-                node.handle_input(now, Input::Message { from, msg, client });
+                node.handle_input(now, Input::Message { from, msg, reach });
             }
             TransportInput::Up(est) => self.on_up(node, est),
             TransportInput::Down {

@@ -106,6 +106,39 @@ mod tests {
     }
 }
 
+/// How a peer can be reached at the address a message came from, as the
+/// driver knows it (from the peer's handshake, in the live node).
+///
+/// Why three kinds: a routing table must hold only peers anyone can dial
+/// cheaply, or lookups stall on them; a provider record may also name a peer
+/// reached through a relay, since a reader dials it once and the relay carries
+/// only that connection; a peer nobody can dial belongs in neither.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Reach {
+    /// Dialable at its address: routing tables and records may name it.
+    #[default]
+    Direct,
+    /// Dialable at its address only through a relay there: records may name
+    /// it, routing tables may not (every lookup through it would load the relay).
+    Relayed,
+    /// Not dialable (client mode): no routing table and no record names it.
+    Client,
+}
+
+impl Reach {
+    /// Whether a routing table may hold the peer.
+    pub fn routable(self) -> bool {
+        self == Reach::Direct
+    }
+
+    /// Whether a provider or fetching record may name the peer.
+    pub fn recordable(self) -> bool {
+        self != Reach::Client
+    }
+}
+
 /// A peer: who it is and where to reach it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Contact<A> {

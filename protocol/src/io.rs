@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::contact::Reach;
 use crate::content::StoreError;
 use crate::event::{Event, Transmit};
 use crate::id::Id;
@@ -23,10 +24,11 @@ pub enum Input<A> {
         from: A,
         /// What it says.
         msg: Message<A>,
-        /// The peer said, when it connected, that it runs in client mode: it
-        /// cannot be reached at `from`, so no routing table and no provider
-        /// record may name it there (see [`Node::set_client_mode`](crate::Node::set_client_mode)).
-        client: bool,
+        /// How the peer can be reached at `from`, as it said when it
+        /// connected: a peer in client mode goes in no routing table and no
+        /// record, a relayed one in records only (see [`Reach`] and
+        /// [`Node::set_reach`](crate::Node::set_reach)).
+        reach: Reach,
     },
     /// Time passed: every deadline up to `now` is due. Early calls are harmless.
     Timeout,

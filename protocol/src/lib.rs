@@ -53,7 +53,7 @@ pub use config::{
     Config, ConfigError, CrowdConfig, DhtConfig, LimitsConfig, ParseStrategyError, RecordsConfig,
     RoutingConfig, Strategy, TransferConfig, UnsampledTimeout,
 };
-pub use contact::{AddrGroup, Address, Contact};
+pub use contact::{AddrGroup, Address, Contact, Reach};
 pub use content::{
     BlockSource, ContentStore, FileManifest, Manifest, ManifestError, MediaType, MemoryStore,
     PathError, Prepared, ReadError, SiteEntry, SiteError, SiteFile, SiteManifest, SitePath,

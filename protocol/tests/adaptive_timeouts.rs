@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use distroweb_protocol::Reach;
 use distroweb_protocol::{drain, Input};
 use distroweb_protocol::{
     nonzero, Body, Config, Contact, Event, Id, Message, Node, QueryError, QueryOutput, Time,
@@ -51,7 +52,7 @@ fn finished(events: &[Event<u32>]) -> Option<&Result<QueryOutput<u32>, QueryErro
 fn nodes_reply(sender: Id, to: &Transmit<u32>) -> Input<u32> {
     Input::Message {
         from: to.to,
-        client: false,
+        reach: Reach::Direct,
         msg: Message {
             sender,
             rpc: to.msg.rpc,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use distroweb_protocol::wire::{Route, RouteFailure, RouteOutcome, RouteReply, RouteWant};
+use distroweb_protocol::Reach;
 use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
 use distroweb_protocol::{nonzero, DhtConfig, LimitsConfig};
 use distroweb_protocol::{
@@ -76,7 +77,7 @@ impl Feed for Node<u32> {
             Input::Message {
                 from,
                 msg,
-                client: false,
+                reach: Reach::Direct,
             },
         );
     }

@@ -1,12 +1,13 @@
 //! Client mode: a node that cannot be dialled (behind a NAT) is answered but
 //! never enters a routing table and never has a provider record stored for
-//! it, and a node in client mode writes no record naming its own address.
+//! it, and a node in client mode writes no record naming its own address; a
+//! relayed peer is named in records (at its relay) but kept out of tables.
 //! Each check is made beside a reachable peer doing the same thing, which the
 //! node does keep: the difference is the flag, nothing else.
 
 use distroweb_protocol::{
-    drain, Body, Config, Contact, Driver, Event, Id, Input, MemoryStore, Message, Node, RpcId,
-    StoreOp, Time, Transmit,
+    drain, Body, Config, Contact, Driver, Event, Id, Input, MemoryStore, Message, Node, Reach,
+    RpcId, StoreOp, Time, Transmit,
 };
 
 #[derive(Default)]
@@ -41,7 +42,7 @@ fn node(addr: u32) -> Node<u32> {
 fn deliver(
     n: &mut Node<u32>,
     from: &Contact<u32>,
-    client: bool,
+    reach: Reach,
     rpc: u64,
     body: Body<u32>,
 ) -> Vec<Transmit<u32>> {
@@ -55,7 +56,7 @@ fn deliver(
         Input::Message {
             from: from.addr,
             msg,
-            client,
+            reach,
         },
     );
     let mut io = Collect::default();
@@ -71,7 +72,11 @@ fn key() -> Id {
 #[test]
 fn a_client_is_answered_but_enters_no_table_and_no_record() {
     let mut server = node(1);
-    for (who, client) in [(peer(2), true), (peer(3), false)] {
+    for (who, reach) in [
+        (peer(2), Reach::Client),
+        (peer(3), Reach::Direct),
+        (peer(4), Reach::Relayed),
+    ] {
         let asks = [
             Body::Ping,
             Body::FindNode { target: key() },
@@ -79,7 +84,7 @@ fn a_client_is_answered_but_enters_no_table_and_no_record() {
         ];
         let mut token = None;
         for (i, body) in asks.into_iter().enumerate() {
-            let sent = deliver(&mut server, &who, client, i as u64, body);
+            let sent = deliver(&mut server, &who, reach, i as u64, body);
             assert_eq!(sent.len(), 1, "every request is answered: {sent:?}");
             if let Body::Nodes { token: t, .. } = sent[0].msg.body {
                 token = Some(t);
@@ -87,35 +92,40 @@ fn a_client_is_answered_but_enters_no_table_and_no_record() {
         }
         assert_eq!(
             server.routing_table().contains(&who.id),
-            !client,
-            "only the reachable peer is in the table"
+            reach == Reach::Direct,
+            "only the directly reachable peer is in the table ({reach:?})"
         );
-        // A write with a valid token: stored for the reachable peer only.
+        // A write with a valid token: stored unless the peer is a client,
+        // which nobody can dial; a relayed peer is named at its relay.
         let sent = deliver(
             &mut server,
             &who,
-            client,
+            reach,
             9,
             Body::AddProvider { key: key(), token },
         );
         let providers = server.provider_store().get(Time::ZERO, &key(), 20);
-        assert_eq!(providers.iter().any(|p| p.id == who.id), !client);
+        let named = providers.iter().find(|p| p.id == who.id);
+        assert_eq!(named.is_some(), reach != Reach::Client, "{reach:?}");
+        if let Some(p) = named {
+            assert_eq!(p.addr, who.addr, "named where its messages came from");
+        }
         assert_eq!(
             sent.iter()
                 .any(|t| matches!(t.msg.body, Body::ProviderAdded { .. })),
-            !client,
+            reach != Reach::Client,
             "{sent:?}"
         );
     }
-    assert_eq!(server.counters().from_clients, 4);
+    assert_eq!(server.counters().from_clients, 8);
 }
 
 /// Announces `key()` from a node knowing three peers, answers the lookup,
 /// and returns the record writes it then sends.
-fn writes_of_an_announce(client: bool) -> Vec<Transmit<u32>> {
+fn writes_of_an_announce(reach: Reach) -> (Node<u32>, Vec<Transmit<u32>>) {
     let mut n = node(1);
-    n.set_client_mode(client);
-    assert_eq!(n.client_mode(), client);
+    n.set_reach(reach);
+    assert_eq!(n.client_mode(), reach == Reach::Client);
     for p in 2..5 {
         n.add_contact(Time::ZERO, peer(p));
     }
@@ -138,17 +148,35 @@ fn writes_of_an_announce(client: bool) -> Vec<Transmit<u32>> {
             }
             _ => continue,
         };
-        asks.extend(deliver(&mut n, &from, false, t.msg.rpc.0, body));
+        asks.extend(deliver(&mut n, &from, Reach::Direct, t.msg.rpc.0, body));
     }
-    writes
+    (n, writes)
 }
 
 #[test]
 fn a_node_in_client_mode_writes_no_record_naming_itself() {
-    assert_eq!(
-        writes_of_an_announce(false).len(),
-        3,
-        "a reachable node writes"
+    let (direct, writes) = writes_of_an_announce(Reach::Direct);
+    assert_eq!(writes.len(), 3, "a reachable node writes");
+    // With only three peers it is among the closest, so it keeps its own.
+    let own = direct.provider_store().get(Time::ZERO, &key(), 20);
+    assert!(own.iter().any(|p| p.id == peer(1).id), "{own:?}");
+    let (client, writes) = writes_of_an_announce(Reach::Client);
+    assert!(writes.is_empty());
+    assert!(client
+        .provider_store()
+        .get(Time::ZERO, &key(), 20)
+        .is_empty());
+}
+
+#[test]
+fn a_relayed_node_writes_records_elsewhere_but_none_naming_its_own_address() {
+    let (relayed, writes) = writes_of_an_announce(Reach::Relayed);
+    assert_eq!(writes.len(), 3, "its trackers name it at its relay");
+    assert!(
+        relayed
+            .provider_store()
+            .get(Time::ZERO, &key(), 20)
+            .is_empty(),
+        "its own address is not where readers reach it"
     );
-    assert!(writes_of_an_announce(true).is_empty());
 }

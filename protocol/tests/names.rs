@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use distroweb_protocol::names::{NameKey, NameRecord, Signature};
+use distroweb_protocol::Reach;
 use distroweb_protocol::{
     drain, Body, CommandError, Config, Contact, Event, Id, Input, Message, Misbehaviour, Node,
     QueryError, QueryId, QueryOutput, RpcId, Time, Transmit,
@@ -122,7 +123,7 @@ impl Net {
                         Input::Message {
                             from,
                             msg,
-                            client: false,
+                            reach: Reach::Direct,
                         },
                     );
                     self.drain(to);
@@ -386,7 +387,7 @@ fn feed(
         now,
         Input::Message {
             from: peer.addr,
-            client: false,
+            reach: Reach::Direct,
             msg: Message {
                 sender: peer.id,
                 rpc: RpcId(9),
@@ -529,7 +530,7 @@ fn a_forged_answer_to_a_resolution_is_ignored_and_charged() {
         now,
         Input::Message {
             from: liar.addr,
-            client: false,
+            reach: Reach::Direct,
             msg: Message {
                 sender: liar.id,
                 rpc: ask.msg.rpc,

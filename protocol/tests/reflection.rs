@@ -3,6 +3,7 @@
 //! must prove, whatever addresses the message itself names.
 
 use distroweb_protocol::wire::{Route, RouteWant};
+use distroweb_protocol::Reach;
 use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
 use distroweb_protocol::{Body, Config, Contact, Event, Id, Message, Node, RpcId, Time, Transmit};
 
@@ -58,7 +59,7 @@ fn a_route_whose_path_names_third_parties_is_answered_where_it_came_from() {
         Input::Message {
             from: PEER,
             msg,
-            client: false,
+            reach: Reach::Direct,
         },
     );
     let mut io = Collect::default();
@@ -97,7 +98,7 @@ fn a_reply_goes_to_the_proven_sender_at_its_observed_address() {
         Input::Message {
             from: PEER,
             msg,
-            client: false,
+            reach: Reach::Direct,
         },
     );
     let mut io = Collect::default();

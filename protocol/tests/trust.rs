@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use distroweb_protocol::wire::Token;
+use distroweb_protocol::Reach;
 use distroweb_protocol::{drain, Driver, Input, MemoryStore, StoreOp};
 use distroweb_protocol::{
     AddrGroup, Address, Body, Config, Contact, Event, Id, Message, Misbehaviour, Node, RpcId, Time,
@@ -74,7 +75,7 @@ fn send(
         now,
         Input::Message {
             from: peer.addr,
-            client: false,
+            reach: Reach::Direct,
             msg,
         },
     );

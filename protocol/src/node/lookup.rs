@@ -1,7 +1,7 @@
 //! Commands that start queries, and the driving of queries to their end.
 
 use crate::config::Strategy;
-use crate::contact::{Address, Contact};
+use crate::contact::{Address, Contact, Reach};
 use crate::event::Event;
 use crate::id::Id;
 use crate::names::NameKey;
@@ -406,9 +406,10 @@ impl<A: Address> Node<A> {
         let metric = self.config.dht.metric;
         let own_distance = metric.distance(&self.id, &key);
         // A node in client mode cannot be dialled where a record would say:
-        // it writes only name records, which name no address.
+        // it writes only name records, which name no address. A relayed one
+        // is reached at the address its trackers see, never at its own.
         let names_address = !matches!(kind, super::trust::RecordKind::Name(_));
-        let take = if self.client_mode && names_address {
+        let take = if self.reach == Reach::Client && names_address {
             0
         } else {
             r
@@ -420,6 +421,7 @@ impl<A: Address> Node<A> {
             .collect();
         let mut stored = 0;
         let self_is_close = take > 0
+            && (self.reach == Reach::Direct || !names_address)
             && (targets.len() < r
                 || targets
                     .last()

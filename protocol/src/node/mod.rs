@@ -23,7 +23,7 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::config::{Config, ConfigError};
-use crate::contact::{Address, Contact};
+use crate::contact::{Address, Contact, Reach};
 use crate::event::{Event, Misbehaviour, Transmit};
 use crate::id::Id;
 use crate::io::{Input, Output};
@@ -112,8 +112,8 @@ pub struct Counters {
     /// Misbehaviour reports dropped because `max_event_queue` of them were
     /// waiting (terminal and progress events are never dropped).
     pub events_dropped: u64,
-    /// Messages from peers in client mode: answered, but their senders go in
-    /// no routing table and no record.
+    /// Messages from peers in client mode or relayed: answered, but their
+    /// senders go in no routing table (and a client's in no record).
     pub from_clients: u64,
     /// Replies to requests whose adaptive deadline (`dht.adaptive_timeouts`)
     /// had passed before they came, within `request_timeout`: each was a
@@ -255,11 +255,12 @@ pub struct Node<A> {
     peaks: Peaks,
     events: Events<A>,
     counters: Counters,
-    /// This node runs in client mode (see [`Node::set_client_mode`]).
-    client_mode: bool,
-    /// While a message from a client-mode peer is handled: that peer, which
-    /// [`Node::observe`] must not add to the table.
-    client_sender: Option<Id>,
+    /// How peers can reach this node (see [`Node::set_reach`]).
+    reach: Reach,
+    /// While a message from a peer not reached directly is handled: that
+    /// peer and its reach, which [`Node::observe`] must not add to the
+    /// table, and a record may name only if it is relayed.
+    unlisted_sender: Option<(Id, Reach)>,
     /// The index of blocks held, and the storage operations under way.
     storage: Storage<A>,
     /// Content this node holds complete (published, or fetched and verified),
@@ -365,8 +366,8 @@ impl<A: Address> Node<A> {
             transmits: VecDeque::new(),
             peaks: Peaks::default(),
             counters: Counters::default(),
-            client_mode: false,
-            client_sender: None,
+            reach: Reach::Direct,
+            unlisted_sender: None,
         })
     }
 
@@ -428,21 +429,35 @@ impl<A: Address> Node<A> {
         self.rtt.estimate(peer).map(|e| e.srtt())
     }
 
-    /// Switches client mode on or off: whether this node is unreachable at
-    /// its own address (behind a NAT, say), as the driver has found out.
+    /// Says how peers can reach this node, as the driver has found out:
+    /// directly, through a relay, or not at all (client mode, behind a NAT).
     ///
     /// A node in client mode queries, fetches and serves over the connections
     /// it opens, but writes no provider or fetching record naming itself
     /// (nobody could dial it there), and the driver tells its peers so they
-    /// keep it out of their routing tables ([`Input::Message`]'s `client`).
-    /// Name records, signed and independent of addresses, are still written.
-    pub fn set_client_mode(&mut self, on: bool) {
-        self.client_mode = on;
+    /// keep it out of their routing tables ([`Input::Message`]'s `reach`).
+    /// A relayed node writes its records at other trackers (which name it at
+    /// its relay) but never keeps one naming itself, as its own address is
+    /// not where peers reach it. Name records, signed and independent of
+    /// addresses, are written in every mode.
+    pub fn set_reach(&mut self, reach: Reach) {
+        self.reach = reach;
     }
 
-    /// Whether this node runs in client mode.
+    /// How peers can reach this node.
+    pub fn reach(&self) -> Reach {
+        self.reach
+    }
+
+    /// Switches client mode on or off: [`Node::set_reach`] with
+    /// [`Reach::Client`] or [`Reach::Direct`].
+    pub fn set_client_mode(&mut self, on: bool) {
+        self.reach = if on { Reach::Client } else { Reach::Direct };
+    }
+
+    /// Whether this node runs in client mode ([`Reach::Client`]).
     pub fn client_mode(&self) -> bool {
-        self.client_mode
+        self.reach == Reach::Client
     }
 
     /// Queries still running.
@@ -461,13 +476,13 @@ impl<A: Address> Node<A> {
     pub fn handle_input(&mut self, now: Time, input: Input<A>) {
         let now = self.tick(now);
         match input {
-            Input::Message { from, msg, client } => {
-                if client {
+            Input::Message { from, msg, reach } => {
+                if !reach.routable() {
                     self.counters.from_clients += 1;
-                    self.client_sender = Some(msg.sender);
+                    self.unlisted_sender = Some((msg.sender, reach));
                 }
                 self.handle_message(now, from, msg);
-                self.client_sender = None;
+                self.unlisted_sender = None;
             }
             Input::Timeout => self.handle_timeout(now),
             Input::SendFailed { to } => self.handle_send_failed(now, to),
@@ -655,9 +670,10 @@ impl<A: Address> Node<A> {
 
     /// Notes that `contact` is alive; pings the head of a full bucket if needed.
     fn observe(&mut self, now: Time, contact: Contact<A>) {
-        if self.client_sender == Some(contact.id) {
-            // It said it cannot be reached where it wrote from: a contact
-            // there would send every lookup that meets it to a dead address.
+        if self.unlisted_sender.is_some_and(|(id, _)| id == contact.id) {
+            // It said it cannot be reached directly where it wrote from: a
+            // contact there would send every lookup that meets it to a dead
+            // address, or through a relay.
             return;
         }
         if let Observed::PingNeeded(head) = self.table.observe(contact, now) {

@@ -13,7 +13,7 @@
 //! is written to without one, and tried once more with the token its refusal
 //! carries.
 
-use crate::contact::{Address, Contact};
+use crate::contact::{Address, Contact, Reach};
 use crate::distance::Distance;
 use crate::event::Misbehaviour;
 use crate::id::Id;
@@ -67,7 +67,7 @@ impl<A: Address> Node<A> {
         token: Option<Token>,
         kind: RecordKind,
     ) {
-        if self.client_sender == Some(sender.id) {
+        if self.unlisted_sender == Some((sender.id, Reach::Client)) {
             // A record would name an address nobody can dial.
             self.counters.records_refused += 1;
             return;

@@ -11,6 +11,7 @@ mod lifecycle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use distroweb_protocol::Reach;
 use distroweb_protocol::{
     drain, Config, ConfigError, Driver, Event, Id, Input, MemoryStore, Message, Node, RpcId,
     StoreOp, Time, Transmit,
@@ -580,7 +581,7 @@ impl Sim {
             Input::Message {
                 from,
                 msg,
-                client: false,
+                reach: Reach::Direct,
             },
         );
         self.settle(to);
