@@ -21,6 +21,18 @@ pub struct Args {
     /// stays out of other nodes' routing tables and announces nothing.
     #[arg(long)]
     client: bool,
+    /// Do not relay for peers behind NATs (a reachable node does by default,
+    /// within the caps of distroweb_net::RelayConfig).
+    #[arg(long)]
+    no_relay_service: bool,
+    /// In client mode, do not keep a reservation at a relay: content this
+    /// node publishes is then unreachable while it is behind a NAT.
+    #[arg(long)]
+    no_relays: bool,
+    /// Do not try direct connections by hole punching after meeting a peer
+    /// through a relay (and keep the listening port to this process alone).
+    #[arg(long)]
+    no_hole_punching: bool,
     /// Where the local HTTP proxy listens. Beyond loopback it serves content
     /// only: the relay and CONNECT stay for this machine unless --relay, and
     /// the status page, metrics and API unless --api names an address for them.
@@ -87,6 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             data_dir: Some(data_dir.clone()),
             ..NetConfig::default()
         };
+        config.relay.serve = !args.no_relay_service;
+        config.relay.use_relays = !args.no_relays;
+        config.relay.hole_punching = !args.no_hole_punching;
         config.protocol.transfer.upload_bytes_per_s =
             core::num::NonZeroU64::new(args.upload_mbit * 125_000)
                 .context("--upload-mbit must be at least 1")?;

@@ -35,6 +35,9 @@ pub struct NetConfig {
     pub reachability_timeout: Duration,
     /// Dial-backs this node makes for others at once, at most.
     pub max_dialbacks: usize,
+    /// Relaying: the service this node offers when reachable, and whether it
+    /// uses relays and hole punching when it is not.
+    pub relay: RelayConfig,
     /// This node's Ed25519 secret key seed (its id is BLAKE3 of the public
     /// key); `None` loads the data directory's key, or makes one (saved there
     /// when there is a data directory). Never printed: its `Debug` hides it.
@@ -138,6 +141,7 @@ impl Default for NetConfig {
             reachability_probes: 3,
             reachability_timeout: Duration::from_secs(10),
             max_dialbacks: 4,
+            relay: RelayConfig::default(),
             key: None,
             id_difficulty_bits: 8,
             seed: None,
@@ -171,6 +175,58 @@ impl Default for NetConfig {
             store_workers: 4,
             max_uploads: 8,
             block_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Relays and hole punching, every cap of the service in one place.
+///
+/// Why these defaults: a relay is a public node's gift to strangers, so it
+/// gives little, as libp2p's circuit relay v2 does (which allows 128 KiB and
+/// 2 minutes a circuit); but a distroweb circuit carries a page and its
+/// blocks until a hole punch replaces it, so it allows a few MiB more.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Offer relaying while this node is reachable (off: refuse every
+    /// reservation and circuit).
+    pub serve: bool,
+    /// Reservations held for others at once, at most.
+    pub max_reservations: usize,
+    /// Circuits relayed at once, at most.
+    pub max_circuits: usize,
+    /// Circuits at once to one reserved node, at most.
+    pub max_circuits_per_reservation: usize,
+    /// Bytes a circuit carries, both ways together, before it is closed.
+    pub circuit_bytes: u64,
+    /// How long a circuit lives, at most.
+    pub circuit_time: Duration,
+    /// How long a reservation lasts before the node must make it again.
+    pub reservation_ttl: Duration,
+    /// How often a reservation's two ends ping each other (which also keeps
+    /// the NAT's mapping alive); three missed pings end it.
+    pub keepalive: Duration,
+    /// In client mode, keep a reservation at a reachable peer and be reached
+    /// through it.
+    pub use_relays: bool,
+    /// After meeting a peer through a relay, try a direct connection by TCP
+    /// simultaneous open; behind a NAT, dial from the listening port so
+    /// that peers see the mapping a punch aims at.
+    pub hole_punching: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            serve: true,
+            max_reservations: 128,
+            max_circuits: 32,
+            max_circuits_per_reservation: 8,
+            circuit_bytes: 32 << 20,
+            circuit_time: Duration::from_secs(120),
+            reservation_ttl: Duration::from_secs(3600),
+            keepalive: Duration::from_secs(30),
+            use_relays: true,
+            hole_punching: true,
         }
     }
 }

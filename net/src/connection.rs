@@ -20,6 +20,7 @@ use crate::config::NetConfig;
 use crate::error::Chain;
 use crate::frame::{BodyOpener, FrameError, Opener, SealedBody, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
+use crate::relay::Relay;
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
 
@@ -44,12 +45,40 @@ pub(crate) enum Input {
         peer_id: Id,
         reason: CloseReason,
     },
-    /// A dial to `peer` failed (connect, handshake, or the peer proved
-    /// another id; `attempted` false: no outbound slot freed in time, so
-    /// nothing reached the peer); frames held for it are lost.
-    DialFailed { peer: SocketAddr, attempted: bool },
+    /// A dial to `peer` for `expect` failed (connect, handshake, or the
+    /// peer proved another id; `attempted` false: no outbound slot freed in
+    /// time, so nothing reached the peer); frames held for it are lost.
+    DialFailed {
+        peer: SocketAddr,
+        expect: Option<Id>,
+        attempted: bool,
+    },
     /// The node found out whether it can be dialled.
     Reachability(Reachability),
+    /// The node holds a relay reservation and is reached there (`None`: it
+    /// lost it, and nobody can reach it).
+    Relayed(Option<SocketAddr>),
+}
+
+/// How a connection was made, for the status page and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Via {
+    /// A plain TCP connection, dialled or accepted.
+    Direct,
+    /// Through a relay's circuit (the handshake runs end to end inside it).
+    Relayed,
+    /// Made by hole punching, after the two ends met through a relay.
+    Punched,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Direct => "direct",
+            Via::Relayed => "relayed",
+            Via::Punched => "punched",
+        })
+    }
 }
 
 /// Which end opened a connection.
@@ -70,6 +99,7 @@ pub(crate) struct Established {
     /// The address the node knows the peer at: dialled, or seen IP and stated port.
     pub peer: SocketAddr,
     pub direction: Direction,
+    pub via: Via,
     pub frames: Outbox,
     /// Closes the connection when notified: the node task makes room for a dial.
     pub close: Arc<Notify>,
@@ -163,6 +193,10 @@ pub(crate) struct Shared {
     pub local: LocalIdentity,
     /// The address this node tells peers it listens at.
     pub advertised: SocketAddr,
+    /// The address its listener is bound to (hole punches connect from it).
+    pub bound: SocketAddr,
+    /// The relay service this node offers.
+    pub relay: Arc<Relay>,
     pub inputs: mpsc::Sender<Input>,
     pub stats: Arc<TransportStats>,
     /// Inbound and outbound connection slots.
@@ -178,10 +212,13 @@ impl Shared {
         config: NetConfig,
         local: LocalIdentity,
         advertised: SocketAddr,
+        bound: SocketAddr,
         inputs: mpsc::Sender<Input>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Shared {
+            bound,
+            relay: Arc::default(),
             slots: Arc::new(Slots::new(&config)),
             probes: Arc::new(Probes::new(&config)),
             config,
@@ -230,9 +267,21 @@ impl Shared {
     }
 }
 
+/// Where the node knows a peer that proved `auth` on a connection from
+/// `seen`: a relayed peer at its relay (the address its records name, so
+/// replies match the requests sent there, whichever path they take), any
+/// other where the connection showed it.
+pub(crate) fn known_at(auth: &Authenticated, seen: SocketAddr) -> SocketAddr {
+    if auth.relayed {
+        auth.listen
+    } else {
+        seen
+    }
+}
+
 /// Runs an authenticated connection until it closes: announces it to the
 /// node task, then reads and writes sealed frames. `slot` is held for the
-/// connection's life.
+/// connection's life; `via` says how it was made.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     conn: ConnId,
@@ -240,16 +289,17 @@ pub(crate) async fn run(
     peer: SocketAddr,
     auth: Authenticated,
     slot: Slot,
+    via: Via,
 ) {
     let direction = match slot {
         Slot::Inbound(_) => Direction::Inbound,
         Slot::Outbound(_) => Direction::Outbound,
     };
     let peer_id = auth.id;
-    let reach = if auth.client {
-        Reach::Client
-    } else {
-        Reach::Direct
+    let reach = match (auth.relayed, auth.client) {
+        (true, _) => Reach::Relayed,
+        (false, true) => Reach::Client,
+        (false, false) => Reach::Direct,
     };
     let (sealer, opener) = match auth.session.split() {
         Ok(halves) => halves,
@@ -266,6 +316,7 @@ pub(crate) async fn run(
         peer_id,
         peer,
         direction,
+        via,
         frames: Outbox {
             tx,
             queued: queued.clone(),

@@ -15,14 +15,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use distroweb_protocol::{
     drain, Body, CommandError, Event, FetchId, FetchStats, Id, Input, Manifest, Message, Node,
-    Prepared, QueryId, QueryKind, StoreDone, StoreOp, Time, Transmit,
+    Prepared, QueryId, QueryKind, Reach, StoreDone, StoreOp, Time, Transmit,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Sleep;
 
 use crate::clock::Clock;
-use crate::connection::{ConnId, Direction, Established, Input as TransportInput, Outbox, Shared};
+use crate::connection::{
+    ConnId, Direction, Established, Input as TransportInput, Outbox, Shared, Via,
+};
 use crate::data_dir::{DataDir, MAX_REMEMBERED_PEERS};
 use crate::dial::{self, Room};
 use crate::dial_limits::{DialLimits, Trust};
@@ -31,10 +33,13 @@ use crate::fetching::FetchProgress;
 use crate::handle::{Command, Publish, QueryCommand, QueryDone};
 use crate::holdings::{content_size, manifest_size, Holdings};
 use crate::stats::TransportStats;
-use crate::status::{output_size, FetchRecord, QueryRecord, Status};
+use crate::status::{output_size, ConnectionStatus, FetchRecord, QueryRecord, Status};
 use crate::store_pool::StorePool;
 use crate::upload::UploadId;
 use crate::upload_blocks::{Registration, UploadBlocks};
+
+/// Peers offered at once to the relay reservation's search.
+const MAX_RELAY_CANDIDATES: usize = 8;
 
 /// A connection the node task can write to.
 #[derive(Debug)]
@@ -45,6 +50,7 @@ struct Conn {
     addr: SocketAddr,
     frames: Outbox,
     direction: Direction,
+    via: Via,
     /// When it last carried a message either way: the least recently used
     /// outbound connection is closed first to make room.
     last_used: Instant,
@@ -118,8 +124,9 @@ struct Io {
     /// The ids of outbound connections by the address dialled, for bootstrap
     /// seeds (whose id the node does not know yet).
     dialed: BTreeMap<SocketAddr, Id>,
-    /// Dials in progress, by address.
-    dialing: BTreeMap<SocketAddr, Dialing>,
+    /// Dials in progress, by address and the id they must prove: one relay
+    /// address reaches the relay and every node it holds a reservation of.
+    dialing: BTreeMap<(SocketAddr, Option<Id>), Dialing>,
     /// Which dials may be made.
     limits: DialLimits,
     /// Callers waiting for their query to finish (bounded by the node's `max_queries`).
@@ -319,7 +326,7 @@ impl Io {
                 }
             },
         };
-        if let Some(waiting) = self.dialing.get_mut(&to) {
+        if let Some(waiting) = self.dialing.get_mut(&(to, t.to_id)) {
             if waiting.frames.len() < self.shared.config.max_frames_while_dialing {
                 waiting.frames.push((t.to_id, payload));
             } else {
@@ -347,7 +354,7 @@ impl Io {
         match dial::start(&self.shared, to, t.to_id, room) {
             Ok(()) => {
                 self.dialing.insert(
-                    to,
+                    (to, t.to_id),
                     Dialing {
                         expect: t.to_id,
                         trust,
@@ -401,6 +408,18 @@ impl Io {
         true
     }
 
+    /// Closes every connection: their handshakes say what this node no
+    /// longer is.
+    /// Forgotten at once, so that what is sent next dials anew.
+    fn close_all(&mut self) {
+        let ids: Vec<Id> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(c) = self.forget_conn(id) {
+                c.close.notify_one();
+            }
+        }
+    }
+
     /// Forgets the connection of `id`, and the address index pointing to it.
     fn forget_conn(&mut self, id: Id) -> Option<Conn> {
         let c = self.conns.remove(&id)?;
@@ -447,13 +466,30 @@ impl Io {
                     // Their handshakes did not say client mode, so peers
                     // would keep adding this node to their tables through
                     // them; the connections that replace them say it.
-                    for c in self.conns.values() {
-                        c.close.notify_one();
-                    }
+                    self.close_all();
                 }
             }
-            TransportInput::DialFailed { peer, attempted } => {
-                if let Some(d) = self.dialing.remove(&peer) {
+            TransportInput::Relayed(at) => {
+                node.set_reach(if at.is_some() {
+                    Reach::Relayed
+                } else {
+                    Reach::Client
+                });
+                // Their handshakes named no relay: the trackers of this
+                // node's content learn its relay from the connections that
+                // replace them, as its records are written again.
+                self.close_all();
+                if at.is_some() {
+                    self.reannounce = node.provided_keys().copied().collect();
+                    self.pump_reannounce(node, now);
+                }
+            }
+            TransportInput::DialFailed {
+                peer,
+                expect,
+                attempted,
+            } => {
+                if let Some(d) = self.dialing.remove(&(peer, expect)) {
                     if attempted {
                         self.limits
                             .failed(std::time::Instant::now(), peer, d.expect, d.trust);
@@ -473,11 +509,14 @@ impl Io {
             peer_id,
             peer,
             direction,
+            via,
             frames,
             close,
         } = est;
         if direction == Direction::Outbound {
-            if let Some(d) = self.dialing.remove(&peer) {
+            let dial = (self.dialing.remove(&(peer, Some(peer_id))))
+                .or_else(|| self.dialing.remove(&(peer, None)));
+            if let Some(d) = dial {
                 self.limits
                     .succeeded(std::time::Instant::now(), peer, peer_id, d.trust);
                 let mut refused = false;
@@ -506,7 +545,9 @@ impl Io {
                 },
             );
         }
-        if direction == Direction::Outbound {
+        // A seed's address is the relay's own when a relayed node was
+        // reached there, so only a direct connection names its address.
+        if direction == Direction::Outbound && via == Via::Direct {
             self.dialed.insert(peer, peer_id);
         }
         self.conns.insert(
@@ -516,6 +557,7 @@ impl Io {
                 addr: peer,
                 frames,
                 direction,
+                via,
                 last_used: Instant::now(),
                 close,
             },
@@ -553,6 +595,14 @@ impl Io {
             Command::NameRecord { name, reply } => {
                 self.clock.anchor_calendar(node, now);
                 let _ = reply.send(node.name_record(&name));
+            }
+            Command::RelayCandidates(reply) => {
+                let own = node.id();
+                let metric = node.config().dht.metric;
+                let mut peers: Vec<_> = node.routing_table().contacts().cloned().collect();
+                peers.sort_by_key(|c| metric.distance(&own, &c.id));
+                let peers = peers.into_iter().take(MAX_RELAY_CANDIDATES);
+                let _ = reply.send(peers.map(|c| (c.addr, c.id)).collect());
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status(node, now));
@@ -1053,6 +1103,21 @@ impl Io {
             advertised: *node.addr(),
             client_mode: node.client_mode(),
             reachability: self.shared.probes.state(),
+            relayed_at: self.shared.local.relayed(),
+            public_addr: self.shared.local.public(),
+            relay_reservations: self.shared.relay.reservations(),
+            relay_circuits: self.shared.relay.circuits(),
+            connections: self
+                .conns
+                .iter()
+                .take(Status::MAX_CONNECTIONS)
+                .map(|(id, c)| ConnectionStatus {
+                    peer: *id,
+                    addr: c.addr,
+                    inbound: c.direction == Direction::Inbound,
+                    via: c.via,
+                })
+                .collect(),
             public_ip: self.shared.probes.public_ip(),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),

@@ -58,6 +58,9 @@ pub(crate) enum Command {
     },
     AddContact(Contact<SocketAddr>),
     Status(oneshot::Sender<Status>),
+    /// Reachable peers to ask for a relay reservation: routing-table
+    /// contacts, closest to this node first, at most a few.
+    RelayCandidates(oneshot::Sender<Vec<(SocketAddr, Id)>>),
     /// The record the node holds for a name, valid now.
     NameRecord {
         name: NameKey,

@@ -3,23 +3,31 @@
 //! sealed with.
 //!
 //! The preamble is the magic `dweb` and the protocol version as a big-endian
-//! `u32`, sent by both ends first, so that a node can name a peer's version
-//! even when the peer speaks nothing else it understands. Both preambles are
-//! then the Noise prologue: a man in the middle who rewrote either one makes
-//! the handshake fail.
+//! `u32`, so that a node can name a peer's version even when the peer speaks
+//! nothing else it understands. The dialler's preamble is followed by what
+//! the connection is for (an [`Opening`]: a kind byte and 32 bytes, the id it
+//! wants to reach), and the listener answers with its own preamble only once
+//! it has read that: a relay reads it and passes the connection on to the
+//! node it names, whose preamble then answers (see `relay`). Both openings
+//! are then the Noise prologue: a man in the middle who rewrote either one
+//! makes the handshake fail.
 //!
 //! The pattern is XX (`-> e`, `<- e, ee, s, es`, `-> s, se`): neither side
 //! needs the other's static key beforehand, which a node bootstrapping from
 //! a bare address does not have. Each side's handshake payload carries its
 //! Ed25519 public key, that key's signature over its Noise static key, a flags
 //! byte (bit 0: client mode, the sender cannot be dialled; bit 1: dial me
-//! back, see `reachability`) and the address it
-//! listens at; the receiver checks the signature and the puzzle and derives
-//! the id. A dialler that expects an id checks it on the second
-//! message, before it reveals anything of itself.
+//! back, see `reachability`; bit 2: relayed, the sender is reached through
+//! the relay at the address it states; bit 3: its public address follows)
+//! and the address it listens at, then (bit 3) the address its listening
+//! port is seen at from outside its NAT, where a hole punch aims; the
+//! receiver checks the signature and the puzzle and derives the id. A
+//! dialler that expects an id checks it on the second message, before it
+//! reveals anything of itself.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use distroweb_protocol::Id;
@@ -33,10 +41,18 @@ use crate::node_key::{self, KeyError, NodeKey};
 /// 3: ids are proven by keys and everything after the preamble is encrypted (Noise XX).
 /// 4: name records (`GetName`, `Name`, `PutName`, `NameStored`).
 /// 5: a flags byte in the handshake payload (client mode).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: the dialler's opening names what it wants (relays, hole punching).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Bytes in the preamble: the magic and the version.
 pub const PREAMBLE_BYTES: usize = 8;
+
+/// Bytes in an opening: a preamble, a kind and 32 bytes of argument.
+pub const OPENING_BYTES: usize = PREAMBLE_BYTES + 1 + 32;
+
+/// The version a listener puts in its preamble to say that the node a
+/// dialler asked for is not here (and no relay reservation names it).
+const NOT_HERE: u32 = u32::MAX;
 
 /// The Noise protocol: XX because neither side knows the other's static key
 /// beforehand; ChaChaPoly and AESGCM measured alike on this transport (see
@@ -63,6 +79,75 @@ const FLAG_CLIENT: u8 = 1;
 /// The payload's flag asking the listener to dial the sender back (see
 /// `reachability`): set while a node does not know whether it can be dialled.
 const FLAG_PROBE: u8 = 2;
+
+/// The payload's flag for a node reached through a relay: the address it
+/// states is its relay's.
+const FLAG_RELAYED: u8 = 4;
+
+/// The payload's flag for a public address after the listen address: where
+/// peers saw the sender's listening port, behind its NAT (see `punch`).
+const FLAG_PUBLIC: u8 = 8;
+
+/// What a dialler wants of the connection, as its opening says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// To talk to the node with this id (`None`: whoever listens, a
+    /// bootstrap seed); a relay passes it on to a node it has a reservation of.
+    Connect(Option<Id>),
+    /// A relay reservation at the listener, which must have this id.
+    Reserve(Id),
+    /// The reserved node's half of a relay circuit: the circuit's secret.
+    Accept([u8; 32]),
+    /// A hole-punched connection from a node that claims this id (both
+    /// ends send one; the lower id runs the Noise initiator's side).
+    Punch(Id),
+}
+
+const KIND_CONNECT: u8 = 0;
+const KIND_RESERVE: u8 = 1;
+const KIND_ACCEPT: u8 = 2;
+const KIND_PUNCH: u8 = 3;
+
+impl Opening {
+    /// The opening's bytes: preamble, kind, argument.
+    pub fn encode(&self) -> [u8; OPENING_BYTES] {
+        let mut o = [0u8; OPENING_BYTES];
+        o[..PREAMBLE_BYTES].copy_from_slice(&preamble(PROTOCOL_VERSION));
+        let (kind, arg) = match self {
+            Opening::Connect(id) => (KIND_CONNECT, id.map(|i| *i.as_bytes()).unwrap_or([0; 32])),
+            Opening::Reserve(id) => (KIND_RESERVE, *id.as_bytes()),
+            Opening::Accept(secret) => (KIND_ACCEPT, *secret),
+            Opening::Punch(id) => (KIND_PUNCH, *id.as_bytes()),
+        };
+        o[PREAMBLE_BYTES] = kind;
+        o[PREAMBLE_BYTES + 1..].copy_from_slice(&arg);
+        o
+    }
+
+    fn decode(o: &[u8; OPENING_BYTES]) -> Result<Opening, HandshakeError> {
+        let mut arg = [0u8; 32];
+        arg.copy_from_slice(&o[PREAMBLE_BYTES + 1..]);
+        let id = Id::from_bytes(arg);
+        Ok(match o[PREAMBLE_BYTES] {
+            KIND_CONNECT if arg == [0; 32] => Opening::Connect(None),
+            KIND_CONNECT => Opening::Connect(Some(id)),
+            KIND_RESERVE => Opening::Reserve(id),
+            KIND_ACCEPT => Opening::Accept(arg),
+            KIND_PUNCH => Opening::Punch(id),
+            _ => return Err(HandshakeError::Malformed),
+        })
+    }
+}
+
+/// A dialler's opening as a listener read it: what it asks for, and its
+/// bytes (the Noise prologue, or what a relay passes on).
+#[derive(Clone, Copy, Debug)]
+pub struct Opened {
+    /// What the dialler wants.
+    pub opening: Opening,
+    /// The bytes it sent.
+    pub bytes: [u8; OPENING_BYTES],
+}
 
 /// The preamble this build sends: `dweb` and `version`.
 pub fn preamble(version: u32) -> [u8; PREAMBLE_BYTES] {
@@ -120,6 +205,12 @@ pub enum HandshakeError {
     /// The peer has this node's own id (we dialled ourselves).
     #[error("peer has this node's own id")]
     OwnId,
+    /// The listener has neither the id dialled for nor a reservation of it.
+    #[error("the node dialled for is not at that address")]
+    NotHere,
+    /// The dialler asked for something this end does not do there.
+    #[error("the dialler asked for {0:?}, which this end does not serve here")]
+    Unwanted(Opening),
 }
 
 impl HandshakeError {
@@ -150,6 +241,10 @@ pub struct LocalIdentity {
     client: AtomicBool,
     /// Whether handshakes ask the peer to dial this node back.
     probe: AtomicBool,
+    /// The relay the node is reached through while it holds a reservation.
+    relayed: Mutex<Option<SocketAddr>>,
+    /// Where peers saw this node's listening port from outside its NAT.
+    public: Mutex<Option<SocketAddr>>,
     /// The network's puzzle difficulty, required of every peer.
     difficulty_bits: u32,
 }
@@ -182,6 +277,8 @@ impl LocalIdentity {
             listen: postcard::to_allocvec(&listen).unwrap_or_default(),
             client: AtomicBool::new(false),
             probe: AtomicBool::new(false),
+            relayed: Mutex::new(None),
+            public: Mutex::new(None),
             difficulty_bits,
         })
     }
@@ -189,6 +286,11 @@ impl LocalIdentity {
     /// Says in every later handshake whether this node runs in client mode.
     pub fn set_client(&self, on: bool) {
         self.client.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether this node runs in client mode (reached, if at all, through a relay).
+    pub fn client(&self) -> bool {
+        self.client.load(Ordering::Relaxed)
     }
 
     /// Says in every later handshake whether to dial this node back.
@@ -201,14 +303,56 @@ impl LocalIdentity {
         self.probe.load(Ordering::Relaxed)
     }
 
-    /// The payload of this node's handshake message: proof, flags, address.
+    /// Says in every later handshake that this node is reached through the
+    /// relay at `relay` (`None`: it no longer is).
+    pub fn set_relayed(&self, relay: Option<SocketAddr>) {
+        *self.relayed.lock().unwrap_or_else(|e| e.into_inner()) = relay;
+    }
+
+    /// The relay this node is reached through, while it holds a reservation.
+    pub fn relayed(&self) -> Option<SocketAddr> {
+        *self.relayed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Says in every later handshake where peers see this node's listening
+    /// port (a peer it dialled from that port said so).
+    pub fn set_public(&self, public: SocketAddr) {
+        *self.public.lock().unwrap_or_else(|e| e.into_inner()) = Some(public);
+    }
+
+    /// Where peers see this node's listening port, if one said.
+    pub fn public(&self) -> Option<SocketAddr> {
+        *self.public.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The payload of this node's handshake message: proof, flags, address
+    /// (and its public address when relayed).
     fn payload(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(PROOF_BYTES + 1 + self.listen.len());
+        let mut payload = Vec::with_capacity(PROOF_BYTES + 1 + 2 * self.listen.len());
         payload.extend_from_slice(&self.proof);
-        let client = self.client.load(Ordering::Relaxed);
         let probe = self.probe.load(Ordering::Relaxed);
-        payload.push(if client { FLAG_CLIENT } else { 0 } | if probe { FLAG_PROBE } else { 0 });
-        payload.extend_from_slice(&self.listen);
+        let mut flags = if probe { FLAG_PROBE } else { 0 };
+        let public = self.public();
+        if public.is_some() {
+            flags |= FLAG_PUBLIC;
+        }
+        // Addresses always serialise; the fallbacks are unreachable.
+        match self.relayed() {
+            Some(relay) => {
+                payload.push(flags | FLAG_RELAYED);
+                payload.extend_from_slice(&postcard::to_allocvec(&relay).unwrap_or_default());
+            }
+            None => {
+                if self.client.load(Ordering::Relaxed) {
+                    flags |= FLAG_CLIENT;
+                }
+                payload.push(flags);
+                payload.extend_from_slice(&self.listen);
+            }
+        }
+        if let Some(public) = public {
+            payload.extend_from_slice(&postcard::to_allocvec(&public).unwrap_or_default());
+        }
         payload
     }
 
@@ -244,6 +388,11 @@ pub struct Authenticated {
     pub listen: SocketAddr,
     /// The peer runs in client mode: it cannot be dialled at `listen`.
     pub client: bool,
+    /// The peer is reached through the relay at `listen`.
+    pub relayed: bool,
+    /// Where the peer says its listening port is seen from outside its NAT
+    /// (where a hole punch aims); authenticated, not verified.
+    pub public: Option<SocketAddr>,
     /// The peer asks to be dialled back at `listen`'s port.
     pub probe: bool,
     /// Where the peer, a listener, saw this connection come from: our address
@@ -260,28 +409,65 @@ fn params() -> snow::params::NoiseParams {
         .unwrap_or_else(|_| unreachable!("NOISE_PARAMS parses"))
 }
 
-/// Runs the whole handshake on `stream` as `role`, within `timeout`.
+/// Runs the whole handshake on `stream` as `role`, within `timeout`: a
+/// dialler asks for the node it expects; a listener serves only a dialler
+/// that asks for this node (or for whoever listens).
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &LocalIdentity,
     role: Role,
     timeout: Duration,
 ) -> Result<Authenticated, HandshakeError> {
-    tokio::time::timeout(timeout, handshake(stream, local, role))
-        .await
-        .map_err(|_| HandshakeError::Timeout)?
+    tokio::time::timeout(timeout, async {
+        match role {
+            Role::Dialer { expect } => dial(stream, local, Opening::Connect(expect), expect).await,
+            Role::Listener { seen } => {
+                let opened = read_opening(stream).await?;
+                match opened.opening {
+                    Opening::Connect(None) => {}
+                    Opening::Connect(Some(id)) if id == local.id() => {}
+                    Opening::Connect(Some(_)) => {
+                        refuse(stream).await;
+                        return Err(HandshakeError::NotHere);
+                    }
+                    other => return Err(HandshakeError::Unwanted(other)),
+                }
+                answer(stream, local, &opened, seen).await
+            }
+        }
+    })
+    .await
+    .map_err(|_| HandshakeError::Timeout)?
 }
 
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// A dialler's whole handshake: sends `opening`, reads the listener's
+/// preamble and proves ids; `expect` is the id the listener must prove.
+pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &LocalIdentity,
-    role: Role,
+    opening: Opening,
+    expect: Option<Id>,
 ) -> Result<Authenticated, HandshakeError> {
-    // Both ends write first: 8 bytes fit in any socket buffer, so this cannot deadlock.
-    let ours = preamble(PROTOCOL_VERSION);
+    let ours = opening.encode();
     stream.write_all(&ours).await?;
     let mut theirs = [0u8; PREAMBLE_BYTES];
     stream.read_exact(&mut theirs).await?;
+    if theirs[..4] == MAGIC && theirs[4..] == NOT_HERE.to_be_bytes() {
+        return Err(HandshakeError::NotHere);
+    }
+    check_preamble(&theirs)?;
+    noise(stream, local, &[&ours, &theirs], Side::Initiator { expect }).await
+}
+
+/// Reads a dialler's opening: checks its preamble (answering a peer of
+/// another version with ours, so it can name our version, before failing).
+pub async fn read_opening<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Result<Opened, HandshakeError> {
+    let mut bytes = [0u8; OPENING_BYTES];
+    stream.read_exact(&mut bytes[..PREAMBLE_BYTES]).await?;
+    let mut theirs = [0u8; PREAMBLE_BYTES];
+    theirs.copy_from_slice(&bytes[..PREAMBLE_BYTES]);
     if theirs[..4] != MAGIC && theirs[4..] == MAGIC {
         // Versions 1 and 2 opened with a hello frame: a length, the magic,
         // then the version. Name that version rather than call it a stranger.
@@ -292,35 +478,130 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             ours: PROTOCOL_VERSION,
         });
     }
-    check_preamble(&theirs)?;
-    let prologue: Vec<u8> = match role {
-        Role::Dialer { .. } => [ours, theirs].concat(),
-        Role::Listener { .. } => [theirs, ours].concat(),
+    if let Err(e) = check_preamble(&theirs) {
+        if matches!(e, HandshakeError::WrongVersion { .. }) {
+            let _ = stream.write_all(&preamble(PROTOCOL_VERSION)).await;
+        }
+        return Err(e);
+    }
+    stream.read_exact(&mut bytes[PREAMBLE_BYTES..]).await?;
+    let opening = Opening::decode(&bytes)?;
+    Ok(Opened { opening, bytes })
+}
+
+/// A listener's rest of the handshake once it has read `opened` and serves
+/// it itself: its preamble, then the Noise responder's side; `seen` is where
+/// the dialler's connection came from.
+pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &LocalIdentity,
+    opened: &Opened,
+    seen: SocketAddr,
+) -> Result<Authenticated, HandshakeError> {
+    let ours = preamble(PROTOCOL_VERSION);
+    stream.write_all(&ours).await?;
+    let side = Side::Responder { seen, expect: None };
+    noise(stream, local, &[&opened.bytes, &ours], side).await
+}
+
+/// Tells a dialler the node it asked for is not here.
+pub async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S) {
+    let mut p = [0u8; PREAMBLE_BYTES];
+    p[..4].copy_from_slice(&MAGIC);
+    p[4..].copy_from_slice(&NOT_HERE.to_be_bytes());
+    let _ = stream.write_all(&p).await;
+}
+
+/// The handshake of a hole-punched connection, made by a connect that met
+/// the peer's (a simultaneous open) or by our listener (`theirs`: the
+/// peer's opening, already read): each end sends `Punch` with its own id,
+/// and the lower id takes the Noise initiator's side. `expect` is the id the
+/// peer must prove (`None` on the listener, which takes the id it claimed);
+/// `seen` is the peer's address.
+pub async fn punch<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &LocalIdentity,
+    theirs: Option<Opened>,
+    expect: Option<Id>,
+    seen: SocketAddr,
+) -> Result<Authenticated, HandshakeError> {
+    let ours = Opening::Punch(local.id()).encode();
+    stream.write_all(&ours).await?;
+    let theirs = match theirs {
+        Some(t) => t,
+        None => read_opening(stream).await?,
     };
+    let Opening::Punch(claimed) = theirs.opening else {
+        return Err(HandshakeError::Unwanted(theirs.opening));
+    };
+    if expect.is_some_and(|e| e != claimed) {
+        return Err(HandshakeError::WrongId {
+            expected: expect.unwrap_or(claimed),
+            proven: claimed,
+        });
+    }
+    let me = local.id();
+    if claimed == me {
+        return Err(HandshakeError::OwnId);
+    }
+    if me < claimed {
+        let side = Side::Initiator {
+            expect: Some(claimed),
+        };
+        noise(stream, local, &[&ours, &theirs.bytes], side).await
+    } else {
+        let side = Side::Responder {
+            seen,
+            expect: Some(claimed),
+        };
+        noise(stream, local, &[&theirs.bytes, &ours], side).await
+    }
+}
+
+/// Which side of the Noise handshake this end runs.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    /// Sends the first message; the responder must prove `expect`, if given.
+    Initiator { expect: Option<Id> },
+    /// Answers; tells the initiator it came from `seen`, and requires
+    /// `expect` of it, if given.
+    Responder {
+        seen: SocketAddr,
+        expect: Option<Id>,
+    },
+}
+
+async fn noise<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &LocalIdentity,
+    prologue: &[&[u8]],
+    side: Side,
+) -> Result<Authenticated, HandshakeError> {
+    let prologue = prologue.concat();
     let builder = snow::Builder::new(params())
         .local_private_key(&local.noise_private)
         .and_then(|b| b.prologue(&prologue))
         .map_err(HandshakeError::Noise)?;
     let mut buf = vec![0u8; MAX_HANDSHAKE_MESSAGE_BYTES];
     let mut payload = vec![0u8; MAX_HANDSHAKE_MESSAGE_BYTES];
-    let (noise, peer) = match role {
-        Role::Dialer { expect } => {
+    let check = |expected: Option<Id>, peer: &PeerPayload| match expected {
+        Some(expected) if peer.id != expected => Err(HandshakeError::WrongId {
+            expected,
+            proven: peer.id,
+        }),
+        _ => Ok(()),
+    };
+    let (noise, peer) = match side {
+        Side::Initiator { expect } => {
             let mut hs = builder.build_initiator().map_err(HandshakeError::Noise)?;
             send(stream, &mut hs, &[], &mut buf).await?;
             let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
-            let peer = check_payload(&hs, &payload[..n], local)?;
-            if let Some(expected) = expect {
-                if peer.id != expected {
-                    return Err(HandshakeError::WrongId {
-                        expected,
-                        proven: peer.id,
-                    });
-                }
-            }
+            let peer = check_payload(&hs, &payload[..n], local, true)?;
+            check(expect, &peer)?;
             send(stream, &mut hs, &local.payload(), &mut buf).await?;
             (hs, peer)
         }
-        Role::Listener { seen } => {
+        Side::Responder { seen, expect } => {
             let mut hs = builder.build_responder().map_err(HandshakeError::Noise)?;
             receive(stream, &mut hs, &mut buf, &mut payload).await?;
             let mut ours = local.payload();
@@ -328,7 +609,8 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             ours.extend_from_slice(&postcard::to_allocvec(&seen).unwrap_or_default());
             send(stream, &mut hs, &ours, &mut buf).await?;
             let n = receive(stream, &mut hs, &mut buf, &mut payload).await?;
-            let peer = check_payload(&hs, &payload[..n], local)?;
+            let peer = check_payload(&hs, &payload[..n], local, false)?;
+            check(expect, &peer)?;
             (hs, peer)
         }
     };
@@ -338,14 +620,16 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     // Noise's split: the first key seals what the initiator sends, the second what the responder sends.
     let (to_responder, to_initiator) = noise.dangerously_get_raw_split();
-    let session = match role {
-        Role::Dialer { .. } => Session::new(CIPHER, to_responder, to_initiator),
-        Role::Listener { .. } => Session::new(CIPHER, to_initiator, to_responder),
+    let session = match side {
+        Side::Initiator { .. } => Session::new(CIPHER, to_responder, to_initiator),
+        Side::Responder { .. } => Session::new(CIPHER, to_initiator, to_responder),
     };
     Ok(Authenticated {
         id: peer.id,
         listen: peer.listen,
         client: peer.client,
+        relayed: peer.relayed,
+        public: peer.public,
         probe: peer.probe,
         observed: peer.observed,
         session,
@@ -413,16 +697,20 @@ struct PeerPayload {
     id: Id,
     listen: SocketAddr,
     client: bool,
+    relayed: bool,
+    public: Option<SocketAddr>,
     probe: bool,
     observed: Option<SocketAddr>,
 }
 
 /// Checks a peer's payload against the static key it used in this handshake:
-/// the id it proves, its flags and the address it listens at.
+/// the id it proves, its flags and the address it listens at; a responder's
+/// (`from_responder`) also says where it saw us come from.
 fn check_payload(
     hs: &snow::HandshakeState,
     payload: &[u8],
     local: &LocalIdentity,
+    from_responder: bool,
 ) -> Result<PeerPayload, HandshakeError> {
     let remote_static = hs.get_remote_static().ok_or(HandshakeError::Malformed)?;
     if payload.len() <= PROOF_BYTES {
@@ -437,20 +725,33 @@ fn check_payload(
         return Err(HandshakeError::OwnId);
     }
     let flags = payload[PROOF_BYTES];
-    if flags & !(FLAG_CLIENT | FLAG_PROBE) != 0 {
-        // No other flag exists in this version: a peer setting one is broken.
+    if flags & !(FLAG_CLIENT | FLAG_PROBE | FLAG_RELAYED | FLAG_PUBLIC) != 0
+        || flags & (FLAG_CLIENT | FLAG_RELAYED) == FLAG_CLIENT | FLAG_RELAYED
+    {
+        // No other flag exists in this version, and a node reached through
+        // a relay is not one nobody can reach: a peer saying so is broken.
         return Err(HandshakeError::Malformed);
     }
     let (listen, rest): (SocketAddr, _) = postcard::take_from_bytes(&payload[PROOF_BYTES + 1..])
         .map_err(|_| HandshakeError::Malformed)?;
-    // Only a listener says what it saw, and nothing may follow.
-    let observed = match rest {
-        [] => None,
-        rest => Some(postcard::from_bytes(rest).map_err(|_| HandshakeError::Malformed)?),
+    let (public, rest) = if flags & FLAG_PUBLIC != 0 {
+        let (public, rest): (SocketAddr, _) =
+            postcard::take_from_bytes(rest).map_err(|_| HandshakeError::Malformed)?;
+        (Some(public), rest)
+    } else {
+        (None, rest)
+    };
+    // Only a responder says what it saw, and nothing may follow.
+    let observed = match (from_responder, rest) {
+        (_, []) => None,
+        (true, rest) => Some(postcard::from_bytes(rest).map_err(|_| HandshakeError::Malformed)?),
+        (false, _) => return Err(HandshakeError::Malformed),
     };
     Ok(PeerPayload {
         id,
         listen,
+        relayed: flags & FLAG_RELAYED != 0,
+        public,
         client: flags & FLAG_CLIENT != 0,
         probe: flags & FLAG_PROBE != 0,
         observed,
@@ -511,7 +812,7 @@ mod tests {
         let (a, b) = (local(b"a", 2), local(b"b", 2));
         let (mut x, mut y) = tokio::io::duplex(4096);
         let expect = Some(Id::hash_of(b"someone else"));
-        let (da, _) = tokio::join!(
+        let (da, lb) = tokio::join!(
             run(&mut x, &a, Role::Dialer { expect }, T),
             run(
                 &mut y,
@@ -520,6 +821,19 @@ mod tests {
                 Duration::from_millis(200)
             )
         );
+        // An honest listener says at once that it is not the id asked for.
+        assert!(matches!(da, Err(HandshakeError::NotHere)), "{da:?}");
+        assert!(matches!(lb, Err(HandshakeError::NotHere)), "{lb:?}");
+        // One that answers anyway (a liar, or a relay gone wrong) fails
+        // the dialler's check of the id it proves.
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let liar = async {
+            let opened = read_opening(&mut y).await?;
+            answer(&mut y, &b, &opened, SEEN).await
+        };
+        // The dialler hangs up when it fails, which ends the liar's wait.
+        let dialler = async move { dial(&mut x, &a, Opening::Connect(expect), expect).await };
+        let (da, _) = tokio::join!(dialler, liar);
         assert!(matches!(da, Err(HandshakeError::WrongId { .. })), "{da:?}");
         assert!(matches!(
             check_preamble(&preamble(2)),
@@ -532,6 +846,73 @@ mod tests {
             check_preamble(b"GET / HT"),
             Err(HandshakeError::NotDistroweb)
         ));
+    }
+
+    #[tokio::test]
+    async fn openings_round_trip_and_a_relayed_payload_names_its_relay() {
+        let id = Id::hash_of(b"x");
+        for o in [
+            Opening::Connect(None),
+            Opening::Connect(Some(id)),
+            Opening::Reserve(id),
+            Opening::Accept([7; 32]),
+            Opening::Punch(id),
+        ] {
+            assert_eq!(Opening::decode(&o.encode()).unwrap(), o);
+        }
+        let mut bad = Opening::Connect(None).encode();
+        bad[PREAMBLE_BYTES] = 9;
+        assert!(matches!(
+            Opening::decode(&bad),
+            Err(HandshakeError::Malformed)
+        ));
+
+        let (a, b) = (local(b"a", 2), local(b"b", 2));
+        let relay: SocketAddr = "198.51.100.9:4100".parse().unwrap();
+        let public: SocketAddr = "203.0.113.5:4100".parse().unwrap();
+        a.set_client(true);
+        a.set_relayed(Some(relay));
+        a.set_public(public);
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let (da, lb) = tokio::join!(
+            run(&mut x, &a, Role::Dialer { expect: None }, T),
+            run(&mut y, &b, Role::Listener { seen: SEEN }, T)
+        );
+        da.unwrap();
+        let lb = lb.unwrap();
+        assert!(lb.relayed && !lb.client, "relayed is not client");
+        assert_eq!(lb.listen, relay, "reached at its relay");
+        assert_eq!(lb.public, Some(public), "punched at its public address");
+    }
+
+    #[tokio::test]
+    async fn a_punch_gives_the_lower_id_the_initiators_side_and_checks_ids() {
+        let (a, b) = (local(b"a", 2), local(b"b", 2));
+        for (one, two) in [(&a, &b), (&b, &a)] {
+            // A simultaneous open: both ends write first.
+            let (mut x, mut y) = tokio::io::duplex(4096);
+            let (p, q) = tokio::join!(
+                punch(&mut x, one, None, Some(two.id()), SEEN),
+                punch(&mut y, two, None, Some(one.id()), SEEN)
+            );
+            assert_eq!(p.unwrap().id, two.id());
+            assert_eq!(q.unwrap().id, one.id());
+        }
+        // Our listener met the other's connect: it read the opening first.
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let listener = async {
+            let opened = read_opening(&mut y).await?;
+            punch(&mut y, &b, Some(opened), None, SEEN).await
+        };
+        let (p, q) = tokio::join!(punch(&mut x, &a, None, Some(b.id()), SEEN), listener);
+        assert_eq!(p.unwrap().id, b.id());
+        assert_eq!(q.unwrap().id, a.id());
+        // A punch that meets someone else fails on its claim.
+        let c = local(b"c", 2);
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let ours = async move { punch(&mut x, &a, None, Some(b.id()), SEEN).await };
+        let (p, _) = tokio::join!(ours, punch(&mut y, &c, None, None, SEEN));
+        assert!(matches!(p, Err(HandshakeError::WrongId { .. })), "{p:?}");
     }
 
     #[test]

@@ -60,8 +60,12 @@ pub mod name_keys;
 pub mod node_key;
 /// Collecting blocks that no held content names, at start.
 mod orphans;
+/// Hole punching: a direct connection to a peer met through a relay.
+mod punch;
 /// Whether this node can be dialled: dial-backs asked for and made.
 pub mod reachability;
+/// The relay service, and the reservation a node behind a NAT keeps.
+mod relay;
 /// Inbound and outbound connection budgets, per-IP caps and eviction.
 mod slots;
 /// Transport counters.
@@ -76,7 +80,7 @@ mod upload;
 mod upload_blocks;
 
 pub use block_store::{BlockStore, MemoryBlocks};
-pub use config::NetConfig;
+pub use config::{NetConfig, RelayConfig};
 pub use data_dir::{DataDir, DataDirError, DirLock};
 pub use disk_store::DiskStore;
 pub use error::{Chain, NetError, StartError};
@@ -87,5 +91,5 @@ pub use live::LiveNode;
 pub use name_keys::{KeyTextError, NameKeyError, NameKeys, NameSecret, OnExisting};
 pub use node_key::{KeySeed, NodeKey};
 pub use stats::TransportCounters;
-pub use status::{FetchRecord, Holding, QueryRecord, Status};
+pub use status::{ConnectionStatus, FetchRecord, Holding, QueryRecord, Status, Via};
 pub use upload::{Upload, UploadError};

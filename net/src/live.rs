@@ -8,7 +8,7 @@ use distroweb_protocol::content::{read_content, verify_file};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
 use distroweb_protocol::{Id, Manifest, Node, QueryError, Time};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::block_cache::CachedStore;
@@ -20,7 +20,7 @@ use crate::data_dir::{DataDir, DirLock};
 use crate::disk_store::DiskStore;
 use crate::driver::{Driver, Inbox};
 use crate::error::{NetError, StartError};
-use crate::handle::{Identity, NodeHandle, QueryDone};
+use crate::handle::{Command, Identity, NodeHandle, QueryDone};
 use crate::handshake::LocalIdentity;
 use crate::holdings::Holdings;
 use crate::listener;
@@ -58,13 +58,10 @@ impl LiveNode {
         store: Option<Arc<dyn BlockStore>>,
     ) -> Result<LiveNode, StartError> {
         check(&config)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind(&config).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let listen = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -164,6 +161,7 @@ impl LiveNode {
             config,
             local,
             advertised,
+            listen,
             inputs_tx,
             shutdown_rx.clone(),
         ));
@@ -183,6 +181,16 @@ impl LiveNode {
             shared.local.set_probe(true);
             // It ends when the node finds out, or at shutdown.
             tokio::spawn(crate::reachability::watch(shared.clone()));
+        }
+        if shared.config.relay.use_relays {
+            // It asks the node task for reachable peers whenever it needs a
+            // relay, and ends at shutdown.
+            let commands = commands_tx.clone();
+            tokio::spawn(crate::relay::keep_reservation(shared.clone(), move || {
+                let (reply, candidates) = oneshot::channel();
+                let _ = commands.try_send(Command::RelayCandidates(reply));
+                candidates
+            }));
         }
         let listener = tokio::spawn(listener::accept_loop(shared.clone(), listener));
         let driver = Driver::new(
@@ -431,6 +439,27 @@ fn node_key(config: &NetConfig, data_dir: Option<&DataDir>) -> Result<NodeKey, S
         return Err(StartError::WeakKey { bits });
     }
     Ok(key)
+}
+
+/// The listening socket; with hole punching on, shared (`SO_REUSEPORT`) with
+/// the connections a node behind a NAT dials from the same port.
+///
+/// Implementation note: on Linux `SO_REUSEPORT` lets another socket of the
+/// same user bind the port too; a node that must not allow that turns hole
+/// punching off.
+fn bind(config: &NetConfig) -> std::io::Result<TcpListener> {
+    let addr = config.listen;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if config.relay.hole_punching {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], StartError> {

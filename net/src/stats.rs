@@ -76,6 +76,26 @@ counters! {
     dialbacks,
     /// Dial-backs that failed: the asker could not be dialled where it said.
     dialbacks_failed,
+    /// Relay reservations this node made at a relay.
+    reservations_made,
+    /// Relay reservations this node held for others.
+    reservations_served,
+    /// Relay reservations this node refused (off, full, or itself unreachable).
+    reservations_refused,
+    /// Circuits this node relayed.
+    circuits_relayed,
+    /// Circuits this node refused or could not complete as a relay.
+    circuits_refused,
+    /// Bytes this node copied through its circuits.
+    relayed_bytes,
+    /// Connections made through a relay, as either end.
+    connections_relayed,
+    /// Hole punches tried after meeting a peer through a relay.
+    punches_attempted,
+    /// Hole punches that made a direct connection (either end's connect, or our listener's).
+    punches_succeeded,
+    /// Hole punches that failed: the relayed connection stays.
+    punches_failed,
 }
 
 impl TransportStats {

@@ -7,6 +7,8 @@ use distroweb_protocol::{Contact, Counters, FetchError, Id, QueryError, QueryKin
 
 pub use crate::holdings::Holding;
 
+pub use crate::connection::Via;
+
 use crate::stats::TransportCounters;
 
 /// What a node looks like at one moment.
@@ -25,6 +27,18 @@ pub struct Status {
     pub reachability: crate::reachability::Reachability,
     /// This node's IP as the peers it dialled saw it, where two or more agree.
     pub public_ip: Option<std::net::IpAddr>,
+    /// The relay this node is reached through (client mode with a reservation).
+    pub relayed_at: Option<SocketAddr>,
+    /// Where peers see this node's listening port from outside its NAT, as
+    /// the last peer it dialled from that port said (hole punches aim there).
+    pub public_addr: Option<SocketAddr>,
+    /// Reservations this node holds for others as a relay.
+    pub relay_reservations: usize,
+    /// Circuits this node relays now.
+    pub relay_circuits: usize,
+    /// Open connections, at most [`Status::MAX_CONNECTIONS`], in peer id
+    /// order, each with how it was made.
+    pub connections: Vec<ConnectionStatus>,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.
@@ -75,6 +89,19 @@ pub struct Status {
     pub fetches: Vec<FetchRecord>,
 }
 
+/// One open connection, for the status page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// The id the peer proved.
+    pub peer: Id,
+    /// Where the node knows it (a relayed peer: at its relay).
+    pub addr: SocketAddr,
+    /// The peer dialled this node.
+    pub inbound: bool,
+    /// How the connection was made.
+    pub via: Via,
+}
+
 /// One finished fetch, for the status page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchRecord {
@@ -101,6 +128,8 @@ impl Status {
     pub const MAX_PEERS: usize = 1024;
     /// Most held contents listed in [`Status::held`].
     pub const MAX_HELD: usize = 256;
+    /// Most connections listed in [`Status::connections`].
+    pub const MAX_CONNECTIONS: usize = 512;
 }
 
 /// One finished query, for the status page.

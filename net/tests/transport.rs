@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{closed_within, config, junk, start, RawPeer};
-use distroweb_net::handshake::preamble;
+use distroweb_net::handshake::{preamble, Opening};
 use distroweb_net::{LiveNode, NetConfig, NetError};
 use distroweb_protocol::wire::MAX_MESSAGE_BYTES;
 use distroweb_protocol::DhtConfig;
@@ -244,6 +244,11 @@ async fn inbound_slots_evict_the_oldest_handshake_and_cap_each_ip() {
         closed_within(&mut first, Duration::from_secs(2)).await,
         "the oldest was evicted"
     );
+    // The newcomer is served: the listener answers its opening.
+    newcomer
+        .write_all(&Opening::Connect(None).encode())
+        .await
+        .unwrap();
     let mut preamble_back = [0u8; 8];
     newcomer.read_exact(&mut preamble_back).await.unwrap();
     let status = a.handle().status().await.unwrap();

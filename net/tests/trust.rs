@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{closed_within, config, connect_from, id_of, start, RawPeer};
 use distroweb_net::frame::{Cipher, Session};
-use distroweb_net::handshake::{preamble, NOISE_PARAMS, PREAMBLE_BYTES};
+use distroweb_net::handshake::{preamble, Opening, NOISE_PARAMS, PREAMBLE_BYTES};
 use distroweb_net::{LiveNode, NetConfig, NodeHandle, NodeKey, PROTOCOL_VERSION};
 use distroweb_protocol::records::Token;
 use distroweb_protocol::{Body, Contact, Id, Message, QueryOutput, RpcId};
@@ -46,14 +46,14 @@ async fn claim(
     let params: snow::params::NoiseParams = NOISE_PARAMS.parse().unwrap();
     let builder = snow::Builder::new(params);
     let keys = builder.generate_keypair().unwrap();
-    let ours = preamble(PROTOCOL_VERSION);
+    let ours = Opening::Connect(None).encode();
     stream.write_all(&ours).await.ok()?;
     let mut theirs = [0u8; PREAMBLE_BYTES];
     stream.read_exact(&mut theirs).await.ok()?;
     let mut hs = snow::Builder::new(NOISE_PARAMS.parse().unwrap())
         .local_private_key(&keys.private)
         .unwrap()
-        .prologue(&[ours, theirs].concat())
+        .prologue(&[&ours[..], &theirs[..]].concat())
         .unwrap()
         .build_initiator()
         .unwrap();

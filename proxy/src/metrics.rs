@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use distroweb_net::Status;
+use distroweb_net::{Status, Via};
 
 /// Counters the proxy bumps as it serves.
 #[derive(Debug, Default)]
@@ -80,6 +80,7 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             value.load(Ordering::Relaxed),
         );
     }
+    let via = |via| node.connections.iter().filter(|c| c.via == via).count();
     let gauges = [
         (
             "peers",
@@ -130,6 +131,36 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "client_mode",
             "1 when the node runs in client mode (it cannot be dialled).",
             usize::from(node.client_mode),
+        ),
+        (
+            "relayed",
+            "1 when the node is reached through a relay reservation.",
+            usize::from(node.relayed_at.is_some()),
+        ),
+        (
+            "relay_reservations",
+            "Reservations this node holds for others as a relay.",
+            node.relay_reservations,
+        ),
+        (
+            "relay_circuits",
+            "Circuits this node relays now.",
+            node.relay_circuits,
+        ),
+        (
+            "connections_direct",
+            "Open connections made directly.",
+            via(Via::Direct),
+        ),
+        (
+            "connections_relayed",
+            "Open connections through a relay.",
+            via(Via::Relayed),
+        ),
+        (
+            "connections_punched",
+            "Open connections made by hole punching.",
+            via(Via::Punched),
         ),
     ];
     for (name, help, value) in gauges {

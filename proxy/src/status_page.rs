@@ -3,12 +3,43 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use distroweb_net::Status;
+use distroweb_net::{Status, Via};
 
 use crate::html::{escape, page};
 
 /// Peers listed on the page at most; the count above the table is exact.
 const PEERS_SHOWN: usize = 50;
+
+/// Connections listed on the page at most; the counts above the table are exact.
+const CONNECTIONS_SHOWN: usize = 50;
+
+/// The open connections, and how each was made: direct, relayed or punched.
+fn connection_table(b: &mut String, s: &Status) {
+    let count = |via| s.connections.iter().filter(|c| c.via == via).count();
+    let _ = write!(
+        b,
+        "<h2>Connections</h2><p>{} direct, {} relayed, {} hole-punched</p>",
+        count(Via::Direct),
+        count(Via::Relayed),
+        count(Via::Punched)
+    );
+    if s.connections.is_empty() {
+        return;
+    }
+    b.push_str("<table><tr><th>peer</th><th>address</th><th>opened by</th><th>made</th></tr>");
+    for c in s.connections.iter().take(CONNECTIONS_SHOWN) {
+        let _ = write!(
+            b,
+            "<tr><td title=\"{id}\">{short}</td><td>{addr}</td><td>{dir}</td><td>{via}</td></tr>",
+            id = c.peer,
+            short = c.peer.short(),
+            addr = c.addr,
+            dir = if c.inbound { "peer" } else { "this node" },
+            via = c.via,
+        );
+    }
+    b.push_str("</table>");
+}
 
 /// Renders the status page.
 pub fn render(s: &Status) -> String {
@@ -21,6 +52,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>advertised as</th><td>{adv}</td></tr>\
          <tr><th>reachability</th><td>{mode}</td></tr>\
          <tr><th>public address</th><td>{public}</td></tr>\
+         <tr><th>relay</th><td>{relay}</td></tr>\
          <tr><th>uptime</th><td>{uptime}</td></tr>\
          <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
          <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
@@ -46,6 +78,18 @@ pub fn render(s: &Status) -> String {
             Some(ip) => format!("{ip}, as the peers it dialled see it"),
             None => "not known yet (fewer than two peers agree)".to_owned(),
         },
+        relay = format_args!(
+            "{}; relaying for others: {} reservations, {} circuits",
+            match (s.relayed_at, s.public_addr) {
+                (Some(relay), Some(public)) => format!(
+                    "reached through the relay at {relay}; listening port seen at {public}"
+                ),
+                (Some(relay), None) => format!("reached through the relay at {relay}"),
+                (None, _) => "not reached through a relay".to_owned(),
+            },
+            s.relay_reservations,
+            s.relay_circuits
+        ),
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,
@@ -64,6 +108,7 @@ pub fn render(s: &Status) -> String {
         fetching = s.fetches_running,
     );
     held_table(&mut b, s);
+    connection_table(&mut b, s);
     fetch_table(&mut b, s);
     b.push_str("<h2>Recent lookups</h2>");
     if s.recent.is_empty() {

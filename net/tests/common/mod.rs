@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// Live nodes inside a lab's network namespaces.
+pub mod lab;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
