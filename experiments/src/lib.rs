@@ -1,4 +1,5 @@
-//! The research experiments (hops, churn, flash crowd, adversary, update, scale), run on
+//! The research experiments (hops, churn, flash crowd, adversary, update, scale,
+//! partition, nat), run on
 //! `distroweb_sim`, producing CSV, SVG and JSON results.
 //!
 //! Every number comes from the protocol's own events; experiments never reach
@@ -61,6 +62,7 @@ built_ins! {
     update::UpdatePlan,
     scale::ScalePlan,
     partition::PartitionPlan,
+    nat::NatPlan,
 }
 
 pub use adversary::AdversaryArgs;

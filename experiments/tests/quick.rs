@@ -19,6 +19,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use distroweb_experiments::nat::{self, NatArgs};
 use distroweb_experiments::{
     adversary, churn, flash_crowd, hops, scale, update, AdversaryArgs, ChurnArgs, Common,
     FlashCrowdArgs, HopsArgs, ScaleArgs, UpdateArgs,
@@ -351,4 +352,45 @@ fn update_figures_and_digests_are_pinned_the_same_on_one_and_two_threads_and_eve
     for d in [a, b] {
         let _ = fs::remove_dir_all(d);
     }
+}
+
+#[test]
+fn nat_figures_and_digests_are_pinned_and_client_mode_and_relays_win_back_what_nats_cost() {
+    let out = dir("nat");
+    let args = NatArgs::with(common(out.clone(), 8));
+    let rows = nat::run(&args, "test").expect("nat");
+    pin(&out, "nat", str::to_owned);
+    assert_eq!(rows.len(), 6, "three modes at 0 and 80 %");
+    let at = |mode: &str, pct: u32| {
+        rows.iter()
+            .find(|r| r.mode == mode && r.nated_percent == pct)
+            .unwrap_or_else(|| panic!("no {mode} {pct} row"))
+    };
+    let (naive, client, relays) = (at("naive", 80), at("client", 80), at("relays", 80));
+    // Naive NATed nodes sit in routing tables at addresses that drop what
+    // they did not ask for: lookups wait out timeouts on them. In client mode
+    // nobody routes through them.
+    assert!(naive.nat_blocked > 0, "{naive:?}");
+    assert!(
+        client.lookup_ms_p90 * 2.0 < naive.lookup_ms_p90,
+        "client {client:?} naive {naive:?}"
+    );
+    assert!(client.lookup_success >= naive.lookup_success);
+    assert_eq!(client.lookup_success, 1.0, "{client:?}");
+    // What a NATed node publishes: no record names it in client mode; with
+    // relays, readers reach it through its relay, mostly upgraded to direct.
+    assert_eq!(client.nated_fetch_success, 0.0, "{client:?}");
+    assert!(relays.nated_fetch_success >= 0.9, "{relays:?}");
+    assert!(
+        relays.relayed_messages > 0 && relays.punches > 0,
+        "{relays:?}"
+    );
+    assert!(relays.via_direct < 0.5, "the relay, not luck: {relays:?}");
+    // Content from public publishers is fetched in every mode that keeps
+    // lookups clean.
+    assert_eq!(client.public_fetch_success, 1.0, "{client:?}");
+    assert!(fs::read_to_string(out.join("nat.svg"))
+        .expect("svg")
+        .contains("relays"));
+    let _ = fs::remove_dir_all(out);
 }

@@ -263,6 +263,7 @@ fn the_listed_columns_are_the_experiments_csv_columns() {
         "scale",
         "adversary",
         "update",
+        "nat",
     ] {
         let (numeric, text) = sweep_plot::columns(name).expect("listed");
         let csv = fs::read_to_string(snapshots.join(format!("{name}.csv"))).expect("snapshot");

@@ -43,6 +43,11 @@ impl Membership {
         self.up.len()
     }
 
+    /// The up nodes, in no meaningful order (but a deterministic one).
+    pub fn up(&self) -> &[NodeIdx] {
+        &self.up
+    }
+
     pub fn insert(&mut self, node: NodeIdx, now: Time) {
         if self.position[node.index()] == DOWN {
             self.position[node.index()] = self.up.len() as u32;
@@ -63,8 +68,10 @@ impl Membership {
         self.position[node.index()] = DOWN;
     }
 
-    /// Resolves `seeds` for `joining` into `out`: random up nodes other than itself,
+    /// Resolves `seeds` for `joining` into `out`: random up nodes other than itself
+    /// that `eligible` accepts (public ones, when some sit behind NATs),
     /// established ones first (bounded tries, so the cost never depends on luck).
+    #[allow(clippy::too_many_arguments)]
     pub fn pick_seeds(
         &self,
         seeds: &Seeds,
@@ -72,6 +79,7 @@ impl Membership {
         now: Time,
         min_age: Duration,
         rng: &mut SimRng,
+        eligible: impl Fn(NodeIdx) -> bool,
         out: &mut Vec<NodeIdx>,
     ) {
         let want = match seeds {
@@ -94,6 +102,7 @@ impl Membership {
                 let old_enough = self.up_since[candidate.index()] + min_age <= now;
                 if candidate != joining
                     && (old_enough || !established_only)
+                    && eligible(candidate)
                     && !out.contains(&candidate)
                 {
                     out.push(candidate);
@@ -126,6 +135,7 @@ mod tests {
             Time::from_secs(10),
             Duration::from_secs(5),
             &mut rng,
+            |_| true,
             &mut out,
         );
         assert_eq!(out.len(), 3);
@@ -139,6 +149,7 @@ mod tests {
             Time::ZERO,
             Duration::from_secs(5),
             &mut rng,
+            |_| true,
             &mut out,
         );
         assert_eq!(out.len(), 2, "falls back to any up node");

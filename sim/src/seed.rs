@@ -27,6 +27,9 @@ pub enum Stream {
     Harness,
     /// Who the adversaries are, and where ground ids land.
     Adversary,
+    /// Who sits behind which NAT, which relay a NATed node picks, and
+    /// whether a hole punch works.
+    Nat,
 }
 
 impl Stream {
@@ -38,6 +41,7 @@ impl Stream {
             Stream::Workload => "workload",
             Stream::Harness => "harness",
             Stream::Adversary => "adversary",
+            Stream::Nat => "nat",
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct EngineStats {
     pub lost: u64,
     /// Messages a partition dropped.
     pub partitioned: u64,
+    /// Messages a NAT dropped as unsolicited (see [`crate::network::nat`]).
+    pub nat_blocked: u64,
     /// Messages that reached a node that was down (or had restarted).
     pub to_dead: u64,
     /// Messages addressed to no slot at all.

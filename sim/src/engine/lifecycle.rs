@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use distroweb_protocol::{Id, MemoryStore, Node, QueryKind};
+use distroweb_protocol::{Id, MemoryStore, Node, QueryKind, Reach};
 
 use super::Sim;
 use crate::action::Action;
 use crate::addr::NodeIdx;
 use crate::config::Rejoin;
 use crate::membership::Seeds;
+use crate::network::NatMode;
 use crate::seed::{node_id, node_seed};
 
 impl Sim {
@@ -169,15 +170,19 @@ impl Sim {
             .record(&[now.as_micros(), 6, u64::from(idx.0), u64::from(incarnation)]);
         let mut peers = std::mem::take(&mut self.scratch_seeds);
         peers.clear();
+        // Bootstrap servers are public: a NATed seed could not be dialled.
+        let network = &self.network;
         self.membership.pick_seeds(
             &seeds,
             idx,
             now,
             self.config.seed_min_age,
             &mut self.churn_rng,
+            |n| !network.is_nated(n),
             &mut peers,
         );
         self.membership.insert(idx, now);
+        self.set_nat_reach(idx);
         if !peers.is_empty() {
             if let Some(node) = self.slots[idx.index()].node.as_mut() {
                 if node.bootstrap(now, &peers).is_ok() {
@@ -200,11 +205,44 @@ impl Sim {
         }
     }
 
+    /// Tells a NATed node that just came up how peers reach it, as a live
+    /// node finds out by dial-backs: as public (naive), not at all (client
+    /// mode), or through the relay it reserves at now (relays).
+    fn set_nat_reach(&mut self, idx: NodeIdx) {
+        let Some(nat) = self.network.nat_mut() else {
+            return;
+        };
+        if !nat.is_nated(idx) {
+            return;
+        }
+        let reach = match nat.config().mode {
+            NatMode::Naive => Reach::Direct,
+            NatMode::Client => Reach::Client,
+            NatMode::Relays => match nat.reserve(idx, self.membership.up()) {
+                Some(_) => Reach::Relayed,
+                None => Reach::Client,
+            },
+        };
+        if let Some(node) = self.slots[idx.index()].node.as_mut() {
+            node.set_reach(reach);
+        }
+    }
+
     fn leave(&mut self, idx: NodeIdx) {
         let now = self.now;
         let slot = &mut self.slots[idx.index()];
         slot.up = false;
         self.membership.remove(idx);
+        if let Some(nat) = self.network.nat_mut() {
+            // Its connections close; if it was a relay, its clients reserve
+            // elsewhere (or fall back to client mode).
+            for orphan in nat.leave(idx) {
+                if self.slots[orphan.index()].up {
+                    self.set_nat_reach(orphan);
+                }
+            }
+        }
+        let slot = &mut self.slots[idx.index()];
         self.digest.record(&[now.as_micros(), 7, u64::from(idx.0)]);
         let Some(churn) = &self.config.churn else {
             return;

@@ -41,6 +41,8 @@ struct InFlight {
     from_incarnation: u32,
     bytes: u32,
     class: u8,
+    /// How the sender says it can be reached (its `Node::reach` at send time).
+    reach: Reach,
     msg: Message<NodeIdx>,
 }
 
@@ -561,7 +563,7 @@ impl Sim {
             m.msg.rpc.0,
             u64::from(m.bytes),
         ]);
-        let (from, to, rpc) = (m.from, m.to, m.msg.rpc);
+        let (from, to, rpc, reach) = (m.from, m.to, m.msg.rpc, m.reach);
         let msg = match slot.behaviour.as_mut() {
             Some(b) => match b.inbound(now, m.from, m.msg) {
                 Some(msg) => msg,
@@ -576,14 +578,7 @@ impl Sim {
             return Step::Idle;
         };
         self.stats.delivered += 1;
-        node.handle_input(
-            now,
-            Input::Message {
-                from,
-                msg,
-                reach: Reach::Direct,
-            },
-        );
+        node.handle_input(now, Input::Message { from, msg, reach });
         self.settle(to);
         Step::Delivered {
             from,
@@ -646,7 +641,7 @@ impl Sim {
         }
     }
 
-    fn send(&mut self, from: NodeIdx, t: Transmit<NodeIdx>) {
+    fn send(&mut self, from: NodeIdx, t: Transmit<NodeIdx>, reach: Reach) {
         let Transmit { to, msg, .. } = t;
         let msg = if self.config.network.codec_roundtrip {
             roundtrip(msg)
@@ -673,12 +668,14 @@ impl Sim {
                     from_incarnation: self.slots[from.index()].incarnation,
                     bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
                     class: class as u8,
+                    reach,
                     msg,
                 });
                 self.queue.push(at, Due::Deliver(i));
             }
             Fate::Lost => self.stats.lost += 1,
             Fate::Partitioned => self.stats.partitioned += 1,
+            Fate::Blocked => self.stats.nat_blocked += 1,
         }
     }
 }
@@ -711,7 +708,7 @@ impl Driver<NodeIdx> for SimIo<'_> {
             sim.stats.forged += 1;
             return;
         }
-        sim.send(self.idx, t);
+        sim.send(self.idx, t, node.reach());
     }
 
     fn store(&mut self, node: &mut Node<NodeIdx>, now: Time, op: StoreOp) {

@@ -1,10 +1,12 @@
-//! The network model: latency, bandwidth, loss and partitions, in one config struct.
+//! The network model: latency, bandwidth, loss, partitions and NATs, in one config struct.
 //!
 //! A message's fate is decided when it is sent: it is lost, cut off by a partition,
-//! or scheduled for delivery once it has crossed the sender's uplink, the wide
-//! area and the receiver's downlink.
+//! dropped by the receiver's NAT, or scheduled for delivery once it has crossed the
+//! sender's uplink, the wide area (through a relay, for a NATed receiver reached
+//! that way) and the receiver's downlink.
 
 mod latency;
+pub mod nat;
 mod partition;
 
 use core::time::Duration;
@@ -17,6 +19,7 @@ use crate::addr::NodeIdx;
 use crate::seed::{stream_rng, unit_open, SimRng, Stream};
 
 pub use latency::Placement;
+pub use nat::{Nat, NatConfig, NatKind, NatMode, NatStats, Path, PunchTable, Route};
 pub use partition::Partition;
 
 /// What a sender learns when its message reaches a node that is down.
@@ -77,6 +80,9 @@ pub struct NetworkConfig {
     /// new run instead of being dropped, as it would reach a live node that came
     /// back at the same address. Off by default.
     pub deliver_stale: bool,
+    /// Which nodes sit behind NATs and how they run; by default none does.
+    #[serde(default)]
+    pub nat: NatConfig,
 }
 
 impl Default for NetworkConfig {
@@ -95,6 +101,7 @@ impl Default for NetworkConfig {
             dead_peer: DeadPeer::Silent,
             codec_roundtrip: false,
             deliver_stale: false,
+            nat: NatConfig::default(),
         }
     }
 }
@@ -111,6 +118,9 @@ pub enum NetworkConfigError {
     /// A partition ends before it starts.
     #[error("partition {0} ends before it starts")]
     BackwardsPartition(usize),
+    /// A NAT share or punch chance is out of range, or a NAT bound is zero.
+    #[error("`{0}` is out of range")]
+    Nat(&'static str),
 }
 
 impl NetworkConfig {
@@ -144,7 +154,7 @@ impl NetworkConfig {
                 return Err(NetworkConfigError::BackwardsPartition(i));
             }
         }
-        Ok(())
+        self.nat.check().map_err(NetworkConfigError::Nat)
     }
 }
 
@@ -157,13 +167,15 @@ pub enum Fate {
     Lost,
     /// Dropped because a partition separates the two nodes.
     Partitioned,
+    /// Dropped by the receiver's NAT: unsolicited, and no relay carried it.
+    Blocked,
 }
 
 /// The network's state: placement and per-link-end queues, for every slot.
 ///
 /// Per node: two coordinates, an access delay, two busy-until times and a loss
 /// state, 29 bytes in all; overrides of single links or uplinks (which tests
-/// set) cost only what they hold.
+/// set) cost only what they hold; the NAT model, when on, its own (see [`Nat`]).
 #[derive(Debug)]
 pub struct Network {
     config: NetworkConfig,
@@ -179,6 +191,8 @@ pub struct Network {
     /// Gilbert–Elliott state per sender: in the bad state.
     bad: Vec<bool>,
     rng: SimRng,
+    /// The NATs, if any node sits behind one.
+    nat: Option<Nat>,
 }
 
 /// Microseconds to push `bytes` through a link of `bytes_per_s` (0: unlimited), rounded up.
@@ -195,7 +209,10 @@ impl Network {
     pub fn new(config: NetworkConfig, nodes: usize, seed: u64) -> Self {
         let mut placement_rng = stream_rng(seed, Stream::Placement);
         let placement = Placement::new(&config, nodes, &mut placement_rng);
+        let nat =
+            (config.nat.nated_share() > 0.0).then(|| Nat::new(config.nat.clone(), nodes, seed));
         Network {
+            nat,
             placement,
             latency_us: BTreeMap::new(),
             upload_bytes_per_s: BTreeMap::new(),
@@ -215,6 +232,21 @@ impl Network {
     /// The placement (coordinates and access delays).
     pub fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    /// The NATs, if the configuration puts any node behind one.
+    pub fn nat(&self) -> Option<&Nat> {
+        self.nat.as_ref()
+    }
+
+    /// The same, to change (reservations follow joins and leaves).
+    pub fn nat_mut(&mut self) -> Option<&mut Nat> {
+        self.nat.as_mut()
+    }
+
+    /// Whether `node` sits behind a NAT.
+    pub fn is_nated(&self, node: NodeIdx) -> bool {
+        self.nat.as_ref().is_some_and(|n| n.is_nated(node))
     }
 
     /// Fixes the one-way delay of the directed link `from` → `to` (before jitter
@@ -261,41 +293,71 @@ impl Network {
     /// Implementation note: the receiver's downlink is reserved when the message is
     /// sent rather than when it arrives, so one event per message suffices; messages
     /// to one receiver queue in send order, which can differ from arrival order by
-    /// at most the difference of their propagation delays.
+    /// at most the difference of their propagation delays. A relayed message
+    /// likewise reserves the relay's downlink and uplink at send time.
     pub fn send(&mut self, now: Time, from: NodeIdx, to: NodeIdx, bytes: u64) -> Fate {
         let (f, t) = (from.index(), to.index());
         let now_us = now.as_micros();
-        let uplink = if self.upload_bytes_per_s.is_empty() {
-            self.config.upload_bytes_per_s
-        } else {
-            self.upload_bytes_per_s
-                .get(&from)
-                .copied()
-                .unwrap_or(self.config.upload_bytes_per_s)
-        };
+        let uplink = self.uplink(from);
         let depart = now_us.max(self.up_busy_us[f]) + transfer_us(bytes, uplink);
         self.up_busy_us[f] = depart;
         if self.lost(f) {
             return Fate::Lost;
         }
-        if self
-            .config
-            .partitions
-            .iter()
-            .any(|p| p.separates(now, from, to))
-        {
-            return Fate::Partitioned;
+        let route = match self.nat.as_mut() {
+            Some(nat) => nat.route(now, from, to),
+            None => Route::Direct,
+        };
+        let cut = |a, b| {
+            self.config
+                .partitions
+                .iter()
+                .any(|p| p.separates(now, a, b))
+        };
+        let (delay, at_relay) = match route {
+            Route::Blocked => return Fate::Blocked,
+            Route::Direct if cut(from, to) => return Fate::Partitioned,
+            Route::Via(r) if cut(from, r) || cut(r, to) => return Fate::Partitioned,
+            Route::Direct => (self.one_way_us(from, to), None),
+            Route::Via(r) => (self.one_way_us(from, r), Some((r, self.one_way_us(r, to)))),
+        };
+        let mut arrive = depart + self.stretch(delay);
+        if let Some((r, onward)) = at_relay {
+            // The relay receives the message whole, then sends it on.
+            let ri = r.index();
+            let down = self.config.download_bytes_per_s;
+            let received = arrive.max(self.down_busy_us[ri]) + transfer_us(bytes, down);
+            self.down_busy_us[ri] = received;
+            let sent = received.max(self.up_busy_us[ri]) + transfer_us(bytes, self.uplink(r));
+            self.up_busy_us[ri] = sent;
+            arrive = sent + self.stretch(onward);
         }
-        let mut delay = self.one_way_us(from, to);
-        if self.config.jitter > 0.0 {
-            let stretch = 1.0 + self.config.jitter * unit_open(&mut self.rng);
-            delay = (delay as f64 * stretch) as u64;
-        }
-        let arrive = depart + delay;
         let done =
             arrive.max(self.down_busy_us[t]) + transfer_us(bytes, self.config.download_bytes_per_s);
         self.down_busy_us[t] = done;
         Fate::Arrives(Time::from_micros(done))
+    }
+
+    /// `node`'s uplink capacity, bytes/s (0 unlimited).
+    fn uplink(&self, node: NodeIdx) -> u64 {
+        if self.upload_bytes_per_s.is_empty() {
+            self.config.upload_bytes_per_s
+        } else {
+            self.upload_bytes_per_s
+                .get(&node)
+                .copied()
+                .unwrap_or(self.config.upload_bytes_per_s)
+        }
+    }
+
+    /// A one-way delay stretched by the jitter draw, if jitter is on.
+    fn stretch(&mut self, delay: u64) -> u64 {
+        if self.config.jitter > 0.0 {
+            let stretch = 1.0 + self.config.jitter * unit_open(&mut self.rng);
+            (delay as f64 * stretch) as u64
+        } else {
+            delay
+        }
     }
 
     /// Draws whether the next message from sender `f` is lost.
@@ -445,6 +507,46 @@ mod tests {
         assert!((1_200..2_500).contains(&lost), "{lost}");
         let runs = fates.windows(2).filter(|w| w[1] && !w[0]).count();
         assert!(lost / runs.max(1) >= 5, "{lost} losses in {runs} runs");
+    }
+
+    #[test]
+    fn a_nat_blocks_the_unsolicited_and_a_relay_adds_its_hop() {
+        let config = NetworkConfig {
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
+            nat: NatConfig {
+                endpoint_independent: 0.5,
+                mode: NatMode::Relays,
+                ..NatConfig::default()
+            },
+            ..NetworkConfig::default()
+        };
+        let mut net = Network::new(config, 10, 1);
+        let nated = net
+            .nat()
+            .and_then(|n| n.nated().next())
+            .expect("a NATed node");
+        let public: Vec<NodeIdx> = (0..10).map(NodeIdx).filter(|n| !net.is_nated(*n)).collect();
+        let (a, b) = (public[0], public[1]);
+        assert_eq!(net.send(Time::ZERO, a, nated, 10), Fate::Blocked);
+        let relay = net
+            .nat_mut()
+            .and_then(|n| n.reserve(nated, &[b]))
+            .expect("b relays");
+        assert_eq!(relay, b);
+        let via = net.one_way_us(a, b) + net.one_way_us(b, nated);
+        assert_eq!(
+            net.send(Time::ZERO, a, nated, 10),
+            Fate::Arrives(Time::from_micros(via)),
+            "through the relay: two hops"
+        );
+        // Later (the receiver's queue keeps messages in order).
+        let direct = net.one_way_us(a, nated);
+        assert_eq!(
+            net.send(Time::from_secs(1), a, nated, 10),
+            Fate::Arrives(Time::from_micros(1_000_000 + direct)),
+            "dialled back: direct"
+        );
     }
 
     #[test]
