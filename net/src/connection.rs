@@ -20,6 +20,7 @@ use crate::config::NetConfig;
 use crate::error::Chain;
 use crate::frame::{BodyOpener, FrameError, Opener, SealedBody, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
+use crate::port_map::PortMapState;
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
 
@@ -169,6 +170,8 @@ pub(crate) struct Shared {
     pub slots: Arc<Slots>,
     /// Dial-backs asked for and made.
     pub probes: Arc<Probes>,
+    /// The port mapping the router holds, as the status shows it.
+    pub port_map: Arc<PortMapState>,
     pub shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
 }
@@ -184,6 +187,7 @@ impl Shared {
         Shared {
             slots: Arc::new(Slots::new(&config)),
             probes: Arc::new(Probes::new(&config)),
+            port_map: Arc::default(),
             config,
             local,
             advertised,
@@ -192,6 +196,11 @@ impl Shared {
             shutdown,
             next_conn: AtomicU64::new(0),
         }
+    }
+
+    /// The same, showing `port_map` (made before the transport: `live.rs`).
+    pub fn with_port_map(self, port_map: Arc<PortMapState>) -> Self {
+        Shared { port_map, ..self }
     }
 
     /// A name for a new connection; names ascend, so older connections have smaller ones.

@@ -1054,6 +1054,7 @@ impl Io {
             client_mode: node.client_mode(),
             reachability: self.shared.probes.state(),
             public_ip: self.shared.probes.public_ip(),
+            port_mapping: self.shared.port_map.snapshot(std::time::Instant::now()),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),

@@ -25,6 +25,8 @@ pub struct Status {
     pub reachability: crate::reachability::Reachability,
     /// This node's IP as the peers it dialled saw it, where two or more agree.
     pub public_ip: Option<std::net::IpAddr>,
+    /// The port the home router forwards to this node, and the requests made.
+    pub port_mapping: crate::port_map::PortMapStatus,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.

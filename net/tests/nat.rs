@@ -10,29 +10,14 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::lab::{found, start_with, InLab};
 use distroweb_net::reachability::Reachability;
-use distroweb_net::{LiveNode, NetConfig, NodeHandle};
+use distroweb_net::NetConfig;
 use distroweb_netlab::{require, Host, Nat};
-use tokio::sync::oneshot;
-
-/// A node running on a thread of its own inside a lab host's namespace.
-struct InLab {
-    handle: NodeHandle,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for InLab {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 /// Starts node `n` in `host`'s namespace, listening on port 4100 there.
 async fn start_in(host: &Host, n: u8, client_mode: bool) -> InLab {
@@ -41,39 +26,6 @@ async fn start_in(host: &Host, n: u8, client_mode: bool) -> InLab {
         ..common::config(n)
     };
     start_with(host, config).await
-}
-
-/// Starts a node with `config` in `host`'s namespace, on port 4100 there.
-async fn start_with(host: &Host, config: NetConfig) -> InLab {
-    let addr = SocketAddr::new(IpAddr::V4(host.addr()), 4100);
-    let config = NetConfig {
-        listen: addr,
-        ..config
-    };
-    let (started, handle) = oneshot::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let _thread = host.spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async move {
-            let node = LiveNode::start(config).await.expect("the node starts");
-            let _ = started.send(node.handle());
-            let _ = stopped.await;
-            node.stop().await;
-        });
-    });
-    let handle = tokio::time::timeout(Duration::from_secs(10), handle)
-        .await
-        .expect("started in time")
-        .expect("the node thread runs");
-    InLab {
-        handle,
-        addr,
-        stop: Some(stop),
-    }
 }
 
 /// Provider and fetching records the two public nodes track.
@@ -173,18 +125,6 @@ async fn a_client_behind_a_nat_fetches_and_enters_no_table_or_record() {
             > 0,
         "the client's requests were answered"
     );
-}
-
-/// Waits up to `within` for `node`'s reachability to be `want`.
-async fn found(node: &InLab, want: Reachability, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if node.handle.status().await.expect("status").reachability == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>advertised as</th><td>{adv}</td></tr>\
          <tr><th>reachability</th><td>{mode}</td></tr>\
          <tr><th>public address</th><td>{public}</td></tr>\
+         <tr><th>port mapping</th><td>{mapping}</td></tr>\
          <tr><th>uptime</th><td>{uptime}</td></tr>\
          <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
          <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
@@ -46,6 +47,7 @@ pub fn render(s: &Status) -> String {
             Some(ip) => format!("{ip}, as the peers it dialled see it"),
             None => "not known yet (fewer than two peers agree)".to_owned(),
         },
+        mapping = port_mapping(&s.port_mapping),
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,
@@ -148,6 +150,24 @@ fn fetch_table(b: &mut String, s: &Status) {
 }
 
 /// `1h 02m`, `3m 05s`, `42s`.
+/// The port the router forwards, or why the page shows none.
+fn port_mapping(p: &distroweb_net::port_map::PortMapStatus) -> String {
+    let asked = format!("{} asked, {} granted", p.attempts, p.successes);
+    match p.mapping {
+        Some(m) => format!(
+            "{external} by {protocol}, {lease}; {asked}",
+            external = m.external,
+            protocol = m.protocol,
+            lease = match m.expires_in {
+                Some(left) => format!("lease ends in {}", human(left)),
+                None => "permanent".to_owned(),
+            },
+        ),
+        None if p.attempts == 0 => "not asked for".to_owned(),
+        None => format!("none: the router did not grant one; {asked}"),
+    }
+}
+
 fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
