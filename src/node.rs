@@ -33,6 +33,12 @@ pub struct Args {
     /// through a relay (and keep the listening port to this process alone).
     #[arg(long)]
     no_hole_punching: bool,
+    /// Do not ask the home router to forward the listen port. By default the
+    /// node asks by PCP or NAT-PMP, else UPnP-IGD (when not --client, without
+    /// --advertise, and listening beyond loopback), and advertises the address
+    /// the router gives.
+    #[arg(long)]
+    no_port_mapping: bool,
     /// Where the local HTTP proxy listens. Beyond loopback it serves content
     /// only: the relay and CONNECT stay for this machine unless --relay, and
     /// the status page, metrics and API unless --api names an address for them.
@@ -96,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             client_mode: args.client,
             // Found out by dial-backs unless --client says it outright.
             probe_reachability: !args.client,
+            port_mapping: !args.no_port_mapping,
             data_dir: Some(data_dir.clone()),
             ..NetConfig::default()
         };

@@ -38,6 +38,19 @@ pub struct NetConfig {
     /// Relaying: the service this node offers when reachable, and whether it
     /// uses relays and hole punching when it is not.
     pub relay: RelayConfig,
+    /// Ask the home router to forward the listen port (PCP or NAT-PMP, else
+    /// UPnP-IGD: `port_map`) and advertise the address it gives. Off by
+    /// default (tests, testnets); `distroweb node` turns it on. Ignored with
+    /// `client_mode`, with `advertise`, and for a loopback or IPv6 listener.
+    pub port_mapping: bool,
+    /// The lease a port mapping asks for, renewed at half; default 1 hour
+    /// (RFC 6886 § 3.3 recommends 2 hours; a shorter one frees the port
+    /// sooner after a crash).
+    pub port_mapping_lease: Duration,
+    /// How long a start waits for the router to grant a mapping; default 5 s,
+    /// more than the PCP/NAT-PMP retries (1.75 s) and the UPnP search (2 s)
+    /// that run side by side, plus two UPnP requests.
+    pub port_mapping_timeout: Duration,
     /// This node's Ed25519 secret key seed (its id is BLAKE3 of the public
     /// key); `None` loads the data directory's key, or makes one (saved there
     /// when there is a data directory). Never printed: its `Debug` hides it.
@@ -142,6 +155,9 @@ impl Default for NetConfig {
             reachability_timeout: Duration::from_secs(10),
             max_dialbacks: 4,
             relay: RelayConfig::default(),
+            port_mapping: false,
+            port_mapping_lease: Duration::from_secs(3600),
+            port_mapping_timeout: Duration::from_secs(5),
             key: None,
             id_difficulty_bits: 8,
             seed: None,

@@ -20,6 +20,7 @@ use crate::config::NetConfig;
 use crate::error::Chain;
 use crate::frame::{BodyOpener, FrameError, Opener, SealedBody, SealedFrame, Sealer};
 use crate::handshake::{Authenticated, HandshakeError, LocalIdentity};
+use crate::port_map::PortMapState;
 use crate::relay::Relay;
 use crate::slots::{Slot, Slots};
 use crate::stats::TransportStats;
@@ -203,6 +204,8 @@ pub(crate) struct Shared {
     pub slots: Arc<Slots>,
     /// Dial-backs asked for and made.
     pub probes: Arc<Probes>,
+    /// The port mapping the router holds, as the status shows it.
+    pub port_map: Arc<PortMapState>,
     pub shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
 }
@@ -221,6 +224,7 @@ impl Shared {
             relay: Arc::default(),
             slots: Arc::new(Slots::new(&config)),
             probes: Arc::new(Probes::new(&config)),
+            port_map: Arc::default(),
             config,
             local,
             advertised,
@@ -229,6 +233,11 @@ impl Shared {
             shutdown,
             next_conn: AtomicU64::new(0),
         }
+    }
+
+    /// The same, showing `port_map` (made before the transport: `live.rs`).
+    pub fn with_port_map(self, port_map: Arc<PortMapState>) -> Self {
+        Shared { port_map, ..self }
     }
 
     /// A name for a new connection; names ascend, so older connections have smaller ones.

@@ -1119,6 +1119,7 @@ impl Io {
                 })
                 .collect(),
             public_ip: self.shared.probes.public_ip(),
+            port_mapping: self.shared.port_map.snapshot(std::time::Instant::now()),
             uptime: now.saturating_since(Time::ZERO),
             peers: table.contacts().take(Status::MAX_PEERS).cloned().collect(),
             routing_table_len: table.len(),

@@ -60,6 +60,8 @@ pub mod name_keys;
 pub mod node_key;
 /// Collecting blocks that no held content names, at start.
 mod orphans;
+/// Asking the home router to forward the listen port (PCP, NAT-PMP, UPnP-IGD).
+pub mod port_map;
 /// Hole punching: a direct connection to a peer met through a relay.
 mod punch;
 /// Whether this node can be dialled: dial-backs asked for and made.

@@ -25,6 +25,7 @@ use crate::handshake::LocalIdentity;
 use crate::holdings::Holdings;
 use crate::listener;
 use crate::node_key::{meets_puzzle, NodeKey};
+use crate::port_map::{Mapped, PortMapState};
 use crate::status::output_size;
 use crate::store_pool::StorePool;
 
@@ -36,6 +37,8 @@ pub struct LiveNode {
     stopping: watch::Receiver<bool>,
     driver: JoinHandle<()>,
     listener: JoinHandle<()>,
+    /// Renews the port mapping, and deletes it at shutdown.
+    port_map: Option<JoinHandle<()>>,
     /// Addresses of the peers remembered from the last run: extra seeds.
     remembered: Vec<SocketAddr>,
     /// The data directory's lock, released when the node is dropped.
@@ -66,7 +69,6 @@ impl LiveNode {
             addr: config.listen,
             source,
         })?;
-        let advertised = config.advertise.unwrap_or(listen);
         let data_dir = config.data_dir.as_ref().map(DataDir::open).transpose()?;
         let lock = data_dir.as_ref().map(DataDir::lock).transpose()?;
         let key = node_key(&config, data_dir.as_ref())?;
@@ -108,6 +110,17 @@ impl LiveNode {
             }
             (None, None) => Arc::new(MemoryBlocks::default()),
         };
+        // Last before the address is told to anyone, so that a start that
+        // fails earlier leaves no mapping behind.
+        let port_map = Arc::new(PortMapState::default());
+        let mapped = if config.port_mapping && config.advertise.is_none() && !config.client_mode {
+            crate::port_map::map(&config, listen, &port_map).await
+        } else {
+            None
+        };
+        let advertised = (config.advertise)
+            .or(mapped.as_ref().map(Mapped::external))
+            .unwrap_or(listen);
         let mut node = Node::new(config.protocol.clone(), id, advertised, seed, clock.now())?;
         node.set_client_mode(config.client_mode);
         let holdings = match &data_dir {
@@ -157,14 +170,26 @@ impl LiveNode {
         let local = LocalIdentity::new(key, advertised, config.id_difficulty_bits)
             .map_err(StartError::Noise)?;
         local.set_client(config.client_mode);
-        let shared = Arc::new(Shared::new(
-            config,
-            local,
-            advertised,
-            listen,
-            inputs_tx,
-            shutdown_rx.clone(),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                config,
+                local,
+                advertised,
+                listen,
+                inputs_tx,
+                shutdown_rx.clone(),
+            )
+            .with_port_map(port_map.clone()),
+        );
+        let lease = shared.config.port_mapping_lease;
+        let port_map = mapped.map(|m| {
+            tokio::spawn(crate::port_map::keep(
+                m,
+                port_map,
+                lease,
+                shutdown_rx.clone(),
+            ))
+        });
         let identity = Arc::new(Identity {
             id,
             listen,
@@ -216,6 +241,7 @@ impl LiveNode {
             stopping: shutdown_rx,
             driver,
             listener,
+            port_map,
             remembered: remembered.into_iter().map(|c| c.addr).collect(),
             _lock: lock,
         })
@@ -280,6 +306,10 @@ impl LiveNode {
         self.shutdown.send_replace(true);
         let _ = self.listener.await;
         let _ = self.driver.await;
+        if let Some(port_map) = self.port_map {
+            // At most the deletion's timeout: the router is asked to forget.
+            let _ = port_map.await;
+        }
         tracing::info!(id = %self.handle.id(), "node stopped");
     }
 }

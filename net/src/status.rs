@@ -39,6 +39,8 @@ pub struct Status {
     /// Open connections, at most [`Status::MAX_CONNECTIONS`], in peer id
     /// order, each with how it was made.
     pub connections: Vec<ConnectionStatus>,
+    /// The port the home router forwards to this node, and the requests made.
+    pub port_mapping: crate::port_map::PortMapStatus,
     /// Time since the node started.
     pub uptime: Duration,
     /// Contacts in the routing table, at most [`Status::MAX_PEERS`] of them, in id order.

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::lab::{start_in, start_with, InLab};
+use common::lab::{found, start_in, start_with, InLab};
 use distroweb_net::reachability::Reachability;
 use distroweb_net::NetConfig;
 use distroweb_netlab::{require, Nat};
@@ -116,18 +116,6 @@ async fn a_client_behind_a_nat_fetches_and_enters_no_table_or_record() {
             > 0,
         "the client's requests were answered"
     );
-}
-
-/// Waits up to `within` for `node`'s reachability to be `want`.
-async fn found(node: &InLab, want: Reachability, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if node.handle.status().await.expect("status").reachability == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,8 +62,14 @@ pub fn run_in(namespace: &str, program: &str, args: &[&str]) -> Result<(), LabEr
 /// Whether `program` can be found on `PATH` (or in the sbin directories, which
 /// a non-login root shell may leave off it).
 pub fn have(program: &str) -> bool {
+    find(program).is_some()
+}
+
+/// Where `program` is on `PATH` or in the sbin directories.
+pub fn find(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(Into::into))
-        .any(|dir| dir.join(program).is_file())
+        .map(|dir| dir.join(program))
+        .find(|file| file.is_file())
 }

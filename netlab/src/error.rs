@@ -36,6 +36,16 @@ pub enum LabError {
         #[source]
         source: io::Error,
     },
+    /// A service the lab runs (a router's `miniupnpd`) did not start.
+    #[error("{service} did not start: {reason}; its log ends: {log}")]
+    Service {
+        /// Which service.
+        service: &'static str,
+        /// Why: it exited, or did not get ready in time.
+        reason: String,
+        /// The end of its log.
+        log: String,
+    },
     /// The lab has no room for another host or home.
     #[error("the lab holds at most {0} hosts and homes")]
     Full(usize),

@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::command::{have, run, run_in, run_with_input};
+use crate::igd::{PortMapping, Service, RULESET};
 use crate::nat::{ruleset, Nat};
 use crate::{Host, LabError};
 
@@ -43,6 +44,9 @@ pub struct Lab {
     public_hosts: usize,
     /// Homes made so far.
     homes: usize,
+    /// Port-mapping services running on routers, stopped before the
+    /// namespaces go.
+    services: Vec<Service>,
 }
 
 /// A home network: the router that is its public face, and the host inside.
@@ -79,6 +83,7 @@ impl Lab {
             namespaces: Vec::new(),
             public_hosts: 0,
             homes: 0,
+            services: Vec::new(),
         };
         lab.namespace(&hub).map_err(|e| match e {
             LabError::Failed { stderr, .. } => {
@@ -108,6 +113,27 @@ impl Lab {
     /// Adds a home network behind a router doing `nat`, with each TCP port
     /// in `forwards` forwarded from the router's public address to the host.
     pub fn home(&mut self, nat: Nat, forwards: &[u16]) -> Result<Home, LabError> {
+        self.make_home(nat, forwards, None)
+    }
+
+    /// Adds a home network behind a router doing `nat` that forwards no port
+    /// of its own but runs `miniupnpd` (`igd`), which forwards the ports the
+    /// home's hosts ask for by `protocols`. Fails with
+    /// [`LabError::Unavailable`] where `miniupnpd` is not installed.
+    pub fn home_with_port_mapping(
+        &mut self,
+        nat: Nat,
+        protocols: PortMapping,
+    ) -> Result<Home, LabError> {
+        self.make_home(nat, &[], Some(protocols))
+    }
+
+    fn make_home(
+        &mut self,
+        nat: Nat,
+        forwards: &[u16],
+        port_mapping: Option<PortMapping>,
+    ) -> Result<Home, LabError> {
         if self.homes == HOMES {
             return Err(LabError::Full(HOMES));
         }
@@ -142,13 +168,17 @@ impl Lab {
             ],
         )?;
         run_in(&router, "sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"])?;
+        let mut rules = ruleset(nat, private, forwards);
+        if port_mapping.is_some() {
+            rules.push_str(RULESET);
+        }
         run_with_input(
             "ip",
             &["netns", "exec", &router, "nft", "-f", "-"],
-            Some(&ruleset(nat, private, forwards)),
+            Some(&rules),
         )?;
         self.homes += 1;
-        Ok(Home {
+        let home = Home {
             router: Host {
                 namespace: router,
                 addr: public,
@@ -157,7 +187,13 @@ impl Lab {
                 namespace: inside,
                 addr: private,
             },
-        })
+        };
+        if let Some(protocols) = port_mapping {
+            let name = format!("{}-igd{k}", self.name);
+            let service = Service::start(&name, &home.router, gateway, protocols)?;
+            self.services.push(service);
+        }
+        Ok(home)
     }
 
     /// Makes namespace `namespace` with its loopback up, to be deleted with the lab.
@@ -199,6 +235,7 @@ fn address(namespace: &str, dev: &str, addr: Ipv4Addr) -> Result<(), LabError> {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.services.clear();
         for namespace in self.namespaces.iter().rev() {
             // Nothing to do about a failure here but leave it to the next
             // lab's sweep.

@@ -9,22 +9,27 @@
 //!
 //! - [`lab`]: the [`Lab`] and its topology: the public segment, hosts, homes.
 //! - [`nat`]: the kinds of NAT a router does, as nftables rulesets.
+//! - [`igd`]: a router's port-mapping service (`miniupnpd`: UPnP-IGD, NAT-PMP, PCP).
 //! - [`host`]: a [`Host`], where a test runs a command or a thread.
 //! - [`command`]: running `ip`, `nft` and `sysctl` with errors that say what failed.
 //! - [`error`]: what can go wrong ([`LabError`]).
 //!
 //! A lab needs root and `ip` (iproute2) and `nft` (nftables); where it cannot
 //! be made, [`Lab::new`] says why with [`LabError::Unavailable`], and a test
-//! decides whether that skips it or, under CI, fails it ([`require`]).
+//! decides whether that skips it or, under CI, fails it ([`require`]). A
+//! home whose router maps ports also needs `miniupnpd`
+//! ([`require_port_mapping`]).
 
 pub mod command;
 pub mod error;
 pub mod host;
+pub mod igd;
 pub mod lab;
 pub mod nat;
 
 pub use error::LabError;
 pub use host::Host;
+pub use igd::PortMapping;
 pub use lab::{Home, Lab};
 pub use nat::Nat;
 
@@ -34,7 +39,25 @@ pub use nat::Nat;
 pub fn require(test: &str) -> Option<Lab> {
     match Lab::new(test) {
         Ok(lab) => Some(lab),
-        Err(e @ LabError::Unavailable(_)) => {
+        Err(e) => unavailable(test, e),
+    }
+}
+
+/// Like [`require`], for a test whose homes map ports
+/// ([`Lab::home_with_port_mapping`]): `miniupnpd` must be installed too.
+pub fn require_port_mapping(test: &str) -> Option<Lab> {
+    if !command::have("miniupnpd") {
+        let why = "`miniupnpd` is not installed (apt-get install miniupnpd-nftables)";
+        return unavailable(test, LabError::Unavailable(why.into()));
+    }
+    require(test)
+}
+
+/// Skips `test` (or fails it under CI) for want of a tool; panics on any
+/// other error.
+fn unavailable(test: &str, e: LabError) -> Option<Lab> {
+    match e {
+        LabError::Unavailable(_) => {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "{test}: CI must be able to make network namespaces: {e}"
@@ -42,6 +65,6 @@ pub fn require(test: &str) -> Option<Lab> {
             eprintln!("SKIPPED {test}: {e}");
             None
         }
-        Err(e) => panic!("{test}: the lab could not be made: {e}"),
+        e => panic!("{test}: the lab could not be made: {e}"),
     }
 }

@@ -354,6 +354,23 @@ pub fn allowed(
     Ok(())
 }
 
+/// The relay part of the status: where the node is reached, what it relays,
+/// and how each open connection was made.
+fn relay_json(s: &distroweb_net::Status) -> Value {
+    json!({
+        "relayed_at": s.relayed_at.map(|a| a.to_string()),
+        "public_addr": s.public_addr.map(|a| a.to_string()),
+        "reservations": s.relay_reservations,
+        "circuits": s.relay_circuits,
+        "connections": s.connections.iter().map(|c| json!({
+            "peer": c.peer.to_string(),
+            "addr": c.addr.to_string(),
+            "inbound": c.inbound,
+            "via": c.via.to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn status_json(s: &distroweb_net::Status) -> Value {
     json!({
         "id": s.id.to_string(),
@@ -362,16 +379,15 @@ fn status_json(s: &distroweb_net::Status) -> Value {
         "client_mode": s.client_mode,
         "reachability": s.reachability.to_string(),
         "public_ip": s.public_ip.map(|ip| ip.to_string()),
-        "relayed_at": s.relayed_at.map(|a| a.to_string()),
-        "public_addr": s.public_addr.map(|a| a.to_string()),
-        "relay_reservations": s.relay_reservations,
-        "relay_circuits": s.relay_circuits,
-        "connections": s.connections.iter().map(|c| json!({
-            "peer": c.peer.to_string(),
-            "addr": c.addr.to_string(),
-            "inbound": c.inbound,
-            "via": c.via.to_string(),
-        })).collect::<Vec<_>>(),
+        "relay": relay_json(s),
+        "port_mapping": s.port_mapping.mapping.map(|m| json!({
+            "protocol": m.protocol.to_string(),
+            "external": m.external.to_string(),
+            "lease_s": m.lease.map(|l| l.as_secs()),
+            "expires_in_s": m.expires_in.map(|e| e.as_secs()),
+        })),
+        "port_mappings_attempted": s.port_mapping.attempts,
+        "port_mappings_succeeded": s.port_mapping.successes,
         "uptime_s": s.uptime.as_secs(),
         "routing_table": s.routing_table_len,
         "buckets_in_use": s.buckets_in_use,

@@ -162,6 +162,11 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "Open connections made by hole punching.",
             via(Via::Punched),
         ),
+        (
+            "port_mapped",
+            "1 while the home router forwards the node's port (PCP, NAT-PMP or UPnP-IGD).",
+            usize::from(node.port_mapping.mapping.is_some()),
+        ),
     ];
     for (name, help, value) in gauges {
         metric(&mut out, name, help, "gauge", value as u64);
@@ -266,6 +271,16 @@ pub fn render(proxy: &ProxyMetrics, node: &Status) -> String {
             "fetches_failed_total",
             "Fetches from the network that failed.",
             node.fetches_failed,
+        ),
+        (
+            "port_mappings_attempted_total",
+            "Port mappings asked of the home router (first asks and renewals).",
+            node.port_mapping.attempts,
+        ),
+        (
+            "port_mappings_succeeded_total",
+            "Port mappings the home router granted.",
+            node.port_mapping.successes,
         ),
     ];
     for (name, help, value) in protocol {

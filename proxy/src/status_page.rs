@@ -53,6 +53,7 @@ pub fn render(s: &Status) -> String {
          <tr><th>reachability</th><td>{mode}</td></tr>\
          <tr><th>public address</th><td>{public}</td></tr>\
          <tr><th>relay</th><td>{relay}</td></tr>\
+         <tr><th>port mapping</th><td>{mapping}</td></tr>\
          <tr><th>uptime</th><td>{uptime}</td></tr>\
          <tr><th>routing table</th><td>{peers} contacts in {buckets} buckets</td></tr>\
          <tr><th>connections</th><td>{conns} open, {connected} peers connected</td></tr>\
@@ -90,6 +91,7 @@ pub fn render(s: &Status) -> String {
             s.relay_reservations,
             s.relay_circuits
         ),
+        mapping = port_mapping(&s.port_mapping),
         uptime = human(s.uptime),
         peers = s.routing_table_len,
         buckets = s.buckets_in_use,
@@ -193,6 +195,24 @@ fn fetch_table(b: &mut String, s: &Status) {
 }
 
 /// `1h 02m`, `3m 05s`, `42s`.
+/// The port the router forwards, or why the page shows none.
+fn port_mapping(p: &distroweb_net::port_map::PortMapStatus) -> String {
+    let asked = format!("{} asked, {} granted", p.attempts, p.successes);
+    match p.mapping {
+        Some(m) => format!(
+            "{external} by {protocol}, {lease}; {asked}",
+            external = m.external,
+            protocol = m.protocol,
+            lease = match m.expires_in {
+                Some(left) => format!("lease ends in {}", human(left)),
+                None => "permanent".to_owned(),
+            },
+        ),
+        None if p.attempts == 0 => "not asked for".to_owned(),
+        None => format!("none: the router did not grant one; {asked}"),
+    }
+}
+
 fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {

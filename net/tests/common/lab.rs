@@ -1,15 +1,19 @@
-//! Live nodes inside the namespaces of a `distroweb-netlab` lab.
+//! Live nodes in a lab's namespaces (`distroweb-netlab`), for the NAT and
+//! port-mapping tests.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use distroweb_net::reachability::Reachability;
 use distroweb_net::{LiveNode, NetConfig, NodeHandle};
 use distroweb_netlab::Host;
 use tokio::sync::oneshot;
 
 /// A node running on a thread of its own inside a lab host's namespace.
 pub struct InLab {
+    /// Its handle.
     pub handle: NodeHandle,
+    /// Where it listens, in its namespace.
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -62,4 +66,16 @@ pub async fn start_with(host: &Host, config: NetConfig) -> InLab {
         addr,
         stop: Some(stop),
     }
+}
+
+/// Waits up to `within` for `node`'s reachability to be `want`.
+pub async fn found(node: &InLab, want: Reachability, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if node.handle.status().await.expect("status").reachability == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
