@@ -565,3 +565,70 @@ async fn take_circuit(shared: Arc<Shared>, relay: SocketAddr, secret: [u8; 32], 
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> RelayConfig {
+        RelayConfig {
+            max_reservations: 2,
+            max_circuits: 3,
+            max_circuits_per_reservation: 2,
+            ..RelayConfig::default()
+        }
+    }
+
+    fn id(n: u8) -> Id {
+        Id::hash_of(&[n])
+    }
+
+    const FROM: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+        4100,
+    );
+
+    #[test]
+    fn only_the_secret_sent_to_the_reserved_node_takes_its_circuit() {
+        let relay = Arc::new(Relay::default());
+        let l = limits();
+        assert!(
+            relay.open(id(1), FROM, [1; 32], &l).is_err(),
+            "no reservation"
+        );
+        let (_, mut notices) = relay.reserve(id(1), &l).expect("room");
+        let (_guard, _node) = relay.open(id(1), FROM, [7; 32], &l).expect("a circuit");
+        assert_eq!(notices.try_recv().ok(), Some(([7; 32], FROM)));
+        assert!(
+            relay.take(&[8; 32]).is_none(),
+            "a guessed secret takes nothing"
+        );
+        assert!(relay.take(&[7; 32]).is_some());
+        assert!(relay.take(&[7; 32]).is_none(), "a secret works once");
+    }
+
+    #[test]
+    fn reservations_and_circuits_are_capped_and_freed() {
+        let relay = Arc::new(Relay::default());
+        let l = limits();
+        let (old, _a) = relay.reserve(id(1), &l).expect("room");
+        let _b = relay.reserve(id(2), &l).expect("room");
+        assert!(relay.reserve(id(3), &l).is_none(), "full");
+        let (new, _a2) = relay.reserve(id(1), &l).expect("a node may renew");
+        relay.release(id(1), old);
+        assert_eq!(relay.reservations(), 2, "an old serial ends nothing");
+        let one = relay.open(id(1), FROM, [1; 32], &l).expect("room");
+        let _two = relay.open(id(1), FROM, [2; 32], &l).expect("room");
+        assert!(
+            relay.open(id(1), FROM, [3; 32], &l).is_err(),
+            "per-reservation cap"
+        );
+        let _three = relay.open(id(2), FROM, [4; 32], &l).expect("room");
+        assert!(relay.open(id(2), FROM, [5; 32], &l).is_err(), "relay cap");
+        drop(one);
+        assert_eq!(relay.circuits(), 2);
+        assert!(relay.open(id(1), FROM, [6; 32], &l).is_ok(), "room again");
+        relay.release(id(1), new);
+        assert_eq!(relay.reservations(), 1);
+    }
+}

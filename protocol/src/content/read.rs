@@ -53,30 +53,8 @@ pub fn read_manifest(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<Man
 /// file's length. How a node checks what it holds at start without reading
 /// a large file into memory.
 pub fn verify_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<u64, ReadError> {
-    let mut walk = LeafWalk::new(*id);
     let mut total = 0u64;
-    while let Some(next) = walk.want() {
-        let manifest = match read_manifest(store, &next)? {
-            Manifest::Site(_) | Manifest::SiteIndex(_) => return Err(ReadError::NotAFile(*id)),
-            m => m,
-        };
-        let Some(leaf) = walk.feed(manifest)? else {
-            continue;
-        };
-        for (index, c) in leaf.manifest.chunks().iter().enumerate() {
-            let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
-            if Some(data.len()) != leaf.manifest.chunk_len(index) {
-                return Err(ReadError::ChunkLength {
-                    file: leaf.id,
-                    index,
-                });
-            }
-            if Id::hash_of(&data) != *c {
-                return Err(ReadError::Corrupt(*c));
-            }
-            total += data.len() as u64;
-        }
-    }
+    each_chunk(store, id, |data| total += data.len() as u64)?;
     Ok(total)
 }
 
@@ -84,32 +62,12 @@ pub fn verify_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<u64, 
 /// chunks (without a copy when it has one chunk), each checked against its id
 /// and length.
 pub fn read_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<Bytes, ReadError> {
-    let mut walk = LeafWalk::new(*id);
     let mut parts = Vec::new();
     let mut total = 0u64;
-    while let Some(next) = walk.want() {
-        let manifest = match read_manifest(store, &next)? {
-            Manifest::Site(_) | Manifest::SiteIndex(_) => return Err(ReadError::NotAFile(*id)),
-            m => m,
-        };
-        let Some(leaf) = walk.feed(manifest)? else {
-            continue;
-        };
-        for (index, c) in leaf.manifest.chunks().iter().enumerate() {
-            let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
-            if Some(data.len()) != leaf.manifest.chunk_len(index) {
-                return Err(ReadError::ChunkLength {
-                    file: leaf.id,
-                    index,
-                });
-            }
-            if Id::hash_of(&data) != *c {
-                return Err(ReadError::Corrupt(*c));
-            }
-            total += data.len() as u64;
-            parts.push(data);
-        }
-    }
+    each_chunk(store, id, |data| {
+        total += data.len() as u64;
+        parts.push(data);
+    })?;
     if parts.len() <= 1 {
         return Ok(parts.pop().unwrap_or_default());
     }
@@ -118,6 +76,39 @@ pub fn read_file(store: &(impl BlockSource + ?Sized), id: &Id) -> Result<Bytes, 
         out.extend_from_slice(&p);
     }
     Ok(out.freeze())
+}
+
+/// Hands `each` every chunk of the stored file `id` in order, once it has
+/// checked the chunk against its id and its length in the manifest.
+fn each_chunk(
+    store: &(impl BlockSource + ?Sized),
+    id: &Id,
+    mut each: impl FnMut(Bytes),
+) -> Result<(), ReadError> {
+    let mut walk = LeafWalk::new(*id);
+    while let Some(next) = walk.want() {
+        let manifest = match read_manifest(store, &next)? {
+            Manifest::Site(_) | Manifest::SiteIndex(_) => return Err(ReadError::NotAFile(*id)),
+            m => m,
+        };
+        let Some(leaf) = walk.feed(manifest)? else {
+            continue;
+        };
+        for (index, c) in leaf.manifest.chunks().iter().enumerate() {
+            let data = store.block(c)?.ok_or(ReadError::NotHeld(*c))?;
+            if Some(data.len()) != leaf.manifest.chunk_len(index) {
+                return Err(ReadError::ChunkLength {
+                    file: leaf.id,
+                    index,
+                });
+            }
+            if Id::hash_of(&data) != *c {
+                return Err(ReadError::Corrupt(*c));
+            }
+            each(data);
+        }
+    }
+    Ok(())
 }
 
 /// The entry of `path` (normalised) in the stored site `root`, read one block
